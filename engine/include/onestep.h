@@ -14,6 +14,8 @@
 extern "C" {
 #endif
 
+typedef struct onestep_context onestep_context;
+
 typedef enum {
   ONESTEP_OK = 0,
   ONESTEP_ERR_INVALID_ARGUMENT, /* a request or parameter value is impossible */
