@@ -1,0 +1,290 @@
+/* Safetensors: a round trip, every corruption the validator must catch, and
+ * exact F16/BF16 conversion. Fixtures are written at run time to a temp dir. */
+#include <math.h>
+#include <stdint.h>
+
+#include "loader_test.h"
+#include "safetensors.h"
+
+static char *tmp_dir;
+
+/* A raw file: the given u64 header length, the header text, then data_len bytes. */
+static char *
+write_raw(const char *name, uint64_t header_len, const char *header, size_t data_len)
+{
+  char *path = join_path(tmp_dir, name);
+  size_t text_len = strlen(header);
+  size_t total = 8 + text_len + data_len;
+  unsigned char *bytes = calloc(1, total);
+  for (int i = 0; i < 8; i++)
+    bytes[i] = (unsigned char)(header_len >> (8 * i));
+  memcpy(bytes + 8, header, text_len);
+  for (size_t i = 0; i < data_len; i++)
+    bytes[8 + text_len + i] = (unsigned char)i;
+  write_bytes(path, bytes, total);
+  free(bytes);
+  return path;
+}
+
+static char *
+write_header(const char *name, const char *header, size_t data_len)
+{
+  return write_raw(name, strlen(header), header, data_len);
+}
+
+/* Opening must fail with FORMAT and a message naming the file and each fragment. */
+#define EXPECT_CORRUPT(path, ...)                                                  \
+  do {                                                                             \
+    onestep_error err = {0};                                                       \
+    os_safetensors *st = os_safetensors_open((path), &err);                        \
+    CHECK(st == NULL);                                                             \
+    os_safetensors_close(st);                                                      \
+    CHECK_ERROR(ONESTEP_ERR_FORMAT, err, ONESTEP_ERR_FORMAT, (path), __VA_ARGS__); \
+  } while (0)
+
+static void
+test_round_trip(void)
+{
+  float a[6] = {1, -2, 3.5f, 0, 1e-30f, -7};
+  float b[1] = {42};
+  os_st_write_tensor tensors[] = {
+      {.name = "zeta.weight", .ndim = 2, .shape = {2, 3}, .data = a},
+      {.name = "alpha \"quoted\"", .ndim = 0, .data = b},
+      {.name = "empty", .ndim = 2, .shape = {0, 5}, .data = NULL},
+  };
+  char *path = join_path(tmp_dir, "round.safetensors");
+  onestep_error err = {0};
+  CHECK(os_safetensors_write(path, tensors, 3, &err) == ONESTEP_OK);
+  CHECK(count_entries(tmp_dir) == 1); /* no temporary file left */
+
+  os_safetensors *st = os_safetensors_open(path, &err);
+  CHECK(st != NULL);
+  if (st) {
+    CHECK(st->n_tensors == 3);
+    CHECK(strcmp(st->tensors[0].name, "alpha \"quoted\"") == 0); /* sorted */
+    CHECK(strcmp(st->tensors[2].name, "zeta.weight") == 0);
+    const os_st_tensor *t = os_safetensors_find(st, "zeta.weight");
+    CHECK(t && t->dtype == OS_DTYPE_F32 && t->ndim == 2 && t->shape[0] == 2 &&
+          t->shape[1] == 3 && t->nbytes == sizeof a);
+    CHECK(t && memcmp(t->data, a, sizeof a) == 0);
+    t = os_safetensors_find(st, "alpha \"quoted\"");
+    CHECK(t && t->ndim == 0 && t->nbytes == 4 && *(const float *)t->data == 42.0f);
+    t = os_safetensors_find(st, "empty");
+    CHECK(t && t->nbytes == 0 && t->shape[1] == 5);
+    CHECK(os_safetensors_find(st, "missing") == NULL);
+    /* the data section starts 8-byte aligned */
+    CHECK(((const unsigned char *)os_safetensors_find(st, "alpha \"quoted\"")->data -
+           (const unsigned char *)st->map) % 8 == 0);
+  }
+  os_safetensors_close(st);
+  unlink(path);
+  free(path);
+}
+
+static void
+test_write_failure_leaves_nothing(void)
+{
+  float a[1] = {1};
+  os_st_write_tensor t = {.name = "a", .ndim = 1, .shape = {1}, .data = a};
+  onestep_error err = {0};
+
+  char *missing_dir = join_path(tmp_dir, "no/such/dir/x.safetensors");
+  CHECK_ERROR(os_safetensors_write(missing_dir, &t, 1, &err), err, ONESTEP_ERR_IO, missing_dir);
+  free(missing_dir);
+
+  /* renaming onto a folder fails after the data is written: the temp file must go */
+  char *sub = join_path(tmp_dir, "occupied");
+  CHECK(mkdir(sub, 0700) == 0);
+  CHECK_ERROR(os_safetensors_write(sub, &t, 1, &err), err, ONESTEP_ERR_IO, sub);
+  CHECK(count_entries(tmp_dir) == 1);
+  rmdir(sub);
+  free(sub);
+
+  os_st_write_tensor twice[2] = {t, t};
+  char *path = join_path(tmp_dir, "twice.safetensors");
+  CHECK_ERROR(os_safetensors_write(path, twice, 2, &err), err, ONESTEP_ERR_INVALID_ARGUMENT,
+              "'a'");
+  CHECK(count_entries(tmp_dir) == 0);
+  free(path);
+}
+
+static void
+test_corrupt_files(void)
+{
+  char *path;
+
+  path = join_path(tmp_dir, "tiny.safetensors");
+  write_bytes(path, "\x10\0\0", 3);
+  EXPECT_CORRUPT(path, "8-byte");
+  unlink(path), free(path);
+
+  path = write_raw("long_header.safetensors", 1000, "{}", 0);
+  EXPECT_CORRUPT(path, "header length 1000 exceeds the file");
+  unlink(path), free(path);
+
+  /* a huge length in a small file is caught by the file-size check */
+  path = write_raw("huge_header.safetensors", UINT64_C(1) << 62, "{}", 0);
+  EXPECT_CORRUPT(path, "exceeds the file");
+  unlink(path), free(path);
+
+  /* a length over 100 MB is refused even when the file is that large (sparse) */
+  path = write_raw("over_limit.safetensors", 100000000, "{}", 0);
+  CHECK(truncate(path, 100000008 + 16) == 0);
+  EXPECT_CORRUPT(path, "100 MB");
+  unlink(path), free(path);
+
+  path = write_header("not_json.safetensors", "{\"a\": {\"dtype\": \"F32\",", 0);
+  EXPECT_CORRUPT(path, "not valid JSON");
+  unlink(path), free(path);
+
+  path = write_header("array.safetensors", "[1, 2]", 0);
+  EXPECT_CORRUPT(path, "not a JSON object");
+  unlink(path), free(path);
+
+  path = write_header("overlap.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                      12);
+  EXPECT_CORRUPT(path, "'b'", "'a'", "overlap");
+  unlink(path), free(path);
+
+  path = write_header("gap.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+                      16);
+  EXPECT_CORRUPT(path, "'b'", "gap");
+  unlink(path), free(path);
+
+  path = write_header("late_start.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+  EXPECT_CORRUPT(path, "'a'", "start at 0");
+  unlink(path), free(path);
+
+  path = write_header("truncated_data.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 10);
+  EXPECT_CORRUPT(path, "'a'", "ends at byte 16", "10 bytes");
+  unlink(path), free(path);
+
+  path = write_header("trailing_data.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12);
+  EXPECT_CORRUPT(path, "'a'", "12 bytes");
+  unlink(path), free(path);
+
+  path = write_header("size_mismatch.safetensors",
+                      "{\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24);
+  EXPECT_CORRUPT(path, "'w'", "24 bytes", "needs 12");
+  unlink(path), free(path);
+
+  path = write_header("int8.safetensors",
+                      "{\"q\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4);
+  EXPECT_CORRUPT(path, "'q'", "I8");
+  unlink(path), free(path);
+
+  path = write_header("f64.safetensors",
+                      "{\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
+  EXPECT_CORRUPT(path, "'d'", "F64");
+  unlink(path), free(path);
+
+  path = write_header("duplicate.safetensors",
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                      8);
+  EXPECT_CORRUPT(path, "'a'", "twice");
+  unlink(path), free(path);
+
+  path = write_header("negative_dim.safetensors",
+                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0);
+  EXPECT_CORRUPT(path, "'n'", "shape");
+  unlink(path), free(path);
+
+  path = write_header("too_many_dims.safetensors",
+                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
+                      "\"data_offsets\":[0,4]}}",
+                      4);
+  EXPECT_CORRUPT(path, "'n'", "9 dimensions");
+  unlink(path), free(path);
+
+  path = write_header("overflow.safetensors",
+                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+                      "\"data_offsets\":[0,0]}}",
+                      0);
+  EXPECT_CORRUPT(path, "'n'", "too large");
+  unlink(path), free(path);
+
+  path = write_header("bad_offsets.safetensors",
+                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4);
+  EXPECT_CORRUPT(path, "'n'", "data_offsets");
+  unlink(path), free(path);
+
+  path = write_header("no_dtype.safetensors",
+                      "{\"n\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+  EXPECT_CORRUPT(path, "'n'", "dtype");
+  unlink(path), free(path);
+
+  path = write_header("bad_metadata.safetensors", "{\"__metadata__\":{\"format\":3}}", 0);
+  EXPECT_CORRUPT(path, "__metadata__", "format");
+  unlink(path), free(path);
+}
+
+static void
+test_metadata_and_missing_file(void)
+{
+  char *path = write_header("meta.safetensors",
+                            "{\"__metadata__\":{\"format\":\"pt\"},"
+                            "\"x\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}  ",
+                            4);
+  onestep_error err = {0};
+  os_safetensors *st = os_safetensors_open(path, &err);
+  CHECK(st && st->n_tensors == 1 && st->tensors[0].dtype == OS_DTYPE_BF16);
+  os_safetensors_close(st);
+  unlink(path), free(path);
+
+  path = join_path(tmp_dir, "absent.safetensors");
+  CHECK(os_safetensors_open(path, &err) == NULL);
+  CHECK_ERROR(ONESTEP_ERR_IO, err, ONESTEP_ERR_IO, path);
+  free(path);
+}
+
+static void
+test_half_conversion(void)
+{
+  const uint16_t f16[] = {0x0000, 0x8000, 0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff,
+                          0x0400, 0x7c00, 0xfc00, 0x7e00, 0x3555};
+  const float f16_expected[] = {0.0f, -0.0f, 1.0f, -2.0f, 65504.0f, 0x1p-24f,
+                                1023 * 0x1p-24f, 0x1p-14f, INFINITY, -INFINITY, NAN,
+                                0.333251953125f};
+  const size_t n16 = sizeof f16 / sizeof f16[0];
+  float out[16];
+  os_dtype_to_f32(out, f16, OS_DTYPE_F16, n16);
+  for (size_t i = 0; i < n16; i++) {
+    if (isnan(f16_expected[i]))
+      CHECK(isnan(out[i]));
+    else
+      CHECK(out[i] == f16_expected[i] && signbit(out[i]) == signbit(f16_expected[i]));
+  }
+
+  const uint16_t bf16[] = {0x3f80, 0xc040, 0x0001, 0x7f80, 0x3eab, 0x8000};
+  const float bf16_expected[] = {1.0f, -3.0f, 0x1p-133f, INFINITY, 0.333984375f, -0.0f};
+  os_dtype_to_f32(out, bf16, OS_DTYPE_BF16, 6);
+  for (int i = 0; i < 6; i++)
+    CHECK(out[i] == bf16_expected[i] && signbit(out[i]) == signbit(bf16_expected[i]));
+
+  /* unaligned source bytes */
+  unsigned char buf[5] = {0xff, 0x00, 0x3c, 0x00, 0xc0};
+  os_dtype_to_f32(out, buf + 1, OS_DTYPE_F16, 2);
+  CHECK(out[0] == 1.0f && out[1] == -2.0f);
+}
+
+int
+main(void)
+{
+  tmp_dir = make_temp_dir();
+  test_round_trip();
+  test_write_failure_leaves_nothing();
+  test_corrupt_files();
+  test_metadata_and_missing_file();
+  test_half_conversion();
+  CHECK(count_entries(tmp_dir) == 0);
+  remove_tree(tmp_dir);
+  return test_summary("safetensors");
+}
