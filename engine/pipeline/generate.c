@@ -1,0 +1,460 @@
+/* generate.c: StableVideoDiffusionPipeline end to end (svd-architecture.md §8). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clip_preprocess.h"
+#include "error.h"
+#include "grid.h"
+#include "philox.h"
+#include "request_resolve.h"
+#include "sampler.h"
+#include "unet_denoiser.h"
+
+/* Share of the whole generation each stage reports in progress fractions. */
+static const float stage_start[] = {0.0f, 0.0f, 0.05f, 0.10f, 0.90f};
+static const float stage_span[] = {0.0f, 0.05f, 0.05f, 0.80f, 0.10f};
+
+typedef struct {
+  onestep_context *ctx;
+  const onestep_request *req;
+  os_resolved_request r;
+  os_backend *be;
+  /* host */
+  float *image_embeds;  /* [D] */
+  float *image_latents; /* [latent, h, w] */
+  float *sigmas;        /* [steps + 1] */
+  int grid_points;      /* consistency grid N of the CM and TTS schedules */
+  float *noise;         /* [F, latent, h, w] initial Gaussian noise */
+  float *latents;       /* [F, latent, h, w] the sampler's result */
+  float *decoded;       /* [F, 3, H, W] in [-1, 1] */
+  onestep_clip *clip;
+} generation;
+
+static double now_seconds(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void report(generation *g, onestep_stage stage, int step, int n_steps, float within)
+{
+  if (!g->req->progress)
+    return;
+  onestep_progress p = {0};
+  p.stage = stage;
+  p.step = step;
+  p.n_steps = n_steps;
+  p.fraction = stage_start[stage] + stage_span[stage] * within;
+  g->req->progress(&p, g->req->user_data);
+}
+
+static void tap(generation *g, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+  if (g->req->tap)
+    g->req->tap(name, data, ndim, shape, g->req->user_data);
+}
+
+static onestep_status check_abort(generation *g, onestep_error *error)
+{
+  if (g->req->abort && g->req->abort(g->req->user_data))
+    return os_error_set(error, ONESTEP_ERR_ABORTED, "generation aborted");
+  return ONESTEP_OK;
+}
+
+/* Backend scratch buffers of one stage, freed together. */
+typedef struct {
+  os_backend *be;
+  void *ptr[4];
+  int n;
+} scratch;
+
+static float *scratch_alloc(scratch *s, size_t floats)
+{
+  void *p = s->be->ops->alloc(s->be, floats * sizeof(float));
+  if (p)
+    s->ptr[s->n++] = p;
+  return p;
+}
+
+static void scratch_free(scratch *s)
+{
+  for (int i = 0; i < s->n; i++)
+    s->be->ops->free(s->be, s->ptr[i]);
+  s->n = 0;
+}
+
+static onestep_status out_of_memory(onestep_error *error, const char *what)
+{
+  return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory for %s", what);
+}
+
+/* CLIP branch: the original image -> image_embeds. */
+static onestep_status run_clip(generation *g, const onestep_image *image, onestep_error *error)
+{
+  const os_clip_config *cc = &g->ctx->cfg.clip;
+  int S = cc->image_size, D = cc->projection_dim;
+  size_t n_px = (size_t)3 * S * S;
+  float *pixels = malloc(n_px * sizeof(float));
+  g->image_embeds = malloc((size_t)D * sizeof(float));
+  scratch s = {g->be};
+  float *pixels_dev = scratch_alloc(&s, n_px), *embeds_dev = scratch_alloc(&s, D);
+  onestep_status status;
+  if (!pixels || !g->image_embeds || !pixels_dev || !embeds_dev) {
+    status = out_of_memory(error, "the CLIP input");
+    goto out;
+  }
+  status = os_clip_preprocess(image, S, &g->ctx->cfg.preprocess, pixels, error);
+  if (status != ONESTEP_OK)
+    goto out;
+  int64_t px_shape[4] = {1, 3, S, S}, emb_shape[2] = {1, D};
+  tap(g, "clip.pixel_values", pixels, 4, px_shape);
+  g->be->ops->upload(g->be, pixels_dev, pixels, n_px * sizeof(float));
+  status = os_clip_forward(g->ctx->clip, g->be, pixels_dev, embeds_dev, error);
+  if (status != ONESTEP_OK)
+    goto out;
+  g->be->ops->download(g->be, g->image_embeds, embeds_dev, (size_t)D * sizeof(float));
+  status = g->be->ops->sync(g->be, error);
+  if (status == ONESTEP_OK)
+    tap(g, "clip.image_embeds", g->image_embeds, 2, emb_shape);
+out:
+  free(pixels);
+  scratch_free(&s);
+  return status;
+}
+
+/* VAE branch: noise-augmented image -> posterior mean (unscaled). */
+static onestep_status run_encode(generation *g, const onestep_image *image, onestep_error *error)
+{
+  int H = g->r.height, W = g->r.width, lc = g->ctx->cfg.vae.latent_channels;
+  size_t n_img = (size_t)3 * H * W, n_lat = (size_t)lc * g->r.latent_h * g->r.latent_w;
+  float *x = malloc(n_img * sizeof(float)), *noise = malloc(n_img * sizeof(float));
+  float *std = malloc(n_lat * sizeof(float));
+  g->image_latents = malloc(n_lat * sizeof(float));
+  scratch s = {g->be};
+  float *x_dev = scratch_alloc(&s, n_img), *mean_dev = scratch_alloc(&s, n_lat);
+  float *std_dev = scratch_alloc(&s, n_lat);
+  onestep_status status = ONESTEP_OK;
+  if (!x || !noise || !std || !g->image_latents || !x_dev || !mean_dev || !std_dev) {
+    status = out_of_memory(error, "the VAE encoder input");
+    goto out;
+  }
+  os_image_to_signed_float(image, x);
+  if (g->req->noise_image_aug)
+    memcpy(noise, g->req->noise_image_aug, n_img * sizeof(float));
+  else
+    os_philox_normal(g->req->seed, OS_NOISE_IMAGE_AUG, 0, noise, n_img);
+  int64_t img_shape[4] = {1, 3, H, W};
+  int64_t lat_shape[4] = {1, lc, g->r.latent_h, g->r.latent_w};
+  tap(g, "noise.image_aug", noise, 4, img_shape);
+  for (size_t i = 0; i < n_img; i++)
+    x[i] = x[i] + g->req->noise_aug_strength * noise[i];
+  tap(g, "vae_enc.input", x, 4, img_shape);
+  g->be->ops->upload(g->be, x_dev, x, n_img * sizeof(float));
+  status = os_vae_encode(g->ctx->vae, g->be, x_dev, H, W, mean_dev, std_dev, error);
+  if (status != ONESTEP_OK)
+    goto out;
+  g->be->ops->download(g->be, g->image_latents, mean_dev, n_lat * sizeof(float));
+  g->be->ops->download(g->be, std, std_dev, n_lat * sizeof(float));
+  status = g->be->ops->sync(g->be, error);
+  if (status != ONESTEP_OK)
+    goto out;
+  tap(g, "vae_enc.mean", g->image_latents, 4, lat_shape);
+  tap(g, "vae_enc.std", std, 4, lat_shape);
+out:
+  free(x);
+  free(noise);
+  free(std);
+  scratch_free(&s);
+  return status;
+}
+
+/* The sampler's noise levels and the initial noise eps (unscaled). */
+static onestep_status prepare_noise(generation *g, onestep_error *error)
+{
+  const os_scheduler_config *sc = &g->ctx->cfg.scheduler;
+  int F = g->r.frames, lc = g->ctx->cfg.vae.latent_channels, k = g->r.steps;
+  size_t n = (size_t)F * lc * g->r.latent_h * g->r.latent_w;
+  g->sigmas = malloc((size_t)(k + 1) * sizeof(float));
+  g->noise = malloc(n * sizeof(float));
+  g->latents = malloc(n * sizeof(float));
+  if (!g->sigmas || !g->noise || !g->latents)
+    return out_of_memory(error, "the latents");
+  onestep_status status = ONESTEP_OK;
+  if (g->r.sampler == ONESTEP_SAMPLER_EULER) {
+    if (!sc->use_karras_sigmas || !sc->v_prediction)
+      return os_error_set(error, ONESTEP_ERR_MODEL,
+                          "%s/scheduler/scheduler_config.json: the euler sampler needs Karras "
+                          "sigmas with v_prediction",
+                          g->ctx->cfg.path);
+    os_karras_sigmas(sc->sigma_min, sc->sigma_max, sc->rho, k, g->sigmas);
+  } else {
+    status = os_cm_schedule(g->grid_points, k, g->sigmas, error);
+  }
+  if (g->req->noise_latents)
+    memcpy(g->noise, g->req->noise_latents, n * sizeof(float));
+  else
+    os_philox_normal(g->req->seed, OS_NOISE_LATENTS, 0, g->noise, n);
+  int64_t shape[5] = {1, F, lc, g->r.latent_h, g->r.latent_w};
+  tap(g, "noise.latents", g->noise, 5, shape);
+  return status;
+}
+
+/* Euler starts from eps * init_noise_sigma: diffusers uses sqrt(max sigma^2 + 1)
+ * for "leading" spacing and max sigma otherwise. */
+static onestep_status sample_euler(generation *g, const os_denoiser *d, onestep_error *error)
+{
+  float max_sigma = g->sigmas[0];
+  float init_noise_sigma = strcmp(g->ctx->cfg.scheduler.timestep_spacing, "leading") == 0
+                               ? sqrtf(max_sigma * max_sigma + 1.0f)
+                               : max_sigma;
+  for (size_t i = 0; i < d->n; i++)
+    g->latents[i] = g->noise[i] * init_noise_sigma;
+  return os_sample_euler(d, g->sigmas, g->r.steps, g->latents, error);
+}
+
+static onestep_status sample(generation *g, const os_denoiser *d, onestep_error *error)
+{
+  switch (g->r.sampler) {
+  case ONESTEP_SAMPLER_CM:
+    return os_sample_cm(d, g->sigmas, g->r.steps, g->noise, g->req->seed, g->latents, error);
+  case ONESTEP_SAMPLER_TTS: {
+    float *grid = malloc((size_t)g->grid_points * sizeof(float));
+    if (!grid)
+      return out_of_memory(error, "the noise grid");
+    os_cm_grid(g->grid_points, grid);
+    onestep_status status =
+        os_sample_tts(d, grid, g->grid_points, g->r.steps, g->noise, g->latents, error);
+    free(grid);
+    return status;
+  }
+  default:
+    return sample_euler(g, d, error);
+  }
+}
+
+static void on_unet_call(void *owner, int calls, int planned)
+{
+  report(owner, ONESTEP_STAGE_DENOISE, calls, planned, (float)calls / (float)planned);
+}
+
+static onestep_status run_denoise(generation *g, onestep_error *error)
+{
+  const os_model_config *cfg = &g->ctx->cfg;
+  int B = g->r.cfg ? 2 : 1, D = cfg->unet.cross_attention_dim;
+  os_unet_denoiser d = {0};
+  d.be = g->be;
+  d.unet = g->ctx->unet;
+  d.request = g->req;
+  d.B = B;
+  d.F = g->r.frames;
+  d.noisy_channels = cfg->unet.out_channels;
+  d.latent_channels = cfg->vae.latent_channels;
+  d.in_channels = cfg->unet.in_channels;
+  d.h = g->r.latent_h;
+  d.w = g->r.latent_w;
+  d.cfg = g->r.cfg;
+  d.image_latents = g->image_latents;
+  d.context_dim = D;
+  d.planned_calls = os_sampler_nfe(g->r.sampler, g->r.steps, g->r.cfg) / B;
+  d.on_call = on_unet_call;
+  d.owner = g;
+  for (int b = 0; b < B; b++) {
+    d.added_time_ids[3 * b + 0] = (float)(g->req->fps - 1);
+    d.added_time_ids[3 * b + 1] = (float)g->req->motion_bucket_id;
+    d.added_time_ids[3 * b + 2] = g->req->noise_aug_strength;
+  }
+  float *context = calloc((size_t)B * D, sizeof(float));
+  scratch s = {g->be};
+  float *context_dev = scratch_alloc(&s, (size_t)B * D);
+  onestep_status status = os_unet_denoiser_init(&d, error);
+  if (status == ONESTEP_OK && (!context || !context_dev))
+    status = out_of_memory(error, "the UNet context");
+  if (status != ONESTEP_OK)
+    goto out;
+  /* The unconditional half keeps a zero embedding. */
+  memcpy(context + (size_t)(B - 1) * D, g->image_embeds, (size_t)D * sizeof(float));
+  g->be->ops->upload(g->be, context_dev, context, (size_t)B * D * sizeof(float));
+  d.context_host = context;
+  d.context_dev = context_dev;
+  os_linspace(g->r.min_guidance, g->r.max_guidance, g->r.frames, d.guidance);
+
+  os_denoiser denoiser = os_unet_denoiser_wrap(&d);
+  report(g, ONESTEP_STAGE_DENOISE, 0, g->r.steps, 0.0f);
+  status = sample(g, &denoiser, error);
+  g->clip->nfe = d.calls * B;
+out:
+  os_unet_denoiser_clear(&d);
+  free(context);
+  scratch_free(&s);
+  return status;
+}
+
+/* Decodes latents / scaling_factor chunk by chunk into g->decoded. */
+static onestep_status run_decode(generation *g, onestep_error *error)
+{
+  const os_vae_config *vc = &g->ctx->cfg.vae;
+  int F = g->r.frames, lc = vc->latent_channels, h = g->r.latent_h, w = g->r.latent_w;
+  int H = g->r.height, W = g->r.width, chunk = g->r.decode_chunk;
+  size_t lat_frame = (size_t)lc * h * w, img_frame = (size_t)3 * H * W;
+  g->decoded = malloc((size_t)F * img_frame * sizeof(float));
+  float *z = malloc((size_t)F * lat_frame * sizeof(float));
+  scratch s = {g->be};
+  float *z_dev = scratch_alloc(&s, (size_t)chunk * lat_frame);
+  float *frames_dev = scratch_alloc(&s, (size_t)chunk * img_frame);
+  onestep_status status = ONESTEP_OK;
+  if (!g->decoded || !z || !z_dev || !frames_dev) {
+    status = out_of_memory(error, "the decoded frames");
+    goto out;
+  }
+  float inv_scale = (float)(1.0 / vc->scaling_factor);
+  for (size_t i = 0; i < (size_t)F * lat_frame; i++)
+    z[i] = inv_scale * g->latents[i];
+  int n_chunks = (F + chunk - 1) / chunk;
+  for (int c = 0; c < n_chunks && status == ONESTEP_OK; c++) {
+    status = check_abort(g, error);
+    if (status != ONESTEP_OK)
+      break;
+    int first = c * chunk, n = F - first < chunk ? F - first : chunk;
+    char name[48];
+    int64_t lat_shape[4] = {n, lc, h, w}, img_shape[4] = {n, 3, H, W};
+    snprintf(name, sizeof name, "vae_dec.%d.latents", c);
+    tap(g, name, z + (size_t)first * lat_frame, 4, lat_shape);
+    g->be->ops->upload(g->be, z_dev, z + (size_t)first * lat_frame, n * lat_frame * sizeof(float));
+    status = os_vae_decode(g->ctx->vae, g->be, z_dev, n, h, w, frames_dev, error);
+    if (status != ONESTEP_OK)
+      break;
+    float *dst = g->decoded + (size_t)first * img_frame;
+    g->be->ops->download(g->be, dst, frames_dev, n * img_frame * sizeof(float));
+    status = g->be->ops->sync(g->be, error);
+    snprintf(name, sizeof name, "vae_dec.%d.frames", c);
+    if (status == ONESTEP_OK)
+      tap(g, name, dst, 4, img_shape);
+    report(g, ONESTEP_STAGE_DECODE, c + 1, n_chunks, (float)(c + 1) / (float)n_chunks);
+  }
+out:
+  free(z);
+  scratch_free(&s);
+  return status;
+}
+
+/* clamp(x / 2 + 0.5, 0, 1) -> frames [F, H, W, 3] as RGB8 (round half to even
+ * as numpy does) and, on request, float. */
+static onestep_status postprocess(generation *g, onestep_error *error)
+{
+  int F = g->r.frames, H = g->r.height, W = g->r.width;
+  size_t plane = (size_t)H * W, n = (size_t)F * 3 * plane;
+  onestep_clip *clip = g->clip;
+  for (size_t i = 0; i < n; i++) {
+    float p = g->decoded[i] * 0.5f + 0.5f;
+    g->decoded[i] = p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p;
+  }
+  int64_t shape[5] = {1, F, 3, H, W};
+  tap(g, "frames", g->decoded, 5, shape);
+  clip->rgb = malloc(n);
+  if (g->req->want_float_frames)
+    clip->rgb_float = malloc(n * sizeof(float));
+  if (!clip->rgb || (g->req->want_float_frames && !clip->rgb_float))
+    return out_of_memory(error, "the output frames");
+  for (int f = 0; f < F; f++)
+    for (size_t p = 0; p < plane; p++)
+      for (int c = 0; c < 3; c++) {
+        float v = g->decoded[((size_t)f * 3 + c) * plane + p];
+        size_t o = ((size_t)f * plane + p) * 3 + c;
+        clip->rgb[o] = (uint8_t)nearbyintf(v * 255.0f);
+        if (clip->rgb_float)
+          clip->rgb_float[o] = v;
+      }
+  return ONESTEP_OK;
+}
+
+static void generation_clear(generation *g)
+{
+  free(g->image_embeds);
+  free(g->image_latents);
+  free(g->noise);
+  free(g->latents);
+  free(g->decoded);
+  free(g->sigmas);
+}
+
+/* Runs one stage, timing it and checking for abort first. */
+#define RUN_STAGE(g, stage, seconds_field, call)                                               \
+  do {                                                                                         \
+    status = check_abort(g, error);                                                            \
+    if (status != ONESTEP_OK)                                                                  \
+      goto fail;                                                                               \
+    report(g, stage, 0, 0, 0.0f);                                                              \
+    double t0 = now_seconds();                                                                 \
+    status = (call);                                                                           \
+    (g)->clip->seconds_field = now_seconds() - t0;                                             \
+    if (status != ONESTEP_OK)                                                                  \
+      goto fail;                                                                               \
+  } while (0)
+
+onestep_clip *onestep_generate(onestep_context *ctx, const onestep_image *image,
+                               const onestep_request *request, onestep_error *error)
+{
+  os_error_clear(error);
+  if (!ctx || !request) {
+    os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT, "context and request are required");
+    return NULL;
+  }
+  generation g = {ctx, request};
+  g.be = ctx->be;
+  g.grid_points = ctx->info.grid_points > 0 ? ctx->info.grid_points : OS_CM_GRID_OSV;
+  onestep_status status = os_request_resolve(ctx, image, request, &g.r, error);
+  if (status != ONESTEP_OK)
+    return NULL;
+  g.clip = calloc(1, sizeof *g.clip);
+  if (!g.clip) {
+    out_of_memory(error, "the clip");
+    return NULL;
+  }
+  g.clip->frames = g.r.frames;
+  g.clip->width = g.r.width;
+  g.clip->height = g.r.height;
+  g.clip->steps = g.r.steps;
+  g.clip->sampler = g.r.sampler;
+  g.be->abort_cb = request->abort;
+  g.be->abort_user_data = request->user_data;
+  g.be->peak_bytes = g.be->bytes_in_use;
+
+  RUN_STAGE(&g, ONESTEP_STAGE_CLIP, seconds_clip, run_clip(&g, image, error));
+  RUN_STAGE(&g, ONESTEP_STAGE_ENCODE, seconds_encode, run_encode(&g, image, error));
+  status = prepare_noise(&g, error);
+  if (status != ONESTEP_OK)
+    goto fail;
+  RUN_STAGE(&g, ONESTEP_STAGE_DENOISE, seconds_denoise, run_denoise(&g, error));
+  RUN_STAGE(&g, ONESTEP_STAGE_DECODE, seconds_decode, run_decode(&g, error));
+  status = postprocess(&g, error);
+  if (status != ONESTEP_OK)
+    goto fail;
+
+  g.clip->n_sigmas = g.r.steps + 1;
+  g.clip->sigmas = g.sigmas;
+  g.sigmas = NULL;
+  g.clip->peak_bytes = g.be->peak_bytes;
+  g.be->abort_cb = NULL;
+  generation_clear(&g);
+  return g.clip;
+
+fail:
+  g.be->abort_cb = NULL;
+  generation_clear(&g);
+  onestep_clip_free(g.clip);
+  return NULL;
+}
+
+void onestep_clip_free(onestep_clip *clip)
+{
+  if (!clip)
+    return;
+  free(clip->rgb);
+  free(clip->rgb_float);
+  free(clip->sigmas);
+  free(clip);
+}
