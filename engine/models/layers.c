@@ -1,0 +1,495 @@
+#include "layers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPS(be) ((be)->ops)
+
+/* ---- buffers ---- */
+
+float *
+os_alloc_floats(os_backend *be, size_t n)
+{
+  return OPS(be)->alloc(be, (n ? n : 1) * sizeof(float));
+}
+
+void
+os_free_floats(os_backend *be, float *p)
+{
+  if (p)
+    OPS(be)->free(be, p);
+}
+
+onestep_status
+os_check_abort(os_backend *be)
+{
+  if (be->abort_cb && be->abort_cb(be->abort_user_data))
+    return ONESTEP_ERR_ABORTED;
+  return ONESTEP_OK;
+}
+
+/* ---- weights ---- */
+
+static const float *
+take(os_weight_set *ws, const char *prefix, const char *suffix, int ndim, const int64_t *shape)
+{
+  char name[512];
+  snprintf(name, sizeof name, "%s%s", prefix, suffix);
+  return os_weights_take(ws, name, ndim, shape);
+}
+
+void
+os_bind_linear(os_weight_set *ws, os_linear_w *l, const char *prefix, int in, int out, bool bias)
+{
+  l->in = in;
+  l->out = out;
+  l->w = take(ws, prefix, ".weight", 2, (int64_t[]){out, in});
+  l->b = bias ? take(ws, prefix, ".bias", 1, (int64_t[]){out}) : NULL;
+}
+
+void
+os_bind_conv(os_weight_set *ws, os_conv_w *c, const char *prefix, int cin, int cout, int k,
+             bool bias)
+{
+  c->cin = cin;
+  c->cout = cout;
+  c->kh = c->kw = k;
+  c->w = take(ws, prefix, ".weight", 4, (int64_t[]){cout, cin, k, k});
+  c->b = bias ? take(ws, prefix, ".bias", 1, (int64_t[]){cout}) : NULL;
+}
+
+void
+os_bind_conv_temporal(os_weight_set *ws, os_conv_w *c, const char *prefix, int cin, int cout)
+{
+  c->cin = cin;
+  c->cout = cout;
+  c->kh = 3;
+  c->kw = 1;
+  c->w = take(ws, prefix, ".weight", 5, (int64_t[]){cout, cin, 3, 1, 1});
+  c->b = take(ws, prefix, ".bias", 1, (int64_t[]){cout});
+}
+
+void
+os_bind_norm(os_weight_set *ws, os_norm_w *n, const char *prefix, int channels)
+{
+  n->channels = channels;
+  n->gamma = take(ws, prefix, ".weight", 1, (int64_t[]){channels});
+  n->beta = take(ws, prefix, ".bias", 1, (int64_t[]){channels});
+}
+
+const float *
+os_bind_scalar(os_weight_set *ws, const char *name)
+{
+  return os_weights_take(ws, name, 1, (int64_t[]){1});
+}
+
+static float
+read_scalar(os_backend *be, const float *device_value)
+{
+  float v = 0.0f;
+  OPS(be)->download(be, &v, device_value, sizeof v);
+  return v;
+}
+
+void
+os_linear_forward(os_backend *be, const os_linear_w *l, float *y, const float *x, int T,
+                  const float *residual)
+{
+  OPS(be)->linear(be, y, x, l->w, l->b, residual, T, l->in, l->out);
+}
+
+void
+os_conv_forward(os_backend *be, const os_conv_w *c, float *y, const float *x, int N, int H, int W,
+                const float *residual)
+{
+  int p = c->kh / 2;
+  OPS(be)->conv2d(be, y, x, c->w, c->b, residual, N, c->cin, H, W, c->cout, c->kh, c->kw, 1, p, p,
+                  p, p);
+}
+
+/* ---- embeddings ---- */
+
+void
+os_sinusoid_embedding(float *out, const float *t, int n, int dim)
+{
+  /* Float32 arithmetic in the reference's order, so the phases match it. */
+  int half = dim / 2;
+  const float neg_log_period = (float)-log(10000.0);
+  for (int i = 0; i < n; i++) {
+    float *row = out + (size_t)i * dim;
+    for (int j = 0; j < half; j++) {
+      float freq = expf((neg_log_period * (float)j) / (float)half);
+      float arg = t[i] * freq;
+      row[j] = cosf(arg);
+      row[half + j] = sinf(arg);
+    }
+    if (dim % 2)
+      row[dim - 1] = 0.0f;
+  }
+}
+
+void
+os_bind_timestep_embedding(os_weight_set *ws, os_timestep_embedding_w *e, const char *prefix,
+                           int in, int hidden, int out)
+{
+  char name[512];
+  snprintf(name, sizeof name, "%s.linear_1", prefix);
+  os_bind_linear(ws, &e->linear_1, name, in, hidden, true);
+  snprintf(name, sizeof name, "%s.linear_2", prefix);
+  os_bind_linear(ws, &e->linear_2, name, hidden, out, true);
+}
+
+onestep_status
+os_timestep_embedding_forward(os_backend *be, const os_timestep_embedding_w *e, float *y,
+                              const float *x, int T)
+{
+  float *h = os_alloc_floats(be, (size_t)T * e->linear_1.out);
+  if (!h)
+    return ONESTEP_ERR_OUT_OF_MEMORY;
+  os_linear_forward(be, &e->linear_1, h, x, T, NULL);
+  OPS(be)->silu(be, h, h, (size_t)T * e->linear_1.out);
+  os_linear_forward(be, &e->linear_2, y, h, T, NULL);
+  os_free_floats(be, h);
+  return ONESTEP_OK;
+}
+
+/* ---- resnets ---- */
+
+void
+os_bind_resnet2d(os_weight_set *ws, os_resnet2d_w *r, const char *prefix, int cin, int cout,
+                 int temb_dim, int groups, float eps)
+{
+  char name[512];
+  r->cin = cin;
+  r->cout = cout;
+  r->groups = groups;
+  r->eps = eps;
+  r->has_temb = temb_dim > 0;
+  r->has_shortcut = cin != cout;
+  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_bind_norm(ws, &r->norm1, name, cin);
+  snprintf(name, sizeof name, "%s.conv1", prefix);
+  os_bind_conv(ws, &r->conv1, name, cin, cout, 3, true);
+  if (r->has_temb) {
+    snprintf(name, sizeof name, "%s.time_emb_proj", prefix);
+    os_bind_linear(ws, &r->time_emb_proj, name, temb_dim, cout, true);
+  }
+  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_bind_norm(ws, &r->norm2, name, cout);
+  snprintf(name, sizeof name, "%s.conv2", prefix);
+  os_bind_conv(ws, &r->conv2, name, cout, cout, 3, true);
+  if (r->has_shortcut) {
+    snprintf(name, sizeof name, "%s.conv_shortcut", prefix);
+    os_bind_conv(ws, &r->conv_shortcut, name, cin, cout, 1, true);
+  }
+}
+
+/* Adds Linear(temb_silu) [N, C] to every pixel of h [N, C, P]. */
+static onestep_status
+add_time_embedding(os_backend *be, const os_linear_w *proj, float *h, const float *temb_silu,
+                   int N, int P)
+{
+  float *t = os_alloc_floats(be, (size_t)N * proj->out);
+  if (!t)
+    return ONESTEP_ERR_OUT_OF_MEMORY;
+  os_linear_forward(be, proj, t, temb_silu, N, NULL);
+  OPS(be)->add_channel_vector(be, h, t, N, proj->out, P);
+  os_free_floats(be, t);
+  return ONESTEP_OK;
+}
+
+onestep_status
+os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const float *x, int N,
+                    int H, int W, const float *temb_silu)
+{
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  int P = H * W;
+  float *t = os_alloc_floats(be, (size_t)N * r->cin * P);
+  float *h = os_alloc_floats(be, (size_t)N * r->cout * P);
+  float *s = r->has_shortcut ? os_alloc_floats(be, (size_t)N * r->cout * P) : NULL;
+  if (!t || !h || (r->has_shortcut && !s))
+    goto done;
+
+  OPS(be)->group_norm(be, t, x, r->norm1.gamma, r->norm1.beta, N, r->cin, P, r->groups, 1,
+                      r->eps, true);
+  os_conv_forward(be, &r->conv1, h, t, N, H, W, NULL);
+  if (r->has_temb && temb_silu) {
+    status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P);
+    if (status != ONESTEP_OK)
+      goto done;
+  }
+  OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, r->cout, P, r->groups, 1,
+                      r->eps, true);
+  if (r->has_shortcut)
+    os_conv_forward(be, &r->conv_shortcut, s, x, N, H, W, NULL);
+  os_conv_forward(be, &r->conv2, y, h, N, H, W, r->has_shortcut ? s : x);
+  status = ONESTEP_OK;
+done:
+  os_free_floats(be, t);
+  os_free_floats(be, h);
+  os_free_floats(be, s);
+  return status;
+}
+
+static void
+bind_temporal_resnet(os_weight_set *ws, os_temporal_resnet_w *r, const char *prefix, int channels,
+                     int temb_dim, float eps)
+{
+  char name[512];
+  r->channels = channels;
+  r->groups = 32;
+  r->eps = eps;
+  r->has_temb = temb_dim > 0;
+  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_bind_norm(ws, &r->norm1, name, channels);
+  snprintf(name, sizeof name, "%s.conv1", prefix);
+  os_bind_conv_temporal(ws, &r->conv1, name, channels, channels);
+  if (r->has_temb) {
+    snprintf(name, sizeof name, "%s.time_emb_proj", prefix);
+    os_bind_linear(ws, &r->time_emb_proj, name, temb_dim, channels, true);
+  }
+  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_bind_norm(ws, &r->norm2, name, channels);
+  snprintf(name, sizeof name, "%s.conv2", prefix);
+  os_bind_conv_temporal(ws, &r->conv2, name, channels, channels);
+}
+
+/* x [B*F, C, P] -> y = x + conv2(act(GN(conv1(act(GN(x))) + temb))), stats across frames. */
+static onestep_status
+temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float *y, const float *x,
+                        int B, int F, int P, const float *temb_silu)
+{
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  int C = r->channels, N = B * F;
+  size_t n = (size_t)N * C * P;
+  float *t = os_alloc_floats(be, n);
+  float *h = os_alloc_floats(be, n);
+  if (!t || !h)
+    goto done;
+  OPS(be)->group_norm(be, t, x, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
+                      true);
+  OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
+  if (r->has_temb && temb_silu) {
+    status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P);
+    if (status != ONESTEP_OK)
+      goto done;
+  }
+  OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
+                      true);
+  OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
+  OPS(be)->add(be, y, x, t, n);
+  status = ONESTEP_OK;
+done:
+  os_free_floats(be, t);
+  os_free_floats(be, h);
+  return status;
+}
+
+void
+os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, int cin, int cout,
+                    int temb_dim, float eps, float temporal_eps, bool switch_mix)
+{
+  char name[512];
+  snprintf(name, sizeof name, "%s.spatial_res_block", prefix);
+  os_bind_resnet2d(ws, &r->spatial, name, cin, cout, temb_dim, 32, eps);
+  snprintf(name, sizeof name, "%s.temporal_res_block", prefix);
+  bind_temporal_resnet(ws, &r->temporal, name, cout, temb_dim, temporal_eps);
+  snprintf(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
+  r->mix_factor = os_bind_scalar(ws, name);
+  r->switch_spatial_to_temporal = switch_mix;
+}
+
+/* AlphaBlender weight of the spatial side, as the reference computes it in float32. */
+static float
+spatial_alpha(os_backend *be, const float *mix_factor, bool switch_mix)
+{
+  float m = read_scalar(be, mix_factor);
+  float alpha = 1.0f / (1.0f + expf(-m));
+  return switch_mix ? 1.0f - alpha : alpha;
+}
+
+onestep_status
+os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float *y, const float *x, int B,
+                       int F, int H, int W, const float *temb_silu)
+{
+  int N = B * F, P = H * W;
+  size_t n = (size_t)N * r->spatial.cout * P;
+  onestep_status status = os_check_abort(be);
+  if (status != ONESTEP_OK)
+    return status;
+  float *xs = os_alloc_floats(be, n);
+  float *xt = os_alloc_floats(be, n);
+  status = ONESTEP_ERR_OUT_OF_MEMORY;
+  if (!xs || !xt)
+    goto done;
+  status = os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu);
+  if (status != ONESTEP_OK)
+    goto done;
+  status = temporal_resnet_forward(be, &r->temporal, xt, xs, B, F, P, temb_silu);
+  if (status != ONESTEP_OK)
+    goto done;
+  /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
+  OPS(be)->blend(be, y, xs, xt, spatial_alpha(be, r->mix_factor, r->switch_spatial_to_temporal), n);
+done:
+  os_free_floats(be, xs);
+  os_free_floats(be, xt);
+  return status;
+}
+
+/* ---- sampling ---- */
+
+void
+os_bind_downsample(os_weight_set *ws, os_downsample_w *d, const char *prefix, int channels,
+                   bool asymmetric_pad)
+{
+  char name[512];
+  snprintf(name, sizeof name, "%s.conv", prefix);
+  os_bind_conv(ws, &d->conv, name, channels, channels, 3, true);
+  d->asymmetric_pad = asymmetric_pad;
+}
+
+void
+os_downsample_out_size(const os_downsample_w *d, int H, int W, int *Ho, int *Wo)
+{
+  /* Both paddings add 2 rows/cols in total for the UNet, 1 for the VAE. */
+  int pad = d->asymmetric_pad ? 1 : 2;
+  *Ho = (H + pad - 3) / 2 + 1;
+  *Wo = (W + pad - 3) / 2 + 1;
+}
+
+void
+os_downsample_forward(os_backend *be, const os_downsample_w *d, float *y, const float *x, int N,
+                      int H, int W)
+{
+  const os_conv_w *c = &d->conv;
+  if (d->asymmetric_pad)
+    OPS(be)->conv2d(be, y, x, c->w, c->b, NULL, N, c->cin, H, W, c->cout, 3, 3, 2, 0, 0, 1, 1);
+  else
+    OPS(be)->conv2d(be, y, x, c->w, c->b, NULL, N, c->cin, H, W, c->cout, 3, 3, 2, 1, 1, 1, 1);
+}
+
+onestep_status
+os_upsample_forward(os_backend *be, const os_conv_w *conv, float *y, const float *x, int N, int H,
+                    int W, int Ho, int Wo)
+{
+  float *u = os_alloc_floats(be, (size_t)N * conv->cin * Ho * Wo);
+  if (!u)
+    return ONESTEP_ERR_OUT_OF_MEMORY;
+  OPS(be)->upsample_nearest(be, u, x, N, conv->cin, H, W, Ho, Wo);
+  os_conv_forward(be, conv, y, u, N, Ho, Wo, NULL);
+  os_free_floats(be, u);
+  return ONESTEP_OK;
+}
+
+/* ---- attention and feed-forward ---- */
+
+void
+os_bind_attention(os_weight_set *ws, os_attention_w *a, const char *prefix, int dim, int kv_dim,
+                  int heads, bool qkv_bias, const char *q_name, const char *k_name,
+                  const char *v_name, const char *out_name)
+{
+  char name[512];
+  a->dim = dim;
+  a->heads = heads;
+  a->head_dim = dim / heads;
+  snprintf(name, sizeof name, "%s.%s", prefix, q_name);
+  os_bind_linear(ws, &a->to_q, name, dim, dim, qkv_bias);
+  snprintf(name, sizeof name, "%s.%s", prefix, k_name);
+  os_bind_linear(ws, &a->to_k, name, kv_dim, dim, qkv_bias);
+  snprintf(name, sizeof name, "%s.%s", prefix, v_name);
+  os_bind_linear(ws, &a->to_v, name, kv_dim, dim, qkv_bias);
+  snprintf(name, sizeof name, "%s.%s", prefix, out_name);
+  os_bind_linear(ws, &a->to_out, name, dim, dim, true);
+}
+
+onestep_status
+os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, const float *xn,
+                          int n_seq, int S)
+{
+  int T = n_seq * S, C = a->dim;
+  size_t n = (size_t)T * C;
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n);
+  float *v = os_alloc_floats(be, n), *o = os_alloc_floats(be, n);
+  if (!q || !k || !v || !o)
+    goto done;
+  os_linear_forward(be, &a->to_q, q, xn, T, NULL);
+  os_linear_forward(be, &a->to_k, k, xn, T, NULL);
+  os_linear_forward(be, &a->to_v, v, xn, T, NULL);
+  OPS(be)->attention(be, o, q, k, v, n_seq, S, S, a->heads, a->head_dim, C, C, C, C,
+                     1.0f / sqrtf((float)a->head_dim));
+  os_linear_forward(be, &a->to_out, y, o, T, y);
+  status = ONESTEP_OK;
+done:
+  os_free_floats(be, q);
+  os_free_floats(be, k);
+  os_free_floats(be, v);
+  os_free_floats(be, o);
+  return status;
+}
+
+onestep_status
+os_single_token_cross_attention_forward(os_backend *be, const os_attention_w *a, float *y,
+                                        const float *ctx, int G, int R)
+{
+  float *v = os_alloc_floats(be, (size_t)G * a->dim);
+  float *o = os_alloc_floats(be, (size_t)G * a->dim);
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  if (v && o) {
+    os_linear_forward(be, &a->to_v, v, ctx, G, NULL);
+    os_linear_forward(be, &a->to_out, o, v, G, NULL);
+    OPS(be)->add_row_vector(be, y, o, G, R, a->dim);
+    status = ONESTEP_OK;
+  }
+  os_free_floats(be, v);
+  os_free_floats(be, o);
+  return status;
+}
+
+void
+os_bind_geglu_ff(os_weight_set *ws, os_geglu_ff_w *f, const char *prefix, int dim, int inner)
+{
+  char name[512];
+  f->dim = dim;
+  f->inner = inner;
+  snprintf(name, sizeof name, "%s.net.0.proj", prefix);
+  os_bind_linear(ws, &f->proj, name, dim, 2 * inner, true);
+  snprintf(name, sizeof name, "%s.net.2", prefix);
+  os_bind_linear(ws, &f->out, name, inner, dim, true);
+}
+
+/* Token rows per chunk so that the [rows, 2*inner] expansion stays near 64 MB. */
+static int
+ff_chunk_rows(int T, int inner)
+{
+  size_t budget = (size_t)16 << 20; /* floats */
+  size_t rows = budget / ((size_t)3 * inner);
+  if (rows < 64)
+    rows = 64;
+  return rows < (size_t)T ? (int)rows : T;
+}
+
+onestep_status
+os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const float *xn, int T,
+                    const float *residual)
+{
+  int rows = ff_chunk_rows(T, f->inner);
+  float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
+  float *g = os_alloc_floats(be, (size_t)rows * f->inner);
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  if (h && g) {
+    for (int t0 = 0; t0 < T; t0 += rows) {
+      int n = T - t0 < rows ? T - t0 : rows;
+      size_t off = (size_t)t0 * f->dim;
+      os_linear_forward(be, &f->proj, h, xn + off, n, NULL);
+      OPS(be)->geglu(be, g, h, n, f->inner);
+      os_linear_forward(be, &f->out, y + off, g, n, residual ? residual + off : NULL);
+    }
+    status = ONESTEP_OK;
+  }
+  os_free_floats(be, h);
+  os_free_floats(be, g);
+  return status;
+}
