@@ -1,0 +1,137 @@
+/* cpu_attention.c: multi-head attention with an online softmax.
+ *
+ * Each task is one tile of queries of one (sequence, head); it walks the keys
+ * in tiles, keeping per query row the running maximum and sum of exponentials
+ * and rescaling its output accumulator when the maximum grows, so memory is
+ * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm.
+ * A task runs on one thread start to end: results do not depend on the
+ * thread count. */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#define Q_TILE 64
+#define K_TILE 256
+
+typedef struct {
+  const float *q, *k, *v;
+  float *o;
+  int Sq, Sk, head_dim, q_stride, k_stride, v_stride, o_stride;
+  float scale;
+} attention_args;
+
+typedef struct {
+  float *scores;   /* [Q_TILE, K_TILE]: scores, then probabilities */
+  float *acc;      /* [Q_TILE, head_dim]: unnormalised output */
+  float *row_max;  /* [Q_TILE] */
+  double *row_sum; /* [Q_TILE] */
+} attention_scratch;
+
+/* Turns a tile of scores into exp(score - running max), updating the running
+ * max and sum of each row and rescaling the rows of acc that it has so far. */
+static void
+online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
+{
+  for (int r = 0; r < rows; r++) {
+    float *s = w->scores + (size_t)r * cols;
+    float tile_max = s[0];
+    for (int c = 1; c < cols; c++)
+      tile_max = s[c] > tile_max ? s[c] : tile_max;
+    float old_max = w->row_max[r];
+    float new_max = tile_max > old_max ? tile_max : old_max;
+    double sum = 0.0;
+    for (int c = 0; c < cols; c++) {
+      s[c] = expf(s[c] - new_max);
+      sum += s[c];
+    }
+    if (new_max > old_max && w->row_sum[r] > 0.0) {
+      float correction = expf(old_max - new_max);
+      float *a = w->acc + (size_t)r * head_dim;
+      for (int d = 0; d < head_dim; d++)
+        a[d] *= correction;
+      w->row_sum[r] *= correction;
+    }
+    w->row_sum[r] += sum;
+    w->row_max[r] = new_max;
+  }
+}
+
+static void
+attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int head,
+                     int first_query)
+{
+  int rows = a->Sq - first_query < Q_TILE ? a->Sq - first_query : Q_TILE;
+  int hd = a->head_dim;
+  const float *q = a->q + ((size_t)seq * a->Sq + first_query) * a->q_stride + (size_t)head * hd;
+  for (int r = 0; r < rows; r++) {
+    w->row_max[r] = -INFINITY;
+    w->row_sum[r] = 0.0;
+  }
+  for (size_t i = 0; i < (size_t)rows * hd; i++)
+    w->acc[i] = 0.0f;
+
+  for (int first_key = 0; first_key < a->Sk; first_key += K_TILE) {
+    int cols = a->Sk - first_key < K_TILE ? a->Sk - first_key : K_TILE;
+    size_t key_row = (size_t)seq * a->Sk + first_key;
+    const float *k = a->k + key_row * a->k_stride + (size_t)head * hd;
+    const float *v = a->v + key_row * a->v_stride + (size_t)head * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hd, a->scale, q,
+                a->q_stride, k, a->k_stride, 0.0f, w->scores, cols);
+    online_softmax_tile(w, rows, cols, hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, cols, 1.0f, w->scores,
+                cols, v, a->v_stride, 1.0f, w->acc, hd);
+  }
+
+  float *o = a->o + ((size_t)seq * a->Sq + first_query) * a->o_stride + (size_t)head * hd;
+  for (int r = 0; r < rows; r++) {
+    float inv_sum = (float)(1.0 / w->row_sum[r]);
+    const float *acc = w->acc + (size_t)r * hd;
+    float *out = o + (size_t)r * a->o_stride;
+    for (int d = 0; d < hd; d++)
+      out[d] = acc[d] * inv_sum;
+  }
+}
+
+void
+os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
+                 int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride, int k_stride,
+                 int v_stride, int o_stride, float scale)
+{
+  if (n_seq <= 0 || Sq <= 0 || Sk <= 0 || heads <= 0)
+    return;
+  attention_args args = {
+    .q = q, .k = k, .v = v, .o = o, .Sq = Sq, .Sk = Sk, .head_dim = head_dim,
+    .q_stride = q_stride, .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride,
+    .scale = scale,
+  };
+  int n_threads = os_cpu_threads(be);
+  size_t per_thread = (size_t)Q_TILE * K_TILE + (size_t)Q_TILE * head_dim + Q_TILE +
+                      2 * Q_TILE; /* floats; row_sum (double) takes two each */
+  float *scratch = os_cpu_scratch(be, sizeof(float) * per_thread * n_threads);
+  if (!scratch)
+    return;
+  int q_tiles = (Sq + Q_TILE - 1) / Q_TILE;
+  int64_t n_tasks = (int64_t)n_seq * heads * q_tiles;
+
+  os_cpu_blas_single_thread();
+#pragma omp parallel num_threads(n_threads)
+  {
+    float *mine = scratch + per_thread * omp_get_thread_num();
+    attention_scratch w = {
+      .row_sum = (double *)mine, /* first: keeps the doubles aligned */
+      .scores = mine + 2 * Q_TILE,
+    };
+    w.acc = w.scores + (size_t)Q_TILE * K_TILE;
+    w.row_max = w.acc + (size_t)Q_TILE * head_dim;
+#pragma omp for schedule(dynamic)
+    for (int64_t t = 0; t < n_tasks; t++) {
+      int tile = (int)(t % q_tiles);
+      int head = (int)(t / q_tiles % heads);
+      int seq = (int)(t / q_tiles / heads);
+      attention_query_tile(&args, &w, seq, head, tile * Q_TILE);
+    }
+  }
+  free(scratch);
+}

@@ -1,0 +1,134 @@
+/* cpu_backend.c: the CPU backend object, its memory ops and its op table. */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Each block is preceded by a header holding its size, padded so that the
+ * pointer handed out stays 64-byte aligned (whole cache lines, AVX-512). */
+#define OS_CPU_ALIGN 64
+
+static void *
+cpu_alloc(os_backend *be, size_t bytes)
+{
+  if (bytes > SIZE_MAX - OS_CPU_ALIGN)
+    return NULL;
+  void *block = NULL;
+  if (posix_memalign(&block, OS_CPU_ALIGN, bytes + OS_CPU_ALIGN) != 0)
+    return NULL;
+  *(size_t *)block = bytes;
+  be->bytes_in_use += bytes;
+  if (be->bytes_in_use > be->peak_bytes)
+    be->peak_bytes = be->bytes_in_use;
+  return (char *)block + OS_CPU_ALIGN;
+}
+
+static void
+cpu_free(os_backend *be, void *ptr)
+{
+  if (!ptr)
+    return;
+  void *block = (char *)ptr - OS_CPU_ALIGN;
+  be->bytes_in_use -= *(size_t *)block;
+  free(block);
+}
+
+static void
+cpu_memcpy(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  if (bytes)
+    memcpy(dst, src, bytes);
+}
+
+void *
+os_cpu_scratch(os_backend *be, size_t bytes)
+{
+  void *ptr = malloc(bytes ? bytes : 1);
+  if (!ptr)
+    ((os_cpu_backend *)be)->out_of_memory = true;
+  return ptr;
+}
+
+static onestep_status
+cpu_sync(os_backend *be, onestep_error *error)
+{
+  os_cpu_backend *cpu = (os_cpu_backend *)be;
+  if (cpu->out_of_memory) {
+    cpu->out_of_memory = false;
+    return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY,
+                        "CPU backend: out of memory for an operation's scratch buffer");
+  }
+  return ONESTEP_OK;
+}
+
+static void
+cpu_destroy(os_backend *be)
+{
+  free(be);
+}
+
+void
+os_cpu_blas_single_thread(void)
+{
+  if (openblas_get_num_threads() != 1)
+    openblas_set_num_threads(1);
+}
+
+static const os_backend_ops cpu_ops = {
+  .name = "cpu",
+  .is_host = true,
+  .alloc = cpu_alloc,
+  .free = cpu_free,
+  .upload = cpu_memcpy,
+  .download = cpu_memcpy,
+  .copy = cpu_memcpy,
+  .fill = os_cpu_fill,
+  .sync = cpu_sync,
+  .destroy = cpu_destroy,
+  .gemm = os_cpu_gemm,
+  .gemm_batched = os_cpu_gemm_batched,
+  .linear = os_cpu_linear,
+  .conv2d = os_cpu_conv2d,
+  .conv_temporal = os_cpu_conv_temporal,
+  .group_norm = os_cpu_group_norm,
+  .layer_norm = os_cpu_layer_norm,
+  .attention = os_cpu_attention,
+  .silu = os_cpu_silu,
+  .gelu = os_cpu_gelu,
+  .quick_gelu = os_cpu_quick_gelu,
+  .geglu = os_cpu_geglu,
+  .add = os_cpu_add,
+  .blend = os_cpu_blend,
+  .scale = os_cpu_scale,
+  .add_row_vector = os_cpu_add_row_vector,
+  .add_channel_vector = os_cpu_add_channel_vector,
+  .permute_0213 = os_cpu_permute_0213,
+  .upsample_nearest = os_cpu_upsample_nearest,
+  .concat_channels = os_cpu_concat_channels,
+};
+
+os_backend *
+os_backend_cpu_new(int n_threads, onestep_error *error)
+{
+  if (n_threads < 0) {
+    os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT,
+                 "threads: %d is not a thread count (use 0 for all cores)", n_threads);
+    return NULL;
+  }
+  os_cpu_backend *cpu = calloc(1, sizeof *cpu);
+  if (!cpu) {
+    os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory creating the CPU backend");
+    return NULL;
+  }
+  cpu->base.ops = &cpu_ops;
+  cpu->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+  if (cpu->n_threads < 1)
+    cpu->n_threads = 1;
+  os_cpu_blas_single_thread();
+  return &cpu->base;
+}

@@ -1,0 +1,141 @@
+/* cpu_conv.c: 2-D and temporal convolutions lowered to GEMM. */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The im2col buffer is capped (chunks of output rows) so memory stays flat
+ * at any resolution; a few MB also keeps it warm in cache for the GEMM. */
+#define COLUMN_BUFFER_MAX_BYTES ((size_t)16 << 20)
+
+/* y[n, c, :] = bias[c] for every image, or 0 without bias. */
+static void
+fill_channel_bias(os_backend *be, float *y, const float *bias, int N, int C, size_t P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++) {
+    float value = bias ? bias[nc % C] : 0.0f;
+    float *plane = y + (size_t)nc * P;
+    for (size_t p = 0; p < P; p++)
+      plane[p] = value;
+  }
+}
+
+typedef struct {
+  int Cin, H, W, KH, KW, stride, pad_top, pad_left, Ho, Wo;
+} conv_shape;
+
+/* col[(c*KH + kh)*KW + kw][(oy - oy0)*Wo + ox] = x[c][oy*s - pt + kh][ox*s - pl + kw]
+ * (zero outside the image) for output rows oy0 <= oy < oy1. */
+static void
+im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1, int n_threads)
+{
+  int n_rows = s->Cin * s->KH * s->KW;
+  size_t row_len = (size_t)(oy1 - oy0) * s->Wo;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int r = 0; r < n_rows; r++) {
+    int kw = r % s->KW, kh = (r / s->KW) % s->KH, c = r / (s->KW * s->KH);
+    const float *plane = x + (size_t)c * s->H * s->W;
+    float *out = col + (size_t)r * row_len;
+    /* Output columns whose input column lies inside the image: [ox0, ox1). */
+    int ox0 = 0, ox1 = s->Wo;
+    while (ox0 < s->Wo && ox0 * s->stride - s->pad_left + kw < 0)
+      ox0++;
+    while (ox1 > ox0 && (ox1 - 1) * s->stride - s->pad_left + kw >= s->W)
+      ox1--;
+    for (int oy = oy0; oy < oy1; oy++, out += s->Wo) {
+      int iy = oy * s->stride - s->pad_top + kh;
+      if (iy < 0 || iy >= s->H) {
+        memset(out, 0, sizeof(float) * s->Wo);
+        continue;
+      }
+      const float *in = plane + (size_t)iy * s->W - s->pad_left + kw;
+      for (int ox = 0; ox < ox0; ox++)
+        out[ox] = 0.0f;
+      if (s->stride == 1) {
+        memcpy(out + ox0, in + ox0, sizeof(float) * (ox1 - ox0));
+      } else {
+        for (int ox = ox0; ox < ox1; ox++)
+          out[ox] = in[ox * s->stride];
+      }
+      for (int ox = ox1; ox < s->Wo; ox++)
+        out[ox] = 0.0f;
+    }
+  }
+}
+
+void
+os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+              const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
+              int stride, int pad_top, int pad_left, int pad_bottom, int pad_right)
+{
+  conv_shape s = {
+    .Cin = Cin, .H = H, .W = Wd, .KH = KH, .KW = KW, .stride = stride,
+    .pad_top = pad_top, .pad_left = pad_left,
+    .Ho = (H + pad_top + pad_bottom - KH) / stride + 1,
+    .Wo = (Wd + pad_left + pad_right - KW) / stride + 1,
+  };
+  size_t in_plane = (size_t)H * Wd, out_plane = (size_t)s.Ho * s.Wo;
+  int K = Cin * KH * KW;
+  int n_threads = os_cpu_threads(be);
+
+  fill_channel_bias(be, y, bias, N, Cout, out_plane);
+  bool pointwise = KH == 1 && KW == 1 && stride == 1 && pad_top == 0 && pad_left == 0 &&
+                   pad_bottom == 0 && pad_right == 0;
+  if (pointwise) {
+    for (int n = 0; n < N; n++)
+      os_cpu_gemm(be, false, false, Cout, (int)out_plane, Cin, 1.0f, W, Cin,
+                  x + n * (size_t)Cin * in_plane, (int)out_plane, 1.0f,
+                  y + n * (size_t)Cout * out_plane, (int)out_plane);
+  } else {
+    size_t row_bytes = sizeof(float) * (size_t)K * s.Wo;
+    int rows_per_chunk = (int)(COLUMN_BUFFER_MAX_BYTES / row_bytes);
+    if (rows_per_chunk < 1)
+      rows_per_chunk = 1;
+    if (rows_per_chunk > s.Ho)
+      rows_per_chunk = s.Ho;
+    float *col = os_cpu_scratch(be, row_bytes * rows_per_chunk);
+    for (int n = 0; n < N && col; n++) {
+      const float *xn = x + n * (size_t)Cin * in_plane;
+      float *yn = y + n * (size_t)Cout * out_plane;
+      for (int oy0 = 0; oy0 < s.Ho; oy0 += rows_per_chunk) {
+        int oy1 = oy0 + rows_per_chunk < s.Ho ? oy0 + rows_per_chunk : s.Ho;
+        int cols = (oy1 - oy0) * s.Wo;
+        im2col_rows(&s, xn, col, oy0, oy1, n_threads);
+        os_cpu_gemm(be, false, false, Cout, cols, K, 1.0f, W, K, col, cols, 1.0f,
+                    yn + (size_t)oy0 * s.Wo, (int)out_plane);
+      }
+    }
+    free(col);
+  }
+  if (residual)
+    os_cpu_add(be, y, y, residual, (size_t)N * Cout * out_plane);
+}
+
+void
+os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
+                     const float *bias, int B, int F, int Cin, int Cout, int HW)
+{
+  size_t in_frame = (size_t)Cin * HW, out_frame = (size_t)Cout * HW;
+  fill_channel_bias(be, y, bias, B * F, Cout, HW);
+  /* W is [Cout, Cin, 3]: pack each tap as a contiguous [Cout, Cin] matrix. */
+  float *taps = os_cpu_scratch(be, sizeof(float) * 3 * (size_t)Cout * Cin);
+  if (!taps)
+    return;
+  for (int o = 0; o < Cout; o++)
+    for (int i = 0; i < Cin; i++)
+      for (int k = 0; k < 3; k++)
+        taps[((size_t)k * Cout + o) * Cin + i] = W[((size_t)o * Cin + i) * 3 + k];
+  for (int b = 0; b < B; b++)
+    for (int f = 0; f < F; f++)
+      for (int k = 0; k < 3; k++) {
+        int src = f + k - 1;
+        if (src < 0 || src >= F)
+          continue;
+        os_cpu_gemm(be, false, false, Cout, HW, Cin, 1.0f, taps + (size_t)k * Cout * Cin, Cin,
+                    x + ((size_t)b * F + src) * in_frame, HW, 1.0f,
+                    y + ((size_t)b * F + f) * out_frame, HW);
+      }
+  free(taps);
+}

@@ -1,0 +1,116 @@
+/* cpu_elementwise.c: activations and pointwise arithmetic. Plain loops that
+ * the compiler vectorises, split over OpenMP workers by index. */
+#include "cpu_internal.h"
+
+#include <stddef.h>
+
+void
+os_cpu_fill(os_backend *be, float *dst, float value, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    dst[i] = value;
+}
+
+void
+os_cpu_silu(os_backend *be, float *y, const float *x, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = os_cpu_silu_value(x[i]);
+}
+
+static inline float
+gelu_value(float v)
+{
+  return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+}
+
+void
+os_cpu_gelu(os_backend *be, float *y, const float *x, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = gelu_value(x[i]);
+}
+
+void
+os_cpu_quick_gelu(os_backend *be, float *y, const float *x, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = x[i] * (1.0f / (1.0f + expf(-1.702f * x[i])));
+}
+
+void
+os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
+  for (int t = 0; t < T; t++) {
+    const float *hidden = x + (size_t)t * 2 * C, *gate = hidden + C;
+    float *out = y + (size_t)t * C;
+    for (int c = 0; c < C; c++)
+      out[c] = hidden[c] * gelu_value(gate[c]);
+  }
+}
+
+void
+os_cpu_add(os_backend *be, float *y, const float *a, const float *b, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = a[i] + b[i];
+}
+
+void
+os_cpu_blend(os_backend *be, float *y, const float *a, const float *b, float alpha, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+  float beta = 1.0f - alpha;
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = alpha * a[i] + beta * b[i];
+}
+
+void
+os_cpu_scale(os_backend *be, float *y, const float *x, float alpha, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = alpha * x[i];
+}
+
+void
+os_cpu_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)G * R * C >= OS_CPU_PARALLEL_MIN)
+  for (int gr = 0; gr < G * R; gr++) {
+    const float *vg = v + (size_t)(gr / R) * C;
+    float *row = x + (size_t)gr * C;
+    for (int c = 0; c < C; c++)
+      row[c] += vg[c];
+  }
+}
+
+void
+os_cpu_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++) {
+    float value = v[nc];
+    float *plane = x + (size_t)nc * P;
+    for (int p = 0; p < P; p++)
+      plane[p] += value;
+  }
+}

@@ -1,0 +1,116 @@
+/* cpu_gemm.c: GEMM, batched GEMM and linear layers through OpenBLAS. */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+/* Below this many multiply-adds per product, a batch is spread over OpenMP
+ * workers one whole product each; above it, each product is split. */
+#define SMALL_PRODUCT_MACS (1 << 22)
+/* Blocks narrower than this lose more to repacking than they gain. */
+#define MIN_BLOCK_COLS 128
+#define MIN_BLOCK_ROWS 64
+
+static void
+sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+      const float *B, int ldb, float beta, float *C, int ldc)
+{
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+              ldc);
+}
+
+/* Number of blocks for a dimension: one per core of the machine (not per
+ * worker of this backend, so that any thread count gives the same blocks),
+ * fewer when blocks would get too small. */
+static int
+block_count(int extent, int min_block)
+{
+  int cores = omp_get_num_procs();
+  int most = (extent + min_block - 1) / min_block;
+  return most < cores ? most : cores;
+}
+
+void
+os_cpu_parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K,
+                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc)
+{
+  os_cpu_blas_single_thread();
+  bool split_rows = M > N;
+  int extent = split_rows ? M : N;
+  int n_blocks = block_count(extent, split_rows ? MIN_BLOCK_ROWS : MIN_BLOCK_COLS);
+  int block = (extent + n_blocks - 1) / n_blocks;
+  block = (block + 15) / 16 * 16; /* whole register tiles of the kernels */
+  n_blocks = (extent + block - 1) / block;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_blocks > 1)
+  for (int b = 0; b < n_blocks; b++) {
+    int start = b * block, len = extent - start < block ? extent - start : block;
+    if (split_rows)
+      sgemm(trans_a, trans_b, len, N, K, alpha, A + (trans_a ? (size_t)start : (size_t)start * lda),
+            lda, B, ldb, beta, C + (size_t)start * ldc, ldc);
+    else
+      sgemm(trans_a, trans_b, M, len, K, alpha, A, lda,
+            B + (trans_b ? (size_t)start * ldb : (size_t)start), ldb, beta, C + start, ldc);
+  }
+}
+
+void
+os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+  if (M <= 0 || N <= 0)
+    return;
+  os_cpu_parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                        beta, C, ldc);
+}
+
+void
+os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K,
+                    float alpha, const float *A, int lda, int64_t stride_a, const float *B,
+                    int ldb, int64_t stride_b, float beta, float *C, int ldc,
+                    int64_t stride_c, int batch)
+{
+  if (M <= 0 || N <= 0 || batch <= 0)
+    return;
+  int n_threads = os_cpu_threads(be);
+  if ((int64_t)M * N * K < SMALL_PRODUCT_MACS) {
+    os_cpu_blas_single_thread();
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic) if (batch > 1)
+    for (int i = 0; i < batch; i++)
+      sgemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
+            beta, C + i * stride_c, ldc);
+    return;
+  }
+  for (int i = 0; i < batch; i++)
+    os_cpu_parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
+                          B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
+}
+
+void
+os_cpu_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+              const float *residual, int T, int in, int out)
+{
+  if (T <= 0 || out <= 0)
+    return;
+  float beta = 0.0f;
+  if (residual == y) {
+    /* y already holds the residual: bias goes in first, the product on top. */
+    if (bias)
+      os_cpu_add_row_vector(be, y, bias, 1, T, out);
+    beta = 1.0f;
+  } else if (bias) {
+    /* Like PyTorch's addmm: C starts as the broadcast bias. */
+    int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)T * out >= OS_CPU_PARALLEL_MIN)
+    for (int t = 0; t < T; t++) {
+      float *row = y + (size_t)t * out;
+      for (int o = 0; o < out; o++)
+        row[o] = bias[o];
+    }
+    beta = 1.0f;
+  }
+  os_cpu_gemm(be, false, true, T, out, in, 1.0f, x, in, W, in, beta, y, out);
+  if (residual && residual != y)
+    os_cpu_add(be, y, y, residual, (size_t)T * out);
+}

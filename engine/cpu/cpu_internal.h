@@ -1,0 +1,101 @@
+/* cpu_internal.h: the CPU backend's private state and its op functions,
+ * shared between the files of engine/cpu/ (one file per family of ops). */
+#ifndef ONESTEP_CPU_INTERNAL_H
+#define ONESTEP_CPU_INTERNAL_H
+
+#include "backend.h"
+
+#include <math.h>
+
+typedef struct {
+  os_backend base;
+  int n_threads;     /* OpenMP and OpenBLAS worker count, >= 1 */
+  bool out_of_memory; /* a scratch allocation failed; reported by sync() */
+} os_cpu_backend;
+
+static inline int
+os_cpu_threads(const os_backend *be)
+{
+  return ((const os_cpu_backend *)be)->n_threads;
+}
+
+/* malloc for an op's scratch space; on failure latches the error for sync()
+ * and returns NULL (the op then leaves its output unfinished). */
+void *os_cpu_scratch(os_backend *be, size_t bytes);
+
+/* Elementwise loops below this size run on one thread: forking costs more. */
+#define OS_CPU_PARALLEL_MIN 32768
+
+/* OpenBLAS's own threading changes its K blocking with the thread count, so
+ * its results would depend on it. The backend therefore always calls it
+ * single-threaded (set before each use: the setting is process-wide) and
+ * spreads products over OpenMP workers in blocks that do not depend on the
+ * thread count. */
+void os_cpu_blas_single_thread(void);
+
+/* C = alpha op(A) op(B) + beta C, split into blocks along M or N that depend
+ * only on the shape and the machine's core count; each block is one
+ * single-threaded sgemm. Safe to call only outside OpenMP regions. */
+void os_cpu_parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K,
+                           float alpha, const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, int ldc);
+
+/* x * sigmoid(x), written as PyTorch's CPU kernel computes it. */
+static inline float
+os_cpu_silu_value(float v)
+{
+  return v / (1.0f + expf(-v));
+}
+
+/* cpu_gemm.c */
+void os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                 int ldc);
+void os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K,
+                         float alpha, const float *A, int lda, int64_t stride_a,
+                         const float *B, int ldb, int64_t stride_b, float beta, float *C,
+                         int ldc, int64_t stride_c, int batch);
+void os_cpu_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+                   const float *residual, int T, int in, int out);
+
+/* cpu_conv.c */
+void os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+                   const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH,
+                   int KW, int stride, int pad_top, int pad_left, int pad_bottom,
+                   int pad_right);
+void os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
+                          const float *bias, int B, int F, int Cin, int Cout, int HW);
+
+/* cpu_norm.c */
+void os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                       const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                       float eps, bool silu);
+void os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                       const float *beta, int T, int C, float eps);
+
+/* cpu_attention.c */
+void os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
+                      int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
+                      int k_stride, int v_stride, int o_stride, float scale);
+
+/* cpu_elementwise.c */
+void os_cpu_fill(os_backend *be, float *dst, float value, size_t n);
+void os_cpu_silu(os_backend *be, float *y, const float *x, size_t n);
+void os_cpu_gelu(os_backend *be, float *y, const float *x, size_t n);
+void os_cpu_quick_gelu(os_backend *be, float *y, const float *x, size_t n);
+void os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C);
+void os_cpu_add(os_backend *be, float *y, const float *a, const float *b, size_t n);
+void os_cpu_blend(os_backend *be, float *y, const float *a, const float *b, float alpha,
+                  size_t n);
+void os_cpu_scale(os_backend *be, float *y, const float *x, float alpha, size_t n);
+void os_cpu_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C);
+void os_cpu_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P);
+
+/* cpu_layout.c */
+void os_cpu_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int inner);
+void os_cpu_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C, int H,
+                             int W, int Ho, int Wo);
+void os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
+                            int Cb, int N, int P);
+
+#endif

@@ -1,0 +1,68 @@
+/* cpu_layout.c: permutes, nearest resize and channel concatenation. */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void
+os_cpu_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int inner)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t row_bytes = sizeof(float) * inner;
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)A * Bd * Cd * inner >= OS_CPU_PARALLEL_MIN)
+  for (int ab = 0; ab < A * Bd; ab++) {
+    int a = ab / Bd, b = ab % Bd;
+    for (int c = 0; c < Cd; c++)
+      memcpy(y + (((size_t)a * Cd + c) * Bd + b) * inner, x + ((size_t)ab * Cd + c) * inner, row_bytes);
+  }
+}
+
+/* PyTorch's nearest index for an explicit output size: the scale is the
+ * float in/out and the product is floored in float. */
+static int
+nearest_source(int dst, int in, int out)
+{
+  float scale = (float)in / (float)out;
+  int src = (int)floorf((float)dst * scale);
+  return src < in - 1 ? src : in - 1;
+}
+
+void
+os_cpu_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                        int Ho, int Wo)
+{
+  int n_threads = os_cpu_threads(be);
+  int *src_x = os_cpu_scratch(be, sizeof(int) * Wo);
+  if (!src_x)
+    return;
+  for (int ox = 0; ox < Wo; ox++)
+    src_x[ox] = nearest_source(ox, W, Wo);
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * Ho * Wo >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++) {
+    const float *in = x + (size_t)nc * H * W;
+    float *out = y + (size_t)nc * Ho * Wo;
+    for (int oy = 0; oy < Ho; oy++) {
+      const float *in_row = in + (size_t)nearest_source(oy, H, Ho) * W;
+      float *out_row = out + (size_t)oy * Wo;
+      for (int ox = 0; ox < Wo; ox++)
+        out_row[ox] = in_row[src_x[ox]];
+    }
+  }
+  free(src_x);
+}
+
+void
+os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b, int Cb,
+                       int N, int P)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t a_len = (size_t)Ca * P, b_len = (size_t)Cb * P;
+#pragma omp parallel for num_threads(n_threads) if ((a_len + b_len) * N >= OS_CPU_PARALLEL_MIN)
+  for (int n = 0; n < N; n++) {
+    float *out = y + n * (a_len + b_len);
+    memcpy(out, a + n * a_len, sizeof(float) * a_len);
+    memcpy(out + a_len, b + n * b_len, sizeof(float) * b_len);
+  }
+}
