@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,24 @@ static inline void
 write_text(const char *path, const char *text)
 {
   write_bytes(path, text, strlen(text));
+}
+
+/* A raw safetensors file: the given u64 header length, the header text, then
+ * data_len bytes of data (or a byte pattern when data is NULL). */
+static inline void
+write_safetensors_raw(const char *path, uint64_t header_len, const char *header,
+                      const void *data, size_t data_len)
+{
+  size_t text_len = strlen(header);
+  size_t total = 8 + text_len + data_len;
+  unsigned char *bytes = calloc(1, total);
+  for (int i = 0; i < 8; i++)
+    bytes[i] = (unsigned char)(header_len >> (8 * i));
+  memcpy(bytes + 8, header, text_len);
+  for (size_t i = 0; i < data_len; i++)
+    bytes[8 + text_len + i] = data ? ((const unsigned char *)data)[i] : (unsigned char)i;
+  write_bytes(path, bytes, total);
+  free(bytes);
 }
 
 static inline int

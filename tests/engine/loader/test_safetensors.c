@@ -8,21 +8,11 @@
 
 static char *tmp_dir;
 
-/* A raw file: the given u64 header length, the header text, then data_len bytes. */
 static char *
 write_raw(const char *name, uint64_t header_len, const char *header, size_t data_len)
 {
   char *path = join_path(tmp_dir, name);
-  size_t text_len = strlen(header);
-  size_t total = 8 + text_len + data_len;
-  unsigned char *bytes = calloc(1, total);
-  for (int i = 0; i < 8; i++)
-    bytes[i] = (unsigned char)(header_len >> (8 * i));
-  memcpy(bytes + 8, header, text_len);
-  for (size_t i = 0; i < data_len; i++)
-    bytes[8 + text_len + i] = (unsigned char)i;
-  write_bytes(path, bytes, total);
-  free(bytes);
+  write_safetensors_raw(path, header_len, header, NULL, data_len);
   return path;
 }
 
