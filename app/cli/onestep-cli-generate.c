@@ -1,0 +1,277 @@
+/* onestep-cli-generate.c: `onestep-cli generate`, one image to a clip of frames. */
+#include <json-glib/json-glib.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "onestep-cli.h"
+
+#define UNSET INT_MIN
+#define MAX_SIDE 16384
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt (int signum)
+{
+  interrupted = 1;
+}
+
+static bool
+should_abort (void *user_data)
+{
+  return interrupted != 0;
+}
+
+static void
+print_progress (const onestep_progress *progress,
+                void                   *user_data)
+{
+  if (progress->n_steps > 0)
+    fprintf (stderr, "%3d%% %s %d/%d\n", (int) (progress->fraction * 100.0f),
+             onestep_stage_name (progress->stage), progress->step, progress->n_steps);
+  else
+    fprintf (stderr, "%3d%% %s\n", (int) (progress->fraction * 100.0f),
+             onestep_stage_name (progress->stage));
+}
+
+/* An option the user gave must be at least `min`. */
+static gboolean
+check_at_least (const char *option,
+                int         value,
+                int         min)
+{
+  if (value != UNSET && value < min)
+    {
+      onestep_cli_fail ("%s %d: must be at least %d", option, value, min);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+print_json_summary (const onestep_clip              *clip,
+                    const onestep_model_info        *info,
+                    const onestep_request           *request,
+                    const char                      *output,
+                    double                           seconds_total)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *text = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "output");
+  json_builder_add_string_value (builder, output);
+  json_builder_set_member_name (builder, "device");
+  json_builder_add_string_value (builder, info->device_name);
+  json_builder_set_member_name (builder, "frames");
+  json_builder_add_int_value (builder, clip->frames);
+  json_builder_set_member_name (builder, "width");
+  json_builder_add_int_value (builder, clip->width);
+  json_builder_set_member_name (builder, "height");
+  json_builder_add_int_value (builder, clip->height);
+  json_builder_set_member_name (builder, "steps");
+  json_builder_add_int_value (builder, clip->steps);
+  json_builder_set_member_name (builder, "sampler");
+  json_builder_add_string_value (builder, onestep_sampler_name (clip->sampler));
+  json_builder_set_member_name (builder, "seed");
+  json_builder_add_int_value (builder, (gint64) request->seed);
+  json_builder_set_member_name (builder, "nfe");
+  json_builder_add_int_value (builder, clip->nfe);
+  json_builder_set_member_name (builder, "sigmas");
+  json_builder_begin_array (builder);
+  for (int i = 0; i < clip->n_sigmas; i++)
+    json_builder_add_double_value (builder, clip->sigmas[i]);
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "seconds");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "clip");
+  json_builder_add_double_value (builder, clip->seconds_clip);
+  json_builder_set_member_name (builder, "encode");
+  json_builder_add_double_value (builder, clip->seconds_encode);
+  json_builder_set_member_name (builder, "denoise");
+  json_builder_add_double_value (builder, clip->seconds_denoise);
+  json_builder_set_member_name (builder, "decode");
+  json_builder_add_double_value (builder, clip->seconds_decode);
+  json_builder_set_member_name (builder, "total");
+  json_builder_add_double_value (builder, seconds_total);
+  json_builder_end_object (builder);
+  json_builder_set_member_name (builder, "peak_bytes");
+  json_builder_add_int_value (builder, (gint64) clip->peak_bytes);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  json_generator_set_root (generator, root);
+  text = json_generator_to_data (generator, NULL);
+  printf ("%s\n", text);
+}
+
+int
+onestep_cli_generate (int    argc,
+                      char **argv)
+{
+  g_autofree char *model = NULL, *output = NULL, *device_name = NULL, *seed_text = NULL;
+  g_autofree char *sampler_name = NULL;
+  int steps = UNSET, frames = UNSET, width = UNSET, height = UNSET, fps = UNSET;
+  int motion = UNSET, threads = 0, decode_chunk = UNSET;
+  double noise_aug = NAN, min_guidance = NAN, max_guidance = NAN;
+  gboolean json = FALSE;
+  g_auto(GStrv) images = NULL;
+  GOptionEntry entries[] = {
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (diffusers layout)", "PATH" },
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output folder of PNG frames", "OUT" },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (default: the model's)", "N" },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, "Noise seed (default 0)", "S" },
+    { "frames", 0, 0, G_OPTION_ARG_INT, &frames, "Frames (default: the UNet's num_frames)", "F" },
+    { "width", 0, 0, G_OPTION_ARG_INT, &width, "Width in pixels", "W" },
+    { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels", "H" },
+    { "fps", 0, 0, G_OPTION_ARG_INT, &fps, "Frame rate conditioning (default 7)", "N" },
+    { "motion-bucket", 0, 0, G_OPTION_ARG_INT, &motion, "Motion bucket id (default 127)", "M" },
+    { "noise-aug", 0, 0, G_OPTION_ARG_DOUBLE, &noise_aug, "Noise augmentation (default 0.02)", "A" },
+    { "min-guidance", 0, 0, G_OPTION_ARG_DOUBLE, &min_guidance, "Guidance of the first frame", "G" },
+    { "max-guidance", 0, 0, G_OPTION_ARG_DOUBLE, &max_guidance, "Guidance of the last frame", "G" },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, "euler, cm, tts or auto", "NAME" },
+    { "decode-chunk", 0, 0, G_OPTION_ARG_INT, &decode_chunk, "Frames decoded together (default all)", "N" },
+    { "device", 0, 0, G_OPTION_ARG_STRING, &device_name, "cpu, cuda or auto (default)", "D" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all cores)", "N" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a one-line JSON summary on stdout", NULL },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, "IMAGE" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) options = g_option_context_new ("IMAGE - generate a clip");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GdkPixbuf) image = NULL;
+  g_autoptr(GdkPixbuf) fitted = NULL;
+  onestep_context_params params = onestep_context_default_params ();
+  onestep_request request = onestep_request_default ();
+  onestep_context *ctx;
+  const onestep_model_info *info;
+  onestep_clip *clip;
+  onestep_error engine_error = { 0 };
+  gint64 started = g_get_monotonic_time ();
+  gboolean written;
+  guint64 seed = 0;
+
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, &error))
+    {
+      onestep_cli_fail ("%s", error->message);
+      return 2;
+    }
+  if (model == NULL || output == NULL || images == NULL || g_strv_length (images) != 1)
+    {
+      onestep_cli_fail ("generate needs --model PATH, --output OUT and exactly one IMAGE");
+      return 2;
+    }
+  if (!check_at_least ("--steps", steps, 1) || !check_at_least ("--frames", frames, 1) ||
+      !check_at_least ("--width", width, 1) || !check_at_least ("--height", height, 1) ||
+      !check_at_least ("--fps", fps, 1) || !check_at_least ("--motion-bucket", motion, 0) ||
+      !check_at_least ("--decode-chunk", decode_chunk, 1) || !check_at_least ("--threads", threads, 0))
+    return 2;
+  if ((width != UNSET && width > MAX_SIDE) || (height != UNSET && height > MAX_SIDE))
+    {
+      onestep_cli_fail ("--width/--height: at most %d pixels", MAX_SIDE);
+      return 2;
+    }
+  if (seed_text != NULL && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, &error))
+    {
+      onestep_cli_fail ("--seed %s: %s", seed_text, error->message);
+      return 2;
+    }
+  if (sampler_name != NULL && !onestep_sampler_from_name (sampler_name, &request.sampler))
+    {
+      onestep_cli_fail ("--sampler %s: expected euler, cm, tts or auto", sampler_name);
+      return 2;
+    }
+  if (!onestep_cli_parse_device (device_name, &params.device, &error))
+    {
+      onestep_cli_fail ("%s", error->message);
+      return 2;
+    }
+  if (g_file_test (output, G_FILE_TEST_EXISTS))
+    {
+      onestep_cli_fail ("output %s already exists; choose a new name", output);
+      return 1;
+    }
+
+  image = onestep_cli_load_image (images[0], &error);
+  if (image == NULL)
+    {
+      onestep_cli_fail ("%s", error->message);
+      return 1;
+    }
+
+  params.n_threads = threads;
+  ctx = onestep_context_new (model, &params, &engine_error);
+  if (ctx == NULL)
+    {
+      onestep_cli_fail ("%s", engine_error.message);
+      return 1;
+    }
+  info = onestep_context_get_info (ctx);
+  fprintf (stderr, "model %s (%s) on %s\n", model, onestep_model_kind_name (info->kind),
+           info->device_name);
+
+  request.width = width != UNSET ? width : info->default_width;
+  request.height = height != UNSET ? height : info->default_height;
+  if (frames != UNSET)
+    request.frames = frames;
+  if (steps != UNSET)
+    request.steps = steps;
+  if (fps != UNSET)
+    request.fps = fps;
+  if (motion != UNSET)
+    request.motion_bucket_id = motion;
+  if (decode_chunk != UNSET)
+    request.decode_chunk_size = decode_chunk;
+  if (!isnan (noise_aug))
+    request.noise_aug_strength = (float) noise_aug;
+  if (!isnan (min_guidance))
+    request.min_guidance = (float) min_guidance;
+  if (!isnan (max_guidance))
+    request.max_guidance = (float) max_guidance;
+  request.seed = seed;
+  request.progress = print_progress;
+  request.abort = should_abort;
+
+  fitted = onestep_cli_fit_image (image, request.width, request.height);
+  if (fitted == NULL)
+    {
+      onestep_cli_fail ("cannot scale %s to %dx%d: out of memory", images[0], request.width,
+                        request.height);
+      onestep_context_free (ctx);
+      return 1;
+    }
+
+  signal (SIGINT, on_interrupt);
+  {
+    onestep_image view = onestep_cli_image_view (fitted);
+    clip = onestep_generate (ctx, &view, &request, &engine_error);
+  }
+  signal (SIGINT, SIG_DFL);
+  if (clip == NULL)
+    {
+      onestep_cli_fail ("%s", engine_error.message);
+      onestep_context_free (ctx);
+      return 1;
+    }
+
+  written = onestep_cli_write_png_folder (output, clip->rgb, clip->frames, clip->width,
+                                          clip->height, &error);
+  if (!written)
+    onestep_cli_fail ("%s", error->message);
+  else
+    {
+      fprintf (stderr, "wrote %d frames of %dx%d to %s\n", clip->frames, clip->width,
+               clip->height, output);
+      if (json)
+        print_json_summary (clip, info, &request, output,
+                            (g_get_monotonic_time () - started) / 1e6);
+    }
+  onestep_clip_free (clip);
+  onestep_context_free (ctx);
+  return written ? 0 : 1;
+}

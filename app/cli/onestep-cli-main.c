@@ -1,0 +1,81 @@
+/* onestep-cli-main.c: subcommand dispatch and shared helpers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "onestep-cli.h"
+
+static const struct {
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
+} commands[] = {
+  { "generate", onestep_cli_generate, "turn one image into a clip of PNG frames" },
+  { "check-golden", onestep_cli_check_golden, "compare the engine with a golden case" },
+  { "info", onestep_cli_info, "validate and describe a model" },
+  { "bench", onestep_cli_bench, "measure sgemm and UNet FLOP/s on this machine" },
+};
+
+void
+onestep_cli_fail (const char *format,
+                  ...)
+{
+  va_list args;
+  g_autofree char *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fprintf (stderr, "onestep-cli: %s\n", message);
+}
+
+gboolean
+onestep_cli_parse_device (const char      *name,
+                          onestep_device  *device,
+                          GError         **error)
+{
+  if (name == NULL || g_str_equal (name, "auto"))
+    *device = ONESTEP_DEVICE_AUTO;
+  else if (g_str_equal (name, "cpu"))
+    *device = ONESTEP_DEVICE_CPU;
+  else if (g_str_equal (name, "cuda"))
+    *device = ONESTEP_DEVICE_CUDA;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--device %s: expected cpu, cuda or auto", name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+print_usage (FILE *out)
+{
+  fprintf (out, "Usage: onestep-cli COMMAND [OPTIONS]\n\nCommands:\n");
+  for (size_t i = 0; i < G_N_ELEMENTS (commands); i++)
+    fprintf (out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out, "\nRun onestep-cli COMMAND --help for a command's options.\n");
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  if (argc < 2)
+    {
+      print_usage (stderr);
+      return 2;
+    }
+  if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
+    {
+      print_usage (stdout);
+      return 0;
+    }
+  for (size_t i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (g_str_equal (argv[1], commands[i].name))
+      return commands[i].run (argc - 1, argv + 1);
+
+  onestep_cli_fail ("unknown command '%s'", argv[1]);
+  print_usage (stderr);
+  return 2;
+}

@@ -1,0 +1,42 @@
+/* onestep-cli.h: the subcommands of onestep-cli and the helpers they share. */
+#pragma once
+
+#include <gdk-pixbuf/gdk-pixbuf.h>
+
+#include "onestep.h"
+
+G_BEGIN_DECLS
+
+/* Each subcommand parses its own arguments (argv[0] is the subcommand name)
+ * and returns the process exit status. */
+int onestep_cli_generate (int argc, char **argv);
+int onestep_cli_check_golden (int argc, char **argv);
+int onestep_cli_info (int argc, char **argv);
+int onestep_cli_bench (int argc, char **argv);
+
+/* Prints "onestep-cli: MESSAGE" on stderr. */
+void onestep_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* Parses "cpu", "cuda" or "auto". */
+gboolean onestep_cli_parse_device (const char *name, onestep_device *device, GError **error);
+
+/* Loads an image as RGB (alpha dropped, EXIF orientation applied). */
+GdkPixbuf *onestep_cli_load_image (const char *path, GError **error);
+
+/* Scales (covering) and centre-crops to width x height; the image itself when it
+ * already has that size. */
+GdkPixbuf *onestep_cli_fit_image (GdkPixbuf *image, int width, int height);
+
+/* The engine's view of a pixbuf (valid while the pixbuf lives). */
+onestep_image onestep_cli_image_view (GdkPixbuf *image);
+
+/* Writes frames (frames x height x width RGB8) as OUT/frame-0001.png ... through a
+ * temporary folder renamed when complete; on failure nothing is left at OUT. */
+gboolean onestep_cli_write_png_folder (const char    *out,
+                                       const guint8  *rgb,
+                                       int            frames,
+                                       int            width,
+                                       int            height,
+                                       GError       **error);
+
+G_END_DECLS
