@@ -13,14 +13,27 @@ typedef enum {
   ONESTEP_EXPORT_FORMAT_PNG_FOLDER,
 } OnestepExportFormat;
 
+/* Called after each written frame; frames_total counts the whole output sequence
+ * (ping-pong and repeats included). */
+typedef void (*OnestepExportProgressFunc) (int      frames_written,
+                                           int      frames_total,
+                                           gpointer user_data);
+
 typedef struct {
   OnestepExportFormat format;
   int fps;
-  int loop_count;      /* GIF/WebM loops: 0 = forever */
-  gboolean ping_pong;  /* forward then backward */
-  int quality;         /* 0 (smallest) .. 100 (best) */
-  /* Generation settings written into the file's metadata (key -> value), may be NULL. */
+  int loop_count;      /* how often the clip plays, 0 = forever. GIF: the loop field of
+                        * the file. MP4/WebM cannot loop, so a count > 1 repeats the
+                        * clip in the file; 0 writes it once. Ignored for PNG frames. */
+  gboolean ping_pong;  /* forward then backward: 0..n-1 then n-2..1, so the clip loops
+                        * without showing either end frame twice (2n-2 frames) */
+  int quality;         /* 0 (smallest) .. 100 (best): x264/VP9 CRF, GIF palette size */
+  /* Generation settings written into the file's metadata (key -> value), may be NULL.
+   * Containers get them as one JSON object in the "comment" tag; PNG frames as tEXt
+   * chunks plus a settings.json in the folder. */
   GHashTable *metadata;
+  OnestepExportProgressFunc progress;  /* may be NULL */
+  gpointer progress_data;
 } OnestepExportOptions;
 
 void onestep_export_options_init (OnestepExportOptions *options, OnestepExportFormat format);
@@ -28,8 +41,18 @@ void onestep_export_options_init (OnestepExportOptions *options, OnestepExportFo
 /* .mp4, .webm, .gif, otherwise a folder of PNG frames. */
 OnestepExportFormat onestep_export_format_for_path (const char *path);
 
+/* Whether this system's FFmpeg (or gdk-pixbuf) can write the format; the Flatpak runtime
+ * before GNOME 49, for example, has no H.264 encoder. */
+gboolean onestep_export_format_available (OnestepExportFormat format);
+
+/* Human-readable name, e.g. "MP4 (H.264)". */
+const char *onestep_export_format_name (OnestepExportFormat format);
+
 /* Writes frames (frames x height x width RGB8) to path through a temporary name,
- * renamed when complete; a failed or cancelled export leaves nothing behind. */
+ * renamed when complete; a failed or cancelled export leaves nothing behind.
+ * yuv420p needs even sizes, so MP4 and WebM pad an odd width or height by one
+ * repeated edge pixel. A missing encoder gives G_IO_ERROR_NOT_SUPPORTED naming a
+ * format that works instead. */
 gboolean onestep_export_write (const char                 *path,
                                const guint8               *rgb,
                                int                         frames,

@@ -1,0 +1,287 @@
+/* export.c: checks the request, writes through a temporary name next to the target and
+ * renames it when complete, removing it on failure or cancellation. */
+#include "export.h"
+
+#include "export-metadata.h"
+#include "export-private.h"
+#include "export-sequence.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gdk-pixbuf/gdk-pixbuf.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_FPS 7
+#define DEFAULT_QUALITY 80
+
+void
+onestep_export_options_init (OnestepExportOptions *options,
+                             OnestepExportFormat   format)
+{
+  memset (options, 0, sizeof *options);
+  options->format = format;
+  options->fps = DEFAULT_FPS;
+  options->loop_count = 0;
+  options->quality = DEFAULT_QUALITY;
+}
+
+OnestepExportFormat
+onestep_export_format_for_path (const char *path)
+{
+  g_autofree char *lower = g_ascii_strdown (path, -1);
+
+  if (g_str_has_suffix (lower, ".mp4"))
+    return ONESTEP_EXPORT_FORMAT_MP4;
+  if (g_str_has_suffix (lower, ".webm"))
+    return ONESTEP_EXPORT_FORMAT_WEBM;
+  if (g_str_has_suffix (lower, ".gif"))
+    return ONESTEP_EXPORT_FORMAT_GIF;
+  return ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+}
+
+const char *
+onestep_export_format_name (OnestepExportFormat format)
+{
+  switch (format)
+    {
+    case ONESTEP_EXPORT_FORMAT_MP4:
+      return "MP4 (H.264)";
+    case ONESTEP_EXPORT_FORMAT_WEBM:
+      return "WebM (VP9)";
+    case ONESTEP_EXPORT_FORMAT_GIF:
+      return "GIF";
+    case ONESTEP_EXPORT_FORMAT_PNG_FOLDER:
+      return "PNG frames";
+    }
+  g_return_val_if_reached (NULL);
+}
+
+static gboolean
+png_writer_available (void)
+{
+  g_autoptr(GSList) formats = gdk_pixbuf_get_formats ();
+
+  for (GSList *l = formats; l != NULL; l = l->next)
+    {
+      g_autofree char *name = gdk_pixbuf_format_get_name (l->data);
+
+      if (g_str_equal (name, "png") && gdk_pixbuf_format_is_writable (l->data))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+onestep_export_format_available (OnestepExportFormat format)
+{
+  if (format == ONESTEP_EXPORT_FORMAT_PNG_FOLDER)
+    return png_writer_available ();
+  return _onestep_export_video_available (format);
+}
+
+static gboolean
+set_not_supported (GError              **error,
+                   OnestepExportFormat   format)
+{
+  static const OnestepExportFormat fallbacks[] = {
+    ONESTEP_EXPORT_FORMAT_WEBM, ONESTEP_EXPORT_FORMAT_GIF, ONESTEP_EXPORT_FORMAT_PNG_FOLDER,
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (fallbacks); i++)
+    if (fallbacks[i] != format && onestep_export_format_available (fallbacks[i]))
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                     "This system cannot write %s; export as %s instead",
+                     onestep_export_format_name (format),
+                     onestep_export_format_name (fallbacks[i]));
+        return FALSE;
+      }
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               "This system cannot write %s", onestep_export_format_name (format));
+  return FALSE;
+}
+
+static gboolean
+check_request (const char                 *path,
+               const guint8               *rgb,
+               int                         frames,
+               int                         width,
+               int                         height,
+               const OnestepExportOptions *options,
+               GError                    **error)
+{
+  const char *problem = NULL;
+
+  if (path == NULL || path[0] == '\0')
+    problem = "the output path is empty";
+  else if (rgb == NULL || frames < 1)
+    problem = "there are no frames";
+  else if (width < 1 || height < 1 || width > 16384 || height > 16384)
+    problem = "width and height must be between 1 and 16384";
+  else if (options->fps < 1 || options->fps > 240)
+    problem = "fps must be between 1 and 240";
+  else if (options->loop_count < 0)
+    problem = "loop_count must not be negative";
+  else if (options->quality < 0 || options->quality > 100)
+    problem = "quality must be between 0 and 100";
+
+  if (problem != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Cannot export “%s”: %s", path ? path : "", problem);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_onestep_export_job_frame_done (const OnestepExportJob *job,
+                                int                     output_index,
+                                GCancellable           *cancellable,
+                                GError                **error)
+{
+  if (job->options->progress != NULL)
+    job->options->progress (output_index + 1, job->length, job->options->progress_data);
+  return !g_cancellable_set_error_if_cancelled (cancellable, error);
+}
+
+/* A hidden name next to path, so that the final rename stays on one file system. */
+static char *
+temporary_template (const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *name = g_strdup_printf (".%s.XXXXXX.part", base);
+
+  return g_build_filename (dir, name, NULL);
+}
+
+static char *
+create_temporary (const char          *path,
+                  OnestepExportFormat  format,
+                  GError             **error)
+{
+  g_autofree char *temporary = temporary_template (path);
+  int saved_errno;
+
+  if (format == ONESTEP_EXPORT_FORMAT_PNG_FOLDER)
+    {
+      if (g_mkdtemp_full (temporary, 0777) != NULL)
+        return g_steal_pointer (&temporary);
+    }
+  else
+    {
+      int fd = g_mkstemp_full (temporary, O_RDWR | O_CLOEXEC, 0666);
+
+      if (fd >= 0)
+        {
+          close (fd);
+          return g_steal_pointer (&temporary);
+        }
+    }
+
+  saved_errno = errno;
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               "Could not export “%s”: %s", path, g_strerror (saved_errno));
+  return NULL;
+}
+
+static void
+remove_temporary (const char          *temporary,
+                  OnestepExportFormat  format)
+{
+  if (format == ONESTEP_EXPORT_FORMAT_PNG_FOLDER)
+    {
+      g_autoptr(GDir) dir = g_dir_open (temporary, 0, NULL);
+      const char *name;
+
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *file = g_build_filename (temporary, name, NULL);
+
+          g_unlink (file);
+        }
+      g_rmdir (temporary);
+    }
+  else
+    {
+      g_unlink (temporary);
+    }
+}
+
+static gboolean
+move_into_place (const char  *temporary,
+                 const char  *path,
+                 GError     **error)
+{
+  int saved_errno;
+
+  if (g_rename (temporary, path) == 0)
+    return TRUE;
+
+  saved_errno = errno;
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               "Could not save the export as “%s”: %s", path, g_strerror (saved_errno));
+  return FALSE;
+}
+
+gboolean
+onestep_export_write (const char                 *path,
+                      const guint8               *rgb,
+                      int                         frames,
+                      int                         width,
+                      int                         height,
+                      const OnestepExportOptions *options,
+                      GCancellable               *cancellable,
+                      GError                    **error)
+{
+  g_autofree int *sequence = NULL;
+  g_autofree char *settings_json = NULL;
+  g_autofree char *temporary = NULL;
+  OnestepExportJob job = { 0 };
+  gboolean is_video = options->format != ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+  int repeats = 1;
+  gboolean ok;
+
+  g_return_val_if_fail (options != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_request (path, rgb, frames, width, height, options, error))
+    return FALSE;
+  if (!onestep_export_format_available (options->format))
+    return set_not_supported (error, options->format);
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  /* MP4 and WebM have no loop field: a count of plays is written out in full. */
+  if (is_video && options->format != ONESTEP_EXPORT_FORMAT_GIF && options->loop_count > 1)
+    repeats = options->loop_count;
+
+  sequence = _onestep_export_sequence_new (frames, options->ping_pong, repeats, &job.length);
+  settings_json = _onestep_export_metadata_to_json (options->metadata, !is_video);
+  job.path = path;
+  job.rgb = rgb;
+  job.frames = frames;
+  job.width = width;
+  job.height = height;
+  job.sequence = sequence;
+  job.options = options;
+  job.settings_json = settings_json;
+
+  temporary = create_temporary (path, options->format, error);
+  if (temporary == NULL)
+    return FALSE;
+
+  if (is_video)
+    ok = _onestep_export_encode_video (temporary, &job, cancellable, error);
+  else
+    ok = _onestep_export_write_png_folder (temporary, &job, cancellable, error);
+  ok = ok && move_into_place (temporary, path, error);
+
+  if (!ok)
+    remove_temporary (temporary, options->format);
+  return ok;
+}
