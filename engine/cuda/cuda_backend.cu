@@ -1,0 +1,287 @@
+// cuda_backend.cu: creation of the CUDA backend, its op table, transfers,
+// sync and error latching. The module's only exported symbol is
+// os_cuda_backend_create, called by engine/cuda/cuda_loader.c after dlopen().
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cuda_common.h"
+
+// cuBLAS's workspace for split-K and cuBLASLt heuristics (llm.c uses 32 MiB too).
+#define OS_CUBLAS_WORKSPACE (32u << 20)
+
+// ----------------------------------------------------------------------------
+// errors
+
+static void
+set_error(onestep_error *error, onestep_status code, const char *fmt, ...)
+{
+  if (!error)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  error->code = code;
+  vsnprintf(error->message, sizeof error->message, fmt, ap);
+  va_end(ap);
+}
+
+void
+os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
+{
+  if (cb->latched != ONESTEP_OK)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  cb->latched = code;
+  vsnprintf(cb->latched_message, sizeof cb->latched_message, fmt, ap);
+  va_end(ap);
+}
+
+void
+os_cuda_check_launch(os_cuda_backend *cb, const char *what)
+{
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
+}
+
+void
+os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *what)
+{
+  if (status != CUBLAS_STATUS_SUCCESS)
+    os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "cuBLAS %s failed: %s", what,
+                  cublasGetStatusString(status));
+}
+
+static void
+check_call(os_cuda_backend *cb, cudaError_t err, const char *what)
+{
+  if (err != cudaSuccess)
+    os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
+}
+
+// ----------------------------------------------------------------------------
+// transfers and sync
+
+static void
+cuda_upload(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  os_cuda_derived_invalidate(cb, dst, bytes);
+  // From pageable memory this returns once src has been staged, so the
+  // caller may reuse src at once while the DMA proceeds in stream order.
+  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cb->stream), "upload");
+}
+
+static void
+cuda_download(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cb->stream),
+             "download");
+  check_call(cb, cudaStreamSynchronize(cb->stream), "download");
+}
+
+static void
+cuda_copy(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  os_cuda_derived_invalidate(cb, dst, bytes);
+  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream), "copy");
+}
+
+static onestep_status
+cuda_sync(os_backend *be, onestep_error *error)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  check_call(cb, cudaStreamSynchronize(cb->stream), "sync");
+  if (cb->latched != ONESTEP_OK)
+    set_error(error, cb->latched, "%s (%s)", cb->latched_message, cb->device_name);
+  return cb->latched;
+}
+
+static void
+cuda_destroy(os_backend *be)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (!cb)
+    return;
+  cudaStreamSynchronize(cb->stream);
+  os_cuda_derived_destroy(cb);
+  if (cb->pool)
+    os_cuda_pool_free_all(cb->pool);
+  if (cb->cublas_workspace)
+    cudaFree(cb->cublas_workspace);
+  if (cb->cublas)
+    cublasDestroy(cb->cublas);
+  if (cb->stream)
+    cudaStreamDestroy(cb->stream);
+  free(cb);
+}
+
+// ----------------------------------------------------------------------------
+// the op table
+
+static const os_backend_ops cuda_ops = {
+  .name = "cuda",
+  .is_host = false,
+  .alloc = os_cuda_alloc,
+  .free = os_cuda_free,
+  .upload = cuda_upload,
+  .download = cuda_download,
+  .copy = cuda_copy,
+  .fill = os_cuda_fill,
+  .sync = cuda_sync,
+  .destroy = cuda_destroy,
+  .gemm = os_cuda_gemm,
+  .gemm_batched = os_cuda_gemm_batched,
+  .linear = os_cuda_linear,
+  .conv2d = os_cuda_conv2d,
+  .conv_temporal = os_cuda_conv_temporal,
+  .group_norm = os_cuda_group_norm,
+  .layer_norm = os_cuda_layer_norm,
+  .attention = os_cuda_attention,
+  .silu = os_cuda_silu,
+  .gelu = os_cuda_gelu,
+  .quick_gelu = os_cuda_quick_gelu,
+  .geglu = os_cuda_geglu,
+  .add = os_cuda_add,
+  .blend = os_cuda_blend,
+  .scale = os_cuda_scale,
+  .add_row_vector = os_cuda_add_row_vector,
+  .add_channel_vector = os_cuda_add_channel_vector,
+  .permute_0213 = os_cuda_permute_0213,
+  .upsample_nearest = os_cuda_upsample_nearest,
+  .concat_channels = os_cuda_concat_channels,
+};
+
+// ----------------------------------------------------------------------------
+// creation
+
+static bool
+parse_precision(const char *text, os_cuda_precision *out)
+{
+  static const struct {
+    const char *name;
+    os_cuda_precision value;
+  } names[] = {
+    { "fp32", OS_CUDA_FP32 },
+    { "tf32", OS_CUDA_TF32 },
+    { "fp16", OS_CUDA_FP16 },
+    { "bf16", OS_CUDA_BF16 },
+  };
+  if (!text || !*text) {
+    *out = OS_CUDA_FP32;
+    return true;
+  }
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (strcasecmp(text, names[i].name) == 0) {
+      *out = names[i].value;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A kernel of this module, used to ask whether the module holds code the
+// device can run (sm_80 and sm_90 cubins, compute_90 PTX).
+__global__ void
+probe_kernel(void)
+{
+}
+
+static os_backend *
+create(onestep_error *error)
+{
+  int driver = 0, runtime = 0, count = 0;
+  cudaError_t err = cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  if (err != cudaSuccess || driver < runtime) {
+    set_error(error, ONESTEP_ERR_DEVICE,
+              "the NVIDIA driver supports CUDA %d.%d but the CUDA backend needs %d.%d; "
+              "update the driver",
+              driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    return NULL;
+  }
+  err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    set_error(error, ONESTEP_ERR_DEVICE, "no CUDA device found: %s",
+              err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0");
+    return NULL;
+  }
+
+  os_cuda_precision precision;
+  const char *precision_env = getenv("ONESTEP_CUDA_PRECISION");
+  if (!parse_precision(precision_env, &precision)) {
+    set_error(error, ONESTEP_ERR_INVALID_ARGUMENT,
+              "ONESTEP_CUDA_PRECISION=%s is not one of fp32, tf32, fp16, bf16", precision_env);
+    return NULL;
+  }
+
+  os_cuda_backend *cb = (os_cuda_backend *)calloc(1, sizeof *cb);
+  if (!cb) {
+    set_error(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of host memory creating the CUDA backend");
+    return NULL;
+  }
+  cb->base.ops = &cuda_ops;
+  cb->precision = precision;
+  cb->device = 0;
+
+  cudaDeviceProp prop;
+  err = cudaSetDevice(cb->device);
+  if (err == cudaSuccess)
+    err = cudaGetDeviceProperties(&prop, cb->device);
+  if (err != cudaSuccess) {
+    set_error(error, ONESTEP_ERR_DEVICE, "CUDA device 0 is unusable: %s", cudaGetErrorString(err));
+    free(cb);
+    return NULL;
+  }
+  snprintf(cb->device_name, sizeof cb->device_name, "%.200s (sm_%d%d, %.1f GiB)", prop.name,
+           prop.major, prop.minor, prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+
+  cudaFuncAttributes attr;
+  err = cudaFuncGetAttributes(&attr, probe_kernel);
+  if (err != cudaSuccess) {
+    set_error(error, ONESTEP_ERR_DEVICE,
+              "the CUDA backend has no code for %s: %s (built for sm_80, sm_90 and newer)",
+              cb->device_name, cudaGetErrorString(err));
+    free(cb);
+    return NULL;
+  }
+
+  cublasStatus_t status;
+  if ((err = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+      (err = cudaMalloc(&cb->cublas_workspace, OS_CUBLAS_WORKSPACE)) != cudaSuccess) {
+    set_error(error, ONESTEP_ERR_DEVICE, "CUDA setup on %s failed: %s", cb->device_name,
+              cudaGetErrorString(err));
+    cuda_destroy(&cb->base);
+    return NULL;
+  }
+  if ((status = cublasCreate(&cb->cublas)) != CUBLAS_STATUS_SUCCESS ||
+      (status = cublasSetStream(cb->cublas, cb->stream)) != CUBLAS_STATUS_SUCCESS ||
+      (status = cublasSetWorkspace(cb->cublas, cb->cublas_workspace, OS_CUBLAS_WORKSPACE)) !=
+          CUBLAS_STATUS_SUCCESS) {
+    set_error(error, ONESTEP_ERR_DEVICE, "cuBLAS setup on %s failed: %s", cb->device_name,
+              cublasGetStatusString(status));
+    cuda_destroy(&cb->base);
+    return NULL;
+  }
+  cb->pool = os_cuda_pool_new();
+  cb->derived = os_cuda_derived_new();
+  if (!cb->pool || !cb->derived) {
+    set_error(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of host memory creating the CUDA backend");
+    cuda_destroy(&cb->base);
+    return NULL;
+  }
+  return &cb->base;
+}
+
+extern "C" __attribute__((visibility("default"))) os_backend *
+os_cuda_backend_create(onestep_error *error)
+{
+  return create(error);
+}
+

@@ -1,0 +1,204 @@
+/* cuda_common.h: the CUDA backend's private state and the helpers shared by
+ * its .cu files (one op family per file, as in llm.c's llmc/).
+ *
+ * All work is queued on one stream; nothing here blocks except sync() and
+ * download(). Device and cuBLAS errors are latched (first one wins) and
+ * reported by sync(). */
+#ifndef ONESTEP_CUDA_COMMON_H
+#define ONESTEP_CUDA_COMMON_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <library_types.h>
+
+#include "backend.h"
+
+/* ---------------------------------------------------------------------------- */
+/* state */
+
+/* How GEMM operands are fed to the tensor cores (ONESTEP_CUDA_PRECISION).
+ * Accumulation is fp32 in every mode; only the operands are rounded. */
+typedef enum {
+  OS_CUDA_FP32 = 0, /* exact fp32 (the default, used by the tests) */
+  OS_CUDA_TF32,     /* fp32 operands rounded to tf32 inside cuBLAS */
+  OS_CUDA_FP16,     /* operands converted to half */
+  OS_CUDA_BF16,     /* operands converted to bfloat16 */
+} os_cuda_precision;
+
+typedef struct os_cuda_pool os_cuda_pool;
+typedef struct os_cuda_derived_cache os_cuda_derived_cache;
+
+typedef struct {
+  os_backend base;
+  int device;
+  char device_name[256];
+  cudaStream_t stream;
+  cublasHandle_t cublas;
+  void *cublas_workspace;
+  os_cuda_precision precision;
+  os_cuda_pool *pool;             /* caching allocator (cuda_alloc.cu) */
+  os_cuda_derived_cache *derived; /* converted copies of weights (cuda_derived.cu) */
+  onestep_status latched;         /* first error since creation */
+  char latched_message[512];
+} os_cuda_backend;
+
+static inline os_cuda_backend *
+os_cuda(os_backend *be)
+{
+  return (os_cuda_backend *)be;
+}
+
+/* ---------------------------------------------------------------------------- */
+/* errors (cuda_backend.cu) */
+
+void os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Latches the pending launch error, if any; `what` names the op. */
+void os_cuda_check_launch(os_cuda_backend *cb, const char *what);
+void os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *what);
+
+/* ---------------------------------------------------------------------------- */
+/* memory (cuda_alloc.cu) */
+
+os_cuda_pool *os_cuda_pool_new(void);
+/* Frees cached and live blocks (at destroy). */
+void os_cuda_pool_free_all(os_cuda_pool *pool);
+/* Stream-ordered: a block freed after queuing work that reads it may be
+ * handed out again at once, since every user of it runs on the same stream. */
+void *os_cuda_alloc(os_backend *be, size_t bytes);
+void os_cuda_free(os_backend *be, void *ptr);
+/* Bytes of the live block starting at ptr, 0 if ptr is not one. */
+size_t os_cuda_block_size(os_cuda_backend *cb, const void *ptr);
+/* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
+void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
+
+/* ---------------------------------------------------------------------------- */
+/* derived weights (cuda_derived.cu): converted copies of constant operands,
+ * cached by source pointer and dropped when the source is freed or written by
+ * upload/copy/fill. Only weight arguments (linear/conv W) go through here. */
+
+typedef enum {
+  OS_DERIVED_HALF = 0,       /* fp16 copy */
+  OS_DERIVED_BF16,           /* bf16 copy */
+  OS_DERIVED_TEMPORAL_TAPS,  /* [Cout,Cin,3] -> [3,Cout,Cin] */
+} os_derived_kind;
+
+os_cuda_derived_cache *os_cuda_derived_new(void);
+void os_cuda_derived_destroy(os_cuda_backend *cb);
+/* Drops entries whose source overlaps [ptr, ptr + bytes). */
+void os_cuda_derived_invalidate(os_cuda_backend *cb, const void *ptr, size_t bytes);
+/* The derived copy of n floats at src, building it on first use; NULL (error
+ * latched) when out of memory. */
+const void *os_cuda_derived_get(os_cuda_backend *cb, const float *src, size_t n,
+                                os_derived_kind kind, int cout, int cin);
+
+/* ---------------------------------------------------------------------------- */
+/* GEMM (cuda_gemm.cu) */
+
+/* A GEMM operand as cuBLAS will read it: fp32 or converted to the precision's
+ * low-precision type; `scratch` is owned and released by os_cuda_operand_release. */
+typedef struct {
+  const void *ptr;
+  cudaDataType type;
+  void *scratch;
+} os_cuda_operand;
+
+/* Prepares `extent` floats at src for the current precision; weights are
+ * converted once and cached, activations into scratch. */
+bool os_cuda_operand_prepare(os_cuda_backend *cb, os_cuda_operand *op, const float *src,
+                             size_t extent, bool is_weight);
+void os_cuda_operand_release(os_cuda_backend *cb, os_cuda_operand *op);
+/* The operand shifted by `elements` of its type (it owns no scratch). */
+static inline os_cuda_operand
+os_cuda_operand_at(const os_cuda_operand *op, size_t elements)
+{
+  os_cuda_operand shifted = *op;
+  shifted.ptr = (const char *)op->ptr + elements * (op->type == CUDA_R_32F ? 4 : 2);
+  shifted.scratch = NULL;
+  return shifted;
+}
+/* The element type activations are staged in for GEMMs (CUDA_R_32F unless fp16/bf16). */
+cudaDataType os_cuda_operand_type(const os_cuda_backend *cb);
+size_t os_cuda_type_size(cudaDataType type);
+/* Converts n floats into `type` (half or bf16) at dst, on the stream. */
+void os_cuda_convert(os_cuda_backend *cb, void *dst, cudaDataType type, const float *src,
+                     size_t n);
+
+/* Row-major strided-batched GEMM on prepared operands (see backend.h's gemm). */
+void os_cuda_gemm_typed(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, int N, int K,
+                        float alpha, const os_cuda_operand *A, int lda, int64_t stride_a,
+                        const os_cuda_operand *B, int ldb, int64_t stride_b, float beta,
+                        float *C, int ldc, int64_t stride_c, int batch);
+
+void os_cuda_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                  int ldc);
+void os_cuda_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K,
+                          float alpha, const float *A, int lda, int64_t stride_a,
+                          const float *B, int ldb, int64_t stride_b, float beta, float *C,
+                          int ldc, int64_t stride_c, int batch);
+void os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+                    const float *residual, int T, int in, int out);
+
+/* ---------------------------------------------------------------------------- */
+/* other ops, one file each */
+
+void os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+                    const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH,
+                    int KW, int stride, int pad_top, int pad_left, int pad_bottom,
+                    int pad_right);
+void os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
+                           const float *bias, int B, int F, int Cin, int Cout, int HW);
+void os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                        const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                        float eps, bool silu);
+void os_cuda_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                        const float *beta, int T, int C, float eps);
+void os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
+                       int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
+                       int k_stride, int v_stride, int o_stride, float scale);
+
+/* cuda_elementwise.cu */
+void os_cuda_fill(os_backend *be, float *dst, float value, size_t n);
+void os_cuda_silu(os_backend *be, float *y, const float *x, size_t n);
+void os_cuda_gelu(os_backend *be, float *y, const float *x, size_t n);
+void os_cuda_quick_gelu(os_backend *be, float *y, const float *x, size_t n);
+void os_cuda_geglu(os_backend *be, float *y, const float *x, int T, int C);
+void os_cuda_add(os_backend *be, float *y, const float *a, const float *b, size_t n);
+void os_cuda_blend(os_backend *be, float *y, const float *a, const float *b, float alpha,
+                   size_t n);
+void os_cuda_scale(os_backend *be, float *y, const float *x, float alpha, size_t n);
+void os_cuda_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C);
+void os_cuda_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P);
+/* y[n, c, p] += bias[c] (bias may be NULL) + residual[n, c, p] (may be NULL):
+ * the epilogue of convolutions. */
+void os_cuda_bias_residual(os_cuda_backend *cb, float *y, const float *bias,
+                           const float *residual, int N, int C, int P);
+
+/* cuda_layout.cu */
+void os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I);
+void os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C, int H,
+                              int W, int Ho, int Wo);
+void os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
+                             int Cb, int N, int P);
+
+/* ---------------------------------------------------------------------------- */
+/* launch helpers */
+
+#define OS_CUDA_THREADS 256
+
+static inline unsigned
+os_cuda_blocks(size_t n)
+{
+  /* Grid-stride loops cover the rest; this keeps every launch legal. */
+  size_t blocks = (n + OS_CUDA_THREADS - 1) / OS_CUDA_THREADS;
+  if (blocks > 65535u * 8u)
+    blocks = 65535u * 8u;
+  return blocks ? (unsigned)blocks : 1u;
+}
+
+#define OS_CUDA_GRID_STRIDE(i, n)                                                        \
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                \
+       i += (size_t)gridDim.x * blockDim.x)
+
+#endif

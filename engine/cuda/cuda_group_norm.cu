@@ -1,0 +1,144 @@
+// cuda_group_norm.cu: GroupNorm (+ optional SiLU) on x [N, C, HW].
+//
+// A statistic covers one group of C/G channels over frames_per_stat
+// consecutive images: per image (frames_per_stat 1) or across the F frames of
+// a batch element (frames_per_stat F, the temporal decoder). Groups hold up to
+// tens of millions of values, so each is summed by many blocks into partial
+// sums that a second kernel adds up in a fixed order (deterministic, no
+// atomics); two passes (mean, then squared deviations) keep it accurate.
+
+#include "cuda_common.h"
+#include "cuda_reduce.cuh"
+
+#define CHUNK 16384 // elements per partial sum (at least)
+
+typedef struct {
+  int C, HW, G, frames_per_stat;
+  size_t group_len; // (C / G) * HW: one image's part of a group
+  size_t stat_len;  // group_len * frames_per_stat
+  size_t chunk_len; // elements per partial sum
+  int chunks;       // partial sums per statistic (at most 65535: grid.y)
+} gn_shape;
+
+// Address of element e of statistic s = (unit, group).
+__device__ __forceinline__ size_t
+gn_index(const gn_shape sh, int s, size_t e)
+{
+  int unit = s / sh.G, g = s % sh.G;
+  size_t f = e / sh.group_len, r = e % sh.group_len;
+  return ((size_t)unit * sh.frames_per_stat + f) * sh.C * sh.HW + g * sh.group_len + r;
+}
+
+// partial[s * chunks + chunk] = sum over the chunk of (x - centre[s])^pow
+// (pow 1 with centre NULL: plain sums).
+__global__ void
+gn_partial_kernel(float *partial, const float *x, const float *centre, gn_shape sh)
+{
+  int s = blockIdx.x, chunk = blockIdx.y;
+  size_t begin = (size_t)chunk * sh.chunk_len;
+  size_t end = begin + sh.chunk_len < sh.stat_len ? begin + sh.chunk_len : sh.stat_len;
+  float mean = centre ? centre[2 * s] : 0.0f;
+  float acc = 0.0f;
+  for (size_t e = begin + threadIdx.x; e < end; e += blockDim.x) {
+    float v = x[gn_index(sh, s, e)];
+    if (centre) {
+      v -= mean;
+      acc += v * v;
+    } else {
+      acc += v;
+    }
+  }
+  acc = os_block_sum(acc);
+  if (threadIdx.x == 0)
+    partial[(size_t)s * sh.chunks + chunk] = acc;
+}
+
+// One warp per statistic adds its partials in double. The first call stores
+// the mean in stats[2s]; the second the reciprocal std in stats[2s+1].
+__global__ void
+gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats, float eps,
+                   bool is_variance)
+{
+  int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (s >= n_stats)
+    return;
+  double acc = 0.0;
+  for (int i = lane; i < sh.chunks; i += 32)
+    acc += partial[(size_t)s * sh.chunks + i];
+  for (int offset = 16; offset > 0; offset >>= 1)
+    acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+  if (lane == 0) {
+    double m = acc / (double)sh.stat_len;
+    if (is_variance)
+      stats[2 * s + 1] = (float)(1.0 / sqrt(m + (double)eps));
+    else
+      stats[2 * s] = (float)m;
+  }
+}
+
+__global__ void
+gn_apply_kernel(float *y, const float *x, const float *stats, const float *gamma,
+                const float *beta, gn_shape sh, size_t n, bool silu)
+{
+  int channels_per_group = sh.C / sh.G;
+  OS_CUDA_GRID_STRIDE(i, n)
+  {
+    size_t image = i / ((size_t)sh.C * sh.HW);
+    int c = (int)((i / sh.HW) % sh.C);
+    int s = (int)(image / sh.frames_per_stat) * sh.G + c / channels_per_group;
+    float v = (x[i] - stats[2 * s]) * stats[2 * s + 1];
+    v = v * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+    y[i] = silu ? v / (1.0f + expf(-v)) : v;
+  }
+}
+
+void
+os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                   const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                   float eps, bool silu)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (N <= 0 || C <= 0 || HW <= 0)
+    return;
+  if (G <= 0 || C % G != 0 || frames_per_stat <= 0 || N % frames_per_stat != 0) {
+    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT,
+                  "group_norm: %d channels in %d groups over %d images, %d per statistic", C, G,
+                  N, frames_per_stat);
+    return;
+  }
+  gn_shape sh;
+  sh.C = C;
+  sh.HW = HW;
+  sh.G = G;
+  sh.frames_per_stat = frames_per_stat;
+  sh.group_len = (size_t)(C / G) * HW;
+  sh.stat_len = sh.group_len * frames_per_stat;
+  sh.chunk_len = CHUNK;
+  if ((sh.stat_len + sh.chunk_len - 1) / sh.chunk_len > 65535)
+    sh.chunk_len = (sh.stat_len + 65534) / 65535;
+  sh.chunks = (int)((sh.stat_len + sh.chunk_len - 1) / sh.chunk_len);
+  int n_stats = N / frames_per_stat * G;
+
+  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh.chunks * sizeof(float),
+                                            "group_norm partial sums");
+  float *stats = (float *)os_cuda_scratch(cb, (size_t)n_stats * 2 * sizeof(float),
+                                          "group_norm statistics");
+  if (partial && stats) {
+    dim3 grid(n_stats, sh.chunks);
+    int warps = 8;
+    int fin_blocks = (n_stats + warps - 1) / warps;
+    gn_partial_kernel<<<grid, 256, 0, cb->stream>>>(partial, x, NULL, sh);
+    gn_finalize_kernel<<<fin_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
+                                                                  eps, false);
+    gn_partial_kernel<<<grid, 256, 0, cb->stream>>>(partial, x, stats, sh);
+    gn_finalize_kernel<<<fin_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
+                                                                  eps, true);
+    size_t n = (size_t)N * C * HW;
+    gn_apply_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(y, x, stats, gamma,
+                                                                           beta, sh, n, silu);
+    os_cuda_check_launch(cb, "group_norm");
+  }
+  os_cuda_free(be, partial);
+  os_cuda_free(be, stats);
+}
