@@ -265,10 +265,51 @@ test_half_conversion(void)
   CHECK(out[0] == 1.0f && out[1] == -2.0f);
 }
 
-int
-main(void)
+/* The files of tiny-a, written by Python's safetensors, open and index. */
+static void
+test_reference_files(const char *model_dir)
 {
+  static const struct {
+    const char *file;
+    int n_tensors;
+  } files[] = {
+      {"unet/diffusion_pytorch_model.safetensors", 626},
+      {"vae/diffusion_pytorch_model.safetensors", 161},
+      {"image_encoder/model.safetensors", 40},
+  };
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    char *path = join_path(model_dir, files[i].file);
+    onestep_error err = {0};
+    os_safetensors *st = os_safetensors_open(path, &err);
+    CHECK(st && st->n_tensors == files[i].n_tensors);
+    if (!st)
+      fprintf(stderr, "%s\n", err.message);
+    for (int t = 0; st && t < st->n_tensors; t++) {
+      CHECK(st->tensors[t].dtype == OS_DTYPE_F32);
+      CHECK(os_safetensors_find(st, st->tensors[t].name) == &st->tensors[t]);
+    }
+    os_safetensors_close(st);
+    free(path);
+  }
+  char *unet_path = join_path(model_dir, files[0].file);
+  onestep_error err = {0};
+  os_safetensors *unet = os_safetensors_open(unet_path, &err);
+  const os_st_tensor *conv_in = unet ? os_safetensors_find(unet, "conv_in.weight") : NULL;
+  CHECK(conv_in && conv_in->ndim == 4 && conv_in->shape[0] == 32 && conv_in->shape[1] == 8 &&
+        conv_in->shape[2] == 3 && conv_in->shape[3] == 3);
+  os_safetensors_close(unet);
+  free(unet_path);
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s TINY_MODEL_DIR\n", argv[0]);
+    return 2;
+  }
   tmp_dir = make_temp_dir();
+  test_reference_files(argv[1]);
   test_round_trip();
   test_write_failure_leaves_nothing();
   test_corrupt_files();
