@@ -1,0 +1,729 @@
+/* Checkpoint formats against the tiny golden folder model: the same model
+ * written as a Stability single file, as UNet-only files, and with LoRA files
+ * must load to the same (or offline-merged) weights; wrong files must fail
+ * with messages that say what is wrong.
+ *
+ * usage: test-checkpoints MODEL_DIR */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "fixture.h"
+#include "grid.h"
+#include "sgm_names.h"
+
+static int failures;
+static const char *model_dir;
+static char tmp[256];
+static os_backend *be;
+
+#define CHECK(cond, ...)                                                                      \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                         \
+      fprintf(stderr, __VA_ARGS__);                                                           \
+      fprintf(stderr, "\n");                                                                  \
+      failures++;                                                                             \
+    }                                                                                         \
+  } while (0)
+
+static os_safetensors *open_component(const char *comp, const char *file)
+{
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/%s", model_dir, comp, file);
+  onestep_error err = {0};
+  os_safetensors *st = os_safetensors_open(path, &err);
+  if (!st) {
+    fprintf(stderr, "cannot open %s: %s\n", path, err.message);
+    exit(2);
+  }
+  return st;
+}
+
+static void tmp_path(char *out, size_t cap, const char *name)
+{
+  snprintf(out, cap, "%s/%s", tmp, name);
+}
+
+/* ---- the name maps against hand-checked pairs (checkpoints.md 3.4-3.6), for
+ * SVD's real layout, in both directions ---- */
+
+static void check_pair(bool (*map)(os_name_direction, const char *, char *, size_t),
+                       const char *sgm, const char *diffusers)
+{
+  char out[512];
+  CHECK(map(OS_TO_DIFFUSERS, sgm, out, sizeof out) && strcmp(out, diffusers) == 0,
+        "%s -> %s, want %s", sgm, out, diffusers);
+  CHECK(map(OS_TO_SGM, diffusers, out, sizeof out) && strcmp(out, sgm) == 0, "%s -> %s, want %s",
+        diffusers, out, sgm);
+}
+
+static os_unet_config svd_unet;
+static bool svd_unet_map(os_name_direction dir, const char *in, char *out, size_t cap)
+{
+  return os_sgm_unet_name(&svd_unet, dir, in, out, cap);
+}
+static bool svd_decoder_map(os_name_direction dir, const char *in, char *out, size_t cap)
+{
+  return os_sgm_vae_decoder_name(4, dir, in, out, cap);
+}
+
+static void test_name_maps(void)
+{
+  svd_unet = (os_unet_config){.n_levels = 4,
+                              .layers_per_block = 2,
+                              .down_has_attention = {true, true, true, false},
+                              .up_has_attention = {false, true, true, true}};
+  static const char *const unet[][2] = {
+      {"time_embed.0.weight", "time_embedding.linear_1.weight"},
+      {"label_emb.0.2.bias", "add_embedding.linear_2.bias"},
+      {"input_blocks.0.0.weight", "conv_in.weight"},
+      {"out.0.weight", "conv_norm_out.weight"},
+      {"out.2.bias", "conv_out.bias"},
+      {"input_blocks.1.0.time_stack.emb_layers.1.bias",
+       "down_blocks.0.resnets.0.temporal_res_block.time_emb_proj.bias"},
+      {"input_blocks.3.0.op.weight", "down_blocks.0.downsamplers.0.conv.weight"},
+      {"input_blocks.4.0.skip_connection.weight",
+       "down_blocks.1.resnets.0.spatial_res_block.conv_shortcut.weight"},
+      {"input_blocks.8.1.time_stack.0.attn1.to_q.weight",
+       "down_blocks.2.attentions.1.temporal_transformer_blocks.0.attn1.to_q.weight"},
+      {"input_blocks.11.0.out_layers.3.weight",
+       "down_blocks.3.resnets.1.spatial_res_block.conv2.weight"},
+      {"middle_block.0.time_mixer.mix_factor", "mid_block.resnets.0.time_mixer.mix_factor"},
+      {"middle_block.1.time_pos_embed.0.weight",
+       "mid_block.attentions.0.time_pos_embed.linear_1.weight"},
+      {"middle_block.2.in_layers.2.weight", "mid_block.resnets.1.spatial_res_block.conv1.weight"},
+      {"output_blocks.2.1.conv.weight", "up_blocks.0.upsamplers.0.conv.weight"},
+      {"output_blocks.4.0.skip_connection.weight",
+       "up_blocks.1.resnets.1.spatial_res_block.conv_shortcut.weight"},
+      {"output_blocks.5.2.conv.bias", "up_blocks.1.upsamplers.0.conv.bias"},
+      {"output_blocks.8.1.time_mixer.mix_factor", "up_blocks.2.attentions.2.time_mixer.mix_factor"},
+      {"output_blocks.11.1.proj_out.weight", "up_blocks.3.attentions.2.proj_out.weight"},
+      {"output_blocks.9.1.transformer_blocks.0.ff.net.0.proj.weight",
+       "up_blocks.3.attentions.0.transformer_blocks.0.ff.net.0.proj.weight"},
+  };
+  for (size_t i = 0; i < sizeof unet / sizeof *unet; i++)
+    check_pair(svd_unet_map, unet[i][0], unet[i][1]);
+  static const char *const decoder[][2] = {
+      {"conv_out.time_mix_conv.weight", "time_conv_out.weight"},
+      {"conv_out.bias", "conv_out.bias"},
+      {"norm_out.weight", "conv_norm_out.weight"},
+      {"mid.block_1.mix_factor", "mid_block.resnets.0.time_mixer.mix_factor"},
+      {"mid.attn_1.proj_out.weight", "mid_block.attentions.0.to_out.0.weight"},
+      {"up.3.block.0.time_stack.in_layers.2.weight",
+       "up_blocks.0.resnets.0.temporal_res_block.conv1.weight"},
+      {"up.1.block.0.nin_shortcut.bias", "up_blocks.2.resnets.0.spatial_res_block.conv_shortcut.bias"},
+      {"up.1.upsample.conv.weight", "up_blocks.2.upsamplers.0.conv.weight"},
+  };
+  for (size_t i = 0; i < sizeof decoder / sizeof *decoder; i++)
+    check_pair(svd_decoder_map, decoder[i][0], decoder[i][1]);
+  static const char *const encoder[][2] = {
+      {"down.2.downsample.conv.weight", "down_blocks.2.downsamplers.0.conv.weight"},
+      {"down.1.block.0.nin_shortcut.weight", "down_blocks.1.resnets.0.conv_shortcut.weight"},
+      {"mid.attn_1.norm.bias", "mid_block.attentions.0.group_norm.bias"},
+      {"mid.block_2.conv1.weight", "mid_block.resnets.1.conv1.weight"},
+  };
+  for (size_t i = 0; i < sizeof encoder / sizeof *encoder; i++)
+    check_pair(os_sgm_vae_encoder_name, encoder[i][0], encoder[i][1]);
+  static const char *const clip[][2] = {
+      {"transformer.resblocks.31.mlp.c_proj.bias", "vision_model.encoder.layers.31.mlp.fc2.bias"},
+      {"transformer.resblocks.0.attn.out_proj.weight",
+       "vision_model.encoder.layers.0.self_attn.out_proj.weight"},
+      {"ln_pre.weight", "vision_model.pre_layrnorm.weight"},
+      {"positional_embedding", "vision_model.embeddings.position_embedding.weight"},
+      {"conv1.weight", "vision_model.embeddings.patch_embedding.weight"},
+  };
+  for (size_t i = 0; i < sizeof clip / sizeof *clip; i++)
+    check_pair(os_sgm_clip_name, clip[i][0], clip[i][1]);
+  char out[256];
+  CHECK(!os_sgm_unet_name(&svd_unet, OS_TO_DIFFUSERS, "input_blocks.10.1.proj_in.weight", out,
+                          sizeof out),
+        "level 3 has no attention, yet input_blocks.10.1 mapped to %s", out);
+}
+
+/* ---- fixtures from the folder model ---- */
+
+/* [C, C] attention weights are [C, C, 1, 1] convs in the sgm VAE. */
+static void add_vae_tensor(fixture *f, const char *name, const os_st_tensor *t)
+{
+  int64_t shape[4] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 1, 1, 1};
+  bool attention = strstr(name, "mid.attn_1.") && t->ndim == 2;
+  if (attention)
+    fixture_add(f, name, 4, shape, t->data);
+  else
+    fixture_add(f, name, t->ndim, t->shape, t->data);
+}
+
+typedef struct {
+  bool image_decoder; /* drop the temporal decoder's time_mix_conv: an *_image_decoder file */
+} single_file_variant;
+
+static void write_single_file(const char *path, const os_unet_config *ucfg, int vae_levels,
+                              single_file_variant variant)
+{
+  fixture f = {0};
+  char name[1024], mapped[512];
+  os_safetensors *unet = open_component("unet", "diffusion_pytorch_model.safetensors");
+  os_safetensors *vae = open_component("vae", "diffusion_pytorch_model.safetensors");
+  os_safetensors *clip = open_component("image_encoder", "model.safetensors");
+  for (int i = 0; i < unet->n_tensors; i++) {
+    const os_st_tensor *t = &unet->tensors[i];
+    if (!os_sgm_unet_name(ucfg, OS_TO_SGM, t->name, mapped, sizeof mapped)) {
+      fprintf(stderr, "no sgm name for %s\n", t->name);
+      exit(2);
+    }
+    snprintf(name, sizeof name, "model.diffusion_model.%s", mapped);
+    fixture_add(&f, name, t->ndim, t->shape, t->data);
+  }
+  for (int i = 0; i < vae->n_tensors; i++) {
+    const os_st_tensor *t = &vae->tensors[i];
+    if (strncmp(t->name, "decoder.", 8) == 0) {
+      os_sgm_vae_decoder_name(vae_levels, OS_TO_SGM, t->name + 8, mapped, sizeof mapped);
+      if (variant.image_decoder && strstr(mapped, "time_mix_conv"))
+        continue;
+      snprintf(name, sizeof name, "first_stage_model.decoder.%s", mapped);
+      add_vae_tensor(&f, name, t);
+    } else if (strncmp(t->name, "encoder.", 8) == 0) {
+      os_sgm_vae_encoder_name(OS_TO_SGM, t->name + 8, mapped, sizeof mapped);
+      snprintf(name, sizeof name, "conditioner.embedders.3.encoder.encoder.%s", mapped);
+      add_vae_tensor(&f, name, t);
+      /* the training-time copy without quant_conv: a leftover to ignore */
+      snprintf(name, sizeof name, "first_stage_model.encoder.%s", mapped);
+      add_vae_tensor(&f, name, t);
+    } else {
+      snprintf(name, sizeof name, "conditioner.embedders.3.encoder.%s", t->name);
+      fixture_add(&f, name, t->ndim, t->shape, t->data);
+    }
+  }
+  const char *P = "conditioner.embedders.0.open_clip.model.visual.";
+  for (int i = 0; i < clip->n_tensors; i++) {
+    const os_st_tensor *t = &clip->tensors[i];
+    int layer;
+    char part[16], kind[16];
+    if (sscanf(t->name, "vision_model.encoder.layers.%d.self_attn.%1[qkv]_proj.%15s", &layer, part,
+               kind) == 3) {
+      if (part[0] != 'q')
+        continue; /* fused when q is seen */
+      int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+      float *fused = malloc(3 * rows * cols * sizeof *fused);
+      for (int p = 0; p < 3; p++) {
+        snprintf(name, sizeof name, "vision_model.encoder.layers.%d.self_attn.%c_proj.%s", layer,
+                 "qkv"[p], kind);
+        memcpy(fused + p * rows * cols, os_safetensors_find(clip, name)->data,
+               rows * cols * sizeof *fused);
+      }
+      int64_t shape[2] = {3 * rows, cols};
+      snprintf(name, sizeof name, "%stransformer.resblocks.%d.attn.in_proj_%s", P, layer, kind);
+      fixture_add_owned(&f, name, t->ndim, shape, fused);
+    } else if (strcmp(t->name, "visual_projection.weight") == 0) {
+      const float *w = t->data;
+      int64_t rows = t->shape[0], cols = t->shape[1], shape[2] = {cols, rows};
+      float *proj = malloc(rows * cols * sizeof *proj);
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+          proj[c * rows + r] = w[r * cols + c];
+      snprintf(name, sizeof name, "%sproj", P);
+      fixture_add_owned(&f, name, 2, shape, proj);
+    } else {
+      os_sgm_clip_name(OS_TO_SGM, t->name, mapped, sizeof mapped);
+      snprintf(name, sizeof name, "%s%s", P, mapped);
+      fixture_add(&f, name, t->ndim, t->shape, t->data);
+    }
+  }
+  /* Leftovers real files carry: the text tower's remains, the conditioner
+   * AE's decoder. */
+  static const float scalar = 4.6f;
+  int64_t one[1] = {1};
+  fixture_add(&f, "conditioner.embedders.0.open_clip.model.logit_scale", 1, one, &scalar);
+  fixture_add(&f, "conditioner.embedders.3.encoder.post_quant_conv.bias", 1, one, &scalar);
+  fixture_write(&f, path);
+  os_safetensors_close(unet);
+  os_safetensors_close(vae);
+  os_safetensors_close(clip);
+}
+
+/* The UNet file renamed to sgm names under a prefix. */
+static void write_sgm_unet(const char *path, const os_unet_config *ucfg, const char *prefix)
+{
+  fixture f = {0};
+  char name[1024], mapped[512];
+  os_safetensors *unet = open_component("unet", "diffusion_pytorch_model.safetensors");
+  for (int i = 0; i < unet->n_tensors; i++) {
+    const os_st_tensor *t = &unet->tensors[i];
+    os_sgm_unet_name(ucfg, OS_TO_SGM, t->name, mapped, sizeof mapped);
+    snprintf(name, sizeof name, "%s%s", prefix, mapped);
+    fixture_add(&f, name, t->ndim, t->shape, t->data);
+  }
+  fixture_write(&f, path);
+  os_safetensors_close(unet);
+}
+
+/* ---- comparing loaded sources ---- */
+
+/* Every tensor of the folder's file must come out of `got` bit for bit
+ * (through the weight set's dtype conversion), and `got` must hold nothing else. */
+static void compare_set(os_weight_set *want, os_weight_set *got, const char *comp,
+                        const char *file, const char *what)
+{
+  os_safetensors *st = open_component(comp, file);
+  int mismatches = 0;
+  for (int i = 0; i < st->n_tensors; i++) {
+    const os_st_tensor *t = &st->tensors[i];
+    const float *a = os_weights_take(want, t->name, t->ndim, t->shape);
+    const float *b = os_weights_take(got, t->name, t->ndim, t->shape);
+    size_t n = (size_t)os_shape_numel(t->ndim, t->shape);
+    if (!a || !b || memcmp(a, b, n * sizeof *a) != 0) {
+      if (mismatches++ < 3)
+        CHECK(false, "%s: %s differs from the folder model (%s)", what, t->name,
+              !b ? "missing" : "values");
+    }
+  }
+  onestep_error err = {0};
+  CHECK(os_weights_finish(got, &err) == ONESTEP_OK, "%s: %s", what, err.message);
+  os_safetensors_close(st);
+}
+
+static os_model_source open_ok(const char *path, const os_checkpoint_options *o, const char *what)
+{
+  os_model_source src;
+  onestep_error err = {0};
+  if (os_checkpoint_open(path, o, be, &src, &err) != ONESTEP_OK) {
+    fprintf(stderr, "%s: cannot open %s: %s\n", what, path, err.message);
+    exit(1);
+  }
+  return src;
+}
+
+static void expect_error(const char *path, const os_checkpoint_options *o, const char *needle,
+                         const char *what)
+{
+  os_model_source src;
+  onestep_error err = {0};
+  onestep_status status = os_checkpoint_open(path, o, be, &src, &err);
+  CHECK(status != ONESTEP_OK, "%s: opened without error", what);
+  CHECK(strstr(err.message, needle), "%s: message '%s' lacks '%s'", what, err.message, needle);
+  if (status == ONESTEP_OK)
+    os_checkpoint_close(&src);
+  else
+    printf("  %s -> %s\n", what, err.message);
+}
+
+static void compare_unet_config(const os_unet_config *a, const os_unet_config *b)
+{
+  CHECK(a->in_channels == b->in_channels && a->out_channels == b->out_channels, "unet channels");
+  CHECK(a->n_levels == b->n_levels && a->layers_per_block == b->layers_per_block,
+        "unet levels %d/%d layers %d/%d", a->n_levels, b->n_levels, a->layers_per_block,
+        b->layers_per_block);
+  for (int l = 0; l < a->n_levels; l++) {
+    CHECK(a->block_out_channels[l] == b->block_out_channels[l], "unet width %d", l);
+    CHECK(a->num_attention_heads[l] == b->num_attention_heads[l], "unet heads %d", l);
+    CHECK(a->transformer_layers_per_block[l] == b->transformer_layers_per_block[l],
+          "unet transformer layers %d", l);
+    CHECK(a->down_has_attention[l] == b->down_has_attention[l] &&
+              a->up_has_attention[l] == b->up_has_attention[l],
+          "unet attention at level %d", l);
+  }
+  CHECK(a->cross_attention_dim == b->cross_attention_dim, "cross_attention_dim");
+  CHECK(a->addition_time_embed_dim == b->addition_time_embed_dim &&
+            a->projection_class_embeddings_input_dim == b->projection_class_embeddings_input_dim,
+        "added time embedding");
+}
+
+static void compare_configs(const os_model_config *a, const os_model_config *b)
+{
+  compare_unet_config(&a->unet, &b->unet);
+  const os_vae_config *va = &a->vae, *vb = &b->vae;
+  CHECK(va->in_channels == vb->in_channels && va->out_channels == vb->out_channels &&
+            va->latent_channels == vb->latent_channels,
+        "vae channels");
+  CHECK(va->n_levels == vb->n_levels && va->layers_per_block == vb->layers_per_block,
+        "vae levels %d/%d layers %d/%d", va->n_levels, vb->n_levels, va->layers_per_block,
+        vb->layers_per_block);
+  for (int l = 0; l < va->n_levels; l++)
+    CHECK(va->block_out_channels[l] == vb->block_out_channels[l], "vae width %d", l);
+  CHECK(va->norm_num_groups == vb->norm_num_groups && va->scaling_factor == vb->scaling_factor,
+        "vae norm groups / scaling");
+  const os_clip_config *ca = &a->clip, *cb = &b->clip;
+  CHECK(ca->hidden_size == cb->hidden_size && ca->intermediate_size == cb->intermediate_size &&
+            ca->num_hidden_layers == cb->num_hidden_layers &&
+            ca->num_attention_heads == cb->num_attention_heads && ca->patch_size == cb->patch_size &&
+            ca->image_size == cb->image_size && ca->num_channels == cb->num_channels &&
+            ca->projection_dim == cb->projection_dim && ca->quick_gelu == cb->quick_gelu,
+        "clip config: hidden %d/%d mlp %d/%d layers %d/%d heads %d/%d patch %d/%d image %d/%d "
+        "proj %d/%d",
+        ca->hidden_size, cb->hidden_size, ca->intermediate_size, cb->intermediate_size,
+        ca->num_hidden_layers, cb->num_hidden_layers, ca->num_attention_heads,
+        cb->num_attention_heads, ca->patch_size, cb->patch_size, ca->image_size, cb->image_size,
+        ca->projection_dim, cb->projection_dim);
+  for (int c = 0; c < 3; c++)
+    CHECK(fabsf(a->preprocess.image_mean[c] - b->preprocess.image_mean[c]) < 1e-7f &&
+              fabsf(a->preprocess.image_std[c] - b->preprocess.image_std[c]) < 1e-7f,
+          "preprocess constants");
+  CHECK(a->scheduler.sigma_max == b->scheduler.sigma_max &&
+            a->scheduler.sigma_min == b->scheduler.sigma_min &&
+            a->scheduler.use_karras_sigmas == b->scheduler.use_karras_sigmas &&
+            a->scheduler.v_prediction == b->scheduler.v_prediction,
+        "scheduler");
+}
+
+static void test_single_file(const os_model_source *folder)
+{
+  char path[512];
+  tmp_path(path, sizeof path, "tiny-svd_xt.safetensors");
+  write_single_file(path, &folder->config.unet, folder->config.vae.n_levels,
+                    (single_file_variant){false});
+  os_checkpoint_options o = os_checkpoint_default_options();
+  o.unet_attention_heads = folder->config.unet.num_attention_heads[0];
+  o.clip_attention_heads = folder->config.clip.num_attention_heads;
+  os_model_source single = open_ok(path, &o, "single file");
+  compare_configs(&folder->config, &single.config);
+  CHECK(single.config.unet.num_frames == 25, "xt file: %d frames, want 25",
+        single.config.unet.num_frames);
+  CHECK(single.kind == ONESTEP_MODEL_KIND_BASE_SVD && single.default_sampler == ONESTEP_SAMPLER_EULER,
+        "single file kind %d sampler %d", single.kind, single.default_sampler);
+  compare_set(folder->unet, single.unet, "unet", "diffusion_pytorch_model.safetensors",
+              "single file unet");
+  compare_set(folder->vae, single.vae, "vae", "diffusion_pytorch_model.safetensors",
+              "single file vae");
+  compare_set(folder->clip, single.clip, "image_encoder", "model.safetensors",
+              "single file image encoder");
+  os_checkpoint_close(&single);
+
+  /* A frame count from the user wins over the name. */
+  o.frames_hint = 7;
+  single = open_ok(path, &o, "single file, 7 frames");
+  CHECK(single.config.unet.num_frames == 7, "frames_hint ignored");
+  os_checkpoint_close(&single);
+
+  /* Without the head counts, SVD's head width of 64 cannot fit this tiny model. */
+  expect_error(path, NULL, "head width", "tiny single file without head counts");
+
+  /* An *_image_decoder file. */
+  char bad[512];
+  tmp_path(bad, sizeof bad, "svd_xt_image_decoder.safetensors");
+  write_single_file(bad, &folder->config.unet, folder->config.vae.n_levels,
+                    (single_file_variant){true});
+  expect_error(bad, &o, "image_decoder", "image-decoder variant");
+
+  /* A truncated file. */
+  FILE *in = fopen(path, "rb");
+  fseek(in, 0, SEEK_END);
+  long size = ftell(in);
+  fseek(in, 0, SEEK_SET);
+  char *bytes = malloc(size);
+  CHECK(fread(bytes, 1, size, in) == (size_t)size, "read back");
+  fclose(in);
+  tmp_path(bad, sizeof bad, "truncated.safetensors");
+  FILE *outf = fopen(bad, "wb");
+  fwrite(bytes, 1, size / 2, outf);
+  fclose(outf);
+  free(bytes);
+  expect_error(bad, &o, "truncated.safetensors", "truncated file");
+  unlink(bad);
+  tmp_path(bad, sizeof bad, "svd_xt_image_decoder.safetensors");
+  unlink(bad);
+  unlink(path);
+}
+
+static void test_sd15_checkpoint(void)
+{
+  /* The top of an SD 1.5 checkpoint: sgm UNet blocks without time_stack. */
+  char path[512];
+  tmp_path(path, sizeof path, "v1-5-pruned-emaonly.safetensors");
+  static float w[8 * 4];
+  fixture f = {0};
+  int64_t conv[4] = {8, 4, 1, 1}, vec[1] = {8};
+  fixture_add(&f, "model.diffusion_model.input_blocks.0.0.weight", 4, conv, w);
+  fixture_add(&f, "model.diffusion_model.input_blocks.1.0.in_layers.0.weight", 1, vec, w);
+  fixture_add(&f, "model.diffusion_model.input_blocks.1.1.proj_in.weight", 4, conv, w);
+  fixture_add(&f, "first_stage_model.decoder.conv_in.weight", 4, conv, w);
+  fixture_add(&f, "cond_stage_model.transformer.text_model.final_layer_norm.weight", 1, vec, w);
+  fixture_write(&f, path);
+  expect_error(path, NULL, "Stable Diffusion 1.5", "SD 1.5 checkpoint");
+  os_checkpoint_options o = os_checkpoint_default_options();
+  o.unet_file = path;
+  expect_error(model_dir, &o, "image UNet", "SD 1.5 checkpoint as a UNet file");
+  unlink(path);
+}
+
+static void test_unet_files(const os_model_source *folder)
+{
+  char path[512], unet_src[1024];
+  snprintf(unet_src, sizeof unet_src, "%s/unet/diffusion_pytorch_model.safetensors", model_dir);
+  os_checkpoint_options o = os_checkpoint_default_options();
+
+  /* Diffusers naming, AnimateLCM's file name: a consistency model on a 40-point grid. */
+  tmp_path(path, sizeof path, "AnimateLCM-SVD-xt-tiny.safetensors");
+  {
+    fixture f = {0};
+    os_safetensors *st = os_safetensors_open(unet_src, NULL);
+    for (int i = 0; i < st->n_tensors; i++)
+      fixture_add(&f, st->tensors[i].name, st->tensors[i].ndim, st->tensors[i].shape,
+                  st->tensors[i].data);
+    fixture_write(&f, path);
+    os_safetensors_close(st);
+  }
+  o.unet_file = path;
+  os_model_source src = open_ok(model_dir, &o, "AnimateLCM UNet file");
+  CHECK(src.kind == ONESTEP_MODEL_KIND_CONSISTENCY && src.grid_points == OS_CM_GRID_ANIMATELCM,
+        "AnimateLCM: kind %d grid %d", src.kind, src.grid_points);
+  CHECK(src.default_steps == 4 && src.default_sampler == ONESTEP_SAMPLER_CM &&
+            src.default_max_guidance == 1.0f,
+        "AnimateLCM defaults: %d steps, sampler %d", src.default_steps, src.default_sampler);
+  CHECK(os_checkpoint_auto_sampler(src.kind, 1) == ONESTEP_SAMPLER_TTS, "auto, 1 step: tts");
+  compare_set(folder->unet, src.unet, "unet", "diffusion_pytorch_model.safetensors",
+              "diffusers UNet file");
+  os_checkpoint_close(&src);
+
+  /* The same UNet passed as the model is refused with advice. */
+  expect_error(path, NULL, "--unet", "UNet-only file as the model");
+  unlink(path);
+
+  /* sgm naming, with each accepted prefix; an OSV name means a 100-point grid. */
+  static const char *const prefixes[] = {"model.diffusion_model.", "diffusion_model.", ""};
+  for (int p = 0; p < 3; p++) {
+    tmp_path(path, sizeof path, "osv-unet-sgm.safetensors");
+    write_sgm_unet(path, &folder->config.unet, prefixes[p]);
+    src = open_ok(model_dir, &o, "sgm UNet file");
+    CHECK(src.kind == ONESTEP_MODEL_KIND_CONSISTENCY && src.grid_points == OS_CM_GRID_OSV &&
+              src.default_steps == 1 && src.default_sampler == ONESTEP_SAMPLER_TTS,
+          "OSV-named UNet: kind %d grid %d steps %d", src.kind, src.grid_points, src.default_steps);
+    compare_set(folder->unet, src.unet, "unet", "diffusion_pytorch_model.safetensors",
+                "sgm UNet file");
+    os_checkpoint_close(&src);
+    unlink(path);
+  }
+
+  /* A UNet file with a name that says nothing: kind unknown, euler. */
+  tmp_path(path, sizeof path, "finetune.safetensors");
+  write_sgm_unet(path, &folder->config.unet, "");
+  src = open_ok(model_dir, &o, "anonymous UNet file");
+  CHECK(src.kind == ONESTEP_MODEL_KIND_UNKNOWN && src.default_sampler == ONESTEP_SAMPLER_EULER,
+        "anonymous UNet: kind %d", src.kind);
+  os_checkpoint_close(&src);
+  unlink(path);
+}
+
+/* ---- LoRA ---- */
+
+typedef struct {
+  const char *target;   /* diffusers weight name */
+  const char *kohya;    /* its kohya module name (sgm or diffusers spelling) */
+} lora_target;
+
+static const lora_target lora_targets[] = {
+    {"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight",
+     "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q"},
+    {"down_blocks.0.resnets.0.spatial_res_block.conv1.weight",
+     "lora_unet_down_blocks_0_resnets_0_spatial_res_block_conv1"},
+    {"down_blocks.0.resnets.0.temporal_res_block.conv1.weight",
+     "lora_unet_input_blocks_1_0_time_stack_in_layers_2"},
+    {"up_blocks.1.resnets.0.spatial_res_block.conv_shortcut.weight",
+     "lora_unet_output_blocks_3_0_skip_connection"},
+};
+enum { N_TARGETS = sizeof lora_targets / sizeof *lora_targets, RANK = 2 };
+
+static float lcg(unsigned *state)
+{
+  *state = *state * 1664525u + 1013904223u;
+  return ((*state >> 8) / 16777216.0f - 0.5f) * 0.2f;
+}
+
+typedef struct {
+  float *down[N_TARGETS], *up[N_TARGETS];
+} lora_weights;
+
+/* Writes one LoRA (PEFT when kohya is false) and returns its matrices. */
+static void write_lora(const char *path, os_safetensors *unet, bool kohya, unsigned seed,
+                       float alpha, lora_weights *lw)
+{
+  fixture f = {0};
+  char name[512];
+  for (int i = 0; i < N_TARGETS; i++) {
+    const os_st_tensor *W = os_safetensors_find(unet, lora_targets[i].target);
+    int64_t cols = os_shape_numel(W->ndim, W->shape) / W->shape[0];
+    int64_t dshape[OS_MAX_DIMS], ushape[OS_MAX_DIMS];
+    memcpy(dshape, W->shape, sizeof dshape);
+    dshape[0] = RANK;
+    ushape[0] = W->shape[0];
+    ushape[1] = RANK;
+    for (int d = 2; d < W->ndim; d++)
+      ushape[d] = 1;
+    lw->down[i] = malloc(RANK * cols * sizeof(float));
+    lw->up[i] = malloc(W->shape[0] * RANK * sizeof(float));
+    for (int64_t j = 0; j < RANK * cols; j++)
+      lw->down[i][j] = lcg(&seed);
+    for (int64_t j = 0; j < W->shape[0] * RANK; j++)
+      lw->up[i][j] = lcg(&seed);
+    char stem[400];
+    snprintf(stem, sizeof stem, "%s", lora_targets[i].target);
+    stem[strlen(stem) - strlen(".weight")] = '\0';
+    snprintf(name, sizeof name, kohya ? "%s.lora_down.weight" : "unet.%s.lora_A.weight",
+             kohya ? lora_targets[i].kohya : stem);
+    fixture_add(&f, name, W->ndim, dshape, lw->down[i]);
+    snprintf(name, sizeof name, kohya ? "%s.lora_up.weight" : "unet.%s.lora_B.weight",
+             kohya ? lora_targets[i].kohya : stem);
+    fixture_add(&f, name, W->ndim, ushape, lw->up[i]);
+    if (kohya) {
+      static float alpha_values[N_TARGETS];
+      alpha_values[i] = alpha;
+      snprintf(name, sizeof name, "%s.alpha", lora_targets[i].kohya);
+      fixture_add(&f, name, 0, dshape, &alpha_values[i]); /* a 0-d scalar, as kohya writes it */
+    }
+  }
+  fixture_write(&f, path);
+}
+
+static void free_lora(lora_weights *lw)
+{
+  for (int i = 0; i < N_TARGETS; i++) {
+    free(lw->down[i]);
+    free(lw->up[i]);
+  }
+}
+
+static void test_lora(const os_model_source *folder)
+{
+  char peft[512], kohya[512], unet_src[1024];
+  snprintf(unet_src, sizeof unet_src, "%s/unet/diffusion_pytorch_model.safetensors", model_dir);
+  os_safetensors *unet = os_safetensors_open(unet_src, NULL);
+  lora_weights a, b;
+  tmp_path(peft, sizeof peft, "peft_lora.safetensors");
+  tmp_path(kohya, sizeof kohya, "kohya_lora.safetensors");
+  write_lora(peft, unet, false, 11, 0, &a);
+  write_lora(kohya, unet, true, 23, 1.0f, &b); /* alpha 1, rank 2: gamma 0.5 */
+
+  const char *files[2] = {peft, kohya};
+  const float scales[2] = {0.7f, 1.3f};
+  os_checkpoint_options o = os_checkpoint_default_options();
+  o.lora_files = files;
+  o.lora_scales = scales;
+  o.n_lora = 2;
+  os_model_source src = open_ok(model_dir, &o, "two LoRAs");
+
+  /* The offline merge: W + 0.7 B_a A_a + 1.3 * (1/2) B_b A_b, in double. */
+  int changed = 0;
+  for (int i = 0; i < unet->n_tensors; i++) {
+    const os_st_tensor *W = &unet->tensors[i];
+    const float *base = W->data;
+    const float *got = os_weights_take(src.unet, W->name, W->ndim, W->shape);
+    int64_t rows = W->shape[0], cols = os_shape_numel(W->ndim, W->shape) / rows;
+    int target = -1;
+    for (int t = 0; t < N_TARGETS; t++)
+      if (strcmp(lora_targets[t].target, W->name) == 0)
+        target = t;
+    if (!got) {
+      CHECK(false, "LoRA: %s not loaded", W->name);
+      continue;
+    }
+    double worst = 0;
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < cols; c++) {
+        double want = base[r * cols + c];
+        if (target >= 0)
+          for (int k = 0; k < RANK; k++)
+            want += 0.7 * a.up[target][r * RANK + k] * a.down[target][k * cols + c] +
+                    1.3 * 0.5 * b.up[target][r * RANK + k] * b.down[target][k * cols + c];
+        double err = fabs(got[r * cols + c] - want);
+        worst = err > worst ? err : worst;
+      }
+    if (target >= 0) {
+      changed++;
+      CHECK(worst < 1e-6, "LoRA merge of %s off by %g", W->name, worst);
+    } else {
+      CHECK(worst == 0, "LoRA changed untargeted %s (by %g)", W->name, worst);
+    }
+  }
+  CHECK(changed == N_TARGETS, "LoRA: %d of %d targets seen", changed, N_TARGETS);
+  onestep_error err = {0};
+  CHECK(os_weights_finish(src.unet, &err) == ONESTEP_OK, "LoRA unet: %s", err.message);
+  os_checkpoint_close(&src);
+
+  /* The same LoRAs on the single-file model (sgm names known from the file). */
+  char single[512];
+  tmp_path(single, sizeof single, "tiny-svd.safetensors");
+  write_single_file(single, &folder->config.unet, folder->config.vae.n_levels,
+                    (single_file_variant){false});
+  o.unet_attention_heads = folder->config.unet.num_attention_heads[0];
+  o.clip_attention_heads = folder->config.clip.num_attention_heads;
+  os_model_source folder_lora = open_ok(model_dir, &o, "folder + LoRA");
+  src = open_ok(single, &o, "single file + LoRA");
+  compare_set(folder_lora.unet, src.unet, "unet", "diffusion_pytorch_model.safetensors",
+              "single file + LoRA");
+  os_checkpoint_close(&src);
+  os_checkpoint_close(&folder_lora);
+  unlink(single);
+
+  /* LoRAs for other models. */
+  fixture f = {0};
+  static float m[4 * 768];
+  int64_t down[2] = {4, 768}, up[2] = {32, 4};
+  char other[512];
+  tmp_path(other, sizeof other, "sdxl_lora.safetensors");
+  fixture_add(&f, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", 2, down, m);
+  fixture_add(&f, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight", 2, up, m);
+  fixture_write(&f, other);
+  files[0] = other;
+  o.n_lora = 1;
+  expect_error(model_dir, &o, "does not fit", "LoRA with another model's shapes");
+  int64_t d2[2] = {4, 32};
+  fixture_add(&f, "lora_unet_down_blocks_3_attentions_0_proj_in.lora_down.weight", 2, d2, m);
+  fixture_add(&f, "lora_unet_down_blocks_3_attentions_0_proj_in.lora_up.weight", 2, up, m);
+  fixture_write(&f, other);
+  expect_error(model_dir, &o, "matches no weight", "LoRA with another model's names");
+  fixture_add(&f, "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", 2, d2, m);
+  fixture_add(&f, "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", 2, up, m);
+  fixture_write(&f, other);
+  expect_error(model_dir, &o, "text encoder", "LoRA for a text-to-image model");
+  fixture_add(&f, "lora_unet_input_blocks_1_1_proj_in.hada_w1_a", 2, d2, m);
+  fixture_write(&f, other);
+  expect_error(model_dir, &o, "adapter type", "LoHa file");
+  unlink(other);
+  unlink(peft);
+  unlink(kohya);
+  free_lora(&a);
+  free_lora(&b);
+  os_safetensors_close(unet);
+}
+
+int main(int argc, char **argv)
+{
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+    return 2;
+  }
+  model_dir = argv[1];
+  const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(tmp, sizeof tmp, "%s/onestep-checkpoints-XXXXXX", base);
+  if (!mkdtemp(tmp)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  onestep_error err = {0};
+  be = os_backend_cpu_new(1, &err);
+  if (!be) {
+    fprintf(stderr, "%s\n", err.message);
+    return 2;
+  }
+  test_name_maps();
+  os_model_source folder = open_ok(model_dir, NULL, "folder");
+  CHECK(folder.kind == ONESTEP_MODEL_KIND_BASE_SVD && folder.grid_points == 0 &&
+            folder.default_sampler == ONESTEP_SAMPLER_EULER,
+        "folder: kind %d", folder.kind);
+  test_single_file(&folder);
+  test_sd15_checkpoint();
+  test_unet_files(&folder);
+  test_lora(&folder);
+  os_checkpoint_close(&folder);
+  be->ops->destroy(be);
+  rmdir(tmp);
+  if (failures)
+    fprintf(stderr, "%d check(s) failed\n", failures);
+  else
+    printf("checkpoints: all checks passed\n");
+  return failures ? 1 : 0;
+}
