@@ -1,0 +1,208 @@
+/* test-import.c: imports are opened by the engine before they enter the index. */
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "onestep-model-importer.h"
+#include "onestep-modelstore-error.h"
+
+typedef struct {
+  char                 *models_dir;
+  char                 *scratch_dir;
+  OnestepModelIndex    *index;
+  OnestepModelImporter *importer;
+} Fixture;
+
+static void
+fixture_set_up (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->models_dir = g_dir_make_tmp ("onestep-import-XXXXXX", &error);
+  g_assert_no_error (error);
+  fixture->scratch_dir = g_dir_make_tmp ("onestep-import-src-XXXXXX", &error);
+  g_assert_no_error (error);
+  fixture->index = onestep_model_index_new (fixture->models_dir, &error);
+  g_assert_no_error (error);
+  fixture->importer = onestep_model_importer_new (fixture->index);
+}
+
+static void
+remove_tree (const char *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (dir == NULL)
+    {
+      g_unlink (path);
+      return;
+    }
+  while ((name = g_dir_read_name (dir)))
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      remove_tree (child);
+    }
+  g_dir_close (dir);
+  g_rmdir (path);
+}
+
+static void
+fixture_tear_down (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_clear_object (&fixture->importer);
+  g_clear_object (&fixture->index);
+  remove_tree (fixture->models_dir);
+  remove_tree (fixture->scratch_dir);
+  g_free (fixture->models_dir);
+  g_free (fixture->scratch_dir);
+}
+
+static void
+on_imported (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static OnestepInstalledModel *
+import (Fixture               *fixture,
+        const char            *path,
+        OnestepInstalledKind   kind,
+        const char            *base,
+        const char            *id,
+        GError               **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  onestep_model_importer_import_async (fixture->importer, path, kind, base, id, NULL, NULL,
+                                       on_imported, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  return onestep_model_importer_import_finish (fixture->importer, result, error);
+}
+
+static void
+assert_not_indexed (Fixture    *fixture,
+                    const char *id)
+{
+  g_autoptr(OnestepInstalledModel) entry = onestep_model_index_lookup (fixture->index, id);
+
+  g_assert_null (entry);
+}
+
+static void
+test_diffusers_folder (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autoptr(OnestepInstalledModel) entry = NULL;
+
+  g_assert_cmpint (onestep_model_importer_guess_kind (TINY_MODEL_DIR, NULL), ==,
+                   ONESTEP_INSTALLED_KIND_DIFFUSERS);
+  installed = import (fixture, TINY_MODEL_DIR, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (onestep_installed_model_get_id (installed), ==, "model");
+  g_assert_cmpint (onestep_installed_model_get_source (installed), ==, ONESTEP_INSTALLED_SOURCE_IMPORT);
+  g_assert_true (g_path_is_absolute (onestep_installed_model_get_path (installed)));
+
+  entry = onestep_model_index_lookup (fixture->index, "model");
+  g_assert_nonnull (entry);
+
+  /* A second import of another model with the same name gets its own id. */
+  g_clear_object (&installed);
+  installed = import (fixture, TINY_MODEL_DIR, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (onestep_installed_model_get_id (installed), ==, "model-2");
+}
+
+static void
+test_unet_with_base (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) base = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autofree char *unet = g_build_filename (TINY_MODEL_DIR, "unet",
+                                            "diffusion_pytorch_model.safetensors", NULL);
+
+  base = import (fixture, TINY_MODEL_DIR, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, "tiny", &error);
+  g_assert_no_error (error);
+
+  g_assert_cmpint (onestep_model_importer_guess_kind (unet, "tiny"), ==, ONESTEP_INSTALLED_KIND_UNET);
+  installed = import (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, "tiny", "tiny-lcm", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (onestep_installed_model_get_kind (installed), ==, ONESTEP_INSTALLED_KIND_UNET);
+  g_assert_cmpstr (onestep_installed_model_get_path (installed), ==, onestep_installed_model_get_path (base));
+  g_assert_cmpstr (onestep_installed_model_get_base (installed), ==, "tiny");
+  g_assert_true (g_str_has_suffix (onestep_installed_model_get_unet_file (installed),
+                                   "unet/diffusion_pytorch_model.safetensors"));
+
+  /* Without a base, a UNet-only file is refused. */
+  g_clear_object (&installed);
+  installed = import (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, NULL, "orphan", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
+  g_assert_nonnull (strstr (error->message, "base model"));
+  assert_not_indexed (fixture, "orphan");
+  g_clear_error (&error);
+
+  installed = import (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, "no-such-model", "orphan", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_UNKNOWN_MODEL);
+  assert_not_indexed (fixture, "orphan");
+}
+
+static void
+test_refused (Fixture       *fixture,
+              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autofree char *not_a_model = g_build_filename (fixture->scratch_dir, "notes.safetensors", NULL);
+  g_autofree char *lora = g_build_filename (fixture->scratch_dir, "style.safetensors", NULL);
+
+  /* A folder without model_index.json. */
+  installed = import (fixture, fixture->scratch_dir, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, "empty", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
+  g_assert_nonnull (strstr (error->message, fixture->scratch_dir));
+  assert_not_indexed (fixture, "empty");
+  g_clear_error (&error);
+
+  g_file_set_contents (not_a_model, "this is not a safetensors file", -1, &error);
+  g_assert_no_error (error);
+  installed = import (fixture, not_a_model, ONESTEP_INSTALLED_KIND_SINGLE_FILE, NULL, "notes", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
+  g_assert_nonnull (strstr (error->message, "notes.safetensors"));
+  assert_not_indexed (fixture, "notes");
+  g_clear_error (&error);
+
+  g_file_set_contents (lora, "not a LoRA either", -1, &error);
+  g_assert_no_error (error);
+  installed = import (fixture, lora, ONESTEP_INSTALLED_KIND_LORA, TINY_MODEL_DIR, "style", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
+  g_assert_nonnull (strstr (error->message, "style.safetensors"));
+  assert_not_indexed (fixture, "style");
+  g_clear_error (&error);
+
+  installed = import (fixture, "/nonexistent/model", ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, NULL, &error);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(name, func) g_test_add ("/modelstore/import/" name, Fixture, NULL, \
+                                    fixture_set_up, func, fixture_tear_down)
+  ADD ("diffusers-folder", test_diffusers_folder);
+  ADD ("unet-with-base", test_unet_with_base);
+  ADD ("refused", test_refused);
+#undef ADD
+
+  return g_test_run ();
+}
