@@ -9,11 +9,18 @@
 #include "cpu_internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "cpu_simd.h"
 
 #define Q_TILE 64
 #define K_TILE 256
+/* Up to this many keys, plain vector loops beat two tiny sgemm calls (the
+ * temporal attention over frames, the one-token cross-attention). */
+#define DIRECT_MAX_KEYS 32
 
 typedef struct {
   const float *q, *k, *v;
@@ -41,13 +48,11 @@ online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
       tile_max = s[c] > tile_max ? s[c] : tile_max;
     float old_max = w->row_max[r];
     float new_max = tile_max > old_max ? tile_max : old_max;
-    double sum = 0.0;
-    for (int c = 0; c < cols; c++) {
-      s[c] = expf(s[c] - new_max);
-      sum += s[c];
-    }
+    for (int c = 0; c < cols; c += 4)
+      os_f4_store(s + c, os_f4_exp(os_f4_load(s + c, cols - c) - new_max), cols - c);
+    double sum = os_cpu_sum(s, cols);
     if (new_max > old_max && w->row_sum[r] > 0.0) {
-      float correction = expf(old_max - new_max);
+      float correction = os_cpu_exp(old_max - new_max);
       float *a = w->acc + (size_t)r * head_dim;
       for (int d = 0; d < head_dim; d++)
         a[d] *= correction;
@@ -55,6 +60,65 @@ online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
     }
     w->row_sum[r] += sum;
     w->row_max[r] = new_max;
+  }
+}
+
+/* Two accumulators halve the add latency chain. */
+static float
+dot(const float *a, const float *b, int n)
+{
+  os_f4 acc0 = os_f4_splat(0.0f), acc1 = acc0;
+  int d = 0;
+  for (; d + 8 <= n; d += 8) {
+    acc0 += os_f4_load(a + d, 4) * os_f4_load(b + d, 4);
+    acc1 += os_f4_load(a + d + 4, 4) * os_f4_load(b + d + 4, 4);
+  }
+  for (; d < n; d += 4)
+    acc0 += os_f4_load(a + d, n - d) * os_f4_load(b + d, n - d);
+  acc0 += acc1;
+  return (acc0[0] + acc0[1]) + (acc0[2] + acc0[3]);
+}
+
+/* y += alpha x */
+static void
+axpy(float *restrict y, float alpha, const float *restrict x, int n)
+{
+  int d = 0;
+  for (; d + 4 <= n; d += 4)
+    os_f4_store(y + d, os_f4_load(y + d, 4) + alpha * os_f4_load(x + d, 4), 4);
+  if (d < n)
+    os_f4_store(y + d, os_f4_load(y + d, n - d) + alpha * os_f4_load(x + d, n - d), n - d);
+}
+
+/* Few keys: each query row's scores, softmax and weighted sum of values in
+ * one pass, no tiling needed. */
+static void
+attention_query_tile_direct(const attention_args *a, attention_scratch *w, int seq, int head,
+                            int first_query)
+{
+  int rows = a->Sq - first_query < Q_TILE ? a->Sq - first_query : Q_TILE;
+  int hd = a->head_dim, Sk = a->Sk;
+  size_t head_offset = (size_t)head * hd;
+  const float *k = a->k + (size_t)seq * Sk * a->k_stride + head_offset;
+  const float *v = a->v + (size_t)seq * Sk * a->v_stride + head_offset;
+  float *s = w->scores, *acc = w->acc;
+  for (int r = 0; r < rows; r++) {
+    size_t token = (size_t)seq * a->Sq + first_query + r;
+    const float *q = a->q + token * a->q_stride + head_offset;
+    float max = -INFINITY;
+    for (int j = 0; j < Sk; j++) {
+      s[j] = a->scale * dot(q, k + (size_t)j * a->k_stride, hd);
+      max = s[j] > max ? s[j] : max;
+    }
+    for (int j = 0; j < Sk; j += 4)
+      os_f4_store(s + j, os_f4_exp(os_f4_load(s + j, Sk - j) - max), Sk - j);
+    float inv_sum = (float)(1.0 / os_cpu_sum(s, Sk));
+    memset(acc, 0, sizeof(float) * hd);
+    for (int j = 0; j < Sk; j++)
+      axpy(acc, s[j], v + (size_t)j * a->v_stride, hd);
+    float *o = a->o + token * a->o_stride + head_offset;
+    for (int d = 0; d < hd; d += 4)
+      os_f4_store(o + d, os_f4_load(acc + d, hd - d) * inv_sum, hd - d);
   }
 }
 
@@ -130,7 +194,10 @@ os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const
       int tile = (int)(t % q_tiles);
       int head = (int)(t / q_tiles % heads);
       int seq = (int)(t / q_tiles / heads);
-      attention_query_tile(&args, &w, seq, head, tile * Q_TILE);
+      if (Sk <= DIRECT_MAX_KEYS)
+        attention_query_tile_direct(&args, &w, seq, head, tile * Q_TILE);
+      else
+        attention_query_tile(&args, &w, seq, head, tile * Q_TILE);
     }
   }
   free(scratch);

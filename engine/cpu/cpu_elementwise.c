@@ -2,13 +2,16 @@
  * the compiler vectorises, split over OpenMP workers by index. */
 #include "cpu_internal.h"
 
+#include <math.h>
 #include <stddef.h>
+
+#include "cpu_simd.h"
 
 void
 os_cpu_fill(os_backend *be, float *dst, float value, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
   for (size_t i = 0; i < n; i++)
     dst[i] = value;
 }
@@ -18,8 +21,8 @@ os_cpu_silu(os_backend *be, float *y, const float *x, size_t n)
 {
   int n_threads = os_cpu_threads(be);
 #pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = os_cpu_silu_value(x[i]);
+  for (size_t i = 0; i < n; i += 4)
+    os_f4_store(y + i, os_f4_silu(os_f4_load(x + i, n - i)), n - i);
 }
 
 static inline float
@@ -32,7 +35,7 @@ void
 os_cpu_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
   for (size_t i = 0; i < n; i++)
     y[i] = gelu_value(x[i]);
 }
@@ -42,8 +45,10 @@ os_cpu_quick_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
   int n_threads = os_cpu_threads(be);
 #pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = x[i] * (1.0f / (1.0f + expf(-1.702f * x[i])));
+  for (size_t i = 0; i < n; i += 4) {
+    os_f4 v = os_f4_load(x + i, n - i);
+    os_f4_store(y + i, v * (1.0f / (1.0f + os_f4_exp(-1.702f * v))), n - i);
+  }
 }
 
 void
@@ -54,6 +59,7 @@ os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C)
   for (int t = 0; t < T; t++) {
     const float *hidden = x + (size_t)t * 2 * C, *gate = hidden + C;
     float *out = y + (size_t)t * C;
+#pragma omp simd
     for (int c = 0; c < C; c++)
       out[c] = hidden[c] * gelu_value(gate[c]);
   }
@@ -63,7 +69,7 @@ void
 os_cpu_add(os_backend *be, float *y, const float *a, const float *b, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
   for (size_t i = 0; i < n; i++)
     y[i] = a[i] + b[i];
 }
@@ -73,7 +79,7 @@ os_cpu_blend(os_backend *be, float *y, const float *a, const float *b, float alp
 {
   int n_threads = os_cpu_threads(be);
   float beta = 1.0f - alpha;
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
   for (size_t i = 0; i < n; i++)
     y[i] = alpha * a[i] + beta * b[i];
 }
@@ -82,7 +88,7 @@ void
 os_cpu_scale(os_backend *be, float *y, const float *x, float alpha, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
   for (size_t i = 0; i < n; i++)
     y[i] = alpha * x[i];
 }

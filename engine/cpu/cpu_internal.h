@@ -5,8 +5,6 @@
 
 #include "backend.h"
 
-#include <math.h>
-
 typedef struct {
   os_backend base;
   int n_threads;     /* OpenMP and OpenBLAS worker count, >= 1 */
@@ -39,13 +37,6 @@ void os_cpu_blas_single_thread(void);
 void os_cpu_parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K,
                            float alpha, const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, int ldc);
-
-/* x * sigmoid(x), written as PyTorch's CPU kernel computes it. */
-static inline float
-os_cpu_silu_value(float v)
-{
-  return v / (1.0f + expf(-v));
-}
 
 /* cpu_gemm.c */
 void os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,

@@ -2,6 +2,7 @@
 #include "cpu_internal.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 void

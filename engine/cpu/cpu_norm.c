@@ -3,33 +3,18 @@
  * order so results do not depend on the thread count. */
 #include "cpu_internal.h"
 
-/* Independent partial sums let the compiler vectorise the loop while the
- * summation order stays fixed. */
-#define LANES 8
+#include <math.h>
 
-static double
-sum_values(const float *x, size_t n)
-{
-  double lane[LANES] = { 0 };
-  size_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int j = 0; j < LANES; j++)
-      lane[j] += x[i + j];
-  double total = 0.0;
-  for (; i < n; i++)
-    total += x[i];
-  for (int j = 0; j < LANES; j++)
-    total += lane[j];
-  return total;
-}
+#include "cpu_simd.h"
 
+/* Sum of (x - mean)^2 in double, in a fixed order like os_cpu_sum. */
 static double
 sum_squared_deviations(const float *x, size_t n, double mean)
 {
-  double lane[LANES] = { 0 };
+  double lane[8] = { 0 };
   size_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int j = 0; j < LANES; j++) {
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) {
       double d = x[i + j] - mean;
       lane[j] += d * d;
     }
@@ -38,7 +23,7 @@ sum_squared_deviations(const float *x, size_t n, double mean)
     double d = x[i] - mean;
     total += d * d;
   }
-  for (int j = 0; j < LANES; j++)
+  for (int j = 0; j < 8; j++)
     total += lane[j];
   return total;
 }
@@ -49,9 +34,10 @@ normalize_span(float *y, const float *x, size_t n, float mean, float scale, floa
                bool silu)
 {
   if (silu) {
-    for (size_t i = 0; i < n; i++)
-      y[i] = os_cpu_silu_value((x[i] - mean) * scale + shift);
+    for (size_t i = 0; i < n; i += 4)
+      os_f4_store(y + i, os_f4_silu((os_f4_load(x + i, n - i) - mean) * scale + shift), n - i);
   } else {
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
       y[i] = (x[i] - mean) * scale + shift;
   }
@@ -72,7 +58,7 @@ os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
     size_t count = span * frames_per_stat;
     double total = 0.0;
     for (int f = 0; f < frames_per_stat; f++)
-      total += sum_values(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
+      total += os_cpu_sum(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
     double mean = total / count, deviations = 0.0;
     for (int f = 0; f < frames_per_stat; f++)
       deviations += sum_squared_deviations(
@@ -97,7 +83,7 @@ os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
   for (int t = 0; t < T; t++) {
     const float *xr = x + (size_t)t * C;
     float *yr = y + (size_t)t * C;
-    double mean = sum_values(xr, C) / C;
+    double mean = os_cpu_sum(xr, C) / C;
     float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
     float mean_f = (float)mean;
     for (int c = 0; c < C; c++) {

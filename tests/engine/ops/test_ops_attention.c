@@ -121,6 +121,11 @@ main(void)
   run_case(be, (attention_case){ 2, 5, 1, 3, 4, 12, 12, 12, 12, 0.5f }, 0, false, "Sk=1");
   run_case(be, (attention_case){ 3, 1, 7, 2, 8, 16, 16, 16, 16, 0.35f }, 0, false, "Sq=1");
   run_case(be, (attention_case){ 2, 9, 4, 5, 12, 60, 60, 60, 60, 0.29f }, 0, false, "cross Sq!=Sk");
+  /* Up to 32 keys take the direct path, more the tiled sgemm path. */
+  run_case(be, (attention_case){ 2, 70, 32, 1, 512, 512, 512, 512, 512, 0.0442f }, 0, false,
+           "direct path, 32 keys, head_dim 512");
+  run_case(be, (attention_case){ 2, 1, 33, 3, 6, 18, 18, 18, 18, 0.4f }, 0, false,
+           "sgemm path, 33 keys, Sq=1");
   run_case(be, (attention_case){ 1, 150, 700, 2, 64, 128, 128, 128, 128, 0.125f }, 0.02f, false,
            "tiles, growing max");
   run_case(be, (attention_case){ 1, 150, 700, 2, 64, 128, 128, 128, 128, 8.0f }, 0.125f, true,

@@ -81,6 +81,15 @@ run_attention(os_backend *be, const inputs *in, float *out)
                      T / 2, T / 2, HEADS, HD, C3, C3, C3, HEADS * HD, 0.158f);
 }
 
+/* Few keys per sequence: the direct (non-sgemm) path. */
+static void
+run_attention_frames(os_backend *be, const inputs *in, float *out)
+{
+  int C3 = 3 * HEADS * HD;
+  be->ops->attention(be, out, in->qkv, in->qkv + HEADS * HD, in->qkv + 2 * HEADS * HD, T / 12,
+                     12, 12, HEADS, HD, C3, C3, C3, HEADS * HD, 0.158f);
+}
+
 static void
 run_pointwise(os_backend *be, const inputs *in, float *out)
 {
@@ -129,6 +138,7 @@ main(void)
     { "linear", run_linear },
     { "gemm_batched", run_gemm_batched },
     { "attention", run_attention },
+    { "attention, 12 keys", run_attention_frames },
     { "elementwise chain", run_pointwise },
     { "permute + upsample", run_layout },
   };
