@@ -4,6 +4,7 @@
 #include "export-private.h"
 
 #include <errno.h>
+#include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +17,7 @@ set_errno_error (GError    **error,
                  const char *path)
 {
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-               "Could not add the settings comment to “%s”: %s",
+               _("Could not add the settings comment to “%s”: %s"),
                path, g_strerror (saved_errno));
   return FALSE;
 }
@@ -38,7 +39,7 @@ _onestep_export_gif_add_comment (const char  *path,
     {
       fclose (file);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "Could not add the settings comment to “%s”: the GIF has no trailer", path);
+                   _("Could not add the settings comment to “%s”: the GIF has no trailer"), path);
       return FALSE;
     }
 

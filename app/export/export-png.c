@@ -3,6 +3,7 @@
 #include "export-private.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
+#include <glib/gi18n-lib.h>
 
 /* gdk-pixbuf's "tEXt::key" save options, one per setting. */
 static void
@@ -43,7 +44,7 @@ write_frame (const OnestepExportJob *job,
   if (!gdk_pixbuf_savev (pixbuf, file, "png", keys, values, &local_error))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                   "Could not write %s of “%s”: %s", name, job->path, local_error->message);
+                   _("Could not write %s of “%s”: %s"), name, job->path, local_error->message);
       return FALSE;
     }
   return TRUE;
@@ -75,7 +76,7 @@ _onestep_export_write_png_folder (const char             *dir,
       if (!g_file_set_contents (file, job->settings_json, -1, &local_error))
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                       "Could not write settings.json of “%s”: %s",
+                       _("Could not write settings.json of “%s”: %s"),
                        job->path, local_error->message);
           return FALSE;
         }

@@ -3,6 +3,7 @@
 #include "export-palette.h"
 #include "export-private.h"
 
+#include <glib/gi18n-lib.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
@@ -47,17 +48,18 @@ _onestep_export_video_available (OnestepExportFormat format)
          && av_guess_format (video->muxer, NULL, NULL) != NULL;
 }
 
-static gboolean
+/* format takes the path, then FFmpeg's reason. */
+static gboolean G_GNUC_PRINTF (3, 0)
 set_av_error (GError    **error,
               int         averror,
-              const char *what,
+              const char *format,
               const char *path)
 {
   char reason[AV_ERROR_MAX_STRING_SIZE] = "";
 
   av_strerror (averror, reason, sizeof reason);
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (AVUNERROR (averror)),
-               "%s “%s”: %s", what, path, reason);
+               format, path, reason);
   return FALSE;
 }
 
@@ -133,7 +135,7 @@ open_encoder (VideoWriter *writer,
   if (codec == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   "Could not write “%s”: FFmpeg has no %s encoder",
+                   _("Could not write “%s”: FFmpeg has no %s encoder"),
                    writer->job->path, writer->format->encoder);
       return FALSE;
     }
@@ -158,14 +160,16 @@ open_encoder (VideoWriter *writer,
   ret = avcodec_open2 (writer->encoder, codec, &options);
   av_dict_free (&options);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not start the video encoder for", writer->job->path);
+    return set_av_error (error, ret, _("Could not start the video encoder for “%s”: %s"),
+                         writer->job->path);
 
   writer->stream = avformat_new_stream (writer->muxer, NULL);
   writer->stream->time_base = writer->encoder->time_base;
   writer->stream->avg_frame_rate = writer->encoder->framerate;
   ret = avcodec_parameters_from_context (writer->stream->codecpar, writer->encoder);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not set up the video stream of", writer->job->path);
+    return set_av_error (error, ret, _("Could not set up the video stream of “%s”: %s"),
+                         writer->job->path);
   return TRUE;
 }
 
@@ -179,7 +183,7 @@ open_output (VideoWriter *writer,
 
   ret = avformat_alloc_output_context2 (&writer->muxer, NULL, writer->format->muxer, path);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not prepare", writer->job->path);
+    return set_av_error (error, ret, _("Could not prepare “%s”: %s"), writer->job->path);
 
   if (!open_encoder (writer, error))
     return FALSE;
@@ -189,13 +193,14 @@ open_output (VideoWriter *writer,
 
   ret = avio_open (&writer->muxer->pb, path, AVIO_FLAG_WRITE);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not write", writer->job->path);
+    return set_av_error (error, ret, _("Could not write “%s”: %s"), writer->job->path);
 
   set_muxer_options (writer, &options);
   ret = avformat_write_header (writer->muxer, &options);
   av_dict_free (&options);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not write the header of", writer->job->path);
+    return set_av_error (error, ret, _("Could not write the header of “%s”: %s"),
+                         writer->job->path);
   writer->needs_trailer = TRUE;
   return TRUE;
 }
@@ -214,7 +219,7 @@ prepare_conversion (VideoWriter *writer,
   if (av_frame_get_buffer (writer->frame, 0) < 0)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                   "Not enough memory to export “%s”", job->path);
+                   _("Not enough memory to export “%s”"), job->path);
       return FALSE;
     }
 
@@ -238,7 +243,7 @@ prepare_conversion (VideoWriter *writer,
   if (writer->scaler == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                   "Could not set up the colour conversion for “%s”", job->path);
+                   _("Could not set up the colour conversion for “%s”"), job->path);
       return FALSE;
     }
   return TRUE;
@@ -303,7 +308,7 @@ encode (VideoWriter *writer,
   int ret = avcodec_send_frame (writer->encoder, frame);
 
   if (ret < 0)
-    return set_av_error (error, ret, "Could not encode", writer->job->path);
+    return set_av_error (error, ret, _("Could not encode “%s”: %s"), writer->job->path);
 
   for (;;)
     {
@@ -311,7 +316,7 @@ encode (VideoWriter *writer,
       if (ret == AVERROR (EAGAIN) || ret == AVERROR_EOF)
         return TRUE;
       if (ret < 0)
-        return set_av_error (error, ret, "Could not encode", writer->job->path);
+        return set_av_error (error, ret, _("Could not encode “%s”: %s"), writer->job->path);
 
       /* Each frame lasts one tick, the last one included. */
       if (writer->packet->duration == 0)
@@ -320,7 +325,7 @@ encode (VideoWriter *writer,
       writer->packet->stream_index = writer->stream->index;
       ret = av_interleaved_write_frame (writer->muxer, writer->packet);
       if (ret < 0)
-        return set_av_error (error, ret, "Could not write", writer->job->path);
+        return set_av_error (error, ret, _("Could not write “%s”: %s"), writer->job->path);
     }
 }
 
@@ -336,7 +341,7 @@ write_frames (VideoWriter  *writer,
     {
       ret = av_frame_make_writable (writer->frame);
       if (ret < 0)
-        return set_av_error (error, ret, "Could not encode", job->path);
+        return set_av_error (error, ret, _("Could not encode “%s”: %s"), job->path);
       fill_frame (writer, _onestep_export_job_frame (job, i));
       writer->frame->pts = i;
       if (!encode (writer, writer->frame, error)
@@ -349,7 +354,7 @@ write_frames (VideoWriter  *writer,
   writer->needs_trailer = FALSE;
   ret = av_write_trailer (writer->muxer);
   if (ret < 0)
-    return set_av_error (error, ret, "Could not finish", job->path);
+    return set_av_error (error, ret, _("Could not finish “%s”: %s"), job->path);
   return TRUE;
 }
 
@@ -374,7 +379,7 @@ close_output (VideoWriter *writer,
   g_free (writer->padded);
 
   if (ret < 0 && error != NULL && *error == NULL)
-    return set_av_error (error, ret, "Could not write", writer->job->path);
+    return set_av_error (error, ret, _("Could not write “%s”: %s"), writer->job->path);
   return ret >= 0;
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gdk-pixbuf/gdk-pixbuf.h>
+#include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,13 +48,13 @@ onestep_export_format_name (OnestepExportFormat format)
   switch (format)
     {
     case ONESTEP_EXPORT_FORMAT_MP4:
-      return "MP4 (H.264)";
+      return _("MP4 (H.264)");
     case ONESTEP_EXPORT_FORMAT_WEBM:
-      return "WebM (VP9)";
+      return _("WebM (VP9)");
     case ONESTEP_EXPORT_FORMAT_GIF:
       return "GIF";
     case ONESTEP_EXPORT_FORMAT_PNG_FOLDER:
-      return "PNG frames";
+      return _("PNG frames");
     }
   g_return_val_if_reached (NULL);
 }
@@ -93,14 +94,14 @@ set_not_supported (GError              **error,
     if (fallbacks[i] != format && onestep_export_format_available (fallbacks[i]))
       {
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                     "This system cannot write %s; export as %s instead",
+                     _("This system cannot write %s; export as %s instead"),
                      onestep_export_format_name (format),
                      onestep_export_format_name (fallbacks[i]));
         return FALSE;
       }
 
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-               "This system cannot write %s", onestep_export_format_name (format));
+               _("This system cannot write %s"), onestep_export_format_name (format));
   return FALSE;
 }
 
@@ -116,22 +117,22 @@ check_request (const char                 *path,
   const char *problem = NULL;
 
   if (path == NULL || path[0] == '\0')
-    problem = "the output path is empty";
+    problem = _("the output path is empty");
   else if (rgb == NULL || frames < 1)
-    problem = "there are no frames";
+    problem = _("there are no frames");
   else if (width < 1 || height < 1 || width > 16384 || height > 16384)
-    problem = "width and height must be between 1 and 16384";
+    problem = _("width and height must be between 1 and 16384");
   else if (options->fps < 1 || options->fps > 240)
-    problem = "fps must be between 1 and 240";
+    problem = _("fps must be between 1 and 240");
   else if (options->loop_count < 0)
-    problem = "loop_count must not be negative";
+    problem = _("loop_count must not be negative");
   else if (options->quality < 0 || options->quality > 100)
-    problem = "quality must be between 0 and 100";
+    problem = _("quality must be between 0 and 100");
 
   if (problem != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "Cannot export “%s”: %s", path ? path : "", problem);
+                   _("Cannot export “%s”: %s"), path ? path : "", problem);
       return FALSE;
     }
   return TRUE;
@@ -185,7 +186,7 @@ create_temporary (const char          *path,
 
   saved_errno = errno;
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-               "Could not export “%s”: %s", path, g_strerror (saved_errno));
+               _("Could not export “%s”: %s"), path, g_strerror (saved_errno));
   return NULL;
 }
 
@@ -224,7 +225,7 @@ move_into_place (const char  *temporary,
 
   saved_errno = errno;
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-               "Could not save the export as “%s”: %s", path, g_strerror (saved_errno));
+               _("Could not save the export as “%s”: %s"), path, g_strerror (saved_errno));
   return FALSE;
 }
 
