@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "export.h"
 #include "onestep-cli.h"
 
 #define UNSET INT_MIN
@@ -109,6 +110,32 @@ print_json_summary (const onestep_clip              *clip,
   printf ("%s\n", text);
 }
 
+/* OUT by its extension: .mp4, .webm, .gif, else a folder of PNG frames; the
+ * generation settings go into the file's metadata. */
+static gboolean
+write_clip (const char             *output,
+            const onestep_clip     *clip,
+            const onestep_request  *request,
+            const char             *model,
+            GError                **error)
+{
+  g_autoptr(GHashTable) metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  OnestepExportOptions options;
+
+  onestep_export_options_init (&options, onestep_export_format_for_path (output));
+  options.fps = request->fps;
+  options.metadata = metadata;
+  g_hash_table_insert (metadata, "model", g_strdup (model));
+  g_hash_table_insert (metadata, "seed", g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) request->seed));
+  g_hash_table_insert (metadata, "steps", g_strdup_printf ("%d", clip->steps));
+  g_hash_table_insert (metadata, "sampler", g_strdup (onestep_sampler_name (clip->sampler)));
+  g_hash_table_insert (metadata, "fps", g_strdup_printf ("%d", request->fps));
+  g_hash_table_insert (metadata, "motion_bucket_id", g_strdup_printf ("%d", request->motion_bucket_id));
+  g_hash_table_insert (metadata, "noise_aug_strength", g_strdup_printf ("%g", request->noise_aug_strength));
+  return onestep_export_write (output, clip->rgb, clip->frames, clip->width, clip->height,
+                               &options, NULL, error);
+}
+
 int
 onestep_cli_generate (int    argc,
                       char **argv)
@@ -122,7 +149,7 @@ onestep_cli_generate (int    argc,
   g_auto(GStrv) images = NULL;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (diffusers layout)", "PATH" },
-    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output folder of PNG frames", "OUT" },
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output: .mp4, .webm, .gif or a folder of PNG frames", "OUT" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (default: the model's)", "N" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, "Noise seed (default 0)", "S" },
     { "frames", 0, 0, G_OPTION_ARG_INT, &frames, "Frames (default: the UNet's num_frames)", "F" },
@@ -259,8 +286,7 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = onestep_cli_write_png_folder (output, clip->rgb, clip->frames, clip->width,
-                                          clip->height, &error);
+  written = write_clip (output, clip, &request, model, &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

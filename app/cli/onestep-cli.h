@@ -30,13 +30,4 @@ GdkPixbuf *onestep_cli_fit_image (GdkPixbuf *image, int width, int height);
 /* The engine's view of a pixbuf (valid while the pixbuf lives). */
 onestep_image onestep_cli_image_view (GdkPixbuf *image);
 
-/* Writes frames (frames x height x width RGB8) as OUT/frame-0001.png ... through a
- * temporary folder renamed when complete; on failure nothing is left at OUT. */
-gboolean onestep_cli_write_png_folder (const char    *out,
-                                       const guint8  *rgb,
-                                       int            frames,
-                                       int            width,
-                                       int            height,
-                                       GError       **error);
-
 G_END_DECLS

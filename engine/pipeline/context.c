@@ -31,8 +31,8 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
   long threads = params->n_threads > 0 ? params->n_threads : sysconf(_SC_NPROCESSORS_ONLN);
   info->device = ONESTEP_DEVICE_CPU;
   if (params->device == ONESTEP_DEVICE_AUTO)
-    snprintf(info->device_name, sizeof info->device_name, "CPU (%ld threads, OpenBLAS; no CUDA: %.60s)",
-             threads, cuda_error.message);
+    snprintf(info->device_name, sizeof info->device_name,
+             "CPU (%ld threads, OpenBLAS); CUDA unavailable: %s", threads, cuda_error.message);
   else
     snprintf(info->device_name, sizeof info->device_name, "CPU (%ld threads, OpenBLAS)", threads);
   return be;

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Bad inputs to onestep-cli give a non-zero exit and a clear message, and a
+# failed run leaves nothing behind. Usage: test-cli-inputs.sh ONESTEP_CLI CASE_DIR
+set -u
+cli=$1
+case_dir=$2
+model=$case_dir/model
+image=$case_dir/input.png
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# expect_failure NAME PATTERN ARGS...: non-zero exit, stderr matching PATTERN,
+# and nothing left in the work folder.
+expect_failure() {
+  local name=$1 pattern=$2
+  shift 2
+  local status=0
+  "$cli" "$@" >"$work/stdout" 2>"$work/stderr" || status=$?
+  local leftovers
+  leftovers=$(ls -A "$work" | grep -v -x -e stdout -e stderr -e not-an-image.png -e existing)
+  if [ "$status" -eq 0 ]; then
+    echo "FAIL $name: exit status 0"; failures=$((failures + 1))
+  elif [ "$status" -ge 128 ]; then
+    echo "FAIL $name: crashed with status $status"; failures=$((failures + 1))
+  elif ! grep -q -E -- "$pattern" "$work/stderr"; then
+    echo "FAIL $name: message does not match '$pattern':"; cat "$work/stderr"
+    failures=$((failures + 1))
+  elif [ -n "$leftovers" ]; then
+    echo "FAIL $name: left behind: $leftovers"; failures=$((failures + 1))
+  else
+    echo "ok   $name: $(tail -n 1 "$work/stderr")"
+  fi
+}
+
+out=$work/out
+cp "$case_dir/golden.json" "$work/not-an-image.png"
+mkdir "$work/existing"
+
+expect_failure "non-image file" "not-an-image.png" \
+  generate --model "$model" --output "$out" "$work/not-an-image.png"
+expect_failure "missing image" "no-such-image.png" \
+  generate --model "$model" --output "$out" "$work/no-such-image.png"
+expect_failure "zero frames" "--frames 0" \
+  generate --model "$model" --output "$out" --frames 0 "$image"
+expect_failure "too many frames" "frames 100000" \
+  generate --model "$model" --output "$out" --frames 100000 "$image"
+expect_failure "absurd size" "width|height" \
+  generate --model "$model" --output "$out" --width 100000 --height 100000 "$image"
+expect_failure "size not a multiple of the VAE factor" "multiples of 2" \
+  generate --model "$model" --output "$out" --width 47 --height 32 "$image"
+expect_failure "more memory than the machine has" "GiB" \
+  generate --model "$model" --output "$out" --width 4096 --height 4096 --frames 1024 "$image"
+expect_failure "zero steps" "--steps 0" \
+  generate --model "$model" --output "$out" --steps 0 "$image"
+expect_failure "missing model" "no-such-model" \
+  generate --model "$work/no-such-model" --output "$out" "$image"
+expect_failure "unknown device" "--device tpu" \
+  generate --model "$model" --output "$out" --device tpu "$image"
+expect_failure "existing output" "already exists" \
+  generate --model "$model" --output "$work/existing" "$image"
+expect_failure "info on a missing model" "no-such-model" info --model "$work/no-such-model"
+expect_failure "unknown command" "unknown command" frobnicate
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "skip --device cuda without a GPU: this machine has one"
+else
+  expect_failure "--device cuda without a GPU" "cuda" \
+    generate --model "$model" --output "$out" --device cuda "$image"
+fi
+
+[ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
