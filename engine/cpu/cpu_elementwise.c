@@ -2,7 +2,6 @@
  * the compiler vectorises, split over OpenMP workers by index. */
 #include "cpu_internal.h"
 
-#include <math.h>
 #include <stddef.h>
 
 #include "cpu_simd.h"
@@ -25,19 +24,13 @@ os_cpu_silu(os_backend *be, float *y, const float *x, size_t n)
     os_f4_store(y + i, os_f4_silu(os_f4_load(x + i, n - i)), n - i);
 }
 
-static inline float
-gelu_value(float v)
-{
-  return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
-}
-
 void
 os_cpu_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = gelu_value(x[i]);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i += 4)
+    os_f4_store(y + i, os_f4_gelu(os_f4_load(x + i, n - i)), n - i);
 }
 
 void
@@ -59,9 +52,9 @@ os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C)
   for (int t = 0; t < T; t++) {
     const float *hidden = x + (size_t)t * 2 * C, *gate = hidden + C;
     float *out = y + (size_t)t * C;
-#pragma omp simd
-    for (int c = 0; c < C; c++)
-      out[c] = hidden[c] * gelu_value(gate[c]);
+    for (int c = 0; c < C; c += 4)
+      os_f4_store(out + c, os_f4_load(hidden + c, C - c) * os_f4_gelu(os_f4_load(gate + c, C - c)),
+                  C - c);
   }
 }
 

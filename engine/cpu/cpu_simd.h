@@ -75,6 +75,31 @@ os_f4_exp(os_f4 x)
   return p * (os_f4)exponent;
 }
 
+/* erf(x) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), the
+ * approximation PyTorch's vectorised CPU kernels use:
+ * erf|x| = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-x^2),
+ * t = 1 / (1 + p |x|), and erf is odd. */
+static inline os_f4
+os_f4_erf(os_f4 x)
+{
+  os_i4 sign = (os_i4)x & (int32_t)0x80000000;
+  os_f4 ax = (os_f4)((os_i4)x ^ sign);
+  os_f4 t = 1.0f / (1.0f + 0.3275911f * ax);
+  os_f4 poly = t * 1.061405429f - 1.453152027f;
+  poly = poly * t + 1.421413741f;
+  poly = poly * t - 0.284496736f;
+  poly = poly * t + 0.254829592f;
+  os_f4 y = 1.0f - poly * t * os_f4_exp(-(x * x));
+  return (os_f4)((os_i4)y ^ sign);
+}
+
+/* GELU with erf: 0.5 x (1 + erf(x / sqrt 2)). */
+static inline os_f4
+os_f4_gelu(os_f4 x)
+{
+  return 0.5f * x * (1.0f + os_f4_erf(x * 0.70710678118654752f));
+}
+
 /* x * sigmoid(x), written as PyTorch's CPU kernel computes it. */
 static inline os_f4
 os_f4_silu(os_f4 x)
