@@ -73,7 +73,7 @@ on_interrupt (gpointer user_data)
 {
   CliState *state = user_data;
 
-  g_printerr ("\nStopping…\n");
+  g_printerr ("\nStopping...\n");
   g_cancellable_cancel (state->cancellable);
   return G_SOURCE_CONTINUE;
 }
@@ -251,7 +251,7 @@ run_import (CliState          *state,
   OnestepInstalledKind kind = state->lora ? ONESTEP_INSTALLED_KIND_LORA
                                           : onestep_model_importer_guess_kind (path, state->base);
 
-  g_print ("Checking %s as a %s model…\n", path, onestep_installed_kind_to_string (kind));
+  g_print ("Checking %s as a %s model...\n", path, onestep_installed_kind_to_string (kind));
   onestep_model_importer_import_async (importer, path, kind, state->base, state->id, state->name,
                                        state->cancellable, store_result, state);
   installed = onestep_model_importer_import_finish (importer, wait_for_result (state), &error);

@@ -2,6 +2,7 @@
 #include <glib/gstdio.h>
 
 #include "loopback-hub.h"
+#include "scratch-dir.h"
 #include "onestep-memory-token-provider.h"
 #include "onestep-model-catalog.h"
 #include "onestep-model-downloader.h"
@@ -114,26 +115,6 @@ fixture_set_up (Fixture       *fixture,
 }
 
 static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir == NULL)
-    {
-      g_unlink (path);
-      return;
-    }
-  while ((name = g_dir_read_name (dir)))
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-  g_dir_close (dir);
-  g_rmdir (path);
-}
-
-static void
 fixture_tear_down (Fixture       *fixture,
                    gconstpointer  data)
 {
@@ -141,7 +122,7 @@ fixture_tear_down (Fixture       *fixture,
   g_clear_object (&fixture->index);
   g_clear_object (&fixture->catalog);
   g_clear_object (&fixture->cancellable);
-  remove_tree (fixture->models_dir);
+  scratch_dir_remove (fixture->models_dir);
   g_free (fixture->models_dir);
   g_bytes_unref (fixture->config);
   g_bytes_unref (fixture->weights);

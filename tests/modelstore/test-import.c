@@ -5,6 +5,7 @@
 
 #include "onestep-model-importer.h"
 #include "onestep-modelstore-error.h"
+#include "scratch-dir.h"
 
 typedef struct {
   char                 *models_dir;
@@ -29,33 +30,13 @@ fixture_set_up (Fixture       *fixture,
 }
 
 static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir == NULL)
-    {
-      g_unlink (path);
-      return;
-    }
-  while ((name = g_dir_read_name (dir)))
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-  g_dir_close (dir);
-  g_rmdir (path);
-}
-
-static void
 fixture_tear_down (Fixture       *fixture,
                    gconstpointer  data)
 {
   g_clear_object (&fixture->importer);
   g_clear_object (&fixture->index);
-  remove_tree (fixture->models_dir);
-  remove_tree (fixture->scratch_dir);
+  scratch_dir_remove (fixture->models_dir);
+  scratch_dir_remove (fixture->scratch_dir);
   g_free (fixture->models_dir);
   g_free (fixture->scratch_dir);
 }
