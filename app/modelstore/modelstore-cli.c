@@ -279,7 +279,7 @@ onestep_modelstore_cli_run (int    argc,
   g_auto(GStrv) args = NULL;
   GOptionEntry entries[] = {
     { "models-dir", 0, 0, G_OPTION_ARG_FILENAME, &state.models_dir, "Models folder (default: the app's)", "DIR" },
-    { "hub-url", 0, 0, G_OPTION_ARG_STRING, &state.hub_url, "Hugging Face hub address", "URL" },
+    { "hub-url", 0, 0, G_OPTION_ARG_STRING, &state.hub_url, "Hugging Face hub address (default: $HF_ENDPOINT, then https://huggingface.co)", "URL" },
     { "catalogue", 0, 0, G_OPTION_ARG_FILENAME, &state.catalogue_file, "Use this catalogue instead of the built-in one", "FILE" },
     { "token", 0, 0, G_OPTION_ARG_STRING, &state.token, "Hugging Face access token for gated models (default: $HF_TOKEN, then the keyring)", "TOKEN" },
     { "save-token", 0, 0, G_OPTION_ARG_NONE, &state.save_token, "Remember --token in the keyring", NULL },
@@ -327,6 +327,9 @@ onestep_modelstore_cli_run (int    argc,
         return EXIT_FAILURE;
       }
     downloader = onestep_model_downloader_new (index, tokens);
+    /* HF_ENDPOINT is how huggingface_hub users point at a mirror. */
+    if (state.hub_url == NULL && g_getenv ("HF_ENDPOINT") != NULL && g_getenv ("HF_ENDPOINT")[0] != '\0')
+      state.hub_url = g_strdup (g_getenv ("HF_ENDPOINT"));
     if (state.hub_url != NULL)
       onestep_model_downloader_set_base_url (downloader, state.hub_url);
 

@@ -64,9 +64,13 @@ test_catalogue (Fixture *fixture)
     "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d}]},"
     " {\"id\": \"missing\", \"name\": \"Missing\", \"repository\": \"" REPO "\","
     "  \"revision\": \"main\", \"licence\": \"test\","
-    "  \"files\": [{\"path\": \"vae/none.safetensors\", \"size\": 10}]}"
+    "  \"files\": [{\"path\": \"vae/none.safetensors\", \"size\": 10}]},"
+    " {\"id\": \"stale\", \"name\": \"Stale\", \"repository\": \"" REPO "\","
+    "  \"revision\": \"main\", \"licence\": \"test\","
+    "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d,"
+    "              \"sha256\": \"%064d\"}]}"
     "]}",
-    g_bytes_get_size (fixture->config), WEIGHTS_SIZE, sha, WEIGHTS_SIZE);
+    g_bytes_get_size (fixture->config), WEIGHTS_SIZE, sha, WEIGHTS_SIZE, WEIGHTS_SIZE, 0);
 }
 
 static void
@@ -341,6 +345,43 @@ test_hash_mismatch (Fixture       *fixture,
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
 }
 
+/* A plain git file is checked against the git blob sha1 in its ETag. */
+static void
+test_hash_mismatch_git_file (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autofree char *config = model_file (fixture, "tiny", CONFIG_PATH);
+  g_autofree char *partial = g_strconcat (config, ".incomplete", NULL);
+
+  loopback_hub_corrupt_file (fixture->hub, REPO, CONFIG_PATH);
+  installed = download (fixture, "tiny", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CHECKSUM);
+  g_assert_true (strstr (error->message, CONFIG_PATH) != NULL);
+  g_assert_null (installed);
+  g_assert_false (g_file_test (config, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
+  assert_model_absent (fixture, "tiny");
+}
+
+/* When the hub's LFS hash differs from the catalogue's, nothing is fetched. */
+static void
+test_catalogue_hash_differs (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autofree char *partial = model_file (fixture, "stale", WEIGHTS_PATH ".incomplete");
+
+  installed = download (fixture, "stale", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CHECKSUM);
+  g_assert_true (strstr (error->message, "than the catalogue lists") != NULL);
+  g_assert_null (installed);
+  g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
+  assert_model_absent (fixture, "stale");
+}
+
 static void
 test_gated (Fixture       *fixture,
             gconstpointer  data)
@@ -453,6 +494,8 @@ main (int   argc,
   ADD ("cancel", test_cancel);
   ADD ("pause-then-resume", test_pause_then_resume);
   ADD ("hash-mismatch", test_hash_mismatch);
+  ADD ("hash-mismatch-git-file", test_hash_mismatch_git_file);
+  ADD ("catalogue-hash-differs", test_catalogue_hash_differs);
   ADD ("gated", test_gated);
   ADD ("not-found", test_not_found);
   ADD ("disk-full", test_disk_full);
