@@ -12,9 +12,12 @@
 
 #include "backend.h"
 #include "checkpoint.h"
+#include "clip.h"
 #include "fixture.h"
 #include "grid.h"
 #include "sgm_names.h"
+#include "unet.h"
+#include "vae.h"
 
 static int failures;
 static const char *model_dir;
@@ -370,7 +373,89 @@ static void compare_configs(const os_model_config *a, const os_model_config *b)
         "scheduler");
 }
 
-static void test_single_file(const os_model_source *folder)
+
+/* ---- the models built from two sources compute the same outputs ---- */
+
+static void fill(float *x, size_t n, unsigned seed)
+{
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    x[i] = (seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+  }
+}
+
+static bool same(const float *a, const float *b, size_t n)
+{
+  return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+/* UNet forward, VAE decode and CLIP forward, bit for bit (host backend). */
+static void compare_outputs(os_model_source *a, os_model_source *b, const char *what)
+{
+  onestep_error err = {0};
+  const os_unet_config *uc = &a->config.unet;
+  enum { F = 2, H = 8, W = 8 };
+  size_t in_n = (size_t)F * uc->in_channels * H * W, out_n = (size_t)F * uc->out_channels * H * W;
+  float *sample = malloc(in_n * sizeof(float)), *context = malloc(uc->cross_attention_dim * sizeof(float));
+  float *out_a = malloc(out_n * sizeof(float)), *out_b = malloc(out_n * sizeof(float));
+  float ids[3] = {6, 127, 0.02f};
+  fill(sample, in_n, 1);
+  fill(context, uc->cross_attention_dim, 2);
+  os_unet *ua = os_unet_bind(&a->config.unet, a->unet), *ub = os_unet_bind(&b->config.unet, b->unet);
+  CHECK(ua && ub, "%s: UNet bind failed", what);
+  if (ua && ub) {
+    CHECK(os_unet_forward(ua, be, sample, 0.5f, context, ids, 1, F, H, W, out_a, &err) == ONESTEP_OK &&
+              os_unet_forward(ub, be, sample, 0.5f, context, ids, 1, F, H, W, out_b, &err) == ONESTEP_OK,
+          "%s: UNet forward: %s", what, err.message);
+    CHECK(same(out_a, out_b, out_n), "%s: UNet outputs differ", what);
+  }
+  os_unet_free(ua);
+  os_unet_free(ub);
+  free(sample);
+  free(context);
+  free(out_a);
+  free(out_b);
+
+  if (a->vae != b->vae) {
+    const os_vae_config *vc = &a->config.vae;
+    os_vae *va = os_vae_bind(vc, a->vae), *vb = os_vae_bind(&b->config.vae, b->vae);
+    CHECK(va && vb, "%s: VAE bind failed", what);
+    if (va && vb) {
+      int f = os_vae_downscale(va);
+      size_t lat_n = (size_t)F * vc->latent_channels * H * W, pix_n = (size_t)F * 3 * H * f * W * f;
+      float *lat = malloc(lat_n * sizeof(float)), *fa = malloc(pix_n * sizeof(float)),
+            *fb = malloc(pix_n * sizeof(float));
+      fill(lat, lat_n, 3);
+      CHECK(os_vae_decode(va, be, lat, F, H, W, fa, &err) == ONESTEP_OK &&
+                os_vae_decode(vb, be, lat, F, H, W, fb, &err) == ONESTEP_OK,
+            "%s: VAE decode: %s", what, err.message);
+      CHECK(same(fa, fb, pix_n), "%s: decoded frames differ", what);
+      free(lat);
+      free(fa);
+      free(fb);
+    }
+    os_vae_free(va);
+    os_vae_free(vb);
+
+    const os_clip_config *cc = &a->config.clip;
+    os_clip *ca = os_clip_bind(cc, a->clip), *cb = os_clip_bind(&b->config.clip, b->clip);
+    CHECK(ca && cb, "%s: CLIP bind failed", what);
+    if (ca && cb) {
+      size_t px_n = (size_t)cc->num_channels * cc->image_size * cc->image_size;
+      float *px = malloc(px_n * sizeof(float)), ea[1024], eb[1024];
+      fill(px, px_n, 4);
+      CHECK(os_clip_forward(ca, be, px, ea, &err) == ONESTEP_OK &&
+                os_clip_forward(cb, be, px, eb, &err) == ONESTEP_OK,
+            "%s: CLIP forward: %s", what, err.message);
+      CHECK(same(ea, eb, cc->projection_dim), "%s: image embeddings differ", what);
+      free(px);
+    }
+    os_clip_free(ca);
+    os_clip_free(cb);
+  }
+}
+
+static void test_single_file(os_model_source *folder)
 {
   char path[512];
   tmp_path(path, sizeof path, "tiny-svd_xt.safetensors");
@@ -391,6 +476,11 @@ static void test_single_file(const os_model_source *folder)
               "single file vae");
   compare_set(folder->clip, single.clip, "image_encoder", "model.safetensors",
               "single file image encoder");
+  os_checkpoint_close(&single);
+  single = open_ok(path, &o, "single file (forward)");
+  os_model_source fresh = open_ok(model_dir, NULL, "folder (forward)");
+  compare_outputs(&fresh, &single, "single file");
+  os_checkpoint_close(&fresh);
   os_checkpoint_close(&single);
 
   /* A frame count from the user wins over the name. */
@@ -495,6 +585,13 @@ static void test_unet_files(const os_model_source *folder)
     compare_set(folder->unet, src.unet, "unet", "diffusion_pytorch_model.safetensors",
                 "sgm UNet file");
     os_checkpoint_close(&src);
+    if (p == 0) {
+      os_model_source fresh = open_ok(model_dir, NULL, "folder (forward)");
+      src = open_ok(model_dir, &o, "sgm UNet file (forward)");
+      compare_outputs(&fresh, &src, "sgm UNet file");
+      os_checkpoint_close(&src);
+      os_checkpoint_close(&fresh);
+    }
     unlink(path);
   }
 
