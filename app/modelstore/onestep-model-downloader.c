@@ -21,6 +21,8 @@ struct _OnestepModelDownloader
   OnestepFreeSpaceFunc  free_space_func;
   gpointer              free_space_data;
   GDestroyNotify        free_space_destroy;
+  GMutex                active_mutex;
+  GHashTable           *active;  /* ids of the models being downloaded */
 };
 
 G_DEFINE_FINAL_TYPE (OnestepModelDownloader, onestep_model_downloader, G_TYPE_OBJECT)
@@ -506,8 +508,14 @@ download_worker (GTask        *task,
                  gpointer      task_data,
                  GCancellable *cancellable)
 {
+  OnestepModelDownloader *self = source_object;
+  DownloadJob *job = task_data;
   GError *error = NULL;
-  OnestepInstalledModel *installed = run_download (task_data, cancellable, &error);
+  OnestepInstalledModel *installed = run_download (job, cancellable, &error);
+
+  g_mutex_lock (&self->active_mutex);
+  g_hash_table_remove (self->active, onestep_catalog_model_get_id (job->model));
+  g_mutex_unlock (&self->active_mutex);
 
   if (installed == NULL)
     g_task_return_error (task, error);
@@ -523,10 +531,23 @@ onestep_model_downloader_download_async (OnestepModelDownloader *self,
                                          gpointer                user_data)
 {
   g_autoptr(GTask) task = NULL;
+  gboolean already_running;
   DownloadJob *job;
 
   g_return_if_fail (ONESTEP_IS_MODEL_DOWNLOADER (self));
   g_return_if_fail (ONESTEP_IS_CATALOG_MODEL (model));
+
+  /* Two downloads of one model would write the same .incomplete files. */
+  g_mutex_lock (&self->active_mutex);
+  already_running = !g_hash_table_add (self->active, g_strdup (onestep_catalog_model_get_id (model)));
+  g_mutex_unlock (&self->active_mutex);
+  if (already_running)
+    {
+      g_task_report_new_error (self, callback, user_data, onestep_model_downloader_download_async,
+                               G_IO_ERROR, G_IO_ERROR_PENDING, "%s is already being downloaded",
+                               onestep_catalog_model_get_name (model));
+      return;
+    }
 
   job = g_atomic_rc_box_new0 (DownloadJob);
   job->self = g_object_ref (self);
@@ -640,6 +661,8 @@ onestep_model_downloader_finalize (GObject *object)
   g_clear_object (&self->index);
   g_clear_object (&self->tokens);
   g_clear_pointer (&self->base_url, g_free);
+  g_clear_pointer (&self->active, g_hash_table_unref);
+  g_mutex_clear (&self->active_mutex);
 
   G_OBJECT_CLASS (onestep_model_downloader_parent_class)->finalize (object);
 }
@@ -660,6 +683,8 @@ onestep_model_downloader_init (OnestepModelDownloader *self)
 {
   self->base_url = g_strdup (ONESTEP_MODEL_DOWNLOADER_DEFAULT_BASE_URL);
   self->free_space_func = query_filesystem_free;
+  self->active = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_mutex_init (&self->active_mutex);
 }
 
 OnestepModelDownloader *

@@ -52,7 +52,8 @@ void                    onestep_model_downloader_download_async      (OnestepMod
                                                                       GCancellable            *cancellable,
                                                                       GAsyncReadyCallback      callback,
                                                                       gpointer                 user_data);
-/* Returns: (transfer full) the index entry of the downloaded model. */
+/* Returns: (transfer full) the index entry of the downloaded model. A model
+ * already being downloaded fails with G_IO_ERROR_PENDING. */
 OnestepInstalledModel  *onestep_model_downloader_download_finish     (OnestepModelDownloader  *self,
                                                                       GAsyncResult            *result,
                                                                       GError                 **error);

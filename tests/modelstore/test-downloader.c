@@ -383,6 +383,33 @@ test_catalogue_hash_differs (Fixture       *fixture,
 }
 
 static void
+test_one_download_per_model (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  OnestepCatalogModel *model = onestep_model_catalog_lookup (fixture->catalog, "tiny");
+  g_autoptr(GTask) first = g_task_new (NULL, NULL, NULL, NULL);
+  g_autoptr(GTask) second = g_task_new (NULL, NULL, NULL, NULL);
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *weights = model_file (fixture, "tiny", WEIGHTS_LOCAL);
+
+  onestep_model_downloader_download_async (fixture->downloader, model, NULL,
+                                           on_downloaded, g_object_ref (first));
+  onestep_model_downloader_download_async (fixture->downloader, model, NULL,
+                                           on_downloaded, g_object_ref (second));
+  while (!g_task_get_completed (first) || !g_task_get_completed (second))
+    g_main_context_iteration (NULL, TRUE);
+
+  installed = g_task_propagate_pointer (second, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_assert_null (installed);
+  g_clear_error (&error);
+  installed = g_task_propagate_pointer (first, &error);
+  g_assert_no_error (error);
+  assert_file_content (weights, fixture->weights);
+}
+
+static void
 test_gated (Fixture       *fixture,
             gconstpointer  data)
 {
@@ -496,6 +523,7 @@ main (int   argc,
   ADD ("hash-mismatch", test_hash_mismatch);
   ADD ("hash-mismatch-git-file", test_hash_mismatch_git_file);
   ADD ("catalogue-hash-differs", test_catalogue_hash_differs);
+  ADD ("one-download-per-model", test_one_download_per_model);
   ADD ("gated", test_gated);
   ADD ("not-found", test_not_found);
   ADD ("disk-full", test_disk_full);
