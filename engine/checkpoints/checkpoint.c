@@ -15,6 +15,7 @@
 #include "error.h"
 #include "grid.h"
 #include "lora.h"
+#include "preview.h"
 
 os_checkpoint_options os_checkpoint_default_options(void)
 {
@@ -198,4 +199,14 @@ void os_checkpoint_close(os_model_source *src)
   os_weight_set_free(src->clip);
   os_store_free(src->store);
   memset(src, 0, sizeof *src);
+}
+
+uint64_t os_checkpoint_decoder_hash(const os_model_source *src)
+{
+  static const char *const prefixes[] = {"decoder.", "first_stage_model.decoder."};
+  for (int i = 0; i < src->store->n_files; i++)
+    for (int p = 0; p < 2; p++)
+      if (os_find_tensorf(src->store->files[i], "%sconv_in.weight", prefixes[p]))
+        return os_preview_vae_hash(src->store->files[i], prefixes[p]);
+  return 0;
 }

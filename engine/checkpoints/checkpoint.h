@@ -47,6 +47,10 @@ onestep_status os_checkpoint_open(const char *path, const os_checkpoint_options 
                                   os_backend *be, os_model_source *out, onestep_error *error);
 void os_checkpoint_close(os_model_source *src);
 
+/* Cache key of the VAE decoder's weights: os_preview_vae_hash over the
+ * decoder tensors of the file holding them (0 if none). */
+uint64_t os_checkpoint_decoder_hash(const os_model_source *src);
+
 /* "auto": consistency-distilled models use tts for one step and cm for more;
  * base (and unknown) models use euler. */
 onestep_sampler os_checkpoint_auto_sampler(onestep_model_kind kind, int steps);

@@ -18,6 +18,7 @@
 
 #include "onestep.h"
 #include "safetensors.h"
+#include "vae.h"
 
 #define OS_PREVIEW_SCALE 4
 #define OS_PREVIEW_KERNEL 3
@@ -61,5 +62,17 @@ onestep_status os_preview_save(const os_preview_decoder *pd, const char *cache_d
                                uint64_t vae_hash, onestep_error *error);
 onestep_status os_preview_load(os_preview_decoder *pd, const char *cache_dir, uint64_t vae_hash,
                                int channels, int scale, int kernel, onestep_error *error);
+
+/* Synthetic picture number `index` in [-1, 1], images [3, H, W]: the fit's inputs. */
+void os_preview_synthetic_image(float *img, int H, int W, int index);
+
+/* The preview decoder of a VAE (r = min(4, the VAE's factor), 3x3 kernel):
+ * from cache_dir (NULL: the default) when a fit for vae_hash is there, else
+ * fitted on 8 synthetic 32x32-latent images and saved there (best effort: an
+ * unwritable cache does not fail the call). Latents are in the sampler's space
+ * (the VAE's latents times its scaling factor). */
+onestep_status os_preview_for_vae(os_preview_decoder *pd, const os_vae *vae,
+                                  const os_vae_config *cfg, os_backend *be, uint64_t vae_hash,
+                                  const char *cache_dir, onestep_error *error);
 
 #endif
