@@ -61,6 +61,17 @@ expect_failure "existing output" "already exists" \
   generate --model "$model" --output "$work/existing" "$image"
 expect_failure "info on a missing model" "no-such-model" info --model "$work/no-such-model"
 expect_failure "unknown command" "unknown command" frobnicate
+
+# Broken copies of the model, outside the work folder's leftover check.
+broken=$(mktemp -d)
+trap 'rm -rf "$work" "$broken"' EXIT
+cp -r "$model" "$broken/no-vae" && rm "$broken/no-vae/vae/diffusion_pytorch_model.safetensors"
+expect_failure "missing component weights" "vae weights missing.*fp16" info --model "$broken/no-vae"
+cp -r "$model" "$broken/truncated"
+unet_file=$broken/truncated/unet/diffusion_pytorch_model.safetensors
+head -c 100000 "$unet_file" > "$unet_file.part" && mv "$unet_file.part" "$unet_file"
+expect_failure "truncated weights" "diffusion_pytorch_model.safetensors" \
+  generate --model "$broken/truncated" --output "$out" "$image"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "skip --device cuda without a GPU: this machine has one"
 else
