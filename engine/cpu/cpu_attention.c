@@ -16,8 +16,8 @@
 
 #include "cpu_simd.h"
 
-#define Q_TILE 64
-#define K_TILE 256
+#define Q_TILE 128
+#define K_TILE 512
 /* Up to this many keys, plain vector loops beat two tiny sgemm calls (the
  * temporal attention over frames, the one-token cross-attention). */
 #define DIRECT_MAX_KEYS 32
@@ -43,9 +43,7 @@ online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
 {
   for (int r = 0; r < rows; r++) {
     float *s = w->scores + (size_t)r * cols;
-    float tile_max = s[0];
-    for (int c = 1; c < cols; c++)
-      tile_max = s[c] > tile_max ? s[c] : tile_max;
+    float tile_max = os_cpu_max(s, cols);
     float old_max = w->row_max[r];
     float new_max = tile_max > old_max ? tile_max : old_max;
     for (int c = 0; c < cols; c += 4)
@@ -105,11 +103,9 @@ attention_query_tile_direct(const attention_args *a, attention_scratch *w, int s
   for (int r = 0; r < rows; r++) {
     size_t token = (size_t)seq * a->Sq + first_query + r;
     const float *q = a->q + token * a->q_stride + head_offset;
-    float max = -INFINITY;
-    for (int j = 0; j < Sk; j++) {
+    for (int j = 0; j < Sk; j++)
       s[j] = a->scale * dot(q, k + (size_t)j * a->k_stride, hd);
-      max = s[j] > max ? s[j] : max;
-    }
+    float max = os_cpu_max(s, Sk);
     for (int j = 0; j < Sk; j += 4)
       os_f4_store(s + j, os_f4_exp(os_f4_load(s + j, Sk - j) - max), Sk - j);
     float inv_sum = (float)(1.0 / os_cpu_sum(s, Sk));

@@ -5,17 +5,47 @@
 #include <math.h>
 #include <string.h>
 
+/* Elements of at least this many floats are copied row by row; smaller ones
+ * (down to the plain transpose, inner = 1) go through square tiles so that
+ * reads and writes both stay within a few cache lines. */
+#define ROW_COPY_MIN 16
+#define TILE 32
+
 void
 os_cpu_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int inner)
 {
   int n_threads = os_cpu_threads(be);
-  size_t row_bytes = sizeof(float) * inner;
-#pragma omp parallel for num_threads(n_threads) \
-    if ((size_t)A * Bd * Cd * inner >= OS_CPU_PARALLEL_MIN)
-  for (int ab = 0; ab < A * Bd; ab++) {
-    int a = ab / Bd, b = ab % Bd;
-    for (int c = 0; c < Cd; c++)
-      memcpy(y + (((size_t)a * Cd + c) * Bd + b) * inner, x + ((size_t)ab * Cd + c) * inner, row_bytes);
+  size_t total = (size_t)A * Bd * Cd * inner;
+  if (inner >= ROW_COPY_MIN) {
+    size_t row_bytes = sizeof(float) * inner;
+#pragma omp parallel for num_threads(n_threads) if (total >= OS_CPU_PARALLEL_MIN)
+    for (int ab = 0; ab < A * Bd; ab++) {
+      int a = ab / Bd, b = ab % Bd;
+      for (int c = 0; c < Cd; c++)
+        memcpy(y + (((size_t)a * Cd + c) * Bd + b) * inner, x + ((size_t)ab * Cd + c) * inner,
+               row_bytes);
+    }
+    return;
+  }
+  /* Each task writes one band of TILE output rows (c) of one a. */
+  int c_tiles = (Cd + TILE - 1) / TILE;
+#pragma omp parallel for num_threads(n_threads) if (total >= OS_CPU_PARALLEL_MIN)
+  for (int task = 0; task < A * c_tiles; task++) {
+    int a = task / c_tiles, c0 = task % c_tiles * TILE;
+    int c1 = c0 + TILE < Cd ? c0 + TILE : Cd;
+    const float *xa = x + (size_t)a * Bd * Cd * inner;
+    float *ya = y + (size_t)a * Cd * Bd * inner;
+    for (int b0 = 0; b0 < Bd; b0 += TILE) {
+      int b1 = b0 + TILE < Bd ? b0 + TILE : Bd;
+      for (int c = c0; c < c1; c++) {
+        float *dst = ya + ((size_t)c * Bd + b0) * inner;
+        for (int b = b0; b < b1; b++, dst += inner) {
+          const float *src = xa + ((size_t)b * Cd + c) * inner;
+          for (int i = 0; i < inner; i++)
+            dst[i] = src[i];
+        }
+      }
+    }
   }
 }
 

@@ -115,6 +115,27 @@ os_cpu_exp(float x)
   return os_f4_exp(os_f4_splat(x))[0];
 }
 
+/* Largest of n >= 1 floats. */
+static inline float
+os_cpu_max(const float *x, size_t n)
+{
+  float max = x[0];
+  size_t i = 0;
+  if (n >= 4) {
+    os_f4 lanes = os_f4_load(x, 4);
+    for (i = 4; i + 4 <= n; i += 4) {
+      os_f4 v = os_f4_load(x + i, 4);
+      lanes = os_f4_select(v > lanes, v, lanes);
+    }
+    max = lanes[0];
+    for (int j = 1; j < 4; j++)
+      max = lanes[j] > max ? lanes[j] : max;
+  }
+  for (; i < n; i++)
+    max = x[i] > max ? x[i] : max;
+  return max;
+}
+
 /* Sum of n floats in double, in a fixed order (independent partial sums,
  * which the compiler can vectorise without reassociating anything). */
 static inline double

@@ -101,21 +101,33 @@ test_arithmetic(os_backend *be)
   free(a), free(b), free(y), free(want), free(v);
 }
 
+/* Against the definition y[a][c][b][i] = x[a][b][c][i], for the tiled path
+ * (small inner sizes, the transpose with inner = 1, tiles cut mid-way) and
+ * the row-copy path. */
 static void
-test_layout(os_backend *be)
+test_permute(os_backend *be, int A, int Bd, int Cd, int I)
 {
-  const int A = 2, Bd = 3, Cd = 5, I = 4;
   size_t n = (size_t)A * Bd * Cd * I;
   float *x = ops_random(n, 36, -1, 1), *y = ops_zeros(n), *want = ops_zeros(n);
   for (int a = 0; a < A; a++)
     for (int b = 0; b < Bd; b++)
       for (int c = 0; c < Cd; c++)
         for (int i = 0; i < I; i++)
-          want[((a * Cd + c) * Bd + b) * I + i] = x[((a * Bd + b) * Cd + c) * I + i];
+          want[(((size_t)a * Cd + c) * Bd + b) * I + i] = x[(((size_t)a * Bd + b) * Cd + c) * I + i];
   be->ops->permute_0213(be, y, x, A, Bd, Cd, I);
-  ops_check_exact("permute_0213 [2,3,5,4]", y, want, n);
+  char what[80];
+  snprintf(what, sizeof what, "permute_0213 [%d,%d,%d,%d]", A, Bd, Cd, I);
+  ops_check_exact(what, y, want, n);
   free(x), free(y), free(want);
+}
 
+static void
+test_layout(os_backend *be)
+{
+  test_permute(be, 2, 3, 5, 4);
+  test_permute(be, 3, 70, 45, 1);  /* transpose, partial tiles */
+  test_permute(be, 2, 33, 100, 3);
+  test_permute(be, 2, 7, 9, 20);   /* row copies */
   /* concat: a [2,3,P], b [2,1,P]. */
   const int N = 2, Ca = 3, Cb = 1, P = 6;
   float *ca = ops_random((size_t)N * Ca * P, 37, -1, 1), *cb = ops_random((size_t)N * Cb * P, 38, -1, 1);
