@@ -1,13 +1,15 @@
 // cuda_attention.cu: multi-head attention, non-causal, memory linear in tokens.
 //
-// Two paths:
+// Three paths:
+// - tensor cores (cuda_attention_wmma.cu) in fp16/bf16 mode for head dims 64,
+//   80 and 128 with at least 64 queries.
 // - flash: an fp32 online-softmax kernel for head_dim <= 128 (the UNet's 64,
 //   CLIP's 80, temporal attention over frames). One warp per query row; the
 //   block's warps share each tile of 32 keys and values in shared memory. Lane
 //   j scores key j of the tile, then every lane accumulates its own slice of
 //   the output dims (d = lane + 32 t).
 // - blocked GEMM: for larger heads (the VAE's single 512-wide head) and, in
-//   fp16/bf16 mode, long sequences, where cuBLAS on the tensor cores wins:
+//   fp16/bf16 mode, other long sequences, where cuBLAS on the tensor cores wins:
 //   scores for a block of queries (all heads), row softmax, times V.
 
 #include <math.h>
@@ -198,6 +200,10 @@ os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, cons
     os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT, "attention over %d keys", Sk);
     return;
   }
+  // fp16/bf16 mode: tensor cores, unless the queries are too few to fill a tile
+  if (Sq >= 64 && os_cuda_attention_tensor_cores(cb, o, q, k, v, n_seq, Sq, Sk, heads, head_dim,
+                                                 q_stride, k_stride, v_stride, o_stride, scale))
+    return;
   attn_shape sh = { Sq, Sk, heads, head_dim, q_stride, k_stride, v_stride, o_stride, scale };
   bool low_precision = os_cuda_operand_type(cb) != CUDA_R_32F;
   if (head_dim <= 32 * FLASH_MAX_SLOTS && !(low_precision && Sk >= 1024))

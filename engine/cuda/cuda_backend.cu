@@ -199,7 +199,8 @@ create(onestep_error *error)
   int driver = 0, runtime = 0, count = 0;
   cudaError_t err = cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
-  if (err != cudaSuccess || driver < runtime) {
+  // Minor versions are compatible within a major release (CUDA's minor version compatibility).
+  if (err != cudaSuccess || driver / 1000 < runtime / 1000) {
     set_error(error, ONESTEP_ERR_DEVICE,
               "the NVIDIA driver supports CUDA %d.%d but the CUDA backend needs %d.%d; "
               "update the driver",

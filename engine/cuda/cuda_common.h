@@ -157,6 +157,11 @@ void os_cuda_layer_norm(os_backend *be, float *y, const float *x, const float *g
 void os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
                        int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
                        int k_stride, int v_stride, int o_stride, float scale);
+/* cuda_attention_wmma.cu: false when the precision or head_dim does not suit it. */
+bool os_cuda_attention_tensor_cores(os_cuda_backend *cb, float *o, const float *q, const float *k,
+                                    const float *v, int n_seq, int Sq, int Sk, int heads,
+                                    int head_dim, int q_stride, int k_stride, int v_stride,
+                                    int o_stride, float scale);
 
 /* cuda_elementwise.cu */
 void os_cuda_fill(os_backend *be, float *dst, float value, size_t n);

@@ -1,0 +1,205 @@
+// cuda_attention_wmma.cu: flash attention on the tensor cores (WMMA), for
+// fp16/bf16 mode and head dims that are multiples of 16 up to 128 (the
+// UNet's 64, CLIP's 80).
+//
+// A block takes 64 query rows of one (sequence, head); each of its 4 warps
+// owns 16 rows. Per tile of 32 keys: S = Q K^T (16-bit operands, fp32
+// accumulation) into shared memory; an online softmax in fp32, two lanes per
+// row, which also rescales the row's output accumulator; then O += P V.
+// WMMA accumulator fragments have no documented element layout, so O lives
+// in shared memory (fp32) between tiles instead of in registers. Q, K and V
+// arrive as fp32 and are rounded to 16 bits while loading into shared memory.
+
+#include <mma.h>
+
+#include "cuda_common.h"
+#include "cuda_types.cuh"
+
+using namespace nvcuda;
+
+#define TC_WARPS 4
+#define TC_ROWS 16                   // query rows per warp (the WMMA tile)
+#define TC_BQ (TC_WARPS * TC_ROWS)   // query rows per block
+#define TC_BK 32                     // keys per tile
+
+// Shared-memory row strides: padded (against bank conflicts) and kept to
+// WMMA's rules (multiples of 16 bytes, fragment pointers 32-byte aligned).
+template <int D> struct tc_layout {
+  static constexpr int ldh = D + 8;      // Q, K, V rows (16-bit)
+  static constexpr int lds = TC_BK + 4;  // S rows (fp32)
+  static constexpr int ldp = TC_BK + 8;  // P rows (16-bit)
+  static constexpr int ldo = D + 4;      // O rows (fp32)
+  static constexpr size_t q_bytes = (size_t)TC_BQ * ldh * 2;
+  static constexpr size_t kv_bytes = (size_t)TC_BK * ldh * 2;
+  static constexpr size_t s_bytes = (size_t)TC_WARPS * TC_ROWS * lds * 4;
+  static constexpr size_t p_bytes = (size_t)TC_WARPS * TC_ROWS * ldp * 2;
+  static constexpr size_t o_bytes = (size_t)TC_WARPS * TC_ROWS * ldo * 4;
+  static constexpr size_t total = q_bytes + 2 * kv_bytes + s_bytes + p_bytes + o_bytes;
+};
+
+typedef struct {
+  int Sq, Sk, heads;
+  int q_stride, k_stride, v_stride, o_stride;
+  float scale;
+} tc_shape;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(TC_WARPS * 32)
+flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_shape sh)
+{
+  typedef tc_layout<D> L;
+  extern __shared__ __align__(32) unsigned char smem[];
+  T *Qs = (T *)smem;
+  T *Ks = (T *)(smem + L::q_bytes);
+  T *Vs = (T *)(smem + L::q_bytes + L::kv_bytes);
+  float *S = (float *)(smem + L::q_bytes + 2 * L::kv_bytes);
+  T *Pm = (T *)(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes);
+  float *O = (float *)(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes + L::p_bytes);
+
+  int q_blocks = (sh.Sq + TC_BQ - 1) / TC_BQ;
+  int qb = blockIdx.x % q_blocks;
+  int h = (blockIdx.x / q_blocks) % sh.heads;
+  size_t s = blockIdx.x / ((size_t)q_blocks * sh.heads);
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int q0 = qb * TC_BQ;
+
+  const float *qs = q + (s * sh.Sq) * sh.q_stride + (size_t)h * D;
+  const float *ks = k + (s * sh.Sk) * sh.k_stride + (size_t)h * D;
+  const float *vs = v + (s * sh.Sk) * sh.v_stride + (size_t)h * D;
+
+  // Q tile (pre-scaled), and a zeroed output accumulator.
+  for (int i = threadIdx.x; i < TC_BQ * D; i += blockDim.x) {
+    int r = i / D, d = i % D;
+    float x = q0 + r < sh.Sq ? qs[(size_t)(q0 + r) * sh.q_stride + d] * sh.scale : 0.0f;
+    Qs[r * L::ldh + d] = os_from_float<T>(x);
+  }
+  float *Ow = O + warp * TC_ROWS * L::ldo;
+  float *Sw = S + warp * TC_ROWS * L::lds;
+  T *Pw = Pm + warp * TC_ROWS * L::ldp;
+  for (int i = lane; i < TC_ROWS * L::ldo; i += 32)
+    Ow[i] = 0.0f;
+
+  // Two lanes per row: lane 2r and 2r+1 own row r, halves of its columns.
+  int row = lane / 2, half = lane % 2;
+  float m = -INFINITY, l = 0.0f;
+
+  for (int k0 = 0; k0 < sh.Sk; k0 += TC_BK) {
+    __syncthreads(); // previous K/V tile fully read (and Q written, first time)
+    for (int i = threadIdx.x; i < TC_BK * D; i += blockDim.x) {
+      int j = i / D, d = i % D;
+      bool valid = k0 + j < sh.Sk;
+      Ks[j * L::ldh + d] = os_from_float<T>(valid ? ks[(size_t)(k0 + j) * sh.k_stride + d] : 0.0f);
+      Vs[j * L::ldh + d] = os_from_float<T>(valid ? vs[(size_t)(k0 + j) * sh.v_stride + d] : 0.0f);
+    }
+    __syncthreads();
+
+    // S[16 x BK] = Q_w[16 x D] K^T
+    for (int n = 0; n < TC_BK / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.0f);
+      for (int kk = 0; kk < D / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
+        wmma::load_matrix_sync(a, Qs + warp * TC_ROWS * L::ldh + kk * 16, L::ldh);
+        wmma::load_matrix_sync(b, Ks + n * 16 * L::ldh + kk * 16, L::ldh);
+        wmma::mma_sync(acc, a, b, acc);
+      }
+      wmma::store_matrix_sync(Sw + n * 16, acc, L::lds, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // online softmax of this row's 32 scores (16 per lane), fp32
+    const int cols = TC_BK / 2;
+    float *srow = Sw + row * L::lds + half * cols;
+    float tile_max = -INFINITY;
+    for (int c = 0; c < cols; c++) {
+      if (k0 + half * cols + c >= sh.Sk)
+        srow[c] = -INFINITY;
+      tile_max = fmaxf(tile_max, srow[c]);
+    }
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+    float m_new = fmaxf(m, tile_max);
+    float correction = expf(m - m_new);
+    float sum = 0.0f;
+    T *prow = Pw + row * L::ldp + half * cols;
+    for (int c = 0; c < cols; c++) {
+      float p = expf(srow[c] - m_new);
+      prow[c] = os_from_float<T>(p);
+      sum += p;
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    l = l * correction + sum;
+    m = m_new;
+    float *orow = Ow + row * L::ldo + half * (D / 2);
+    for (int d = 0; d < D / 2; d++)
+      orow[d] *= correction;
+    __syncwarp();
+
+    // O_w[16 x D] += P[16 x BK] V[BK x D]
+    for (int n = 0; n < D / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, Ow + n * 16, L::ldo, wmma::mem_row_major);
+      for (int kk = 0; kk < TC_BK / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
+        wmma::load_matrix_sync(a, Pw + kk * 16, L::ldp);
+        wmma::load_matrix_sync(b, Vs + kk * 16 * L::ldh + n * 16, L::ldh);
+        wmma::mma_sync(acc, a, b, acc);
+      }
+      wmma::store_matrix_sync(Ow + n * 16, acc, L::ldo, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+
+  int r = q0 + warp * TC_ROWS + row;
+  if (r < sh.Sq) {
+    float *out = o + (s * sh.Sq + r) * sh.o_stride + (size_t)h * D + half * (D / 2);
+    const float *orow = Ow + row * L::ldo + half * (D / 2);
+    for (int d = 0; d < D / 2; d++)
+      out[d] = orow[d] / l;
+  }
+}
+
+template <typename T, int D>
+static void
+launch(os_cuda_backend *cb, float *o, const float *q, const float *k, const float *v, int n_seq,
+       const tc_shape *sh)
+{
+  size_t smem = tc_layout<D>::total;
+  // Above the default 48 KiB of dynamic shared memory; allowed from sm_80 on.
+  cudaFuncSetAttribute(flash_wmma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       (int)smem);
+  size_t blocks = (size_t)((sh->Sq + TC_BQ - 1) / TC_BQ) * sh->heads * n_seq;
+  flash_wmma_kernel<T, D><<<(unsigned)blocks, TC_WARPS * 32, smem, cb->stream>>>(o, q, k, v, *sh);
+  os_cuda_check_launch(cb, "tensor-core flash attention");
+}
+
+bool
+os_cuda_attention_tensor_cores(os_cuda_backend *cb, float *o, const float *q, const float *k,
+                               const float *v, int n_seq, int Sq, int Sk, int heads,
+                               int head_dim, int q_stride, int k_stride, int v_stride,
+                               int o_stride, float scale)
+{
+  cudaDataType type = os_cuda_operand_type(cb);
+  if (type == CUDA_R_32F || (head_dim != 64 && head_dim != 80 && head_dim != 128))
+    return false;
+  tc_shape sh = { Sq, Sk, heads, q_stride, k_stride, v_stride, o_stride, scale };
+#define DISPATCH(T)                                                                            \
+  switch (head_dim) {                                                                          \
+  case 64:                                                                                     \
+    launch<T, 64>(cb, o, q, k, v, n_seq, &sh);                                                 \
+    break;                                                                                     \
+  case 80:                                                                                     \
+    launch<T, 80>(cb, o, q, k, v, n_seq, &sh);                                                 \
+    break;                                                                                     \
+  default:                                                                                     \
+    launch<T, 128>(cb, o, q, k, v, n_seq, &sh);                                                \
+    break;                                                                                     \
+  }
+  if (type == CUDA_R_16F)
+    DISPATCH(__half)
+  else
+    DISPATCH(__nv_bfloat16)
+#undef DISPATCH
+  return true;
+}

@@ -1,0 +1,446 @@
+/* bench-gpu.c: the engine's models at full SVD-XT size on the CUDA backend,
+ * with random weights (weights do not change the cost).
+ *
+ * Times the UNet forward (1024x576, 14 and 25 frames, batch 1 and 2), the
+ * temporal VAE decoder, the encoder, CLIP, and a one-step chain (CLIP, encode,
+ * two UNet calls as the Time Travel Sampler makes, decode, frames to host).
+ * Prints milliseconds (median of timed runs after a warm-up; each run ends
+ * with the backend's sync, so host time equals GPU time on its one stream),
+ * TFLOP/s over the reference's useful FLOP counts (docs/anchors.md), % of the
+ * card's GEMM peak when given, and peak backend memory.
+ *
+ * The weights: the model code asks for every tensor its config implies
+ * through os_weights_take(). This program is linked with
+ * -Wl,--wrap=os_weights_take, so each request first registers a random tensor
+ * of exactly the requested name and shape, which keeps the bench free of any
+ * copy of the models' naming rules.
+ *
+ * Usage: bench-gpu [--peak-tflops T] [--budget-s S] | --bind-only
+ *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
+ *   S: stop starting new measurements after S seconds (default 300);
+ *   --bind-only: bind the three models on the CPU backend (zero-copy, no
+ *   compute) and print their sizes: checks the configs anywhere, in a second. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "clip.h"
+#include "config.h"
+#include "safetensors.h"
+#include "unet.h"
+#include "vae.h"
+#include "weights.h"
+
+#define WIDTH 1024
+#define HEIGHT 576
+#define LATENT_H (HEIGHT / 8)
+#define LATENT_W (WIDTH / 8)
+#define POOL_FLOATS ((size_t)32 << 20) /* random values all weights are cut from */
+
+static double budget_s = 300.0, peak_tflops = 0.0;
+static struct timespec start_time;
+
+/* ---------------------------------------------------------------------------- */
+/* synthetic weights */
+
+static float *pool;
+static size_t pool_cursor;
+static os_st_tensor **synthetic;
+static size_t n_synthetic, cap_synthetic;
+
+static uint64_t
+next_random(uint64_t *state)
+{
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static void
+fill_pool(void)
+{
+  pool = malloc(POOL_FLOATS * sizeof(float));
+  if (!pool) {
+    fprintf(stderr, "out of host memory for the weight pool\n");
+    exit(1);
+  }
+  uint64_t state = 12345;
+  for (size_t i = 0; i < POOL_FLOATS; i++)
+    pool[i] = (float)((next_random(&state) >> 40) * 0x1p-23) - 1.0f; /* [-1, 1) */
+}
+
+const float *__real_os_weights_take(os_weight_set *ws, const char *name, int ndim,
+                                    const int64_t *shape);
+const float *__wrap_os_weights_take(os_weight_set *ws, const char *name, int ndim,
+                                    const int64_t *shape);
+
+/* Registers a tensor of the asked shape (cut from the random pool) before
+ * the real take binds it. */
+const float *
+__wrap_os_weights_take(os_weight_set *ws, const char *name, int ndim, const int64_t *shape)
+{
+  if (!os_weights_has(ws, name)) {
+    int64_t numel = os_shape_numel(ndim, shape);
+    os_st_tensor *t = calloc(1, sizeof *t);
+    if (!t || numel > (int64_t)POOL_FLOATS || ndim > OS_MAX_DIMS) {
+      fprintf(stderr, "cannot synthesise tensor %s (%lld values)\n", name, (long long)numel);
+      exit(1);
+    }
+    if (pool_cursor + numel > POOL_FLOATS)
+      pool_cursor = 0;
+    t->name = strdup(name);
+    t->dtype = OS_DTYPE_F32;
+    t->ndim = ndim;
+    memcpy(t->shape, shape, ndim * sizeof *shape);
+    t->data = pool + pool_cursor;
+    t->nbytes = numel * sizeof(float);
+    pool_cursor += numel | 1; /* an odd step: neighbouring tensors differ */
+    if (n_synthetic == cap_synthetic) {
+      cap_synthetic = cap_synthetic ? 2 * cap_synthetic : 1024;
+      synthetic = realloc(synthetic, cap_synthetic * sizeof *synthetic);
+      if (!synthetic)
+        exit(1);
+    }
+    synthetic[n_synthetic++] = t;
+    onestep_error error = { 0 };
+    if (os_weight_set_add(ws, name, t, &error) != ONESTEP_OK) {
+      fprintf(stderr, "%s\n", error.message);
+      exit(1);
+    }
+  }
+  return __real_os_weights_take(ws, name, ndim, shape);
+}
+
+/* Matrices get the usual 1/sqrt(fan_in) scale so activations stay finite. */
+static onestep_status
+scale_by_fan_in(const char *name, float *data, int ndim, const int64_t *shape, void *user_data,
+                onestep_error *error)
+{
+  if (ndim < 2)
+    return ONESTEP_OK;
+  int64_t numel = os_shape_numel(ndim, shape);
+  float s = 1.0f / sqrtf((float)(numel / shape[0]));
+  for (int64_t i = 0; i < numel; i++)
+    data[i] *= s;
+  return ONESTEP_OK;
+}
+
+/* On a host backend without a transform, weights stay in the pool (zero copy). */
+static os_weight_set *
+weight_set(const char *component, os_backend *be, bool scaled)
+{
+  os_weight_set *ws = os_weight_set_new(component, "random weights", be);
+  if (!ws) {
+    fprintf(stderr, "cannot create the %s weight set\n", component);
+    exit(1);
+  }
+  if (scaled)
+    os_weight_set_set_transform(ws, scale_by_fan_in, NULL);
+  return ws;
+}
+
+static void
+finish_weights(os_weight_set *ws, const void *model, const char *component)
+{
+  onestep_error error = { 0 };
+  if (os_weights_finish(ws, &error) != ONESTEP_OK || !model) {
+    fprintf(stderr, "binding the %s failed: %s\n", component, error.message);
+    exit(1);
+  }
+}
+
+/* ---------------------------------------------------------------------------- */
+/* configs: stabilityai/stable-video-diffusion-img2vid-xt */
+
+static os_unet_config
+svd_xt_unet(void)
+{
+  os_unet_config cfg = {
+    .in_channels = 8, .out_channels = 4, .num_frames = 25, .n_levels = 4,
+    .block_out_channels = { 320, 640, 1280, 1280 },
+    .num_attention_heads = { 5, 10, 20, 20 },
+    .transformer_layers_per_block = { 1, 1, 1, 1 },
+    .down_has_attention = { true, true, true, false },
+    .up_has_attention = { false, true, true, true },
+    .layers_per_block = 2,
+    .cross_attention_dim = 1024,
+    .addition_time_embed_dim = 256,
+    .projection_class_embeddings_input_dim = 768,
+    .sample_size = 96,
+  };
+  return cfg;
+}
+
+static os_vae_config
+svd_xt_vae(void)
+{
+  os_vae_config cfg = {
+    .in_channels = 3, .out_channels = 3, .latent_channels = 4, .layers_per_block = 2,
+    .n_levels = 4, .block_out_channels = { 128, 256, 512, 512 }, .norm_num_groups = 32,
+    .scaling_factor = 0.18215f, .force_upcast = true, .sample_size = 768,
+  };
+  return cfg;
+}
+
+static os_clip_config
+vit_h14(void)
+{
+  os_clip_config cfg = {
+    .hidden_size = 1280, .intermediate_size = 5120, .num_hidden_layers = 32,
+    .num_attention_heads = 16, .patch_size = 14, .image_size = 224, .num_channels = 3,
+    .projection_dim = 1024, .layer_norm_eps = 1e-5f, .quick_gelu = false,
+  };
+  return cfg;
+}
+
+/* ---------------------------------------------------------------------------- */
+/* timing */
+
+typedef struct {
+  os_unet *unet;
+  os_vae *vae;
+  os_clip *clip;
+  os_backend *be;
+  float *sample, *context, *latents, *unet_out, *image, *mean, *frames, *pixels, *embeds;
+  float *frames_host;
+  int B, F;
+} bench;
+
+typedef onestep_status (*bench_fn)(bench *b, onestep_error *error);
+
+static double
+seconds_since(const struct timespec *t0)
+{
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static int
+compare_doubles(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* One warm-up, then `runs` timed runs; prints a table row. */
+static void
+measure(bench *b, const char *what, bench_fn fn, int runs, double tflop, double reference_ms)
+{
+  if (seconds_since(&start_time) > budget_s) {
+    printf("%-34s skipped: time budget of %.0f s spent\n", what, budget_s);
+    return;
+  }
+  onestep_error error = { 0 };
+  os_backend *be = b->be;
+  double times[16];
+  be->peak_bytes = be->bytes_in_use;
+  for (int r = -1; r < runs; r++) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    onestep_status status = fn(b, &error);
+    if (status == ONESTEP_OK)
+      status = be->ops->sync(be, &error);
+    if (status != ONESTEP_OK) {
+      printf("%-34s FAILED: %s\n", what, error.message);
+      return;
+    }
+    if (r >= 0)
+      times[r] = seconds_since(&t0) * 1e3;
+  }
+  qsort(times, runs, sizeof times[0], compare_doubles);
+  double ms = times[runs / 2];
+  double rate = tflop > 0 ? tflop / (ms * 1e-3) : 0;
+  printf("%-34s %9.1f ms  %7.1f TFLOP/s", what, ms, rate);
+  if (peak_tflops > 0 && tflop > 0)
+    printf("  %5.1f%% of peak", 100.0 * rate / peak_tflops);
+  else
+    printf("  %14s", "");
+  printf("  peak mem %6.2f GiB", be->peak_bytes / (1024.0 * 1024.0 * 1024.0));
+  if (reference_ms > 0)
+    printf("  (diffusers H200: %.0f ms)", reference_ms);
+  printf("\n");
+  fflush(stdout);
+}
+
+static void
+upload_random(os_backend *be, float *dst, size_t n, uint64_t seed, float amplitude)
+{
+  float *host = malloc(n * sizeof(float));
+  if (!host)
+    exit(1);
+  for (size_t i = 0; i < n; i++)
+    host[i] = amplitude * ((float)((next_random(&seed) >> 40) * 0x1p-23) - 1.0f);
+  be->ops->upload(be, dst, host, n * sizeof(float));
+  free(host);
+}
+
+static float *
+device_buffer(os_backend *be, size_t n, const char *what)
+{
+  float *p = be->ops->alloc(be, n * sizeof(float));
+  if (!p) {
+    fprintf(stderr, "out of GPU memory for %s (%.1f MiB)\n", what, n * 4.0 / (1 << 20));
+    exit(1);
+  }
+  return p;
+}
+
+static onestep_status
+run_unet(bench *b, onestep_error *error)
+{
+  /* fps 7 (the UNet sees 6), motion bucket 127, noise augmentation 0.02 */
+  float time_ids[6] = { 6, 127, 0.02f, 6, 127, 0.02f };
+  return os_unet_forward(b->unet, b->be, b->sample, 1.0f, b->context, time_ids, b->B, b->F,
+                         LATENT_H, LATENT_W, b->unet_out, error);
+}
+
+static onestep_status
+run_decode(bench *b, onestep_error *error)
+{
+  return os_vae_decode(b->vae, b->be, b->latents, b->F, LATENT_H, LATENT_W, b->frames, error);
+}
+
+static onestep_status
+run_encode(bench *b, onestep_error *error)
+{
+  return os_vae_encode(b->vae, b->be, b->image, HEIGHT, WIDTH, b->mean, NULL, error);
+}
+
+static onestep_status
+run_clip(bench *b, onestep_error *error)
+{
+  return os_clip_forward(b->clip, b->be, b->pixels, b->embeds, error);
+}
+
+/* The one-step Time Travel Sampler's work at 14 frames: CLIP, encode, two
+ * UNet calls, decode, frames to host memory. */
+static onestep_status
+run_one_step(bench *b, onestep_error *error)
+{
+  onestep_status status;
+  b->B = 1;
+  b->F = 14;
+  if ((status = run_clip(b, error)) || (status = run_encode(b, error)) ||
+      (status = run_unet(b, error)) || (status = run_unet(b, error)) ||
+      (status = run_decode(b, error)))
+    return status;
+  b->be->ops->download(b->be, b->frames_host, b->frames,
+                       (size_t)14 * 3 * HEIGHT * WIDTH * sizeof(float));
+  return ONESTEP_OK;
+}
+
+/* ---------------------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+  bool bind_only = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--bind-only") == 0)
+      bind_only = true;
+    else if (strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc)
+      peak_tflops = atof(argv[++i]);
+    else if (strcmp(argv[i], "--budget-s") == 0 && i + 1 < argc)
+      budget_s = atof(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s [--peak-tflops T] [--budget-s S] | --bind-only\n", argv[0]);
+      return 2;
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &start_time);
+  onestep_error error = { 0 };
+  os_backend *be = bind_only ? os_backend_cpu_new(1, &error) : os_backend_cuda_new(&error);
+  if (!be) {
+    printf("SKIP: no usable %s backend: %s\n", bind_only ? "CPU" : "CUDA", error.message);
+    return bind_only ? 1 : 77;
+  }
+  const char *precision = getenv("ONESTEP_CUDA_PRECISION");
+  if (!bind_only)
+    printf("precision %s (ONESTEP_CUDA_PRECISION)\n",
+           precision && *precision ? precision : "fp32");
+
+  fill_pool();
+  os_unet_config unet_cfg = svd_xt_unet();
+  os_vae_config vae_cfg = svd_xt_vae();
+  os_clip_config clip_cfg = vit_h14();
+  os_weight_set *unet_ws = weight_set("unet", be, !bind_only),
+                *vae_ws = weight_set("vae", be, !bind_only),
+                *clip_ws = weight_set("image_encoder", be, !bind_only);
+  bench b = { 0 };
+  b.be = be;
+  b.unet = os_unet_bind(&unet_cfg, unet_ws);
+  finish_weights(unet_ws, b.unet, "UNet");
+  b.vae = os_vae_bind(&vae_cfg, vae_ws);
+  finish_weights(vae_ws, b.vae, "VAE");
+  b.clip = os_clip_bind(&clip_cfg, clip_ws);
+  finish_weights(clip_ws, b.clip, "CLIP");
+  if (be->ops->sync(be, &error) != ONESTEP_OK) {
+    fprintf(stderr, "uploading weights failed: %s\n", error.message);
+    return 1;
+  }
+  printf("weights: UNet %.0fM, VAE %.0fM, CLIP %.0fM parameters, %.2f GiB in backend memory (%.0f s)\n",
+         os_weights_param_count(unet_ws) / 1e6, os_weights_param_count(vae_ws) / 1e6,
+         os_weights_param_count(clip_ws) / 1e6, be->bytes_in_use / (1024.0 * 1024.0 * 1024.0),
+         seconds_since(&start_time));
+  if (bind_only)
+    return 0;
+
+  size_t latent = (size_t)4 * LATENT_H * LATENT_W, pixels = (size_t)3 * HEIGHT * WIDTH;
+  b.sample = device_buffer(be, 2 * 25 * 2 * latent, "UNet input");
+  b.unet_out = device_buffer(be, 2 * 25 * latent, "UNet output");
+  b.context = device_buffer(be, 2 * 1024, "image embeddings");
+  b.latents = device_buffer(be, 25 * latent, "latents");
+  b.frames = device_buffer(be, 25 * pixels, "frames");
+  b.image = device_buffer(be, pixels, "image");
+  b.mean = device_buffer(be, latent, "posterior mean");
+  b.pixels = device_buffer(be, 3 * 224 * 224, "CLIP pixels");
+  b.embeds = device_buffer(be, 1024, "CLIP embedding");
+  b.frames_host = malloc(14 * pixels * sizeof(float));
+  if (!b.frames_host)
+    return 1;
+  upload_random(be, b.sample, 2 * 25 * 2 * latent, 1, 1.0f);
+  upload_random(be, b.context, 2 * 1024, 2, 1.0f);
+  upload_random(be, b.latents, 25 * latent, 3, 1.0f);
+  upload_random(be, b.image, pixels, 4, 1.0f);
+  upload_random(be, b.pixels, 3 * 224 * 224, 5, 1.0f);
+
+  printf("\n%-34s %12s  %15s  %14s  %17s\n", "component (1024x576)", "median", "rate",
+         "of GEMM peak", "memory");
+  /* useful FLOP per docs/anchors.md; batch 2 doubles batch 1 */
+  static const struct {
+    int B, F;
+    double tflop, reference_ms;
+  } unet_cases[] = {
+    { 1, 14, 44.7, 202 }, { 1, 25, 79.8, 340 }, { 2, 14, 89.4, 0 }, { 2, 25, 159.7, 635 },
+  };
+  for (size_t i = 0; i < sizeof unet_cases / sizeof unet_cases[0]; i++) {
+    char what[64];
+    b.B = unet_cases[i].B;
+    b.F = unet_cases[i].F;
+    snprintf(what, sizeof what, "UNet forward, %d frames, batch %d", b.F, b.B);
+    measure(&b, what, run_unet, 3, unet_cases[i].tflop, unet_cases[i].reference_ms);
+  }
+  b.F = 14;
+  measure(&b, "VAE decoder, 14 frames", run_decode, 3, 97.2, 1176);
+  b.F = 25;
+  measure(&b, "VAE decoder, 25 frames", run_decode, 1, 173.6, 2077);
+  measure(&b, "VAE encoder, 1 image", run_encode, 5, 2.6, 27);
+  measure(&b, "CLIP ViT-H/14, 1 image", run_clip, 5, 0.34, 10);
+  measure(&b, "one step (TTS), 14 frames", run_one_step, 3, 2 * 44.7 + 97.2 + 2.6 + 0.34, 1600);
+
+  printf("\ntotal %.0f s; reference: diffusers 0.40 fp16 on an H200 (docs/anchors.md)\n",
+         seconds_since(&start_time));
+  os_clip_free(b.clip);
+  os_vae_free(b.vae);
+  os_unet_free(b.unet);
+  os_weight_set_free(clip_ws);
+  os_weight_set_free(vae_ws);
+  os_weight_set_free(unet_ws);
+  be->ops->destroy(be);
+  return 0;
+}

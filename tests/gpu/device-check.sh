@@ -1,0 +1,67 @@
+#!/bin/bash
+# device-check.sh: everything the CUDA backend needs checked on a real GPU, in
+# one run of under 8 minutes: a clean build with -Dcuda=enabled, the gpu test
+# suite (ops against the CPU in fp32, again with fp16 and bf16 GEMM operands,
+# the golden case, the loader), the card's GEMM peak, and the full-size
+# benchmark table. Installs nothing; expects Debian 12 with CUDA 13 in
+# /usr/local/cuda, as on the development machines.
+#
+# Usage: tests/gpu/device-check.sh [BUILD_DIR]   (default: a fresh /tmp dir)
+# Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 200),
+#   REF_BENCH=path/to/bench_ref.py to time the diffusers reference as well.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${1:-$(mktemp -d /tmp/onestep-gpu-XXXXXX)}
+started=$SECONDS
+failed=()
+
+stage() { printf '\n=== %s (%d s) ===\n' "$1" $((SECONDS - started)); }
+note_failure() { failed+=("$1"); echo "!!! $1 failed"; }
+
+stage "GPU"
+if ! nvidia-smi; then
+  echo "nvidia-smi failed: this script needs an NVIDIA GPU and driver" >&2
+  exit 1
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+/usr/local/cuda/bin/nvcc --version | tail -2
+
+stage "build in $build"
+rm -rf "$build"
+timeout 120 meson setup "$build" "$repo" -Dcuda=enabled -Dapp=disabled >"$build.setup.log" 2>&1 ||
+  { tail -30 "$build.setup.log"; echo "meson setup failed" >&2; exit 1; }
+timeout 300 ninja -C "$build" -j"$(nproc)" >"$build.ninja.log" 2>&1 ||
+  { tail -40 "$build.ninja.log"; echo "build failed" >&2; exit 1; }
+grep -E "warning" "$build.ninja.log" | grep -E "engine/cuda|tests/gpu" || echo "no warnings in engine/cuda or tests/gpu"
+
+stage "gpu test suite (fp32)"
+timeout 240 meson test -C "$build" --suite gpu --print-errorlogs -v --num-processes 1 ||
+  note_failure "gpu suite"
+for precision in fp16 bf16; do
+  stage "ops against the CPU with $precision GEMM operands"
+  ONESTEP_CUDA_PRECISION=$precision timeout 120 "$build/tests/gpu/test-cuda-ops" ||
+    note_failure "ops in $precision"
+done
+
+stage "GEMM peak of this card"
+peak_log=$(timeout 60 "$build/tests/gpu/gemm-peak") || note_failure "gemm-peak"
+echo "$peak_log"
+peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
+
+precision=${BENCH_PRECISION:-fp16}
+stage "benchmark at 1024x576, $precision (budget ${BENCH_BUDGET_S:-200} s)"
+ONESTEP_CUDA_PRECISION=$precision timeout 330 "$build/tests/gpu/bench-gpu" \
+  --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}" || note_failure "benchmark"
+
+if [[ -n "${REF_BENCH:-}" ]]; then
+  stage "diffusers reference ($REF_BENCH)"
+  timeout 150 python3 "$REF_BENCH" || note_failure "reference benchmark"
+fi
+
+stage "done"
+if ((${#failed[@]})); then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all GPU checks passed in $((SECONDS - started)) s"
