@@ -1,0 +1,326 @@
+/* onestep-controls.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "onestep-controls.h"
+
+#define MAX_SIZE_PRESETS 3
+
+struct _OnestepControls
+{
+  GtkBox          parent_instance;
+
+  AdwActionRow   *model_row;
+  AdwComboRow    *device_row;
+  GtkSpinButton  *steps_spin;
+  AdwComboRow    *sampler_row;
+  GtkSpinButton  *seed_spin;
+  GtkToggleButton *seed_lock_button;
+  GtkSpinButton  *frames_spin;
+  AdwComboRow    *size_row;
+  AdwActionRow   *custom_size_row;
+  GtkSpinButton  *width_spin;
+  GtkSpinButton  *height_spin;
+  GtkSpinButton  *fps_spin;
+  GtkSpinButton  *motion_spin;
+  GtkSpinButton  *noise_spin;
+
+  char           *model_path;
+  int             preset_width[MAX_SIZE_PRESETS];
+  int             preset_height[MAX_SIZE_PRESETS];
+  guint           n_presets;
+  /* Non-zero while the program, not the user, changes values. */
+  guint           updating;
+};
+
+enum {
+  CHANGED,
+  N_SIGNALS
+};
+
+G_DEFINE_FINAL_TYPE (OnestepControls, onestep_controls, GTK_TYPE_BOX)
+
+static guint signals[N_SIGNALS];
+
+static int
+round_to_64 (int value)
+{
+  return MAX (64, (value + 32) / 64 * 64);
+}
+
+static void
+onestep_controls_update_custom_size (OnestepControls *self)
+{
+  gtk_widget_set_visible (GTK_WIDGET (self->custom_size_row),
+                          adw_combo_row_get_selected (self->size_row) >= self->n_presets);
+}
+
+static void
+on_value_changed (OnestepControls *self)
+{
+  onestep_controls_update_custom_size (self);
+
+  if (self->updating == 0)
+    g_signal_emit (self, signals[CHANGED], 0);
+}
+
+static void
+on_new_seed_clicked (OnestepControls *self)
+{
+  gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+}
+
+static void
+on_seed_lock_toggled (OnestepControls *self,
+                      GtkToggleButton *button)
+{
+  gtk_button_set_icon_name (GTK_BUTTON (button),
+                            gtk_toggle_button_get_active (button) ? "changes-prevent-symbolic"
+                                                                  : "changes-allow-symbolic");
+}
+
+static void
+onestep_controls_finalize (GObject *object)
+{
+  OnestepControls *self = (OnestepControls *)object;
+
+  g_clear_pointer (&self->model_path, g_free);
+
+  G_OBJECT_CLASS (onestep_controls_parent_class)->finalize (object);
+}
+
+static void
+onestep_controls_class_init (OnestepControlsClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->finalize = onestep_controls_finalize;
+
+  /* The user changed a setting that affects the generated clip. */
+  signals[CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-controls.ui");
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, model_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, device_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, steps_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, sampler_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, seed_lock_button);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, frames_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, size_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, custom_size_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, width_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, height_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, fps_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, motion_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, noise_spin);
+  gtk_widget_class_bind_template_callback (widget_class, on_value_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_new_seed_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
+}
+
+static void
+onestep_controls_init (OnestepControls *self)
+{
+  self->updating++;
+  gtk_widget_init_template (GTK_WIDGET (self));
+  gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+  gtk_spin_button_set_value (self->fps_spin, 7);
+  gtk_spin_button_set_value (self->motion_spin, 127);
+  gtk_spin_button_set_value (self->noise_spin, 0.02);
+  gtk_spin_button_set_value (self->frames_spin, 14);
+  gtk_spin_button_set_value (self->width_spin, 1024);
+  gtk_spin_button_set_value (self->height_spin, 576);
+  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (gtk_string_list_new (NULL)));
+  self->updating--;
+}
+
+static const char *
+model_kind_label (onestep_model_kind kind)
+{
+  switch (kind)
+    {
+    case ONESTEP_MODEL_KIND_BASE_SVD:
+      return _("Stable Video Diffusion");
+    case ONESTEP_MODEL_KIND_CONSISTENCY:
+      return _("One-step distilled");
+    case ONESTEP_MODEL_KIND_UNKNOWN:
+    default:
+      return _("Unknown kind");
+    }
+}
+
+static void
+onestep_controls_add_preset (OnestepControls *self,
+                             GtkStringList   *names,
+                             const char      *name,
+                             int              width,
+                             int              height)
+{
+  g_autofree char *label = NULL;
+
+  for (guint i = 0; i < self->n_presets; i++)
+    if (self->preset_width[i] == width && self->preset_height[i] == height)
+      return;
+
+  /* Translators: a frame size preset, e.g. "Native (1024 × 576)" */
+  label = g_strdup_printf (_("%s (%d × %d)"), name, width, height);
+  gtk_string_list_append (names, label);
+  self->preset_width[self->n_presets] = width;
+  self->preset_height[self->n_presets] = height;
+  self->n_presets++;
+}
+
+/* Shows the loaded model and resets the controls to its defaults; steps
+ * overrides the model's default step count when positive. */
+void
+onestep_controls_set_model (OnestepControls          *self,
+                            const char               *model_path,
+                            const onestep_model_info *info,
+                            int                       steps)
+{
+  g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
+  g_autofree char *name = NULL;
+  g_autofree char *subtitle = NULL;
+  int max_steps;
+
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+  g_return_if_fail (model_path != NULL && info != NULL);
+
+  self->updating++;
+
+  g_free (self->model_path);
+  self->model_path = g_strdup (model_path);
+  name = g_path_get_basename (model_path);
+  subtitle = g_strdup_printf ("%s · %s\n%s", name, model_kind_label (info->kind), info->device_name);
+  adw_action_row_set_subtitle (self->model_row, subtitle);
+
+  max_steps = info->kind == ONESTEP_MODEL_KIND_CONSISTENCY ? 8 : 50;
+  gtk_spin_button_set_range (self->steps_spin, 1, max_steps);
+  gtk_spin_button_set_value (self->steps_spin, steps > 0 ? steps : info->default_steps);
+  adw_combo_row_set_selected (self->sampler_row, ONESTEP_SAMPLER_AUTO);
+  gtk_spin_button_set_value (self->frames_spin, info->default_frames);
+
+  self->n_presets = 0;
+  onestep_controls_add_preset (self, names, _("Native"), info->default_width, info->default_height);
+  onestep_controls_add_preset (self, names, _("Rotated"), info->default_height, info->default_width);
+  if (info->default_width >= 256 && info->default_height >= 256)
+    onestep_controls_add_preset (self, names, _("Smaller"), round_to_64 (info->default_width / 2),
+                                 round_to_64 (info->default_height / 2));
+  gtk_string_list_append (names, _("Custom"));
+  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (names));
+  adw_combo_row_set_selected (self->size_row, 0);
+  gtk_spin_button_set_value (self->width_spin, round_to_64 (info->default_width));
+  gtk_spin_button_set_value (self->height_spin, round_to_64 (info->default_height));
+  onestep_controls_update_custom_size (self);
+
+  self->updating--;
+}
+
+const char *
+onestep_controls_get_model_path (OnestepControls *self)
+{
+  g_return_val_if_fail (ONESTEP_IS_CONTROLS (self), NULL);
+  return self->model_path;
+}
+
+void
+onestep_controls_set_device (OnestepControls *self,
+                             onestep_device   device)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+
+  self->updating++;
+  adw_combo_row_set_selected (self->device_row, device);
+  self->updating--;
+}
+
+OnestepParams *
+onestep_controls_get_params (OnestepControls *self)
+{
+  OnestepParams *params;
+  guint size;
+
+  g_return_val_if_fail (ONESTEP_IS_CONTROLS (self), NULL);
+
+  params = onestep_params_new ();
+  params->model_path = g_strdup (self->model_path);
+  /* The rows list the enum values in order. */
+  params->device = adw_combo_row_get_selected (self->device_row);
+  params->sampler = adw_combo_row_get_selected (self->sampler_row);
+  params->steps = gtk_spin_button_get_value_as_int (self->steps_spin);
+  params->seed = (guint32)gtk_spin_button_get_value (self->seed_spin);
+  params->frames = gtk_spin_button_get_value_as_int (self->frames_spin);
+  params->fps = gtk_spin_button_get_value_as_int (self->fps_spin);
+  params->motion_bucket_id = gtk_spin_button_get_value_as_int (self->motion_spin);
+  params->noise_aug_strength = gtk_spin_button_get_value (self->noise_spin);
+
+  size = adw_combo_row_get_selected (self->size_row);
+  if (size < self->n_presets)
+    {
+      params->width = self->preset_width[size];
+      params->height = self->preset_height[size];
+    }
+  else
+    {
+      params->width = round_to_64 (gtk_spin_button_get_value_as_int (self->width_spin));
+      params->height = round_to_64 (gtk_spin_button_get_value_as_int (self->height_spin));
+    }
+
+  return params;
+}
+
+/* Restores settings, e.g. from the history, without emitting "changed". */
+void
+onestep_controls_set_params (OnestepControls     *self,
+                             const OnestepParams *params)
+{
+  guint size = self->n_presets;
+
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+  g_return_if_fail (params != NULL);
+
+  self->updating++;
+
+  adw_combo_row_set_selected (self->device_row, params->device);
+  adw_combo_row_set_selected (self->sampler_row, params->sampler);
+  gtk_spin_button_set_value (self->steps_spin, params->steps);
+  gtk_spin_button_set_value (self->seed_spin, params->seed);
+  gtk_spin_button_set_value (self->frames_spin, params->frames);
+  gtk_spin_button_set_value (self->fps_spin, params->fps);
+  gtk_spin_button_set_value (self->motion_spin, params->motion_bucket_id);
+  gtk_spin_button_set_value (self->noise_spin, params->noise_aug_strength);
+
+  for (guint i = 0; i < self->n_presets; i++)
+    if (self->preset_width[i] == params->width && self->preset_height[i] == params->height)
+      size = i;
+  adw_combo_row_set_selected (self->size_row, size);
+  if (size == self->n_presets)
+    {
+      gtk_spin_button_set_value (self->width_spin, params->width);
+      gtk_spin_button_set_value (self->height_spin, params->height);
+    }
+  onestep_controls_update_custom_size (self);
+
+  self->updating--;
+}
+
+/* A new image gets a new random seed unless the seed is locked. */
+void
+onestep_controls_prepare_new_image (OnestepControls *self)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+
+  if (gtk_toggle_button_get_active (self->seed_lock_button))
+    return;
+
+  self->updating++;
+  gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+  self->updating--;
+}

@@ -1,0 +1,29 @@
+/* onestep-controls.h: the generation settings panel.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <adwaita.h>
+
+#include "onestep-params.h"
+
+G_BEGIN_DECLS
+
+#define ONESTEP_TYPE_CONTROLS (onestep_controls_get_type ())
+
+G_DECLARE_FINAL_TYPE (OnestepControls, onestep_controls, ONESTEP, CONTROLS, GtkBox)
+
+void           onestep_controls_set_model         (OnestepControls          *self,
+                                                   const char               *model_path,
+                                                   const onestep_model_info *info,
+                                                   int                       steps);
+const char    *onestep_controls_get_model_path    (OnestepControls          *self);
+void           onestep_controls_set_device        (OnestepControls          *self,
+                                                   onestep_device            device);
+OnestepParams *onestep_controls_get_params        (OnestepControls          *self);
+void           onestep_controls_set_params        (OnestepControls          *self,
+                                                   const OnestepParams      *params);
+void           onestep_controls_prepare_new_image (OnestepControls          *self);
+
+G_END_DECLS

@@ -1,0 +1,361 @@
+/* onestep-export-dialog.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "export.h"
+#include "onestep-export-dialog.h"
+
+struct _OnestepExportDialog
+{
+  AdwWindow        parent_instance;
+
+  AdwToastOverlay *toast_overlay;
+  GtkWidget       *page;
+  GtkWidget       *export_button;
+  AdwComboRow     *format_row;
+  AdwEntryRow     *name_row;
+  AdwActionRow    *folder_row;
+  GtkSpinButton   *fps_spin;
+  GtkWidget       *loop_row;
+  GtkSpinButton   *loop_spin;
+  GtkSwitch       *ping_pong_switch;
+  GtkWidget       *quality_row;
+  GtkRange        *quality_scale;
+  GtkProgressBar  *progress_bar;
+
+  GSettings       *settings;
+  OnestepResult   *result;
+  char            *folder;
+  GCancellable    *cancellable;
+  guint            pulse_id;
+};
+
+typedef struct
+{
+  char                 *path;
+  GBytes               *frames;
+  int                   n_frames;
+  int                   width;
+  int                   height;
+  OnestepExportOptions  options;
+} ExportJob;
+
+enum {
+  EXPORTED,
+  N_SIGNALS
+};
+
+G_DEFINE_FINAL_TYPE (OnestepExportDialog, onestep_export_dialog, ADW_TYPE_WINDOW)
+
+static guint signals[N_SIGNALS];
+
+/* In the order of the format row and of the export-format setting. */
+static const char *const extensions[] = { ".mp4", ".webm", ".gif", "" };
+
+static void
+export_job_free (ExportJob *job)
+{
+  g_free (job->path);
+  g_bytes_unref (job->frames);
+  g_clear_pointer (&job->options.metadata, g_hash_table_unref);
+  g_free (job);
+}
+
+static void
+export_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  ExportJob *job = task_data;
+  GError *error = NULL;
+
+  if (onestep_export_write (job->path, g_bytes_get_data (job->frames, NULL), job->n_frames,
+                            job->width, job->height, &job->options, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static gboolean
+pulse_progress (gpointer progress_bar)
+{
+  gtk_progress_bar_pulse (progress_bar);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+onestep_export_dialog_set_busy (OnestepExportDialog *self,
+                                gboolean             busy)
+{
+  gtk_widget_set_sensitive (self->page, !busy);
+  gtk_widget_set_sensitive (self->export_button, !busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), busy);
+
+  if (busy && self->pulse_id == 0)
+    self->pulse_id = g_timeout_add (100, pulse_progress, self->progress_bar);
+  else if (!busy)
+    g_clear_handle_id (&self->pulse_id, g_source_remove);
+}
+
+static void
+on_export_done (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  OnestepExportDialog *self = ONESTEP_EXPORT_DIALOG (object);
+  ExportJob *job = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  onestep_export_dialog_set_busy (self, FALSE);
+
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      g_signal_emit (self, signals[EXPORTED], 0, job->path);
+      gtk_window_destroy (GTK_WINDOW (self));
+      return;
+    }
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new_format (_("Could not export: %s"), error->message));
+}
+
+static GHashTable *
+metadata_for_result (OnestepResult *result)
+{
+  const OnestepParams *params = onestep_result_get_params (result);
+  GHashTable *metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g_autofree char *model = g_path_get_basename (params->model_path);
+
+  g_hash_table_insert (metadata, (gpointer)"model", g_strdup (model));
+  g_hash_table_insert (metadata, (gpointer)"seed", g_strdup_printf ("%u", params->seed));
+  g_hash_table_insert (metadata, (gpointer)"steps", g_strdup_printf ("%d", params->steps));
+  g_hash_table_insert (metadata, (gpointer)"sampler",
+                       g_strdup (onestep_sampler_name (onestep_result_get_sampler (result))));
+  g_hash_table_insert (metadata, (gpointer)"size",
+                       g_strdup_printf ("%dx%d", params->width, params->height));
+  g_hash_table_insert (metadata, (gpointer)"frames", g_strdup_printf ("%d", params->frames));
+  g_hash_table_insert (metadata, (gpointer)"motion_bucket_id",
+                       g_strdup_printf ("%d", params->motion_bucket_id));
+
+  return metadata;
+}
+
+/* Writes the clip with the chosen options; the same as pressing Export. */
+void
+onestep_export_dialog_export (OnestepExportDialog *self)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autofree char *file_name = NULL;
+  ExportJob *job;
+  guint format;
+  const char *name;
+
+  g_return_if_fail (ONESTEP_IS_EXPORT_DIALOG (self));
+
+  name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+  if (name[0] == '\0' || strchr (name, G_DIR_SEPARATOR) != NULL)
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay,
+                                   adw_toast_new (_("Enter a file name without slashes")));
+      return;
+    }
+
+  format = adw_combo_row_get_selected (self->format_row);
+  file_name = g_strconcat (name, extensions[format], NULL);
+
+  job = g_new0 (ExportJob, 1);
+  job->path = g_build_filename (self->folder, file_name, NULL);
+  if (g_file_test (job->path, G_FILE_TEST_EXISTS))
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay,
+                                   adw_toast_new_format (_("“%s” already exists: choose another name"),
+                                                         file_name));
+      g_free (job->path);
+      g_free (job);
+      return;
+    }
+
+  job->frames = g_bytes_ref (onestep_result_get_frames (self->result));
+  job->n_frames = onestep_result_get_n_frames (self->result);
+  job->width = onestep_result_get_width (self->result);
+  job->height = onestep_result_get_height (self->result);
+  onestep_export_options_init (&job->options, format);
+  job->options.fps = gtk_spin_button_get_value_as_int (self->fps_spin);
+  job->options.loop_count = gtk_spin_button_get_value_as_int (self->loop_spin);
+  job->options.ping_pong = gtk_switch_get_active (self->ping_pong_switch);
+  job->options.quality = (int)gtk_range_get_value (self->quality_scale);
+  job->options.metadata = metadata_for_result (self->result);
+
+  g_settings_set_enum (self->settings, "export-format", format);
+  g_settings_set_string (self->settings, "export-folder", self->folder);
+
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  onestep_export_dialog_set_busy (self, TRUE);
+
+  task = g_task_new (self, self->cancellable, on_export_done, NULL);
+  g_task_set_source_tag (task, onestep_export_dialog_export);
+  g_task_set_task_data (task, job, (GDestroyNotify)export_job_free);
+  g_task_run_in_thread (task, export_thread);
+}
+
+static void
+on_export_clicked (OnestepExportDialog *self)
+{
+  onestep_export_dialog_export (self);
+}
+
+static void
+on_cancel_clicked (OnestepExportDialog *self)
+{
+  /* A running export is stopped; it leaves no partial file behind. */
+  g_cancellable_cancel (self->cancellable);
+  gtk_window_destroy (GTK_WINDOW (self));
+}
+
+static void
+on_format_changed (OnestepExportDialog *self)
+{
+  guint format = adw_combo_row_get_selected (self->format_row);
+
+  gtk_widget_set_sensitive (self->loop_row, format == ONESTEP_EXPORT_FORMAT_GIF ||
+                                            format == ONESTEP_EXPORT_FORMAT_WEBM);
+  gtk_widget_set_sensitive (self->quality_row, format != ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+}
+
+static void
+onestep_export_dialog_set_folder (OnestepExportDialog *self,
+                                  const char          *folder)
+{
+  g_free (self->folder);
+  self->folder = g_strdup (folder);
+  adw_action_row_set_subtitle (self->folder_row, folder);
+}
+
+static void
+on_folder_chosen (GtkNativeDialog     *chooser,
+                  int                  response,
+                  OnestepExportDialog *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) folder = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (chooser));
+      g_autofree char *path = g_file_get_path (folder);
+
+      if (path != NULL)
+        onestep_export_dialog_set_folder (self, path);
+    }
+
+  gtk_native_dialog_destroy (chooser);
+  g_object_unref (chooser);
+}
+
+static void
+on_choose_folder_clicked (OnestepExportDialog *self)
+{
+  GtkFileChooserNative *chooser;
+
+  chooser = gtk_file_chooser_native_new (_("Choose Export Folder"), GTK_WINDOW (self),
+                                         GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
+                                         _("_Select"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (chooser), TRUE);
+  g_signal_connect (chooser, "response", G_CALLBACK (on_folder_chosen), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (chooser));
+}
+
+static void
+onestep_export_dialog_dispose (GObject *object)
+{
+  OnestepExportDialog *self = (OnestepExportDialog *)object;
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->pulse_id, g_source_remove);
+  g_clear_object (&self->cancellable);
+  g_clear_object (&self->settings);
+  g_clear_object (&self->result);
+  g_clear_pointer (&self->folder, g_free);
+
+  G_OBJECT_CLASS (onestep_export_dialog_parent_class)->dispose (object);
+}
+
+static void
+onestep_export_dialog_class_init (OnestepExportDialogClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = onestep_export_dialog_dispose;
+
+  /* The clip was written to this path. */
+  signals[EXPORTED] = g_signal_new ("exported", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                    0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+
+  gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-export-dialog.ui");
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, page);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, export_button);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, format_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, name_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, folder_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, fps_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, loop_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, loop_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, ping_pong_switch);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, quality_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, quality_scale);
+  gtk_widget_class_bind_template_child (widget_class, OnestepExportDialog, progress_bar);
+  gtk_widget_class_bind_template_callback (widget_class, on_export_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_cancel_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_format_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_choose_folder_clicked);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
+}
+
+static void
+onestep_export_dialog_init (OnestepExportDialog *self)
+{
+  g_autofree char *folder = NULL;
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->settings = g_settings_new (SCHEMA_ID);
+  folder = g_settings_get_string (self->settings, "export-folder");
+  if (folder[0] == '\0')
+    {
+      const char *videos = g_get_user_special_dir (G_USER_DIRECTORY_VIDEOS);
+
+      g_free (folder);
+      folder = g_strdup (videos != NULL ? videos : g_get_home_dir ());
+    }
+  onestep_export_dialog_set_folder (self, folder);
+  adw_combo_row_set_selected (self->format_row, g_settings_get_enum (self->settings, "export-format"));
+  on_format_changed (self);
+}
+
+OnestepExportDialog *
+onestep_export_dialog_new (GtkWindow     *parent,
+                           OnestepResult *result)
+{
+  OnestepExportDialog *self;
+  const OnestepParams *params;
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (ONESTEP_IS_RESULT (result), NULL);
+
+  self = g_object_new (ONESTEP_TYPE_EXPORT_DIALOG, "transient-for", parent, NULL);
+  self->result = g_object_ref (result);
+  params = onestep_result_get_params (result);
+  gtk_spin_button_set_value (self->fps_spin, params->fps);
+  name = g_strdup_printf ("onestep-%u-%dsteps", params->seed, params->steps);
+  gtk_editable_set_text (GTK_EDITABLE (self->name_row), name);
+
+  return self;
+}

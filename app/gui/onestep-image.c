@@ -1,0 +1,95 @@
+/* onestep-image.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include <gdk-pixbuf/gdk-pixbuf.h>
+
+#include "onestep-image.h"
+
+/* Packed RGB8 of the texture; transparent areas become white, as on a page. */
+GBytes *
+onestep_image_rgb_from_texture (GdkTexture *texture)
+{
+  int width;
+  int height;
+  gsize stride;
+  g_autofree guint8 *argb = NULL;
+  guint8 *rgb;
+
+  g_return_val_if_fail (GDK_IS_TEXTURE (texture), NULL);
+
+  width = gdk_texture_get_width (texture);
+  height = gdk_texture_get_height (texture);
+  stride = (gsize)width * 4;
+  argb = g_malloc (stride * height);
+  rgb = g_malloc ((gsize)width * height * 3);
+
+  /* Premultiplied CAIRO_FORMAT_ARGB32, in native byte order. */
+  gdk_texture_download (texture, argb, stride);
+
+  for (gsize i = 0; i < (gsize)width * height; i++)
+    {
+      const guint32 pixel = ((const guint32 *)argb)[i];
+      const guint8 transparency = 255 - (pixel >> 24);
+
+      rgb[3 * i + 0] = ((pixel >> 16) & 0xff) + transparency;
+      rgb[3 * i + 1] = ((pixel >> 8) & 0xff) + transparency;
+      rgb[3 * i + 2] = (pixel & 0xff) + transparency;
+    }
+
+  return g_bytes_new_take (rgb, (gsize)width * height * 3);
+}
+
+static void
+free_pixels (guchar   *pixels,
+             gpointer  user_data)
+{
+  g_bytes_unref (user_data);
+}
+
+/* Crops the centre of the image to the target's aspect ratio and scales it
+ * to the target size, so the subject is not stretched. Safe in any thread. */
+GBytes *
+onestep_image_fit (GBytes *rgb,
+                   int     width,
+                   int     height,
+                   int     target_width,
+                   int     target_height)
+{
+  g_autoptr(GdkPixbuf) source = NULL;
+  g_autoptr(GdkPixbuf) cropped = NULL;
+  g_autoptr(GdkPixbuf) scaled = NULL;
+  int crop_width = width;
+  int crop_height = height;
+  const guint8 *scaled_pixels;
+  guint8 *packed;
+  int rowstride;
+
+  g_return_val_if_fail (rgb != NULL, NULL);
+  g_return_val_if_fail (g_bytes_get_size (rgb) == (gsize)width * height * 3, NULL);
+  g_return_val_if_fail (target_width > 0 && target_height > 0, NULL);
+
+  if (width == target_width && height == target_height)
+    return g_bytes_ref (rgb);
+
+  if ((gint64)width * target_height > (gint64)height * target_width)
+    crop_width = MAX (1, (int)((gint64)height * target_width / target_height));
+  else
+    crop_height = MAX (1, (int)((gint64)width * target_height / target_width));
+
+  source = gdk_pixbuf_new_from_data ((const guchar *)g_bytes_get_data (rgb, NULL), GDK_COLORSPACE_RGB,
+                                     FALSE, 8, width, height, width * 3,
+                                     free_pixels, g_bytes_ref (rgb));
+  cropped = gdk_pixbuf_new_subpixbuf (source, (width - crop_width) / 2,
+                                      (height - crop_height) / 2, crop_width, crop_height);
+  scaled = gdk_pixbuf_scale_simple (cropped, target_width, target_height, GDK_INTERP_BILINEAR);
+
+  scaled_pixels = gdk_pixbuf_read_pixels (scaled);
+  rowstride = gdk_pixbuf_get_rowstride (scaled);
+  packed = g_malloc ((gsize)target_width * target_height * 3);
+  for (int y = 0; y < target_height; y++)
+    memcpy (packed + (gsize)y * target_width * 3, scaled_pixels + (gsize)y * rowstride,
+            (gsize)target_width * 3);
+
+  return g_bytes_new_take (packed, (gsize)target_width * target_height * 3);
+}

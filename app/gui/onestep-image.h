@@ -1,0 +1,18 @@
+/* onestep-image.h: turning dropped images into the engine's RGB8 input.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gtk/gtk.h>
+
+G_BEGIN_DECLS
+
+GBytes *onestep_image_rgb_from_texture (GdkTexture *texture);
+GBytes *onestep_image_fit              (GBytes     *rgb,
+                                        int         width,
+                                        int         height,
+                                        int         target_width,
+                                        int         target_height);
+
+G_END_DECLS

@@ -1,0 +1,40 @@
+/* onestep-params.h: the settings of one generation, as chosen in the window.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <glib-object.h>
+
+#include "onestep.h"
+
+G_BEGIN_DECLS
+
+#define ONESTEP_TYPE_PARAMS (onestep_params_get_type ())
+
+/* Zero in steps, frames, width, height or fps means "the model's default". */
+typedef struct
+{
+  char            *model_path;
+  onestep_device   device;
+  onestep_sampler  sampler;
+  int              steps;
+  guint32          seed;
+  int              frames;
+  int              width;
+  int              height;
+  int              fps;
+  int              motion_bucket_id;
+  double           noise_aug_strength;
+} OnestepParams;
+
+GType          onestep_params_get_type (void) G_GNUC_CONST;
+OnestepParams *onestep_params_new      (void);
+OnestepParams *onestep_params_copy     (const OnestepParams *self);
+void           onestep_params_free     (OnestepParams       *self);
+gboolean       onestep_params_equal    (const OnestepParams *a,
+                                        const OnestepParams *b);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OnestepParams, onestep_params_free)
+
+G_END_DECLS

@@ -1,0 +1,347 @@
+/* test-app.c: drives the real Onestep application and window in-process.
+ *
+ * It loads the tiny test model, drops an image through the drop target's own
+ * code path, waits for the one-step clip and its refinement, checks that the
+ * preview drew a picture, runs the step comparison and exports a clip. Window
+ * snapshots are saved as PNG screenshots along the way.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "onestep-application.h"
+#include "onestep-export-dialog.h"
+#include "onestep-preferences-window.h"
+#include "onestep-window.h"
+
+/* Generous: the tiny model takes well under a second per clip on one core. */
+#define DEADLINE_SECONDS 300
+
+static OnestepApplication *app;
+static OnestepWindow *window;
+static GSettings *settings;
+static char *export_dir;
+
+typedef gboolean (*Condition) (gpointer data);
+
+static gboolean
+keep_waking (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop until the condition holds; FALSE past the deadline. */
+static gboolean
+wait_until (Condition condition,
+            gpointer  data)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
+  guint wake_id = g_timeout_add (20, keep_waking, NULL);
+  gboolean met;
+
+  while (!(met = condition (data)) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_source_remove (wake_id);
+  return met;
+}
+
+static void
+on_after_paint (GdkFrameClock *clock,
+                gboolean      *painted)
+{
+  *painted = TRUE;
+}
+
+static gboolean
+is_true (gpointer data)
+{
+  return *(gboolean *)data;
+}
+
+/* Waits until the widget's window has painted a frame since now. */
+static void
+wait_for_paint (GtkWidget *widget)
+{
+  gboolean painted = FALSE;
+  GdkFrameClock *clock;
+  gulong handler;
+
+  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, widget));
+  clock = gtk_widget_get_frame_clock (widget);
+  handler = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), &painted);
+  gtk_widget_queue_draw (widget);
+  g_assert_true (wait_until (is_true, &painted));
+  g_signal_handler_disconnect (clock, handler);
+}
+
+static GdkTexture *
+render_widget (GtkWidget *widget)
+{
+  int width = gtk_widget_get_width (widget);
+  int height = gtk_widget_get_height (widget);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  g_autoptr(GskRenderNode) node = NULL;
+  GskRenderer *renderer;
+
+  g_assert_cmpint (width, >, 0);
+  g_assert_cmpint (height, >, 0);
+
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+
+  return gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+}
+
+static void
+save_screenshot (GtkWidget  *widget,
+                 const char *name)
+{
+  const char *dir = g_getenv ("ONESTEP_SCREENSHOT_DIR");
+  g_autoptr(GdkTexture) texture = render_widget (widget);
+  g_autofree char *path = NULL;
+
+  if (dir == NULL)
+    return;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  path = g_build_filename (dir, name, NULL);
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
+/* Distinct colours in the widget's rendering: a blank or uniform area has a
+ * handful (antialiased corners), a drawn video frame has many. */
+static guint
+count_colors (GtkWidget *widget)
+{
+  g_autoptr(GdkTexture) texture = render_widget (widget);
+  int width = gdk_texture_get_width (texture);
+  int height = gdk_texture_get_height (texture);
+  g_autofree guint32 *pixels = g_new (guint32, (gsize)width * height);
+  g_autoptr(GHashTable) colors = g_hash_table_new (NULL, NULL);
+
+  gdk_texture_download (texture, (guchar *)pixels, (gsize)width * 4);
+  for (gsize i = 0; i < (gsize)width * height; i++)
+    g_hash_table_add (colors, GUINT_TO_POINTER (pixels[i]));
+
+  return g_hash_table_size (colors);
+}
+
+static GtkWindow *
+find_window (GType type)
+{
+  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
+
+  for (GList *l = toplevels; l; l = l->next)
+    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type))
+      return l->data;
+  return NULL;
+}
+
+static void
+test_empty_state (void)
+{
+  wait_for_paint (GTK_WIDGET (window));
+  g_assert_null (onestep_window_get_current_result (window));
+  save_screenshot (GTK_WIDGET (window), "empty-state.png");
+}
+
+static void
+test_preferences (void)
+{
+  GtkWindow *preferences;
+
+  g_action_group_activate_action (G_ACTION_GROUP (app), "preferences", NULL);
+  preferences = find_window (ONESTEP_TYPE_PREFERENCES_WINDOW);
+  g_assert_nonnull (preferences);
+  wait_for_paint (GTK_WIDGET (preferences));
+  save_screenshot (GTK_WIDGET (preferences), "preferences.png");
+  gtk_window_destroy (preferences);
+}
+
+static gboolean
+model_loaded (gpointer data)
+{
+  return onestep_window_get_model_loaded (window);
+}
+
+static gboolean
+refinement_done (gpointer data)
+{
+  return !onestep_window_get_busy (window) &&
+         onestep_history_get_len (onestep_window_get_history (window)) >= 2;
+}
+
+static void
+on_result_ready (OnestepWindow *win,
+                 OnestepResult *result,
+                 guint         *n_results)
+{
+  /* The first clip is the one-step result; the refinement is still to come. */
+  if ((*n_results)++ == 0)
+    {
+      g_assert_cmpint (onestep_result_get_params (result)->steps, ==, 1);
+      g_assert_true (onestep_window_get_busy (win));
+      /* Lay out and paint the new clip; this is not asserted on, as the
+       * refinement may end meanwhile. */
+      wait_for_paint (GTK_WIDGET (win));
+      save_screenshot (GTK_WIDGET (win), "preview-refining.png");
+    }
+}
+
+static void
+test_generate (void)
+{
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_autoptr(GFile) image = g_file_new_for_path (g_getenv ("ONESTEP_TEST_IMAGE"));
+  OnestepPreview *preview = onestep_window_get_preview (window);
+  OnestepResult *result;
+  GtkWidget *display;
+  guint n_results = 0;
+  gulong handler;
+
+  onestep_window_set_model (window, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_true (wait_until (model_loaded, NULL));
+
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_ready), &n_results);
+
+  /* The drop target hands its value to this same function. */
+  g_value_init (&value, G_TYPE_FILE);
+  g_value_set_object (&value, image);
+  g_assert_true (onestep_window_drop (window, &value));
+
+  g_assert_true (wait_until (refinement_done, NULL));
+  g_signal_handler_disconnect (window, handler);
+  g_assert_cmpuint (n_results, ==, 2);
+
+  result = onestep_window_get_current_result (window);
+  g_assert_nonnull (result);
+  g_assert_cmpint (onestep_result_get_params (result)->steps, ==, 2);
+  g_assert_cmpint (onestep_result_get_n_frames (result), >, 0);
+
+  wait_for_paint (GTK_WIDGET (window));
+  g_test_message ("preview drawn with %s", onestep_preview_get_uses_gl (preview) ? "OpenGL"
+                                                                                  : "GtkPicture");
+  display = gtk_widget_get_first_child (GTK_WIDGET (preview));
+  g_assert_true (GTK_IS_STACK (display));
+  g_assert_cmpuint (count_colors (display), >, 32);
+  save_screenshot (GTK_WIDGET (window), "preview.png");
+}
+
+static gboolean
+comparison_done (gpointer data)
+{
+  OnestepCompareView *compare = data;
+
+  return !onestep_compare_view_get_running (compare) &&
+         onestep_compare_view_get_n_results (compare) == 4;
+}
+
+static void
+test_compare (void)
+{
+  OnestepCompareView *compare = onestep_window_get_compare_view (window);
+  static const int expected_steps[] = { 1, 2, 4, 8 };
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_true (wait_until (comparison_done, compare));
+
+  for (guint i = 0; i < G_N_ELEMENTS (expected_steps); i++)
+    {
+      OnestepResult *result = onestep_compare_view_get_result (compare, i);
+
+      g_assert_cmpint (onestep_result_get_params (result)->steps, ==, expected_steps[i]);
+      g_assert_cmpint (onestep_result_get_nfe (result), >=, expected_steps[i]);
+    }
+
+  wait_for_paint (GTK_WIDGET (window));
+  g_assert_cmpuint (count_colors (GTK_WIDGET (compare)), >, 32);
+  save_screenshot (GTK_WIDGET (window), "comparison.png");
+}
+
+static gboolean
+window_gone (gpointer data)
+{
+  return *(gpointer *)data == NULL;
+}
+
+static void
+test_export (void)
+{
+  OnestepCompareView *compare = onestep_window_get_compare_view (window);
+  OnestepResult *picked = onestep_compare_view_get_result (compare, 1);
+  const OnestepParams *params = onestep_result_get_params (picked);
+  g_autofree char *name = g_strdup_printf ("onestep-%u-%dsteps.gif", params->seed, params->steps);
+  g_autofree char *path = g_build_filename (export_dir, name, NULL);
+  GtkWindow *dialog;
+  GStatBuf st;
+
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", 2 /* gif */);
+
+  /* What the comparison cell's Export button does. */
+  g_signal_emit_by_name (compare, "export-requested", picked);
+  dialog = find_window (ONESTEP_TYPE_EXPORT_DIALOG);
+  g_assert_nonnull (dialog);
+  wait_for_paint (GTK_WIDGET (dialog));
+  save_screenshot (GTK_WIDGET (dialog), "export-dialog.png");
+
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  g_assert_true (wait_until (window_gone, &dialog));
+
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_size, >, 0);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_test_skip ("no display: run under xvfb-run");
+      return 77;
+    }
+
+  export_dir = g_dir_make_tmp ("onestep-export-XXXXXX", &error);
+  g_assert_no_error (error);
+
+  app = onestep_application_new ();
+  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+
+  settings = g_settings_new (SCHEMA_ID);
+  /* Refine once: the one-step clip, then two steps. */
+  g_settings_set_int (settings, "default-steps", 2);
+
+  g_application_activate (G_APPLICATION (app));
+  window = ONESTEP_WINDOW (gtk_application_get_active_window (GTK_APPLICATION (app)));
+  g_assert_nonnull (window);
+
+  g_test_add_func ("/ui/empty-state", test_empty_state);
+  g_test_add_func ("/ui/preferences", test_preferences);
+  g_test_add_func ("/ui/generate", test_generate);
+  g_test_add_func ("/ui/compare", test_compare);
+  g_test_add_func ("/ui/export", test_export);
+  status = g_test_run ();
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  onestep_engine_shutdown (onestep_application_get_engine (app));
+  g_object_unref (settings);
+  g_rmdir (export_dir);
+
+  return status;
+}
