@@ -2,6 +2,8 @@
 #include "lora.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +128,21 @@ static const struct {
     {".lora_down.weight", ROLE_DOWN},  {".lora_up.weight", ROLE_UP},
     {".lora.down.weight", ROLE_DOWN},  {".lora.up.weight", ROLE_UP},
     {".alpha", ROLE_ALPHA},
+    /* older diffusers attention processors: M.processor.to_q_lora.down.weight */
+    {"_lora.down.weight", ROLE_DOWN},  {"_lora.up.weight", ROLE_UP},
 };
+
+/* "X.processor.to_out" -> "X.to_out.0", "X.processor.to_q" -> "X.to_q". */
+static void processor_module_name(char *name)
+{
+  char *p = strstr(name, ".processor.");
+  if (!p)
+    return;
+  memmove(p, p + strlen(".processor"), strlen(p + strlen(".processor")) + 1);
+  size_t len = strlen(name);
+  if (len >= 7 && strcmp(name + len - 7, ".to_out") == 0 && len + 3 < 400)
+    strcat(name, ".0");
+}
 
 typedef struct {
   char name[400];
@@ -157,8 +173,11 @@ static onestep_status parse_modules(const os_safetensors *st, lora_module **out,
     int role = -1;
     for (size_t f = 0; f < sizeof suffixes / sizeof *suffixes && role < 0; f++) {
       snprintf(name, sizeof name, "%s", key);
-      if (strip_suffix(name, suffixes[f].suffix))
+      if (strip_suffix(name, suffixes[f].suffix)) {
         role = suffixes[f].role;
+        if (suffixes[f].suffix[0] == '_')
+          processor_module_name(name);
+      }
     }
     if (role < 0) {
       free(modules);
@@ -243,13 +262,58 @@ static onestep_status add_patch(os_lora_merge *m, const lora_patch *p, const cha
   return ONESTEP_OK;
 }
 
+/* PEFT keeps alpha beside the weights, in adapter_config.json. */
+typedef struct {
+  bool present, rslora;
+  float alpha;
+} peft_config;
+
+static onestep_status read_peft_config(const char *lora_path, peft_config *pc,
+                                       onestep_error *error)
+{
+  memset(pc, 0, sizeof *pc);
+  char path[4200];
+  const char *slash = strrchr(lora_path, '/');
+  int dir_len = slash ? (int)(slash - lora_path) : 1;
+  snprintf(path, sizeof path, "%.*s/adapter_config.json", dir_len, slash ? lora_path : ".");
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return ONESTEP_OK;
+  char text[65536];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
+  cJSON *json = cJSON_Parse(text);
+  onestep_status status = ONESTEP_OK;
+  const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(json, "lora_alpha");
+  const cJSON *rank_pattern = cJSON_GetObjectItemCaseSensitive(json, "rank_pattern");
+  const cJSON *alpha_pattern = cJSON_GetObjectItemCaseSensitive(json, "alpha_pattern");
+  if (!json || !cJSON_IsNumber(alpha))
+    status = os_error_set(error, ONESTEP_ERR_FORMAT, "%s: not a PEFT adapter config (no numeric "
+                          "lora_alpha)", path);
+  else if (cJSON_GetArraySize(rank_pattern) > 0 || cJSON_GetArraySize(alpha_pattern) > 0)
+    status = os_error_set(error, ONESTEP_ERR_FORMAT,
+                          "%s: per-module rank_pattern / alpha_pattern is not supported", path);
+  if (status == ONESTEP_OK) {
+    pc->present = true;
+    pc->alpha = (float)alpha->valuedouble;
+    pc->rslora = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "use_rslora"));
+  }
+  cJSON_Delete(json);
+  return status;
+}
+
 static onestep_status resolve_file(os_lora_merge *m, const os_safetensors *st, float scale,
                                    const lookup_table *table, const os_checkpoint_store *s,
                                    onestep_error *error)
 {
   lora_module *modules = NULL;
   int n = 0;
-  onestep_status status = parse_modules(st, &modules, &n, error);
+  peft_config pc;
+  onestep_status status = read_peft_config(st->path, &pc, error);
+  if (status != ONESTEP_OK)
+    return status;
+  status = parse_modules(st, &modules, &n, error);
   if (status != ONESTEP_OK)
     return status;
   if (n == 0)
@@ -282,13 +346,17 @@ static onestep_status resolve_file(os_lora_merge *m, const os_safetensors *st, f
                             st->path, mod->name, as, bs, s->unet_names[index], ws);
       break;
     }
-    float rank = (float)A->shape[0], alpha = rank;
+    /* gamma = alpha / rank; without any alpha, gamma = 1 (alpha = rank). */
+    float rank = (float)A->shape[0], gamma = 1.0f;
     if (mod->part[ROLE_ALPHA] && mod->part[ROLE_ALPHA]->nbytes > 0) {
+      float alpha;
       os_dtype_to_f32(&alpha, mod->part[ROLE_ALPHA]->data, mod->part[ROLE_ALPHA]->dtype, 1);
-      if (alpha == 0.0f) /* kohya: an old LoRA without alpha */
-        alpha = rank;
+      if (alpha != 0.0f) /* kohya: 0 marks an old LoRA without alpha */
+        gamma = alpha / rank;
+    } else if (pc.present) {
+      gamma = pc.alpha / (pc.rslora ? sqrtf(rank) : rank);
     }
-    lora_patch p = {s->unet_names[index], A, B, scale * alpha / rank};
+    lora_patch p = {s->unet_names[index], A, B, scale * gamma};
     status = add_patch(m, &p, st->path, error);
   }
   free(modules);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -689,7 +690,16 @@ static void test_lora(const os_model_source *folder)
   snprintf(unet_src, sizeof unet_src, "%s/unet/diffusion_pytorch_model.safetensors", model_dir);
   os_safetensors *unet = os_safetensors_open(unet_src, NULL);
   lora_weights a, b;
-  tmp_path(peft, sizeof peft, "peft_lora.safetensors");
+  /* PEFT's alpha lives in adapter_config.json beside the weights: 4 / rank 2. */
+  char peft_dir[512], config[600];
+  tmp_path(peft_dir, sizeof peft_dir, "peft");
+  mkdir(peft_dir, 0755);
+  snprintf(config, sizeof config, "%s/adapter_config.json", peft_dir);
+  FILE *cf = fopen(config, "w");
+  fprintf(cf, "{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4, \"use_rslora\": false, "
+              "\"rank_pattern\": {}, \"alpha_pattern\": {}}");
+  fclose(cf);
+  tmp_path(peft, sizeof peft, "peft/adapter_model.safetensors");
   tmp_path(kohya, sizeof kohya, "kohya_lora.safetensors");
   write_lora(peft, unet, false, 11, 0, &a);
   write_lora(kohya, unet, true, 23, 1.0f, &b); /* alpha 1, rank 2: gamma 0.5 */
@@ -702,7 +712,7 @@ static void test_lora(const os_model_source *folder)
   o.n_lora = 2;
   os_model_source src = open_ok(model_dir, &o, "two LoRAs");
 
-  /* The offline merge: W + 0.7 B_a A_a + 1.3 * (1/2) B_b A_b, in double. */
+  /* The offline merge: W + 0.7 * (4/2) B_a A_a + 1.3 * (1/2) B_b A_b, in double. */
   int changed = 0;
   for (int i = 0; i < unet->n_tensors; i++) {
     const os_st_tensor *W = &unet->tensors[i];
@@ -723,7 +733,7 @@ static void test_lora(const os_model_source *folder)
         double want = base[r * cols + c];
         if (target >= 0)
           for (int k = 0; k < RANK; k++)
-            want += 0.7 * a.up[target][r * RANK + k] * a.down[target][k * cols + c] +
+            want += 0.7 * 2.0 * a.up[target][r * RANK + k] * a.down[target][k * cols + c] +
                     1.3 * 0.5 * b.up[target][r * RANK + k] * b.down[target][k * cols + c];
         double err = fabs(got[r * cols + c] - want);
         worst = err > worst ? err : worst;
@@ -780,7 +790,47 @@ static void test_lora(const os_model_source *folder)
   fixture_write(&f, other);
   expect_error(model_dir, &o, "adapter type", "LoHa file");
   unlink(other);
+
+  /* Older diffusers attention-processor names: to_q_lora, to_out_lora (-> to_out.0). */
+  char proc[512];
+  tmp_path(proc, sizeof proc, "processor_lora.safetensors");
+  static float pd[2 * 32], pu[32 * 2];
+  for (int i = 0; i < 64; i++)
+    pd[i] = pu[i] = 0.01f * (float)(i % 7 - 3);
+  int64_t ps_down[2] = {2, 32}, ps_up[2] = {32, 2};
+  const char *stem = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.";
+  char key[256];
+  snprintf(key, sizeof key, "%sto_out_lora.down.weight", stem);
+  fixture_add(&f, key, 2, ps_down, pd);
+  snprintf(key, sizeof key, "%sto_out_lora.up.weight", stem);
+  fixture_add(&f, key, 2, ps_up, pu);
+  fixture_write(&f, proc);
+  files[0] = proc;
+  src = open_ok(model_dir, &o, "processor-style LoRA");
+  const char *target = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0.weight";
+  const os_st_tensor *W = os_safetensors_find(unet, target);
+  const float *got = os_weights_take(src.unet, target, W->ndim, W->shape);
+  double worst = 0;
+  for (int r = 0; r < 32 && got; r++)
+    for (int c = 0; c < 32; c++) {
+      double want = ((const float *)W->data)[r * 32 + c];
+      for (int k = 0; k < 2; k++)
+        want += 0.7 * pu[r * 2 + k] * pd[k * 32 + c];
+      worst = fmax(worst, fabs(got[r * 32 + c] - want));
+    }
+  CHECK(got && worst < 1e-6, "processor-style LoRA merge off by %g", worst);
+  os_checkpoint_close(&src);
+  unlink(proc);
+
+  /* A PEFT config with per-module patterns is refused, not half applied. */
+  files[0] = peft;
+  cf = fopen(config, "w");
+  fprintf(cf, "{\"r\": 2, \"lora_alpha\": 4, \"rank_pattern\": {\"to_q\": 8}}");
+  fclose(cf);
+  expect_error(model_dir, &o, "rank_pattern", "PEFT config with a rank pattern");
+  unlink(config);
   unlink(peft);
+  rmdir(peft_dir);
   unlink(kohya);
   free_lora(&a);
   free_lora(&b);
