@@ -145,6 +145,8 @@ static void test_cache(void)
 
   free(pd.weight);
   free(pd.bias);
+  snprintf(path, sizeof path, "%s/preview-%016llx-r%d-k%d.safetensors", cache, 0x1234ull, R, K);
+  unlink(path);
   char sub[400];
   snprintf(sub, sizeof sub, "%s/cache/onestep", dir);
   rmdir(sub);
