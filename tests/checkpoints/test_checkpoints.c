@@ -16,6 +16,7 @@
 #include "clip.h"
 #include "fixture.h"
 #include "grid.h"
+#include "sgm_fixture.h"
 #include "sgm_names.h"
 #include "unet.h"
 #include "vae.h"
@@ -147,123 +148,6 @@ static void test_name_maps(void)
   CHECK(!os_sgm_unet_name(&svd_unet, OS_TO_DIFFUSERS, "input_blocks.10.1.proj_in.weight", out,
                           sizeof out),
         "level 3 has no attention, yet input_blocks.10.1 mapped to %s", out);
-}
-
-/* ---- fixtures from the folder model ---- */
-
-/* [C, C] attention weights are [C, C, 1, 1] convs in the sgm VAE. */
-static void add_vae_tensor(fixture *f, const char *name, const os_st_tensor *t)
-{
-  int64_t shape[4] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 1, 1, 1};
-  bool attention = strstr(name, "mid.attn_1.") && t->ndim == 2;
-  if (attention)
-    fixture_add(f, name, 4, shape, t->data);
-  else
-    fixture_add(f, name, t->ndim, t->shape, t->data);
-}
-
-typedef struct {
-  bool image_decoder; /* drop the temporal decoder's time_mix_conv: an *_image_decoder file */
-} single_file_variant;
-
-static void write_single_file(const char *path, const os_unet_config *ucfg, int vae_levels,
-                              single_file_variant variant)
-{
-  fixture f = {0};
-  char name[1024], mapped[512];
-  os_safetensors *unet = open_component("unet", "diffusion_pytorch_model.safetensors");
-  os_safetensors *vae = open_component("vae", "diffusion_pytorch_model.safetensors");
-  os_safetensors *clip = open_component("image_encoder", "model.safetensors");
-  for (int i = 0; i < unet->n_tensors; i++) {
-    const os_st_tensor *t = &unet->tensors[i];
-    if (!os_sgm_unet_name(ucfg, OS_TO_SGM, t->name, mapped, sizeof mapped)) {
-      fprintf(stderr, "no sgm name for %s\n", t->name);
-      exit(2);
-    }
-    snprintf(name, sizeof name, "model.diffusion_model.%s", mapped);
-    fixture_add(&f, name, t->ndim, t->shape, t->data);
-  }
-  for (int i = 0; i < vae->n_tensors; i++) {
-    const os_st_tensor *t = &vae->tensors[i];
-    if (strncmp(t->name, "decoder.", 8) == 0) {
-      os_sgm_vae_decoder_name(vae_levels, OS_TO_SGM, t->name + 8, mapped, sizeof mapped);
-      if (variant.image_decoder && strstr(mapped, "time_mix_conv"))
-        continue;
-      snprintf(name, sizeof name, "first_stage_model.decoder.%s", mapped);
-      add_vae_tensor(&f, name, t);
-    } else if (strncmp(t->name, "encoder.", 8) == 0) {
-      os_sgm_vae_encoder_name(OS_TO_SGM, t->name + 8, mapped, sizeof mapped);
-      snprintf(name, sizeof name, "conditioner.embedders.3.encoder.encoder.%s", mapped);
-      add_vae_tensor(&f, name, t);
-      /* the training-time copy without quant_conv: a leftover to ignore */
-      snprintf(name, sizeof name, "first_stage_model.encoder.%s", mapped);
-      add_vae_tensor(&f, name, t);
-    } else {
-      snprintf(name, sizeof name, "conditioner.embedders.3.encoder.%s", t->name);
-      fixture_add(&f, name, t->ndim, t->shape, t->data);
-    }
-  }
-  const char *P = "conditioner.embedders.0.open_clip.model.visual.";
-  for (int i = 0; i < clip->n_tensors; i++) {
-    const os_st_tensor *t = &clip->tensors[i];
-    int layer;
-    char part[16], kind[16];
-    if (sscanf(t->name, "vision_model.encoder.layers.%d.self_attn.%1[qkv]_proj.%15s", &layer, part,
-               kind) == 3) {
-      if (part[0] != 'q')
-        continue; /* fused when q is seen */
-      int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-      float *fused = malloc(3 * rows * cols * sizeof *fused);
-      for (int p = 0; p < 3; p++) {
-        snprintf(name, sizeof name, "vision_model.encoder.layers.%d.self_attn.%c_proj.%s", layer,
-                 "qkv"[p], kind);
-        memcpy(fused + p * rows * cols, os_safetensors_find(clip, name)->data,
-               rows * cols * sizeof *fused);
-      }
-      int64_t shape[2] = {3 * rows, cols};
-      snprintf(name, sizeof name, "%stransformer.resblocks.%d.attn.in_proj_%s", P, layer, kind);
-      fixture_add_owned(&f, name, t->ndim, shape, fused);
-    } else if (strcmp(t->name, "visual_projection.weight") == 0) {
-      const float *w = t->data;
-      int64_t rows = t->shape[0], cols = t->shape[1], shape[2] = {cols, rows};
-      float *proj = malloc(rows * cols * sizeof *proj);
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-          proj[c * rows + r] = w[r * cols + c];
-      snprintf(name, sizeof name, "%sproj", P);
-      fixture_add_owned(&f, name, 2, shape, proj);
-    } else {
-      os_sgm_clip_name(OS_TO_SGM, t->name, mapped, sizeof mapped);
-      snprintf(name, sizeof name, "%s%s", P, mapped);
-      fixture_add(&f, name, t->ndim, t->shape, t->data);
-    }
-  }
-  /* Leftovers real files carry: the text tower's remains, the conditioner
-   * AE's decoder. */
-  static const float scalar = 4.6f;
-  int64_t one[1] = {1};
-  fixture_add(&f, "conditioner.embedders.0.open_clip.model.logit_scale", 1, one, &scalar);
-  fixture_add(&f, "conditioner.embedders.3.encoder.post_quant_conv.bias", 1, one, &scalar);
-  fixture_write(&f, path);
-  os_safetensors_close(unet);
-  os_safetensors_close(vae);
-  os_safetensors_close(clip);
-}
-
-/* The UNet file renamed to sgm names under a prefix. */
-static void write_sgm_unet(const char *path, const os_unet_config *ucfg, const char *prefix)
-{
-  fixture f = {0};
-  char name[1024], mapped[512];
-  os_safetensors *unet = open_component("unet", "diffusion_pytorch_model.safetensors");
-  for (int i = 0; i < unet->n_tensors; i++) {
-    const os_st_tensor *t = &unet->tensors[i];
-    os_sgm_unet_name(ucfg, OS_TO_SGM, t->name, mapped, sizeof mapped);
-    snprintf(name, sizeof name, "%s%s", prefix, mapped);
-    fixture_add(&f, name, t->ndim, t->shape, t->data);
-  }
-  fixture_write(&f, path);
-  os_safetensors_close(unet);
 }
 
 /* ---- comparing loaded sources ---- */
@@ -460,8 +344,7 @@ static void test_single_file(os_model_source *folder)
 {
   char path[512];
   tmp_path(path, sizeof path, "tiny-svd_xt.safetensors");
-  write_single_file(path, &folder->config.unet, folder->config.vae.n_levels,
-                    (single_file_variant){false});
+  sgm_fixture_single_file(model_dir, path, &folder->config.unet, folder->config.vae.n_levels, false);
   os_checkpoint_options o = os_checkpoint_default_options();
   o.unet_attention_heads = folder->config.unet.num_attention_heads[0];
   o.clip_attention_heads = folder->config.clip.num_attention_heads;
@@ -496,8 +379,7 @@ static void test_single_file(os_model_source *folder)
   /* An *_image_decoder file. */
   char bad[512];
   tmp_path(bad, sizeof bad, "svd_xt_image_decoder.safetensors");
-  write_single_file(bad, &folder->config.unet, folder->config.vae.n_levels,
-                    (single_file_variant){true});
+  sgm_fixture_single_file(model_dir, bad, &folder->config.unet, folder->config.vae.n_levels, true);
   expect_error(bad, &o, "image_decoder", "image-decoder variant");
 
   /* A truncated file. */
@@ -578,7 +460,7 @@ static void test_unet_files(const os_model_source *folder)
   static const char *const prefixes[] = {"model.diffusion_model.", "diffusion_model.", ""};
   for (int p = 0; p < 3; p++) {
     tmp_path(path, sizeof path, "osv-unet-sgm.safetensors");
-    write_sgm_unet(path, &folder->config.unet, prefixes[p]);
+    sgm_fixture_unet(model_dir, path, &folder->config.unet, prefixes[p]);
     src = open_ok(model_dir, &o, "sgm UNet file");
     CHECK(src.kind == ONESTEP_MODEL_KIND_CONSISTENCY && src.grid_points == OS_CM_GRID_OSV &&
               src.default_steps == 1 && src.default_sampler == ONESTEP_SAMPLER_TTS,
@@ -598,7 +480,7 @@ static void test_unet_files(const os_model_source *folder)
 
   /* A UNet file with a name that says nothing: kind unknown, euler. */
   tmp_path(path, sizeof path, "finetune.safetensors");
-  write_sgm_unet(path, &folder->config.unet, "");
+  sgm_fixture_unet(model_dir, path, &folder->config.unet, "");
   src = open_ok(model_dir, &o, "anonymous UNet file");
   CHECK(src.kind == ONESTEP_MODEL_KIND_UNKNOWN && src.default_sampler == ONESTEP_SAMPLER_EULER,
         "anonymous UNet: kind %d", src.kind);
@@ -753,8 +635,7 @@ static void test_lora(const os_model_source *folder)
   /* The same LoRAs on the single-file model (sgm names known from the file). */
   char single[512];
   tmp_path(single, sizeof single, "tiny-svd.safetensors");
-  write_single_file(single, &folder->config.unet, folder->config.vae.n_levels,
-                    (single_file_variant){false});
+  sgm_fixture_single_file(model_dir, single, &folder->config.unet, folder->config.vae.n_levels, false);
   o.unet_attention_heads = folder->config.unet.num_attention_heads[0];
   o.clip_attention_heads = folder->config.clip.num_attention_heads;
   os_model_source folder_lora = open_ok(model_dir, &o, "folder + LoRA");
