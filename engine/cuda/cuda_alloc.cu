@@ -241,13 +241,6 @@ os_cuda_free(os_backend *be, void *ptr)
   }
 }
 
-size_t
-os_cuda_block_size(os_cuda_backend *cb, const void *ptr)
-{
-  size_t slot = live_find(cb->pool, ptr);
-  return slot == SIZE_MAX ? 0 : cb->pool->live[slot].size;
-}
-
 void *
 os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what)
 {

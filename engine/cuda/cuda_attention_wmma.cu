@@ -80,7 +80,7 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     Ow[i] = 0.0f;
 
   // Two lanes per row: lane 2r and 2r+1 own row r, halves of its columns.
-  int row = lane / 2, half = lane % 2;
+  int row = lane / 2, side = lane % 2;
   float m = -INFINITY, l = 0.0f;
 
   for (int k0 = 0; k0 < sh.Sk; k0 += TC_BK) {
@@ -110,10 +110,10 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
 
     // online softmax of this row's 32 scores (16 per lane), fp32
     const int cols = TC_BK / 2;
-    float *srow = Sw + row * L::lds + half * cols;
+    float *srow = Sw + row * L::lds + side * cols;
     float tile_max = -INFINITY;
     for (int c = 0; c < cols; c++) {
-      if (k0 + half * cols + c >= sh.Sk)
+      if (k0 + side * cols + c >= sh.Sk)
         srow[c] = -INFINITY;
       tile_max = fmaxf(tile_max, srow[c]);
     }
@@ -121,7 +121,7 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     float m_new = fmaxf(m, tile_max);
     float correction = expf(m - m_new);
     float sum = 0.0f;
-    T *prow = Pw + row * L::ldp + half * cols;
+    T *prow = Pw + row * L::ldp + side * cols;
     for (int c = 0; c < cols; c++) {
       float p = expf(srow[c] - m_new);
       prow[c] = os_from_float<T>(p);
@@ -130,7 +130,7 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     l = l * correction + sum;
     m = m_new;
-    float *orow = Ow + row * L::ldo + half * (D / 2);
+    float *orow = Ow + row * L::ldo + side * (D / 2);
     for (int d = 0; d < D / 2; d++)
       orow[d] *= correction;
     __syncwarp();
@@ -153,8 +153,8 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
 
   int r = q0 + warp * TC_ROWS + row;
   if (r < sh.Sq) {
-    float *out = o + (s * sh.Sq + r) * sh.o_stride + (size_t)h * D + half * (D / 2);
-    const float *orow = Ow + row * L::ldo + half * (D / 2);
+    float *out = o + (s * sh.Sq + r) * sh.o_stride + (size_t)h * D + side * (D / 2);
+    const float *orow = Ow + row * L::ldo + side * (D / 2);
     for (int d = 0; d < D / 2; d++)
       out[d] = orow[d] / l;
   }

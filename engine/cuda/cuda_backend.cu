@@ -40,12 +40,23 @@ os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
   va_end(ap);
 }
 
+// Waits for the launch that last used this slot, then marks the new one.
+static void
+throttle(os_cuda_backend *cb)
+{
+  cudaEvent_t *slot = &cb->queued[cb->launches++ % OS_CUDA_MAX_QUEUED];
+  if (cb->launches > OS_CUDA_MAX_QUEUED)
+    cudaEventSynchronize(*slot);
+  cudaEventRecord(*slot, cb->stream);
+}
+
 void
 os_cuda_check_launch(os_cuda_backend *cb, const char *what)
 {
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
+  throttle(cb);
 }
 
 void
@@ -54,6 +65,7 @@ os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *wha
   if (status != CUBLAS_STATUS_SUCCESS)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "cuBLAS %s failed: %s", what,
                   cublasGetStatusString(status));
+  throttle(cb);
 }
 
 static void
@@ -98,9 +110,13 @@ cuda_sync(os_backend *be, onestep_error *error)
 {
   os_cuda_backend *cb = os_cuda(be);
   check_call(cb, cudaStreamSynchronize(cb->stream), "sync");
-  if (cb->latched != ONESTEP_OK)
-    set_error(error, cb->latched, "%s (%s)", cb->latched_message, cb->device_name);
-  return cb->latched;
+  onestep_status status = cb->latched;
+  if (status != ONESTEP_OK)
+    set_error(error, status, "%s (%s)", cb->latched_message, cb->device_name);
+  // Reported once: after running out of memory the backend stays usable. A
+  // sticky device fault latches again on the next call anyway.
+  cb->latched = ONESTEP_OK;
+  return status;
 }
 
 static void
@@ -110,6 +126,9 @@ cuda_destroy(os_backend *be)
   if (!cb)
     return;
   cudaStreamSynchronize(cb->stream);
+  for (int i = 0; i < OS_CUDA_MAX_QUEUED; i++)
+    if (cb->queued[i])
+      cudaEventDestroy(cb->queued[i]);
   os_cuda_derived_destroy(cb);
   if (cb->pool)
     os_cuda_pool_free_all(cb->pool);
@@ -254,8 +273,13 @@ create(onestep_error *error)
   }
 
   cublasStatus_t status;
-  if ((err = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess ||
-      (err = cudaMalloc(&cb->cublas_workspace, OS_CUBLAS_WORKSPACE)) != cudaSuccess) {
+  err = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking);
+  // Blocking sync: a throttled host thread sleeps instead of spinning.
+  for (int i = 0; err == cudaSuccess && i < OS_CUDA_MAX_QUEUED; i++)
+    err = cudaEventCreateWithFlags(&cb->queued[i], cudaEventDisableTiming | cudaEventBlockingSync);
+  if (err == cudaSuccess)
+    err = cudaMalloc(&cb->cublas_workspace, OS_CUBLAS_WORKSPACE);
+  if (err != cudaSuccess) {
     set_error(error, ONESTEP_ERR_DEVICE, "CUDA setup on %s failed: %s", cb->device_name,
               cudaGetErrorString(err));
     cuda_destroy(&cb->base);

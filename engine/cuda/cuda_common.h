@@ -25,6 +25,9 @@ typedef enum {
   OS_CUDA_BF16,     /* operands converted to bfloat16 */
 } os_cuda_precision;
 
+/* Launches (kernels, GEMMs) the host may queue ahead of the GPU. */
+#define OS_CUDA_MAX_QUEUED 32
+
 typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
 
@@ -38,8 +41,14 @@ typedef struct {
   os_cuda_precision precision;
   os_cuda_pool *pool;             /* caching allocator (cuda_alloc.cu) */
   os_cuda_derived_cache *derived; /* converted copies of weights (cuda_derived.cu) */
-  onestep_status latched;         /* first error since creation */
+  onestep_status latched;         /* first error since the last sync() */
   char latched_message[512];
+  /* One event per queued launch, reused round-robin: before a launch takes a
+   * slot, the launch that held it must have finished, so the host never runs
+   * more than OS_CUDA_MAX_QUEUED launches ahead of the GPU and an abort seen
+   * between layers stops the GPU within a few milliseconds of work. */
+  cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
+  unsigned long long launches;
 } os_cuda_backend;
 
 static inline os_cuda_backend *
@@ -53,7 +62,8 @@ os_cuda(os_backend *be)
 
 void os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Latches the pending launch error, if any; `what` names the op. */
+/* Called after every kernel launch and cuBLAS call: latches the pending
+ * error, if any (`what` names the op), and bounds the queue (see `queued`). */
 void os_cuda_check_launch(os_cuda_backend *cb, const char *what);
 void os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *what);
 
@@ -67,8 +77,6 @@ void os_cuda_pool_free_all(os_cuda_pool *pool);
  * handed out again at once, since every user of it runs on the same stream. */
 void *os_cuda_alloc(os_backend *be, size_t bytes);
 void os_cuda_free(os_backend *be, void *ptr);
-/* Bytes of the live block starting at ptr, 0 if ptr is not one. */
-size_t os_cuda_block_size(os_cuda_backend *cb, const void *ptr);
 /* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
 void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
 
