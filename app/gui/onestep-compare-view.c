@@ -29,8 +29,10 @@ struct _OnestepCompareView
 {
   AdwBin        parent_instance;
 
-  GtkStack     *stack;
-  GtkGrid      *grid;
+  GtkStack        *stack;
+  GtkGrid         *grid;
+  GtkToggleButton *play_button;
+  GtkAdjustment   *position_adjustment;
 
   Cell          cells[MAX_CELLS];
   guint         n_cells;
@@ -88,9 +90,18 @@ onestep_compare_view_add_cell (OnestepCompareView *self,
   gtk_stack_add_named (cell->stack, GTK_WIDGET (cell->preview), "preview");
   gtk_box_append (GTK_BOX (cell->box), GTK_WIDGET (cell->stack));
 
-  if (index > 0)
+  /* The bar under the grid drives the first preview, which the others follow. */
+  g_object_set (cell->preview, "show-controls", FALSE, NULL);
+  if (index == 0)
     {
-      g_object_set (cell->preview, "playing", FALSE, "show-controls", FALSE, NULL);
+      g_object_bind_property (cell->preview, "playing", self->play_button, "active",
+                              G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+      g_object_bind_property (cell->preview, "frame", self->position_adjustment, "value",
+                              G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+    }
+  else
+    {
+      g_object_set (cell->preview, "playing", FALSE, NULL);
       g_object_bind_property (self->cells[0].preview, "frame", cell->preview, "frame",
                               G_BINDING_SYNC_CREATE);
     }
@@ -126,6 +137,15 @@ onestep_compare_view_add_cell (OnestepCompareView *self,
 }
 
 static void
+on_play_toggled (OnestepCompareView *self)
+{
+  gtk_button_set_icon_name (GTK_BUTTON (self->play_button),
+                            gtk_toggle_button_get_active (self->play_button)
+                              ? "media-playback-pause-symbolic"
+                              : "media-playback-start-symbolic");
+}
+
+static void
 onestep_compare_view_clear (OnestepCompareView *self)
 {
   for (guint i = 0; i < self->n_cells; i++)
@@ -133,6 +153,7 @@ onestep_compare_view_clear (OnestepCompareView *self)
   memset (self->cells, 0, sizeof self->cells);
   self->n_cells = 0;
   g_ptr_array_set_size (self->results, 0);
+  gtk_adjustment_set_upper (self->position_adjustment, 0);
 }
 
 static void
@@ -160,6 +181,9 @@ on_result (OnestepResult *result,
 
   if (self->results->len >= self->n_cells)
     return;
+
+  if (self->results->len == 0)
+    gtk_adjustment_set_upper (self->position_adjustment, onestep_result_get_n_frames (result) - 1);
 
   cell = &self->cells[self->results->len];
   onestep_result_set_source (result, self->source);
@@ -225,6 +249,9 @@ onestep_compare_view_class_init (OnestepCompareViewClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-compare-view.ui");
   gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, grid);
+  gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, play_button);
+  gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, position_adjustment);
+  gtk_widget_class_bind_template_callback (widget_class, on_play_toggled);
 
   g_type_ensure (ONESTEP_TYPE_PREVIEW);
 }

@@ -65,6 +65,52 @@ export_job_free (ExportJob *job)
   g_free (job);
 }
 
+typedef struct
+{
+  GTask  *task;
+  double  fraction;
+} ExportProgress;
+
+static void
+export_progress_free (gpointer data)
+{
+  ExportProgress *progress = data;
+
+  g_object_unref (progress->task);
+  g_free (progress);
+}
+
+static gboolean
+export_progress_show (gpointer data)
+{
+  ExportProgress *progress = data;
+  OnestepExportDialog *self;
+
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (progress->task)))
+    return G_SOURCE_REMOVE;
+
+  self = g_task_get_source_object (progress->task);
+  g_clear_handle_id (&self->pulse_id, g_source_remove);
+  gtk_progress_bar_set_fraction (self->progress_bar, progress->fraction);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs in the export thread: hands the fraction to the dialog's thread. */
+static void
+export_progress_report (int      frames_written,
+                        int      frames_total,
+                        gpointer user_data)
+{
+  GTask *task = user_data;
+  ExportProgress *progress = g_new0 (ExportProgress, 1);
+
+  progress->task = g_object_ref (task);
+  progress->fraction = (double)frames_written / MAX (1, frames_total);
+  g_main_context_invoke_full (g_task_get_context (task), G_PRIORITY_DEFAULT,
+                              export_progress_show, progress, export_progress_free);
+}
+
 static void
 export_thread (GTask        *task,
                gpointer      source_object,
@@ -93,7 +139,8 @@ onestep_export_dialog_set_busy (OnestepExportDialog *self,
                                 gboolean             busy)
 {
   gtk_widget_set_sensitive (self->page, !busy);
-  gtk_widget_set_sensitive (self->export_button, !busy);
+  gtk_widget_set_sensitive (self->export_button,
+                            !busy && onestep_export_format_available (adw_combo_row_get_selected (self->format_row)));
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), busy);
 
   if (busy && self->pulse_id == 0)
@@ -203,6 +250,8 @@ onestep_export_dialog_export (OnestepExportDialog *self)
 
   task = g_task_new (self, self->cancellable, on_export_done, NULL);
   g_task_set_source_tag (task, onestep_export_dialog_export);
+  job->options.progress = export_progress_report;
+  job->options.progress_data = task;
   g_task_set_task_data (task, job, (GDestroyNotify)export_job_free);
   g_task_run_in_thread (task, export_thread);
 }
@@ -225,6 +274,11 @@ static void
 on_format_changed (OnestepExportDialog *self)
 {
   guint format = adw_combo_row_get_selected (self->format_row);
+  gboolean available = onestep_export_format_available (format);
+
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->format_row),
+                               available ? "" : _("This system cannot write this format: choose another"));
+  gtk_widget_set_sensitive (self->export_button, available);
 
   gtk_widget_set_sensitive (self->loop_row, format == ONESTEP_EXPORT_FORMAT_GIF ||
                                             format == ONESTEP_EXPORT_FORMAT_WEBM);

@@ -163,6 +163,19 @@ onestep_window_show_result (OnestepWindow *self,
 static char *
 describe_progress (const OnestepEngineProgress *progress)
 {
+  int step = MIN (progress->step + 1, progress->n_steps);
+
+  if (progress->stage == ONESTEP_STAGE_DENOISE)
+    {
+      if (progress->run == 0)
+        return g_strdup_printf (_("Generating: step %d of %d"), step, progress->n_steps);
+      return g_strdup_printf (_("Refining with %d steps: step %d of %d"), progress->run_steps,
+                              step, progress->n_steps);
+    }
+
+  if (progress->run > 0)
+    return g_strdup_printf (_("Refining with %d steps…"), progress->run_steps);
+
   switch (progress->stage)
     {
     case ONESTEP_STAGE_LOAD:
@@ -171,14 +184,9 @@ describe_progress (const OnestepEngineProgress *progress)
       return g_strdup (_("Looking at the image…"));
     case ONESTEP_STAGE_ENCODE:
       return g_strdup (_("Encoding the image…"));
-    case ONESTEP_STAGE_DENOISE:
-      if (progress->run == 0)
-        return g_strdup_printf (_("Generating: step %d of %d"),
-                                MIN (progress->step + 1, progress->n_steps), progress->n_steps);
-      return g_strdup_printf (_("Refining with %d steps: step %d of %d"), progress->run_steps,
-                              MIN (progress->step + 1, progress->n_steps), progress->n_steps);
     case ONESTEP_STAGE_DECODE:
       return g_strdup (_("Decoding frames…"));
+    case ONESTEP_STAGE_DENOISE:
     default:
       return g_strdup ("");
     }
