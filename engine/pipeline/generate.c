@@ -31,6 +31,7 @@ typedef struct {
   float *latents;       /* [F, latent, h, w] the sampler's result */
   float *decoded;       /* [F, 3, H, W] in [-1, 1] */
   onestep_clip *clip;
+  float fraction; /* the last progress fraction reported */
 } generation;
 
 static double now_seconds(void)
@@ -48,7 +49,10 @@ static void report(generation *g, onestep_stage stage, int step, int n_steps, fl
   p.stage = stage;
   p.step = step;
   p.n_steps = n_steps;
-  p.fraction = stage_start[stage] + stage_span[stage] * within;
+  /* Rounding at stage boundaries must never make the fraction go back. */
+  float fraction = stage_start[stage] + stage_span[stage] * within;
+  g->fraction = fraction > g->fraction ? fraction : g->fraction;
+  p.fraction = g->fraction;
   g->req->progress(&p, g->req->user_data);
 }
 
