@@ -9,14 +9,17 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 manifest = pathlib.Path(sys.argv[1])
 if shutil.which('flatpak-builder') is None:
     print('flatpak-builder is not installed')
     sys.exit(77)
 
-shown = subprocess.run(['flatpak-builder', '--show-manifest', manifest.name],
-                       cwd=manifest.parent, capture_output=True, text=True)
+# flatpak-builder makes its state folder in the working directory: keep it out of the tree.
+with tempfile.TemporaryDirectory() as state:
+    shown = subprocess.run(['flatpak-builder', '--show-manifest', str(manifest.resolve())],
+                           cwd=state, capture_output=True, text=True)
 problems = []
 if shown.returncode != 0 or 'WARNING' in shown.stderr:
     problems.append(f'flatpak-builder --show-manifest: {shown.stderr.strip()}')
