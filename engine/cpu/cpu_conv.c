@@ -84,10 +84,10 @@ os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const fl
   bool pointwise = KH == 1 && KW == 1 && stride == 1 && pad_top == 0 && pad_left == 0 &&
                    pad_bottom == 0 && pad_right == 0;
   if (pointwise) {
-    for (int n = 0; n < N; n++)
-      os_cpu_gemm(be, false, false, Cout, (int)out_plane, Cin, 1.0f, W, Cin,
-                  x + n * (size_t)Cin * in_plane, (int)out_plane, 1.0f,
-                  y + n * (size_t)Cout * out_plane, (int)out_plane);
+    /* Y_n = W X_n: the image itself is the [Cin, H*W] column matrix. */
+    os_cpu_gemm_batched(be, false, false, Cout, (int)out_plane, Cin, 1.0f, W, Cin, 0, x,
+                        (int)out_plane, (int64_t)(Cin * in_plane), 1.0f, y, (int)out_plane,
+                        (int64_t)(Cout * out_plane), N);
   } else {
     size_t row_bytes = sizeof(float) * (size_t)K * s.Wo;
     int rows_per_chunk = (int)(COLUMN_BUFFER_MAX_BYTES / row_bytes);
@@ -127,15 +127,17 @@ os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
     for (int i = 0; i < Cin; i++)
       for (int k = 0; k < 3; k++)
         taps[((size_t)k * Cout + o) * Cin + i] = W[((size_t)o * Cin + i) * 3 + k];
+  /* Tap k adds W_k x[f + k - 1] to every frame f that has that neighbour:
+   * one batched product over those frames. */
   for (int b = 0; b < B; b++)
-    for (int f = 0; f < F; f++)
-      for (int k = 0; k < 3; k++) {
-        int src = f + k - 1;
-        if (src < 0 || src >= F)
-          continue;
-        os_cpu_gemm(be, false, false, Cout, HW, Cin, 1.0f, taps + (size_t)k * Cout * Cin, Cin,
-                    x + ((size_t)b * F + src) * in_frame, HW, 1.0f,
-                    y + ((size_t)b * F + f) * out_frame, HW);
-      }
+    for (int k = 0; k < 3; k++) {
+      int first = k == 0 ? 1 : 0, last = k == 2 ? F - 2 : F - 1;
+      if (last < first)
+        continue;
+      size_t frame = (size_t)b * F + first;
+      os_cpu_gemm_batched(be, false, false, Cout, HW, Cin, 1.0f, taps + (size_t)k * Cout * Cin,
+                          Cin, 0, x + (frame + k - 1) * in_frame, HW, (int64_t)in_frame, 1.0f,
+                          y + frame * out_frame, HW, (int64_t)out_frame, last - first + 1);
+    }
   free(taps);
 }
