@@ -210,6 +210,17 @@ os_cuda_blocks(size_t n)
   return blocks ? (unsigned)blocks : 1u;
 }
 
+/* Row-shaped launches: one block per row of `len` contiguous elements, so
+ * a kernel derives a row's indices once instead of dividing per element
+ * (64-bit division would make these memory-bound kernels compute-bound). */
+static inline unsigned
+os_cuda_row_threads(size_t len)
+{
+  return len >= 256 ? 256 : len > 64 ? 128 : 64;
+}
+
+#define OS_CUDA_ROW_LOOP(j, len) for (unsigned j = threadIdx.x; j < (len); j += blockDim.x)
+
 #define OS_CUDA_GRID_STRIDE(i, n)                                                        \
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                \
        i += (size_t)gridDim.x * blockDim.x)

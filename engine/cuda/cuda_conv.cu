@@ -18,42 +18,39 @@ typedef struct {
 } conv_shape;
 
 // col[img][k][j] for images [0, n_img) of x and output pixels p0 + j, j < pc;
-// k = (ci * KH + ky) * KW + kx, zero outside the padded input.
+// k = (ci * KH + ky) * KW + kx, zero outside the padded input. Grid: x over
+// j, y over k, z over images, so the per-element work is one 32-bit divide.
 template <typename T>
 __global__ void
-im2col_kernel(T *col, const float *x, conv_shape sh, size_t p0, size_t pc, size_t n)
+im2col_kernel(T *col, const float *x, conv_shape sh, unsigned p0, unsigned pc)
 {
-  size_t K = (size_t)sh.Cin * sh.KH * sh.KW;
-  OS_CUDA_GRID_STRIDE(i, n)
-  {
-    size_t j = i % pc;
-    size_t k = (i / pc) % K;
-    size_t img = i / (pc * K);
-    size_t p = p0 + j;
-    int oy = (int)(p / sh.Wo), ox = (int)(p % sh.Wo);
-    int kx = (int)(k % sh.KW), ky = (int)((k / sh.KW) % sh.KH), ci = (int)(k / (sh.KW * sh.KH));
-    int iy = oy * sh.stride - sh.pad_top + ky;
-    int ix = ox * sh.stride - sh.pad_left + kx;
-    float v = 0.0f;
-    if (iy >= 0 && iy < sh.H && ix >= 0 && ix < sh.W)
-      v = x[((img * sh.Cin + ci) * sh.H + iy) * sh.W + ix];
-    col[i] = os_from_float<T>(v);
-  }
+  unsigned j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= pc)
+    return;
+  unsigned k = blockIdx.y, img = blockIdx.z;
+  unsigned K = gridDim.y;
+  int kx = k % sh.KW, ky = (k / sh.KW) % sh.KH, ci = k / (sh.KW * sh.KH);
+  unsigned p = p0 + j;
+  int oy = p / sh.Wo, ox = p % sh.Wo;
+  int iy = oy * sh.stride - sh.pad_top + ky;
+  int ix = ox * sh.stride - sh.pad_left + kx;
+  float v = 0.0f;
+  if (iy >= 0 && iy < sh.H && ix >= 0 && ix < sh.W)
+    v = x[(((size_t)img * sh.Cin + ci) * sh.H + iy) * sh.W + ix];
+  col[((size_t)img * K + k) * pc + j] = os_from_float<T>(v);
 }
 
 static void
 im2col(os_cuda_backend *cb, void *col, cudaDataType type, const float *x, const conv_shape *sh,
        int n_img, size_t p0, size_t pc)
 {
-  size_t n = (size_t)n_img * sh->Cin * sh->KH * sh->KW * pc;
-  unsigned blocks = os_cuda_blocks(n);
+  dim3 grid((unsigned)((pc + 255) / 256), (unsigned)(sh->Cin * sh->KH * sh->KW), n_img);
   if (type == CUDA_R_16F)
-    im2col_kernel<<<blocks, OS_CUDA_THREADS, 0, cb->stream>>>((__half *)col, x, *sh, p0, pc, n);
+    im2col_kernel<<<grid, 256, 0, cb->stream>>>((__half *)col, x, *sh, p0, pc);
   else if (type == CUDA_R_16BF)
-    im2col_kernel<<<blocks, OS_CUDA_THREADS, 0, cb->stream>>>((__nv_bfloat16 *)col, x, *sh, p0,
-                                                              pc, n);
+    im2col_kernel<<<grid, 256, 0, cb->stream>>>((__nv_bfloat16 *)col, x, *sh, p0, pc);
   else
-    im2col_kernel<<<blocks, OS_CUDA_THREADS, 0, cb->stream>>>((float *)col, x, *sh, p0, pc, n);
+    im2col_kernel<<<grid, 256, 0, cb->stream>>>((float *)col, x, *sh, p0, pc);
   os_cuda_check_launch(cb, "im2col");
 }
 
@@ -69,6 +66,11 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
     return;
   conv_shape sh = { Cin, H, Wd, KH, KW, stride, pad_top, pad_left, Wo, (size_t)Ho * Wo };
   size_t K = (size_t)Cin * KH * KW, P = sh.P;
+  if (K > 65535) { // im2col's grid.y
+    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT,
+                  "conv2d: %d input channels x %dx%d kernel exceed 65535", Cin, KH, KW);
+    return;
+  }
 
   os_cuda_operand w;
   if (!os_cuda_operand_prepare(cb, &w, W, (size_t)Cout * K, true))
@@ -87,6 +89,8 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
     int imgs = per_image <= COL_BUDGET ? (int)(COL_BUDGET / per_image) : 1;
     if (imgs > N)
       imgs = N;
+    if (imgs > 65535) // im2col's grid.z
+      imgs = 65535;
     size_t pc = per_image <= COL_BUDGET ? P : COL_BUDGET / (K * elem);
     if (pc == 0)
       pc = 1;

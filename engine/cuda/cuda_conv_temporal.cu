@@ -9,16 +9,15 @@
 
 #define STAGE_BUDGET ((size_t)256 << 20)
 
-// dst[f][c][j] = x[f][c][p0 + j] for j < pc, converted to T.
+// dst[f][c][j] = x[f][c][p0 + j] for j < pc, converted to T; one block per
+// (frame, channel) row.
 template <typename T>
 __global__ void
-stage_pixels_kernel(T *dst, const float *x, size_t HW, size_t p0, size_t pc, size_t n)
+stage_pixels_kernel(T *dst, const float *x, size_t HW, unsigned p0, unsigned pc)
 {
-  OS_CUDA_GRID_STRIDE(i, n)
-  {
-    size_t j = i % pc, row = i / pc;
-    dst[i] = os_from_float<T>(x[row * HW + p0 + j]);
-  }
+  const float *src = x + (size_t)blockIdx.x * HW + p0;
+  T *out = dst + (size_t)blockIdx.x * pc;
+  OS_CUDA_ROW_LOOP(j, pc) { out[j] = os_from_float<T>(src[j]); }
 }
 
 void
@@ -60,13 +59,13 @@ os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
       os_cuda_operand in = { xb + p0, CUDA_R_32F, NULL };
       size_t ld = HW, stride = frame_in;
       if (type != CUDA_R_32F) {
-        size_t n = (size_t)F * Cin * cols;
+        unsigned rows = (unsigned)F * Cin, threads = os_cuda_row_threads(cols);
         if (type == CUDA_R_16F)
-          stage_pixels_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(
-              (__half *)staged.scratch, xb, HW, p0, cols, n);
+          stage_pixels_kernel<<<rows, threads, 0, cb->stream>>>((__half *)staged.scratch, xb, HW,
+                                                                p0, cols);
         else
-          stage_pixels_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(
-              (__nv_bfloat16 *)staged.scratch, xb, HW, p0, cols, n);
+          stage_pixels_kernel<<<rows, threads, 0, cb->stream>>>((__nv_bfloat16 *)staged.scratch,
+                                                                xb, HW, p0, cols);
         os_cuda_check_launch(cb, "temporal staging");
         in = staged;
         ld = cols;

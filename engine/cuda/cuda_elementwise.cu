@@ -5,6 +5,14 @@
 
 #include "cuda_common.h"
 
+#define LAUNCH_ROWS(kernel, rows, len, ...)                                                    \
+  do {                                                                                         \
+    if ((rows) == 0 || (len) == 0)                                                             \
+      break;                                                                                   \
+    kernel<<<(unsigned)(rows), os_cuda_row_threads(len), 0, cb->stream>>>(__VA_ARGS__);        \
+    os_cuda_check_launch(cb, #kernel);                                                         \
+  } while (0)
+
 #define LAUNCH(kernel, n, ...)                                                                 \
   do {                                                                                         \
     size_t launch_n_ = (n);                                                                    \
@@ -55,15 +63,13 @@ quick_gelu_kernel(float *y, const float *x, size_t n)
 }
 
 // y[t, c] = x[t, c] * gelu(x[t, C + c]): the feed-forward gate of the UNet.
+// One block per token row.
 __global__ void
-geglu_kernel(float *y, const float *x, size_t T, size_t C)
+geglu_kernel(float *y, const float *x, unsigned C)
 {
-  OS_CUDA_GRID_STRIDE(i, T * C)
-  {
-    size_t t = i / C, c = i % C;
-    const float *row = x + t * 2 * C;
-    y[i] = row[c] * gelu_of(row[C + c]);
-  }
+  const float *row = x + (size_t)blockIdx.x * 2 * C;
+  float *out = y + (size_t)blockIdx.x * C;
+  OS_CUDA_ROW_LOOP(c, C) { out[c] = row[c] * gelu_of(row[C + c]); }
 }
 
 __global__ void
@@ -84,36 +90,31 @@ scale_kernel(float *y, const float *x, float alpha, size_t n)
   OS_CUDA_GRID_STRIDE(i, n) { y[i] = alpha * x[i]; }
 }
 
-// x[g, r, c] += v[g, c]
+// x[g, r, c] += v[g, c]; one block per row (g, r).
 __global__ void
-add_row_vector_kernel(float *x, const float *v, size_t R, size_t C, size_t n)
+add_row_vector_kernel(float *x, const float *v, unsigned R, unsigned C)
 {
-  OS_CUDA_GRID_STRIDE(i, n)
-  {
-    size_t g = i / (R * C), c = i % C;
-    x[i] += v[g * C + c];
-  }
+  float *row = x + (size_t)blockIdx.x * C;
+  const float *vg = v + (size_t)(blockIdx.x / R) * C;
+  OS_CUDA_ROW_LOOP(c, C) { row[c] += vg[c]; }
 }
 
-// x[n, c, p] += v[n, c]
+// x[n, c, p] += v[n, c]; one block per (n, c).
 __global__ void
-add_channel_vector_kernel(float *x, const float *v, size_t P, size_t n)
+add_channel_vector_kernel(float *x, const float *v, unsigned P)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { x[i] += v[i / P]; }
+  float *row = x + (size_t)blockIdx.x * P;
+  float add = v[blockIdx.x];
+  OS_CUDA_ROW_LOOP(p, P) { row[p] += add; }
 }
 
-// y[n, c, p] += bias[c] + residual[n, c, p]
+// y[n, c, p] += bias[c] + residual[n, c, p]; one block per (n, c).
 __global__ void
-bias_residual_kernel(float *y, const float *bias, const float *residual, size_t C, size_t P,
-                     size_t n)
+bias_residual_kernel(float *y, const float *bias, const float *residual, unsigned C, unsigned P)
 {
-  OS_CUDA_GRID_STRIDE(i, n)
-  {
-    float add = bias ? bias[(i / P) % C] : 0.0f;
-    if (residual)
-      add += residual[i];
-    y[i] += add;
-  }
+  size_t base = (size_t)blockIdx.x * P;
+  float add = bias ? bias[blockIdx.x % C] : 0.0f;
+  OS_CUDA_ROW_LOOP(p, P) { y[base + p] += add + (residual ? residual[base + p] : 0.0f); }
 }
 
 // ----------------------------------------------------------------------------
@@ -152,7 +153,16 @@ void
 os_cuda_geglu(os_backend *be, float *y, const float *x, int T, int C)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(geglu_kernel, (size_t)T * C, y, x, (size_t)T, (size_t)C);
+  // Rows of y overlap later rows of x, so in place goes through scratch.
+  float *out = y == x ? (float *)os_cuda_scratch(cb, (size_t)T * C * sizeof(float), "geglu") : y;
+  if (!out)
+    return;
+  LAUNCH_ROWS(geglu_kernel, T, C, out, x, (unsigned)C);
+  if (out != y) {
+    cudaMemcpyAsync(y, out, (size_t)T * C * sizeof(float), cudaMemcpyDeviceToDevice, cb->stream);
+    os_cuda_check_launch(cb, "geglu copy");
+    os_cuda_free(be, out);
+  }
 }
 
 void
@@ -180,16 +190,14 @@ void
 os_cuda_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C)
 {
   os_cuda_backend *cb = os_cuda(be);
-  size_t n = (size_t)G * R * C;
-  LAUNCH(add_row_vector_kernel, n, x, v, (size_t)R, (size_t)C, n);
+  LAUNCH_ROWS(add_row_vector_kernel, (size_t)G * R, C, x, v, (unsigned)R, (unsigned)C);
 }
 
 void
 os_cuda_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P)
 {
   os_cuda_backend *cb = os_cuda(be);
-  size_t n = (size_t)N * C * P;
-  LAUNCH(add_channel_vector_kernel, n, x, v, (size_t)P, n);
+  LAUNCH_ROWS(add_channel_vector_kernel, (size_t)N * C, P, x, v, (unsigned)P);
 }
 
 void
@@ -198,6 +206,6 @@ os_cuda_bias_residual(os_cuda_backend *cb, float *y, const float *bias, const fl
 {
   if (!bias && !residual)
     return;
-  size_t n = (size_t)N * C * P;
-  LAUNCH(bias_residual_kernel, n, y, bias, residual, (size_t)C, (size_t)P, n);
+  LAUNCH_ROWS(bias_residual_kernel, (size_t)N * C, P, y, bias, residual, (unsigned)C,
+              (unsigned)P);
 }

@@ -20,33 +20,33 @@ typedef struct {
   int chunks;       // partial sums per statistic (at most 65535: grid.y)
 } gn_shape;
 
-// Address of element e of statistic s = (unit, group).
-__device__ __forceinline__ size_t
-gn_index(const gn_shape sh, int s, size_t e)
-{
-  int unit = s / sh.G, g = s % sh.G;
-  size_t f = e / sh.group_len, r = e % sh.group_len;
-  return ((size_t)unit * sh.frames_per_stat + f) * sh.C * sh.HW + g * sh.group_len + r;
-}
-
-// partial[s * chunks + chunk] = sum over the chunk of (x - centre[s])^pow
-// (pow 1 with centre NULL: plain sums).
+// partial[s * chunks + chunk] = sum over the chunk of (x - centre[s])^2, or
+// of x when centre is NULL. Statistic s = (unit, group) is frames_per_stat
+// contiguous runs of group_len values, C * HW apart; each thread walks its
+// elements keeping (frame, offset) up to date instead of dividing.
 __global__ void
 gn_partial_kernel(float *partial, const float *x, const float *centre, gn_shape sh)
 {
   int s = blockIdx.x, chunk = blockIdx.y;
+  int unit = s / sh.G, g = s % sh.G;
+  const float *base = x + (size_t)unit * sh.frames_per_stat * sh.C * sh.HW + g * sh.group_len;
+  size_t frame_stride = (size_t)sh.C * sh.HW;
   size_t begin = (size_t)chunk * sh.chunk_len;
   size_t end = begin + sh.chunk_len < sh.stat_len ? begin + sh.chunk_len : sh.stat_len;
   float mean = centre ? centre[2 * s] : 0.0f;
   float acc = 0.0f;
-  for (size_t e = begin + threadIdx.x; e < end; e += blockDim.x) {
-    float v = x[gn_index(sh, s, e)];
+  size_t e = begin + threadIdx.x;
+  size_t f = e / sh.group_len, r = e % sh.group_len;
+  for (; e < end; e += blockDim.x) {
+    float v = base[f * frame_stride + r];
     if (centre) {
       v -= mean;
       acc += v * v;
     } else {
       acc += v;
     }
+    for (r += blockDim.x; r >= sh.group_len; r -= sh.group_len)
+      f++;
   }
   acc = os_block_sum(acc);
   if (threadIdx.x == 0)
@@ -77,19 +77,23 @@ gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats,
   }
 }
 
+// One block per (image, channel) row of HW values.
 __global__ void
 gn_apply_kernel(float *y, const float *x, const float *stats, const float *gamma,
-                const float *beta, gn_shape sh, size_t n, bool silu)
+                const float *beta, gn_shape sh, bool silu)
 {
-  int channels_per_group = sh.C / sh.G;
-  OS_CUDA_GRID_STRIDE(i, n)
+  unsigned row = blockIdx.x;
+  unsigned c = row % sh.C, image = row / sh.C;
+  int s = (int)(image / sh.frames_per_stat) * sh.G + (int)c / (sh.C / sh.G);
+  float mean = stats[2 * s], rstd = stats[2 * s + 1];
+  float a = rstd * (gamma ? gamma[c] : 1.0f);
+  float b = beta ? beta[c] : 0.0f;
+  const float *in = x + (size_t)row * sh.HW;
+  float *out = y + (size_t)row * sh.HW;
+  OS_CUDA_ROW_LOOP(p, (unsigned)sh.HW)
   {
-    size_t image = i / ((size_t)sh.C * sh.HW);
-    int c = (int)((i / sh.HW) % sh.C);
-    int s = (int)(image / sh.frames_per_stat) * sh.G + c / channels_per_group;
-    float v = (x[i] - stats[2 * s]) * stats[2 * s + 1];
-    v = v * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
-    y[i] = silu ? v / (1.0f + expf(-v)) : v;
+    float v = (in[p] - mean) * a + b;
+    out[p] = silu ? v / (1.0f + expf(-v)) : v;
   }
 }
 
@@ -134,9 +138,8 @@ os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
     gn_partial_kernel<<<grid, 256, 0, cb->stream>>>(partial, x, stats, sh);
     gn_finalize_kernel<<<fin_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
                                                                   eps, true);
-    size_t n = (size_t)N * C * HW;
-    gn_apply_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(y, x, stats, gamma,
-                                                                           beta, sh, n, silu);
+    gn_apply_kernel<<<(unsigned)((size_t)N * C), os_cuda_row_threads(HW), 0, cb->stream>>>(
+        y, x, stats, gamma, beta, sh, silu);
     os_cuda_check_launch(cb, "group_norm");
   }
   os_cuda_free(be, partial);

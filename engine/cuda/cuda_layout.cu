@@ -1,61 +1,55 @@
 // cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels).
-// One thread per output element, reads gathered; all memory-bound.
+// One block per output row: indices are derived once per row, then the row
+// is copied with coalesced reads and writes.
 
 #include "cuda_common.h"
 
 // y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I]: swaps the middle two axes
-// (tokens <-> heads, frames <-> pixels).
+// (tokens <-> heads, frames <-> pixels). Output row (a, c, b).
 __global__ void
-permute_0213_kernel(float *y, const float *x, size_t Bd, size_t Cd, size_t I, size_t n)
+permute_0213_kernel(float *y, const float *x, unsigned Bd, unsigned Cd, unsigned I)
 {
-  OS_CUDA_GRID_STRIDE(o, n)
-  {
-    size_t i = o % I;
-    size_t rest = o / I;
-    size_t b = rest % Bd;
-    rest /= Bd;
-    size_t c = rest % Cd;
-    size_t a = rest / Cd;
-    y[o] = x[((a * Bd + b) * Cd + c) * I + i];
-  }
+  unsigned row = blockIdx.x;
+  unsigned b = row % Bd, c = (row / Bd) % Cd, a = row / (Bd * Cd);
+  const float *src = x + (((size_t)a * Bd + b) * Cd + c) * I;
+  float *dst = y + (size_t)row * I;
+  OS_CUDA_ROW_LOOP(i, I) { dst[i] = src[i]; }
 }
 
-// Nearest-neighbour resize: source index floor(dst * in / out), as PyTorch's "nearest".
+// Nearest-neighbour resize: source index floor(dst * in / out), as PyTorch's
+// "nearest". Output row (plane, oy).
 __global__ void
-upsample_nearest_kernel(float *y, const float *x, size_t H, size_t W, size_t Ho, size_t Wo,
-                        size_t n)
+upsample_nearest_kernel(float *y, const float *x, unsigned H, unsigned W, unsigned Ho,
+                        unsigned Wo)
 {
-  OS_CUDA_GRID_STRIDE(o, n)
-  {
-    size_t ox = o % Wo;
-    size_t oy = (o / Wo) % Ho;
-    size_t plane = o / (Wo * Ho);
-    y[o] = x[plane * H * W + (oy * H / Ho) * W + ox * W / Wo];
-  }
+  unsigned row = blockIdx.x;
+  unsigned oy = row % Ho, plane = row / Ho;
+  const float *src = x + ((size_t)plane * H + (size_t)oy * H / Ho) * W;
+  float *dst = y + (size_t)row * Wo;
+  OS_CUDA_ROW_LOOP(ox, Wo) { dst[ox] = src[ox * W / Wo]; } // ox * W < 2^32
 }
 
 // y [N, Ca+Cb, P] = concat(a [N, Ca, P], b [N, Cb, P]) along channels.
+// Output row (n, c).
 __global__ void
-concat_channels_kernel(float *y, const float *a, size_t Ca, const float *b, size_t Cb, size_t P,
-                       size_t n)
+concat_channels_kernel(float *y, const float *a, unsigned Ca, const float *b, unsigned Cb,
+                       unsigned P)
 {
-  OS_CUDA_GRID_STRIDE(o, n)
-  {
-    size_t p = o % P;
-    size_t c = (o / P) % (Ca + Cb);
-    size_t img = o / (P * (Ca + Cb));
-    y[o] = c < Ca ? a[(img * Ca + c) * P + p] : b[(img * Cb + (c - Ca)) * P + p];
-  }
+  unsigned row = blockIdx.x;
+  unsigned c = row % (Ca + Cb), img = row / (Ca + Cb);
+  const float *src = c < Ca ? a + ((size_t)img * Ca + c) * P : b + ((size_t)img * Cb + (c - Ca)) * P;
+  float *dst = y + (size_t)row * P;
+  OS_CUDA_ROW_LOOP(p, P) { dst[p] = src[p]; }
 }
 
 void
 os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I)
 {
   os_cuda_backend *cb = os_cuda(be);
-  size_t n = (size_t)A * Bd * Cd * I;
-  if (n == 0)
+  size_t rows = (size_t)A * Cd * Bd;
+  if (rows == 0 || I <= 0)
     return;
-  permute_0213_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(y, x, Bd, Cd, I, n);
+  permute_0213_kernel<<<(unsigned)rows, os_cuda_row_threads(I), 0, cb->stream>>>(y, x, Bd, Cd, I);
   os_cuda_check_launch(cb, "permute_0213");
 }
 
@@ -64,11 +58,11 @@ os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C,
                          int Ho, int Wo)
 {
   os_cuda_backend *cb = os_cuda(be);
-  size_t n = (size_t)N * C * Ho * Wo;
-  if (n == 0)
+  size_t rows = (size_t)N * C * Ho;
+  if (rows == 0 || Wo <= 0)
     return;
-  upsample_nearest_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(y, x, H, W, Ho,
-                                                                                 Wo, n);
+  upsample_nearest_kernel<<<(unsigned)rows, os_cuda_row_threads(Wo), 0, cb->stream>>>(y, x, H, W,
+                                                                                     Ho, Wo);
   os_cuda_check_launch(cb, "upsample_nearest");
 }
 
@@ -77,10 +71,10 @@ os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const 
                         int N, int P)
 {
   os_cuda_backend *cb = os_cuda(be);
-  size_t n = (size_t)N * (Ca + Cb) * P;
-  if (n == 0)
+  size_t rows = (size_t)N * (Ca + Cb);
+  if (rows == 0 || P <= 0)
     return;
-  concat_channels_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(y, a, Ca, b, Cb,
-                                                                                P, n);
+  concat_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(y, a, Ca, b,
+                                                                                   Cb, P);
   os_cuda_check_launch(cb, "concat_channels");
 }
