@@ -215,6 +215,34 @@ onestep_preview_create_program (OnestepPreview  *self,
   return TRUE;
 }
 
+/* GtkGLArea 4.8 insists on desktop GL unless use-es is set; let GDK pick
+ * GL or GLES, whichever the display offers, and choose shaders to match. */
+static GdkGLContext *
+on_gl_area_create_context (OnestepPreview *self,
+                           GtkGLArea      *area)
+{
+  GdkSurface *surface = gtk_native_get_surface (gtk_widget_get_native (GTK_WIDGET (area)));
+  g_autoptr(GError) error = NULL;
+  GdkGLContext *context;
+
+  context = gdk_surface_create_gl_context (surface, &error);
+  if (context == NULL)
+    {
+      gtk_gl_area_set_error (area, error);
+      return NULL;
+    }
+
+  gdk_gl_context_set_allowed_apis (context, GDK_GL_API_GL | GDK_GL_API_GLES);
+  if (!gdk_gl_context_realize (context, &error))
+    {
+      gtk_gl_area_set_error (area, error);
+      g_object_unref (context);
+      return NULL;
+    }
+
+  return context;
+}
+
 static void
 on_gl_area_realize (OnestepPreview *self,
                     GtkGLArea      *area)
@@ -230,7 +258,8 @@ on_gl_area_realize (OnestepPreview *self,
     }
 
   context = gtk_gl_area_get_context (area);
-  if (!onestep_preview_create_program (self, gdk_gl_context_get_use_es (context), &error))
+  if (!onestep_preview_create_program (self, gdk_gl_context_get_api (context) == GDK_GL_API_GLES,
+                                       &error))
     {
       gtk_gl_area_set_error (area, error);
       onestep_preview_fall_back_to_picture (self, error);
@@ -518,6 +547,7 @@ onestep_preview_class_init (OnestepPreviewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, play_button);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, scrubber_adjustment);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, position_label);
+  gtk_widget_class_bind_template_callback (widget_class, on_gl_area_create_context);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_realize);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_unrealize);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_render);

@@ -61,6 +61,7 @@ enum {
 
 enum {
   RESULT_READY,
+  ERROR_REPORTED,
   N_SIGNALS
 };
 
@@ -89,41 +90,15 @@ onestep_window_set_status (OnestepWindow *self,
   gtk_label_set_label (self->status_label, status);
 }
 
+/* A toast saying what failed and what to do, with the details a click away. */
 static void
-onestep_window_show_error (OnestepWindow *self,
-                           const char    *what_failed,
-                           const GError  *error)
+onestep_window_report_error (OnestepWindow *self,
+                             const char    *what_failed,
+                             const char    *hint,
+                             const char    *details)
 {
-  const char *hint = _("Try again, or try other settings.");
   g_autofree char *title = NULL;
   AdwToast *toast;
-
-  if (error->domain == ONESTEP_ENGINE_ERROR)
-    {
-      switch ((onestep_status)error->code)
-        {
-        case ONESTEP_ERR_IO:
-          hint = _("Check that the model folder is complete and readable.");
-          break;
-        case ONESTEP_ERR_FORMAT:
-        case ONESTEP_ERR_MODEL:
-          hint = _("Choose a Stable Video Diffusion or one-step model folder.");
-          break;
-        case ONESTEP_ERR_OUT_OF_MEMORY:
-          hint = _("Try fewer frames, a smaller size or the CPU.");
-          break;
-        case ONESTEP_ERR_DEVICE:
-          hint = _("Choose CPU as the device, or check the GPU driver.");
-          break;
-        case ONESTEP_ERR_INVALID_ARGUMENT:
-          hint = _("Check the settings.");
-          break;
-        case ONESTEP_OK:
-        case ONESTEP_ERR_ABORTED:
-        default:
-          break;
-        }
-    }
 
   /* Translators: "<what failed>. <what to do>" */
   title = g_strdup_printf (_("%s. %s"), what_failed, hint);
@@ -131,8 +106,46 @@ onestep_window_show_error (OnestepWindow *self,
   adw_toast_set_timeout (toast, 10);
   adw_toast_set_button_label (toast, _("_Details"));
   adw_toast_set_action_name (toast, "win.show-error");
-  adw_toast_set_action_target_value (toast, g_variant_new ("(ss)", what_failed, error->message));
+  adw_toast_set_action_target_value (toast, g_variant_new ("(ss)", what_failed, details));
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
+
+  g_signal_emit (self, signals[ERROR_REPORTED], 0, what_failed, details);
+}
+
+static const char *
+hint_for_error (const GError *error)
+{
+  if (error->domain == ONESTEP_ENGINE_ERROR)
+    {
+      switch ((onestep_status)error->code)
+        {
+        case ONESTEP_ERR_IO:
+          return _("Check that the model folder is complete and readable.");
+        case ONESTEP_ERR_FORMAT:
+        case ONESTEP_ERR_MODEL:
+          return _("Choose a Stable Video Diffusion or one-step model folder.");
+        case ONESTEP_ERR_OUT_OF_MEMORY:
+          return _("Try fewer frames, a smaller size or the CPU.");
+        case ONESTEP_ERR_DEVICE:
+          return _("Choose CPU as the device, or check the GPU driver.");
+        case ONESTEP_ERR_INVALID_ARGUMENT:
+          return _("Check the settings.");
+        case ONESTEP_OK:
+        case ONESTEP_ERR_ABORTED:
+        default:
+          break;
+        }
+    }
+
+  return _("Try again, or try other settings.");
+}
+
+static void
+onestep_window_show_error (OnestepWindow *self,
+                           const char    *what_failed,
+                           const GError  *error)
+{
+  onestep_window_report_error (self, what_failed, hint_for_error (error), error->message);
 }
 
 static void
@@ -435,13 +448,8 @@ on_texture_loaded (GObject      *object,
     {
       g_autofree char *name = g_file_get_basename (file);
       g_autofree char *what = g_strdup_printf (_("“%s” could not be opened as an image"), name);
-      AdwToast *toast = adw_toast_new_format (_("%s. Try a PNG or JPEG file."), what);
 
-      adw_toast_set_timeout (toast, 10);
-      adw_toast_set_button_label (toast, _("_Details"));
-      adw_toast_set_action_name (toast, "win.show-error");
-      adw_toast_set_action_target_value (toast, g_variant_new ("(ss)", what, error->message));
-      adw_toast_overlay_add_toast (self->toast_overlay, toast);
+      onestep_window_report_error (self, what, _("Try a PNG or JPEG file."), error->message);
       return;
     }
 
@@ -826,6 +834,10 @@ onestep_window_class_init (OnestepWindowClass *klass)
   signals[RESULT_READY] = g_signal_new ("result-ready", G_TYPE_FROM_CLASS (klass),
                                         G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                         G_TYPE_NONE, 1, ONESTEP_TYPE_RESULT);
+  /* A problem was shown to the user: what failed, and the details. */
+  signals[ERROR_REPORTED] = g_signal_new ("error-reported", G_TYPE_FROM_CLASS (klass),
+                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                          G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-window.ui");
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, toast_overlay);

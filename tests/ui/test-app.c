@@ -300,6 +300,54 @@ test_export (void)
   g_assert_cmpint (st.st_size, >, 0);
 }
 
+static void
+on_error_reported (OnestepWindow *win,
+                   const char    *what_failed,
+                   const char    *details,
+                   char         **reported)
+{
+  g_free (*reported);
+  *reported = g_strdup_printf ("%s: %s", what_failed, details);
+}
+
+static gboolean
+is_set (gpointer data)
+{
+  return *(char **)data != NULL;
+}
+
+/* Bad input gives a message naming the problem, and the window goes on. */
+static void
+test_errors (void)
+{
+  g_autofree char *model_dir = g_path_get_dirname (g_getenv ("ONESTEP_TEST_MODEL"));
+  g_autofree char *not_an_image = g_build_filename (g_getenv ("ONESTEP_TEST_MODEL"),
+                                                    "model_index.json", NULL);
+  g_autoptr(GFile) file = g_file_new_for_path (not_an_image);
+  g_autofree char *missing_model = g_build_filename (model_dir, "no-such-model", NULL);
+  g_autofree char *reported = NULL;
+  OnestepResult *shown = onestep_window_get_current_result (window);
+  gulong handler;
+
+  handler = g_signal_connect (window, "error-reported", G_CALLBACK (on_error_reported), &reported);
+
+  onestep_window_open_file (window, file);
+  g_assert_true (wait_until (is_set, &reported));
+  g_test_message ("%s", reported);
+  g_assert_nonnull (strstr (reported, "model_index.json"));
+  g_assert_true (onestep_window_get_current_result (window) == shown);
+
+  g_clear_pointer (&reported, g_free);
+  onestep_window_set_model (window, missing_model);
+  g_assert_true (wait_until (is_set, &reported));
+  g_test_message ("%s", reported);
+  g_assert_nonnull (strstr (reported, "no-such-model"));
+  g_assert_false (onestep_window_get_model_loaded (window));
+  g_assert_false (onestep_window_get_busy (window));
+
+  g_signal_handler_disconnect (window, handler);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -336,6 +384,7 @@ main (int   argc,
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
+  g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
