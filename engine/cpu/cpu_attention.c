@@ -3,9 +3,10 @@
  * Each task is one tile of queries of one (sequence, head); it walks the keys
  * in tiles, keeping per query row the running maximum and sum of exponentials
  * and rescaling its output accumulator when the maximum grows, so memory is
- * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm.
- * A task runs on one thread start to end: results do not depend on the
- * thread count. */
+ * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm;
+ * with only a few keys (attention across frames) a direct loop does the
+ * same work without the sgemm call and packing overheads. A task runs on one
+ * thread start to end: results do not depend on the thread count. */
 #include "cpu_internal.h"
 
 #include <cblas.h>

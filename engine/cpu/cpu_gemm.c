@@ -31,10 +31,12 @@ block_count(int extent, int min_block)
   return most < cores ? most : cores;
 }
 
-void
-os_cpu_parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K,
-                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                      float *C, int ldc)
+/* C = alpha op(A) op(B) + beta C, split along M or N into blocks that depend
+ * only on the shape and the machine's core count; each block is one
+ * single-threaded sgemm. Called outside OpenMP regions only. */
+static void
+parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
   os_cpu_blas_single_thread();
   bool split_rows = M > N;
@@ -61,8 +63,8 @@ os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, flo
 {
   if (M <= 0 || N <= 0)
     return;
-  os_cpu_parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
-                        beta, C, ldc);
+  parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                 ldc);
 }
 
 void
@@ -83,8 +85,8 @@ os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, in
     return;
   }
   for (int i = 0; i < batch; i++)
-    os_cpu_parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
-                          B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
+    parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
+                   B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
 }
 
 void

@@ -31,13 +31,6 @@ void *os_cpu_scratch(os_backend *be, size_t bytes);
  * thread count. */
 void os_cpu_blas_single_thread(void);
 
-/* C = alpha op(A) op(B) + beta C, split into blocks along M or N that depend
- * only on the shape and the machine's core count; each block is one
- * single-threaded sgemm. Safe to call only outside OpenMP regions. */
-void os_cpu_parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K,
-                           float alpha, const float *A, int lda, const float *B, int ldb,
-                           float beta, float *C, int ldc);
-
 /* cpu_gemm.c */
 void os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
