@@ -408,8 +408,8 @@ main(int argc, char **argv)
   upload_random(be, b.image, pixels, 4, 1.0f);
   upload_random(be, b.pixels, 3 * 224 * 224, 5, 1.0f);
 
-  printf("\n%-34s %12s  %15s  %14s  %17s\n", "component (1024x576)", "median", "rate",
-         "of GEMM peak", "memory");
+  printf("\n%-34s %12s  %15s  %14s  %s\n", "component (1024x576)", "median", "rate",
+         "of GEMM peak", "peak memory (all weights included)");
   /* useful FLOP per docs/anchors.md; batch 2 doubles batch 1 */
   static const struct {
     int B, F;
