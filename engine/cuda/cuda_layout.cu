@@ -16,17 +16,27 @@ permute_0213_kernel(float *y, const float *x, unsigned Bd, unsigned Cd, unsigned
   OS_CUDA_ROW_LOOP(i, I) { dst[i] = src[i]; }
 }
 
-// Nearest-neighbour resize: source index floor(dst * in / out), as PyTorch's
-// "nearest". Output row (plane, oy).
+// PyTorch's nearest index for an explicit output size: the scale is the
+// float in/out and the product is floored in float (as the CPU backend does;
+// one IEEE multiply, so both agree bit for bit).
+__device__ __forceinline__ unsigned
+nearest_source(unsigned dst, unsigned in, unsigned out)
+{
+  float scale = (float)in / (float)out;
+  unsigned src = (unsigned)floorf((float)dst * scale);
+  return src < in - 1 ? src : in - 1;
+}
+
+// Nearest-neighbour resize; output row (plane, oy).
 __global__ void
 upsample_nearest_kernel(float *y, const float *x, unsigned H, unsigned W, unsigned Ho,
                         unsigned Wo)
 {
   unsigned row = blockIdx.x;
   unsigned oy = row % Ho, plane = row / Ho;
-  const float *src = x + ((size_t)plane * H + (size_t)oy * H / Ho) * W;
+  const float *src = x + ((size_t)plane * H + nearest_source(oy, H, Ho)) * W;
   float *dst = y + (size_t)row * Wo;
-  OS_CUDA_ROW_LOOP(ox, Wo) { dst[ox] = src[ox * W / Wo]; } // ox * W < 2^32
+  OS_CUDA_ROW_LOOP(ox, Wo) { dst[ox] = src[nearest_source(ox, W, Wo)]; }
 }
 
 // y [N, Ca+Cb, P] = concat(a [N, Ca, P], b [N, Cb, P]) along channels.
