@@ -222,9 +222,11 @@ static const char *module_key(const char *name, const char *path, onestep_error 
   return name;
 }
 
+/* A [rank, in, k...] and B [out, rank, 1...] against W [out, in, k...]; a
+ * linear W also accepts 1x1-conv shaped factors ([rank, in, 1, 1]). */
 static bool shapes_fit(const os_st_tensor *W, const os_st_tensor *A, const os_st_tensor *B)
 {
-  if (A->ndim < 2 || B->ndim < 2 || W->ndim < 2 || A->ndim != W->ndim)
+  if (A->ndim < 2 || B->ndim < 2 || W->ndim < 2)
     return false;
   int64_t rank = A->shape[0];
   if (B->shape[1] != rank || B->shape[0] != W->shape[0])
@@ -232,9 +234,12 @@ static bool shapes_fit(const os_st_tensor *W, const os_st_tensor *A, const os_st
   for (int d = 2; d < B->ndim; d++)
     if (B->shape[d] != 1)
       return false;
-  for (int d = 1; d < W->ndim; d++)
-    if (A->shape[d] != W->shape[d])
+  int dims = A->ndim > W->ndim ? A->ndim : W->ndim;
+  for (int d = 1; d < dims; d++) {
+    int64_t a = d < A->ndim ? A->shape[d] : 1, w = d < W->ndim ? W->shape[d] : 1;
+    if (a != w)
       return false;
+  }
   return true;
 }
 

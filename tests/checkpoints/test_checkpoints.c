@@ -18,6 +18,7 @@
 #include "grid.h"
 #include "sgm_fixture.h"
 #include "sgm_names.h"
+#include "store.h"
 #include "unet.h"
 #include "vae.h"
 
@@ -701,6 +702,29 @@ static void test_lora(const os_model_source *folder)
     }
   CHECK(got && worst < 1e-6, "processor-style LoRA merge off by %g", worst);
   os_checkpoint_close(&src);
+
+  /* Conv-shaped factors ([r, in, 1, 1]) for a linear weight. */
+  int64_t cd[4] = {2, 32, 1, 1}, cu[4] = {32, 2, 1, 1};
+  const char *to_k = "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_k";
+  snprintf(key, sizeof key, "%s.lora_down.weight", to_k);
+  fixture_add(&f, key, 4, cd, pd);
+  snprintf(key, sizeof key, "%s.lora_up.weight", to_k);
+  fixture_add(&f, key, 4, cu, pu);
+  fixture_write(&f, proc);
+  src = open_ok(model_dir, &o, "conv-shaped LoRA on a linear weight");
+  target = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight";
+  W = os_safetensors_find(unet, target);
+  got = os_weights_take(src.unet, target, W->ndim, W->shape);
+  worst = 0;
+  for (int r = 0; r < 32 && got; r++)
+    for (int c = 0; c < 32; c++) {
+      double want = ((const float *)W->data)[r * 32 + c];
+      for (int k = 0; k < 2; k++)
+        want += 0.7 * pu[r * 2 + k] * pd[k * 32 + c];
+      worst = fmax(worst, fabs(got[r * 32 + c] - want));
+    }
+  CHECK(got && worst < 1e-6, "conv-shaped LoRA on a linear weight off by %g", worst);
+  os_checkpoint_close(&src);
   unlink(proc);
 
   /* A PEFT config with per-module patterns is refused, not half applied. */
@@ -716,6 +740,28 @@ static void test_lora(const os_model_source *folder)
   free_lora(&a);
   free_lora(&b);
   os_safetensors_close(unet);
+}
+
+/* Derived tensors keep the source dtype: an F16 fused tensor split by rows
+ * and a transposed F16 projection (svd_xt_1_1 is stored in F16). */
+static void test_store_f16(void)
+{
+  static const uint16_t half[6] = {0x3C00, 0x4000, 0x4200, 0x4400, 0x4500, 0x4600}; /* 1..6 */
+  os_st_tensor t = {.name = "m", .dtype = OS_DTYPE_F16, .ndim = 2, .shape = {3, 2},
+                    .data = half, .nbytes = sizeof half};
+  os_checkpoint_store *s = os_store_new();
+  const os_st_tensor *tr = os_store_transpose(s, &t, "m.T");
+  int64_t row_shape[2] = {1, 2};
+  const os_st_tensor *row = os_store_view(s, &t, "m[1]", 2, row_shape, 1 * 2 * sizeof(uint16_t));
+  float got[6];
+  os_dtype_to_f32(got, tr->data, tr->dtype, 6);
+  static const float want_t[6] = {1, 3, 5, 2, 4, 6};
+  CHECK(tr->dtype == OS_DTYPE_F16 && tr->shape[0] == 2 && tr->shape[1] == 3 &&
+            memcmp(got, want_t, sizeof got) == 0,
+        "F16 transpose: %g %g %g / %g %g %g", got[0], got[1], got[2], got[3], got[4], got[5]);
+  os_dtype_to_f32(got, row->data, row->dtype, 2);
+  CHECK(row->nbytes == 4 && got[0] == 3 && got[1] == 4, "F16 row view: %g %g", got[0], got[1]);
+  os_store_free(s);
 }
 
 int main(int argc, char **argv)
@@ -738,6 +784,7 @@ int main(int argc, char **argv)
     return 2;
   }
   test_name_maps();
+  test_store_f16();
   os_model_source folder = open_ok(model_dir, NULL, "folder");
   CHECK(folder.kind == ONESTEP_MODEL_KIND_BASE_SVD && folder.grid_points == 0 &&
             folder.default_sampler == ONESTEP_SAMPLER_EULER,
