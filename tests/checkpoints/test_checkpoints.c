@@ -374,6 +374,20 @@ static void test_single_file(os_model_source *folder)
   CHECK(single.config.unet.num_frames == 7, "frames_hint ignored");
   os_checkpoint_close(&single);
 
+  /* A single file whose UNet is replaced by a UNet-only file. */
+  char unet_file[1024];
+  snprintf(unet_file, sizeof unet_file, "%s/unet/diffusion_pytorch_model.safetensors", model_dir);
+  o.frames_hint = 0;
+  o.unet_file = unet_file;
+  single = open_ok(path, &o, "single file + UNet file");
+  compare_set(folder->unet, single.unet, "unet", "diffusion_pytorch_model.safetensors",
+              "single file + UNet file");
+  compare_set(folder->vae, single.vae, "vae", "diffusion_pytorch_model.safetensors",
+              "single file + UNet file, vae");
+  CHECK(single.kind == ONESTEP_MODEL_KIND_UNKNOWN, "an unnamed UNet file: kind %d", single.kind);
+  os_checkpoint_close(&single);
+  o.unet_file = NULL;
+
   /* Without the head counts, SVD's head width of 64 cannot fit this tiny model. */
   expect_error(path, NULL, "head width", "tiny single file without head counts");
 
