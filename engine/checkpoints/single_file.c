@@ -289,8 +289,9 @@ static void clip_preprocess(os_preprocess_config *p)
 
 /* ---- registration ---- */
 
-static onestep_status add(os_checkpoint_store *s, os_weight_set *ws, const char *name,
-                          const os_st_tensor *t, onestep_error *error)
+/* Registers a derived tensor; NULL means deriving it ran out of memory. */
+static onestep_status add_derived(os_weight_set *ws, const char *name, const os_st_tensor *t,
+                                  onestep_error *error)
 {
   if (!t)
     return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory deriving %s", name);
@@ -303,7 +304,7 @@ static onestep_status add_vae(os_checkpoint_store *s, os_weight_set *ws, const c
 {
   if (strstr(name, "mid_block.attentions.0.") && t->ndim == 4 && t->shape[2] == 1 &&
       t->shape[3] == 1)
-    return add(s, ws, name, os_store_view(s, t, name, 2, t->shape, 0), error);
+    return add_derived(ws, name, os_store_view(s, t, name, 2, t->shape, 0), error);
   return os_weight_set_add(ws, name, t, error);
 }
 
@@ -325,15 +326,15 @@ static onestep_status add_clip_in_proj(os_checkpoint_store *s, os_weight_set *ws
     snprintf(name, sizeof name, "vision_model.encoder.layers.%d.self_attn.%s_proj.%s", layer,
              parts[p], kind);
     onestep_status status =
-        add(s, ws, name, os_store_view(s, t, name, t->ndim, shape, p * part_bytes), error);
+        add_derived(ws, name, os_store_view(s, t, name, t->ndim, shape, p * part_bytes), error);
     if (status != ONESTEP_OK)
       return status;
   }
   return ONESTEP_OK;
 }
 
-static onestep_status add_clip(os_checkpoint_store *s, os_weight_set *ws, const char *rest,
-                               const os_st_tensor *t, onestep_error *error)
+static onestep_status add_clip(os_checkpoint_store *s, os_weight_set *ws, const char *path,
+                               const char *rest, const os_st_tensor *t, onestep_error *error)
 {
   int layer, n = -1;
   char kind[16], name[256];
@@ -341,11 +342,11 @@ static onestep_status add_clip(os_checkpoint_store *s, os_weight_set *ws, const 
       n > 0 && (strcmp(kind, "weight") == 0 || strcmp(kind, "bias") == 0))
     return add_clip_in_proj(s, ws, layer, kind, t, error);
   if (strcmp(rest, "proj") == 0) /* used as pooled @ proj; transformers stores proj^T */
-    return add(s, ws, "visual_projection.weight",
+    return add_derived(ws, "visual_projection.weight",
                t->ndim == 2 ? os_store_transpose(s, t, "visual_projection.weight") : NULL, error);
   if (!os_sgm_clip_name(OS_TO_DIFFUSERS, rest, name, sizeof name))
     return os_error_set(error, ONESTEP_ERR_MODEL, "%s: unexpected image encoder tensor %s",
-                        s->files[s->n_files - 1]->path, t->name);
+                        path, t->name);
   return os_weight_set_add(ws, name, t, error);
 }
 
@@ -381,9 +382,9 @@ static onestep_status add_identity_quant_conv(os_checkpoint_store *s, os_weight_
   for (int i = 0; i < channels; i++)
     w[i * channels + i] = 1.0f;
   onestep_status status =
-      add(s, ws, "quant_conv.weight", os_store_owned(s, "quant_conv.weight", 4, wshape, w), error);
+      add_derived(ws, "quant_conv.weight", os_store_owned(s, "quant_conv.weight", 4, wshape, w), error);
   if (status == ONESTEP_OK)
-    status = add(s, ws, "quant_conv.bias", os_store_owned(s, "quant_conv.bias", 1, bshape, b), error);
+    status = add_derived(ws, "quant_conv.bias", os_store_owned(s, "quant_conv.bias", 1, bshape, b), error);
   else
     free(b);
   return status;
@@ -425,7 +426,7 @@ static onestep_status register_tensor(os_checkpoint_store *s, const os_safetenso
     return os_weight_set_add(out->vae, full, t, error);
   }
   if (os_has_prefix(name, VISUAL_PREFIX))
-    return add_clip(s, out->clip, name + strlen(VISUAL_PREFIX), t, error);
+    return add_clip(s, out->clip, st->path, name + strlen(VISUAL_PREFIX), t, error);
   if (ignored(name, encoder))
     return ONESTEP_OK;
   return os_error_set(error, ONESTEP_ERR_MODEL, "%s: unexpected tensor %s", st->path, name);
