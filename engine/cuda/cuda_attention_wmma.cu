@@ -2,8 +2,10 @@
 // fp16/bf16 mode and head dims that are multiples of 16 up to 128 (the
 // UNet's 64, CLIP's 80).
 //
-// A block takes 64 query rows of one (sequence, head); each of its 4 warps
-// owns 16 rows. Per tile of 32 keys: S = Q K^T (16-bit operands, fp32
+// A block takes 16 query rows per warp of one (sequence, head): 8 warps for
+// head_dim 64 (K and V tiles are then shared by 128 rows, halving their
+// reads), 4 warps for the wider heads (shared memory stays under 99 KiB, the
+// limit on consumer GPUs). Per tile of 32 keys: S = Q K^T (16-bit operands, fp32
 // accumulation) into shared memory; an online softmax in fp32, two lanes per
 // row, which also rescales the row's output accumulator; then O += P V.
 // WMMA accumulator fragments have no documented element layout, so O lives
@@ -17,23 +19,22 @@
 
 using namespace nvcuda;
 
-#define TC_WARPS 4
-#define TC_ROWS 16                   // query rows per warp (the WMMA tile)
-#define TC_BQ (TC_WARPS * TC_ROWS)   // query rows per block
-#define TC_BK 32                     // keys per tile
+#define TC_ROWS 16 // query rows per warp (the WMMA tile)
+#define TC_BK 32   // keys per tile
 
 // Shared-memory row strides: padded (against bank conflicts) and kept to
 // WMMA's rules (multiples of 16 bytes, fragment pointers 32-byte aligned).
-template <int D> struct tc_layout {
+template <int D, int WARPS> struct tc_layout {
+  static constexpr int bq = WARPS * TC_ROWS; // query rows per block
   static constexpr int ldh = D + 8;      // Q, K, V rows (16-bit)
   static constexpr int lds = TC_BK + 4;  // S rows (fp32)
   static constexpr int ldp = TC_BK + 8;  // P rows (16-bit)
   static constexpr int ldo = D + 4;      // O rows (fp32)
-  static constexpr size_t q_bytes = (size_t)TC_BQ * ldh * 2;
+  static constexpr size_t q_bytes = (size_t)bq * ldh * 2;
   static constexpr size_t kv_bytes = (size_t)TC_BK * ldh * 2;
-  static constexpr size_t s_bytes = (size_t)TC_WARPS * TC_ROWS * lds * 4;
-  static constexpr size_t p_bytes = (size_t)TC_WARPS * TC_ROWS * ldp * 2;
-  static constexpr size_t o_bytes = (size_t)TC_WARPS * TC_ROWS * ldo * 4;
+  static constexpr size_t s_bytes = (size_t)WARPS * TC_ROWS * lds * 4;
+  static constexpr size_t p_bytes = (size_t)WARPS * TC_ROWS * ldp * 2;
+  static constexpr size_t o_bytes = (size_t)WARPS * TC_ROWS * ldo * 4;
   static constexpr size_t total = q_bytes + 2 * kv_bytes + s_bytes + p_bytes + o_bytes;
 };
 
@@ -43,11 +44,11 @@ typedef struct {
   float scale;
 } tc_shape;
 
-template <typename T, int D>
-__global__ void __launch_bounds__(TC_WARPS * 32)
+template <typename T, int D, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32)
 flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_shape sh)
 {
-  typedef tc_layout<D> L;
+  typedef tc_layout<D, WARPS> L;
   extern __shared__ __align__(32) unsigned char smem[];
   T *Qs = (T *)smem;
   T *Ks = (T *)(smem + L::q_bytes);
@@ -56,19 +57,19 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
   T *Pm = (T *)(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes);
   float *O = (float *)(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes + L::p_bytes);
 
-  int q_blocks = (sh.Sq + TC_BQ - 1) / TC_BQ;
+  int q_blocks = (sh.Sq + L::bq - 1) / L::bq;
   int qb = blockIdx.x % q_blocks;
   int h = (blockIdx.x / q_blocks) % sh.heads;
   size_t s = blockIdx.x / ((size_t)q_blocks * sh.heads);
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int q0 = qb * TC_BQ;
+  int q0 = qb * L::bq;
 
   const float *qs = q + (s * sh.Sq) * sh.q_stride + (size_t)h * D;
   const float *ks = k + (s * sh.Sk) * sh.k_stride + (size_t)h * D;
   const float *vs = v + (s * sh.Sk) * sh.v_stride + (size_t)h * D;
 
   // Q tile (pre-scaled), and a zeroed output accumulator.
-  for (int i = threadIdx.x; i < TC_BQ * D; i += blockDim.x) {
+  for (int i = threadIdx.x; i < L::bq * D; i += blockDim.x) {
     int r = i / D, d = i % D;
     float x = q0 + r < sh.Sq ? qs[(size_t)(q0 + r) * sh.q_stride + d] * sh.scale : 0.0f;
     Qs[r * L::ldh + d] = os_from_float<T>(x);
@@ -165,12 +166,14 @@ static void
 launch(os_cuda_backend *cb, float *o, const float *q, const float *k, const float *v, int n_seq,
        const tc_shape *sh)
 {
-  size_t smem = tc_layout<D>::total;
+  constexpr int warps = D == 64 ? 8 : 4;
+  typedef tc_layout<D, warps> L;
   // Above the default 48 KiB of dynamic shared memory; allowed from sm_80 on.
-  cudaFuncSetAttribute(flash_wmma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       (int)smem);
-  size_t blocks = (size_t)((sh->Sq + TC_BQ - 1) / TC_BQ) * sh->heads * n_seq;
-  flash_wmma_kernel<T, D><<<(unsigned)blocks, TC_WARPS * 32, smem, cb->stream>>>(o, q, k, v, *sh);
+  cudaFuncSetAttribute(flash_wmma_kernel<T, D, warps>,
+                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::total);
+  size_t blocks = (size_t)((sh->Sq + L::bq - 1) / L::bq) * sh->heads * n_seq;
+  flash_wmma_kernel<T, D, warps><<<(unsigned)blocks, warps * 32, L::total, cb->stream>>>(
+      o, q, k, v, *sh);
   os_cuda_check_launch(cb, "tensor-core flash attention");
 }
 
