@@ -9,8 +9,11 @@
 #include "cuda_common.h"
 #include "cuda_types.cuh"
 
-// Column-matrix scratch per chunk.
-#define COL_BUDGET ((size_t)256 << 20)
+// Column-matrix scratch per chunk: small enough to stay in a large GPU's L2
+// cache between im2col writing it and the GEMM reading it (the buffer is
+// reused chunk after chunk), large enough for efficient GEMMs.
+#define COL_BUDGET ((size_t)32 << 20)
+#define MIN_CHUNK_PIXELS 2048
 
 typedef struct {
   int Cin, H, W, KH, KW, stride, pad_top, pad_left, Wo;
@@ -92,8 +95,8 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
     if (imgs > 65535) // im2col's grid.z
       imgs = 65535;
     size_t pc = per_image <= COL_BUDGET ? P : COL_BUDGET / (K * elem);
-    if (pc == 0)
-      pc = 1;
+    if (pc < MIN_CHUNK_PIXELS)
+      pc = P < MIN_CHUNK_PIXELS ? P : MIN_CHUNK_PIXELS;
     os_cuda_operand col = { NULL, type, NULL };
     col.scratch = os_cuda_scratch(cb, (size_t)imgs * K * pc * elem, "conv2d columns");
     col.ptr = col.scratch;

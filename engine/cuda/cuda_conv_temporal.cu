@@ -7,7 +7,8 @@
 #include "cuda_common.h"
 #include "cuda_types.cuh"
 
-#define STAGE_BUDGET ((size_t)256 << 20)
+// Staged pixels per chunk: kept small so the three GEMMs read it from L2.
+#define STAGE_BUDGET ((size_t)32 << 20)
 
 // dst[f][c][j] = x[f][c][p0 + j] for j < pc, converted to T; one block per
 // (frame, channel) row.

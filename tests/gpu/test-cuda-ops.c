@@ -559,7 +559,7 @@ main(void)
   test_conv2d(&h, (conv_case){ 2, 64, 32, 48, 64, 3, 3, 2, 0, 0, 1, 1, true, false }, false);
   test_conv2d(&h, (conv_case){ 2, 96, 24, 40, 64, 1, 1, 1, 0, 0, 0, 0, true, true }, false);
   test_conv2d(&h, (conv_case){ 1, 16, 20, 20, 24, 1, 3, 1, 0, 1, 0, 1, false, false }, false);
-  /* columns over 256 MiB in fp32: built in ranges of pixels, as at 1024x576 */
+  /* columns over the 32 MiB chunk: built in ranges of pixels, as at 1024x576 */
   test_conv2d(&h, (conv_case){ 1, 64, 400, 400, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
   test_conv_temporal(&h, 2, 7, 64, 96, 24 * 40);
   test_conv_temporal(&h, 1, 1, 32, 32, 100); /* one frame: only the centre tap */
