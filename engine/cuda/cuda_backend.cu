@@ -71,8 +71,10 @@ os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *wha
 static void
 check_call(os_cuda_backend *cb, cudaError_t err, const char *what)
 {
-  if (err != cudaSuccess)
+  if (err != cudaSuccess) {
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
+    cudaGetLastError(); // consumed here, not blamed on the next launch
+  }
 }
 
 // ----------------------------------------------------------------------------
