@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "onestep-controls.h"
+#include "onestep-installed-model.h"
 
 #define MAX_SIZE_PRESETS 3
 
@@ -14,7 +15,8 @@ struct _OnestepControls
 {
   GtkBox          parent_instance;
 
-  AdwActionRow   *model_row;
+  AdwComboRow    *model_row;
+  GtkStringList  *model_names;
   AdwComboRow    *device_row;
   GtkSpinButton  *steps_spin;
   AdwComboRow    *sampler_row;
@@ -29,7 +31,10 @@ struct _OnestepControls
   GtkSpinButton  *motion_spin;
   GtkSpinButton  *noise_spin;
 
+  /* The models in the model row, in its order. */
+  GPtrArray      *models;
   char           *model_path;
+  char           *unet_file;
   int             preset_width[MAX_SIZE_PRESETS];
   int             preset_height[MAX_SIZE_PRESETS];
   guint           n_presets;
@@ -39,6 +44,7 @@ struct _OnestepControls
 
 enum {
   CHANGED,
+  MODEL_SELECTED,
   N_SIGNALS
 };
 
@@ -84,11 +90,22 @@ on_seed_lock_toggled (OnestepControls *self,
 }
 
 static void
+on_model_selected (OnestepControls *self)
+{
+  guint selected = adw_combo_row_get_selected (self->model_row);
+
+  if (self->updating == 0 && selected < self->models->len)
+    g_signal_emit (self, signals[MODEL_SELECTED], 0, g_ptr_array_index (self->models, selected));
+}
+
+static void
 onestep_controls_finalize (GObject *object)
 {
   OnestepControls *self = (OnestepControls *)object;
 
   g_clear_pointer (&self->model_path, g_free);
+  g_clear_pointer (&self->unet_file, g_free);
+  g_clear_pointer (&self->models, g_ptr_array_unref);
 
   G_OBJECT_CLASS (onestep_controls_parent_class)->finalize (object);
 }
@@ -105,8 +122,14 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   signals[CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                    0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 
+  /* The user picked another model from the list. */
+  signals[MODEL_SELECTED] = g_signal_new ("model-selected", G_TYPE_FROM_CLASS (klass),
+                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
+                                          1, ONESTEP_TYPE_INSTALLED_MODEL);
+
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-controls.ui");
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, model_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, model_names);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, device_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, steps_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, sampler_row);
@@ -121,6 +144,7 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, motion_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, noise_spin);
   gtk_widget_class_bind_template_callback (widget_class, on_value_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_new_seed_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
 }
@@ -128,8 +152,12 @@ onestep_controls_class_init (OnestepControlsClass *klass)
 static void
 onestep_controls_init (OnestepControls *self)
 {
+  g_autoptr(GtkStringList) sizes = gtk_string_list_new (NULL);
+
   self->updating++;
   gtk_widget_init_template (GTK_WIDGET (self));
+  self->models = g_ptr_array_new_with_free_func (g_object_unref);
+  adw_combo_row_set_selected (self->model_row, GTK_INVALID_LIST_POSITION);
   gtk_spin_button_set_value (self->seed_spin, g_random_int ());
   gtk_spin_button_set_value (self->fps_spin, 7);
   gtk_spin_button_set_value (self->motion_spin, 127);
@@ -137,7 +165,7 @@ onestep_controls_init (OnestepControls *self)
   gtk_spin_button_set_value (self->frames_spin, 14);
   gtk_spin_button_set_value (self->width_spin, 1024);
   gtk_spin_button_set_value (self->height_spin, 576);
-  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (gtk_string_list_new (NULL)));
+  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (sizes));
   self->updating--;
 }
 
@@ -177,17 +205,93 @@ onestep_controls_add_preset (OnestepControls *self,
   self->n_presets++;
 }
 
+static guint
+onestep_controls_find_model (OnestepControls *self,
+                             const char      *model_path,
+                             const char      *unet_file)
+{
+  for (guint i = 0; i < self->models->len; i++)
+    {
+      OnestepInstalledModel *model = g_ptr_array_index (self->models, i);
+
+      if (g_strcmp0 (onestep_installed_model_get_path (model), model_path) == 0 &&
+          g_strcmp0 (onestep_installed_model_get_unet_file (model), unet_file) == 0)
+        return i;
+    }
+
+  return GTK_INVALID_LIST_POSITION;
+}
+
+static void
+onestep_controls_append_model (OnestepControls       *self,
+                               OnestepInstalledModel *model)
+{
+  g_ptr_array_add (self->models, g_object_ref (model));
+  gtk_string_list_append (self->model_names, onestep_installed_model_get_name (model));
+}
+
+/* Selects the current model in the list, adding it when it is not there. */
+static void
+onestep_controls_select_current_model (OnestepControls *self)
+{
+  guint position;
+
+  if (self->model_path == NULL)
+    {
+      adw_combo_row_set_selected (self->model_row, GTK_INVALID_LIST_POSITION);
+      return;
+    }
+
+  position = onestep_controls_find_model (self, self->model_path, self->unet_file);
+  if (position == GTK_INVALID_LIST_POSITION)
+    {
+      g_autofree char *name = g_path_get_basename (self->model_path);
+      g_autoptr(OnestepInstalledModel) chosen =
+        onestep_installed_model_new (self->model_path, name, ONESTEP_INSTALLED_KIND_DIFFUSERS,
+                                     ONESTEP_INSTALLED_SOURCE_IMPORT, self->model_path,
+                                     self->unet_file, NULL);
+
+      onestep_controls_append_model (self, chosen);
+      position = self->models->len - 1;
+    }
+
+  adw_combo_row_set_selected (self->model_row, position);
+}
+
+/* Offers the models of the user's index; LoRAs are left out, as they need a
+ * base model chosen with them. */
+void
+onestep_controls_set_installed_models (OnestepControls *self,
+                                       GPtrArray       *models)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+  g_return_if_fail (models != NULL);
+
+  self->updating++;
+
+  g_ptr_array_set_size (self->models, 0);
+  gtk_string_list_splice (self->model_names, 0,
+                          g_list_model_get_n_items (G_LIST_MODEL (self->model_names)), NULL);
+  for (guint i = 0; i < models->len; i++)
+    if (onestep_installed_model_get_kind (g_ptr_array_index (models, i)) != ONESTEP_INSTALLED_KIND_LORA)
+      onestep_controls_append_model (self, g_ptr_array_index (models, i));
+  onestep_controls_select_current_model (self);
+
+  self->updating--;
+}
+
 /* Shows the loaded model and resets the controls to its defaults; steps
  * overrides the model's default step count when positive. */
 void
 onestep_controls_set_model (OnestepControls          *self,
                             const char               *model_path,
+                            const char               *unet_file,
                             const onestep_model_info *info,
                             int                       steps)
 {
   g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
-  g_autofree char *name = NULL;
   g_autofree char *subtitle = NULL;
+  g_autofree char *device = NULL;
   int max_steps;
 
   g_return_if_fail (ONESTEP_IS_CONTROLS (self));
@@ -197,9 +301,14 @@ onestep_controls_set_model (OnestepControls          *self,
 
   g_free (self->model_path);
   self->model_path = g_strdup (model_path);
-  name = g_path_get_basename (model_path);
-  subtitle = g_strdup_printf ("%s · %s\n%s", name, model_kind_label (info->kind), info->device_name);
-  adw_action_row_set_subtitle (self->model_row, subtitle);
+  g_free (self->unet_file);
+  self->unet_file = g_strdup (unet_file);
+  onestep_controls_select_current_model (self);
+  /* The device name may go on to say why CUDA is not used: that is for the tooltip. */
+  device = g_strndup (info->device_name, strcspn (info->device_name, ";"));
+  subtitle = g_strdup_printf ("%s · %s", model_kind_label (info->kind), device);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row), subtitle);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->model_row), info->device_name);
 
   max_steps = info->kind == ONESTEP_MODEL_KIND_CONSISTENCY ? 8 : 50;
   gtk_spin_button_set_range (self->steps_spin, 1, max_steps);
@@ -223,13 +332,6 @@ onestep_controls_set_model (OnestepControls          *self,
   self->updating--;
 }
 
-const char *
-onestep_controls_get_model_path (OnestepControls *self)
-{
-  g_return_val_if_fail (ONESTEP_IS_CONTROLS (self), NULL);
-  return self->model_path;
-}
-
 void
 onestep_controls_set_device (OnestepControls *self,
                              onestep_device   device)
@@ -251,6 +353,7 @@ onestep_controls_get_params (OnestepControls *self)
 
   params = onestep_params_new ();
   params->model_path = g_strdup (self->model_path);
+  params->unet_file = g_strdup (self->unet_file);
   /* The rows list the enum values in order. */
   params->device = adw_combo_row_get_selected (self->device_row);
   params->sampler = adw_combo_row_get_selected (self->sampler_row);

@@ -14,11 +14,13 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (OnestepControls, onestep_controls, ONESTEP, CONTROLS, GtkBox)
 
+void           onestep_controls_set_installed_models (OnestepControls       *self,
+                                                   GPtrArray                *models);
 void           onestep_controls_set_model         (OnestepControls          *self,
                                                    const char               *model_path,
+                                                   const char               *unet_file,
                                                    const onestep_model_info *info,
                                                    int                       steps);
-const char    *onestep_controls_get_model_path    (OnestepControls          *self);
 void           onestep_controls_set_device        (OnestepControls          *self,
                                                    onestep_device            device);
 OnestepParams *onestep_controls_get_params        (OnestepControls          *self);

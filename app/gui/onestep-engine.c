@@ -27,6 +27,7 @@ typedef struct
   GTask                     *task;
   GCancellable              *shutdown;
   char                      *model_path;
+  char                      *unet_file;
   onestep_device             device;
   GBytes                    *image;
   int                        image_width;
@@ -47,6 +48,7 @@ typedef struct
   GAsyncQueue     *jobs;
   onestep_context *context;
   char            *context_path;
+  char            *context_unet_file;
   onestep_device   context_device;
 } Worker;
 
@@ -79,6 +81,7 @@ job_free (Job *job)
   g_clear_object (&job->task);
   g_clear_object (&job->shutdown);
   g_clear_pointer (&job->model_path, g_free);
+  g_clear_pointer (&job->unet_file, g_free);
   g_clear_pointer (&job->image, g_bytes_unref);
   g_clear_pointer (&job->params, onestep_params_free);
   g_clear_pointer (&job->step_counts, g_free);
@@ -144,6 +147,7 @@ return_engine_error (GTask               *task,
 static gboolean
 worker_ensure_context (Worker         *worker,
                        const char     *model_path,
+                       const char     *unet_file,
                        onestep_device  device,
                        onestep_error  *error)
 {
@@ -151,19 +155,23 @@ worker_ensure_context (Worker         *worker,
 
   if (worker->context != NULL &&
       g_strcmp0 (worker->context_path, model_path) == 0 &&
+      g_strcmp0 (worker->context_unet_file, unet_file) == 0 &&
       worker->context_device == device)
     return TRUE;
 
   g_clear_pointer (&worker->context, onestep_context_free);
   g_clear_pointer (&worker->context_path, g_free);
+  g_clear_pointer (&worker->context_unet_file, g_free);
 
   context_params = onestep_context_default_params ();
   context_params.device = device;
+  context_params.unet_file = unet_file;
   worker->context = onestep_context_new (model_path, &context_params, error);
   if (worker->context == NULL)
     return FALSE;
 
   worker->context_path = g_strdup (model_path);
+  worker->context_unet_file = g_strdup (unet_file);
   worker->context_device = device;
 
   return TRUE;
@@ -175,7 +183,7 @@ worker_load (Worker *worker,
 {
   onestep_error error = { 0 };
 
-  if (!worker_ensure_context (worker, job->model_path, job->device, &error))
+  if (!worker_ensure_context (worker, job->model_path, job->unet_file, job->device, &error))
     {
       return_engine_error (job->task, &error);
       return;
@@ -237,7 +245,8 @@ worker_generate (Worker *worker,
   int width;
   int height;
 
-  if (!worker_ensure_context (worker, job->params->model_path, job->params->device, &error))
+  if (!worker_ensure_context (worker, job->params->model_path, job->params->unet_file,
+                              job->params->device, &error))
     {
       return_engine_error (job->task, &error);
       return;
@@ -330,6 +339,7 @@ worker_main (gpointer data)
 
   g_clear_pointer (&worker->context, onestep_context_free);
   g_clear_pointer (&worker->context_path, g_free);
+  g_clear_pointer (&worker->context_unet_file, g_free);
   g_async_queue_unref (worker->jobs);
   g_free (worker);
 
@@ -434,9 +444,11 @@ onestep_engine_push (OnestepEngine *self,
   g_async_queue_push (self->jobs, job);
 }
 
+/* unet_file (nullable) replaces the model's UNet, as for AnimateLCM. */
 void
 onestep_engine_load_model_async (OnestepEngine       *self,
                                  const char          *model_path,
+                                 const char          *unet_file,
                                  onestep_device       device,
                                  GCancellable        *cancellable,
                                  GAsyncReadyCallback  callback,
@@ -451,6 +463,7 @@ onestep_engine_load_model_async (OnestepEngine       *self,
   job = job_new (self, JOB_LOAD, cancellable, callback, user_data,
                  onestep_engine_load_model_async);
   job->model_path = g_strdup (model_path);
+  job->unet_file = g_strdup (unet_file);
   job->device = device;
   onestep_engine_push (self, job);
 }

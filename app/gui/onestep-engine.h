@@ -46,6 +46,7 @@ OnestepEngine *onestep_engine_new               (void);
 void           onestep_engine_shutdown          (OnestepEngine              *self);
 void           onestep_engine_load_model_async  (OnestepEngine              *self,
                                                  const char                 *model_path,
+                                                 const char                 *unet_file,
                                                  onestep_device              device,
                                                  GCancellable               *cancellable,
                                                  GAsyncReadyCallback         callback,

@@ -28,6 +28,7 @@ onestep_params_copy (const OnestepParams *self)
 
   copy = g_memdup2 (self, sizeof *self);
   copy->model_path = g_strdup (self->model_path);
+  copy->unet_file = g_strdup (self->unet_file);
 
   return copy;
 }
@@ -39,24 +40,6 @@ onestep_params_free (OnestepParams *self)
     return;
 
   g_free (self->model_path);
+  g_free (self->unet_file);
   g_free (self);
-}
-
-gboolean
-onestep_params_equal (const OnestepParams *a,
-                      const OnestepParams *b)
-{
-  g_return_val_if_fail (a != NULL && b != NULL, FALSE);
-
-  return g_strcmp0 (a->model_path, b->model_path) == 0 &&
-         a->device == b->device &&
-         a->sampler == b->sampler &&
-         a->steps == b->steps &&
-         a->seed == b->seed &&
-         a->frames == b->frames &&
-         a->width == b->width &&
-         a->height == b->height &&
-         a->fps == b->fps &&
-         a->motion_bucket_id == b->motion_bucket_id &&
-         a->noise_aug_strength == b->noise_aug_strength;
 }

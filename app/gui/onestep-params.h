@@ -16,6 +16,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   char            *model_path;
+  char            *unet_file;     /* nullable: replaces the model's UNet */
   onestep_device   device;
   onestep_sampler  sampler;
   int              steps;
@@ -32,8 +33,6 @@ GType          onestep_params_get_type (void) G_GNUC_CONST;
 OnestepParams *onestep_params_new      (void);
 OnestepParams *onestep_params_copy     (const OnestepParams *self);
 void           onestep_params_free     (OnestepParams       *self);
-gboolean       onestep_params_equal    (const OnestepParams *a,
-                                        const OnestepParams *b);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OnestepParams, onestep_params_free)
 

@@ -13,6 +13,7 @@
 #include "onestep-controls.h"
 #include "onestep-export-dialog.h"
 #include "onestep-image.h"
+#include "onestep-model-index.h"
 #include "onestep-window.h"
 
 /* 1, 2, 4, ... 32 and the chosen count: at most 7 runs for 50 steps. */
@@ -44,6 +45,7 @@ struct _OnestepWindow
   int                   image_height;
 
   char                 *model_path;
+  char                 *unet_file;
   GCancellable         *model_cancellable;
   gboolean              model_loaded;
 
@@ -391,24 +393,22 @@ on_model_loaded (GObject      *object,
     }
 
   self->model_loaded = TRUE;
-  onestep_controls_set_model (self->controls, self->model_path, &info,
+  onestep_controls_set_model (self->controls, self->model_path, self->unet_file, &info,
                               g_settings_get_int (self->settings, "default-steps"));
   onestep_window_set_status (self, "");
   onestep_window_update_actions (self);
   onestep_window_generate (self);
 }
 
-/* Loads a model folder (or checkpoint) and makes it the current one. */
-void
-onestep_window_set_model (OnestepWindow *self,
-                          const char    *model_path)
+static void
+onestep_window_load_model (OnestepWindow *self,
+                           const char    *model_path,
+                           const char    *unet_file)
 {
   g_autoptr(OnestepParams) params = NULL;
 
-  g_return_if_fail (ONESTEP_IS_WINDOW (self));
-  g_return_if_fail (model_path != NULL);
-
   g_settings_set_string (self->settings, "model-path", model_path);
+  g_settings_set_string (self->settings, "model-unet-file", unet_file ? unet_file : "");
 
   onestep_window_cancel_generation (self);
   if (self->model_cancellable != NULL)
@@ -419,11 +419,60 @@ onestep_window_set_model (OnestepWindow *self,
   onestep_window_update_actions (self);
   onestep_window_set_status (self, _("Loading the model…"));
 
-  params = onestep_controls_get_params (self->controls);
   g_free (self->model_path);
   self->model_path = g_strdup (model_path);
-  onestep_engine_load_model_async (self->engine, model_path, params->device,
+  g_free (self->unet_file);
+  self->unet_file = g_strdup (unet_file);
+  params = onestep_controls_get_params (self->controls);
+  onestep_engine_load_model_async (self->engine, model_path, unet_file, params->device,
                                    self->model_cancellable, on_model_loaded, g_object_ref (self));
+}
+
+/* Loads a model folder (or checkpoint) and makes it the current one. */
+void
+onestep_window_set_model (OnestepWindow *self,
+                          const char    *model_path)
+{
+  g_return_if_fail (ONESTEP_IS_WINDOW (self));
+  g_return_if_fail (model_path != NULL);
+
+  onestep_window_load_model (self, model_path, NULL);
+}
+
+static void
+on_model_selected (OnestepWindow         *self,
+                   OnestepInstalledModel *model)
+{
+  onestep_window_load_model (self, onestep_installed_model_get_path (model),
+                             onestep_installed_model_get_unet_file (model));
+}
+
+/* Lists the models of the index in the models folder. */
+static void
+onestep_window_load_installed_models (OnestepWindow *self)
+{
+  g_autofree char *models_dir = g_settings_get_string (self->settings, "models-folder");
+  g_autoptr(OnestepModelIndex) index = NULL;
+  g_autoptr(GPtrArray) models = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (models_dir[0] == '\0')
+    {
+      g_free (models_dir);
+      models_dir = onestep_model_index_dup_default_dir ();
+    }
+
+  index = onestep_model_index_new (models_dir, &error);
+  if (index == NULL)
+    {
+      onestep_window_report_error (self, _("The models folder could not be read"),
+                                   _("Choose another models folder in the preferences."),
+                                   error->message);
+      return;
+    }
+
+  models = onestep_model_index_dup_models (index);
+  onestep_controls_set_installed_models (self->controls, models);
 }
 
 gboolean
@@ -628,10 +677,16 @@ choose_model_action (GtkWidget  *widget,
   g_autofree char *models_folder = g_settings_get_string (self->settings, "models-folder");
   GtkFileChooserNative *chooser;
 
+  if (models_folder[0] == '\0')
+    {
+      g_free (models_folder);
+      models_folder = onestep_model_index_dup_default_dir ();
+    }
+
   chooser = gtk_file_chooser_native_new (_("Choose Model Folder"), GTK_WINDOW (self),
                                          GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
                                          _("_Select"), _("_Cancel"));
-  if (models_folder[0] != '\0')
+  if (g_file_test (models_folder, G_FILE_TEST_IS_DIR))
     {
       g_autoptr(GFile) folder = g_file_new_for_path (models_folder);
 
@@ -767,12 +822,19 @@ onestep_window_constructed (GObject *object)
 {
   OnestepWindow *self = (OnestepWindow *)object;
   g_autofree char *model_path = NULL;
+  g_autofree char *unet_file = NULL;
 
   G_OBJECT_CLASS (onestep_window_parent_class)->constructed (object);
 
+  onestep_window_load_installed_models (self);
+  g_signal_connect_object (self->settings, "changed::models-folder",
+                           G_CALLBACK (onestep_window_load_installed_models), self,
+                           G_CONNECT_SWAPPED);
+
   model_path = g_settings_get_string (self->settings, "model-path");
+  unet_file = g_settings_get_string (self->settings, "model-unet-file");
   if (model_path[0] != '\0' && g_file_test (model_path, G_FILE_TEST_EXISTS))
-    onestep_window_set_model (self, model_path);
+    onestep_window_load_model (self, model_path, unet_file[0] != '\0' ? unet_file : NULL);
 }
 
 static void
@@ -785,6 +847,7 @@ onestep_window_dispose (GObject *object)
     g_cancellable_cancel (self->model_cancellable);
   g_clear_object (&self->model_cancellable);
   g_clear_pointer (&self->model_path, g_free);
+  g_clear_pointer (&self->unet_file, g_free);
   g_clear_object (&self->current_result);
   g_clear_object (&self->source);
   g_clear_pointer (&self->image, g_bytes_unref);
@@ -853,6 +916,7 @@ onestep_window_class_init (OnestepWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, history);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, compare_view);
   gtk_widget_class_bind_template_callback (widget_class, on_controls_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_history_result_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_compare_export_requested);
 
