@@ -196,6 +196,14 @@ on_result_ready (OnestepWindow *win,
 }
 
 static void
+on_result_counted (OnestepWindow *win,
+                   OnestepResult *result,
+                   guint         *n_results)
+{
+  (*n_results)++;
+}
+
+static void
 test_generate (void)
 {
   g_auto(GValue) value = G_VALUE_INIT;
@@ -232,6 +240,43 @@ test_generate (void)
   g_assert_true (GTK_IS_STACK (display));
   g_assert_cmpuint (count_colors (display), >, 32);
   save_screenshot (GTK_WIDGET (window), "preview.png");
+}
+
+static gboolean
+idle_with_history (gpointer data)
+{
+  return !onestep_window_get_busy (window) &&
+         onestep_history_get_len (onestep_window_get_history (window)) >= GPOINTER_TO_UINT (data);
+}
+
+/* Stop cancels the work with nothing delivered afterwards; a history entry
+ * brings its clip and settings back without generating again. */
+static void
+test_stop_and_restore (void)
+{
+  OnestepHistory *history = onestep_window_get_history (window);
+  guint before = onestep_history_get_len (history);
+  g_autoptr(OnestepResult) earlier = g_object_ref (onestep_window_get_current_result (window));
+  guint n_results = 0;
+  gulong handler;
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
+  g_assert_false (onestep_window_get_busy (window));
+
+  /* A full run after the stopped one adds exactly its own two clips. */
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+  g_signal_handler_disconnect (window, handler);
+  g_assert_cmpuint (n_results, ==, 2);
+  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 2);
+  g_assert_true (onestep_window_get_current_result (window) != earlier);
+
+  g_signal_emit_by_name (history, "result-activated", earlier);
+  g_assert_true (onestep_window_get_current_result (window) == earlier);
+  g_assert_false (onestep_window_get_busy (window));
 }
 
 static gboolean
@@ -382,6 +427,7 @@ main (int   argc,
   g_test_add_func ("/ui/empty-state", test_empty_state);
   g_test_add_func ("/ui/preferences", test_preferences);
   g_test_add_func ("/ui/generate", test_generate);
+  g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
   g_test_add_func ("/ui/errors", test_errors);

@@ -1,0 +1,154 @@
+/* onestep-window-dnd.c: images arriving by drag and drop or from files.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "onestep-image.h"
+#include "onestep-window-private.h"
+
+static void
+on_texture_loaded (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  OnestepWindow *self = ONESTEP_WINDOW (object);
+  GFile *file = user_data;
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autoptr(GError) error = NULL;
+
+  texture = g_task_propagate_pointer (G_TASK (result), &error);
+  if (texture == NULL)
+    {
+      g_autofree char *name = g_file_get_basename (file);
+      g_autofree char *what = g_strdup_printf (_("“%s” could not be opened as an image"), name);
+
+      _onestep_window_report_error (self, what, _("Try a PNG or JPEG file."), error->message);
+      return;
+    }
+
+  onestep_window_open_texture (self, texture);
+}
+
+static void
+load_texture_thread (GTask        *task,
+                     gpointer      source_object,
+                     gpointer      task_data,
+                     GCancellable *cancellable)
+{
+  GError *error = NULL;
+  GdkTexture *texture = gdk_texture_new_from_file (task_data, &error);
+
+  if (texture != NULL)
+    g_task_return_pointer (task, texture, g_object_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+/* Reads an image file in a thread, then opens it. */
+void
+onestep_window_open_file (OnestepWindow *self,
+                          GFile         *file)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (ONESTEP_IS_WINDOW (self));
+  g_return_if_fail (G_IS_FILE (file));
+
+  task = g_task_new (self, NULL, on_texture_loaded, file);
+  g_task_set_source_tag (task, onestep_window_open_file);
+  g_task_set_task_data (task, g_object_ref (file), g_object_unref);
+  g_task_run_in_thread (task, load_texture_thread);
+}
+
+/* Makes the image the current one and starts generating from it. */
+void
+onestep_window_open_texture (OnestepWindow *self,
+                             GdkTexture    *texture)
+{
+  g_return_if_fail (ONESTEP_IS_WINDOW (self));
+  g_return_if_fail (GDK_IS_TEXTURE (texture));
+
+  g_set_object (&self->source, texture);
+  g_clear_pointer (&self->image, g_bytes_unref);
+  self->image = onestep_image_rgb_from_texture (texture);
+  self->image_width = gdk_texture_get_width (texture);
+  self->image_height = gdk_texture_get_height (texture);
+
+  onestep_controls_prepare_new_image (self->controls);
+  gtk_stack_set_visible_child_name (self->main_stack, "main");
+  adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, TRUE);
+  adw_view_stack_set_visible_child_name (self->view_stack, "preview");
+  onestep_preview_clear (self->preview);
+  g_clear_object (&self->current_result);
+  _onestep_window_update_actions (self);
+
+  if (self->model_loaded)
+    _onestep_window_generate (self);
+  else if (self->model_cancellable == NULL)
+    {
+      AdwToast *toast = adw_toast_new (_("Choose a model to bring the image to life"));
+
+      adw_toast_set_button_label (toast, _("_Choose Model"));
+      adw_toast_set_action_name (toast, "win.choose-model");
+      adw_toast_overlay_add_toast (self->toast_overlay, toast);
+      _onestep_window_set_status (self, _("No model"));
+    }
+  /* Otherwise the model is loading and generation starts when it is ready. */
+}
+
+/* Opens what was dropped: a file, the first of a list of files, or an image. */
+gboolean
+onestep_window_drop (OnestepWindow *self,
+                     const GValue  *value)
+{
+  g_return_val_if_fail (ONESTEP_IS_WINDOW (self), FALSE);
+
+  if (G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
+    {
+      GSList *files = gdk_file_list_get_files (g_value_get_boxed (value));
+      gboolean opened = files != NULL;
+
+      if (opened)
+        onestep_window_open_file (self, files->data);
+      g_slist_free (files);
+      return opened;
+    }
+
+  if (G_VALUE_HOLDS (value, G_TYPE_FILE))
+    {
+      onestep_window_open_file (self, g_value_get_object (value));
+      return TRUE;
+    }
+
+  if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
+    {
+      onestep_window_open_texture (self, g_value_get_object (value));
+      return TRUE;
+    }
+
+  return FALSE;
+}
+
+static gboolean
+on_drop (OnestepWindow *self,
+         const GValue  *value,
+         double         x,
+         double         y)
+{
+  return onestep_window_drop (self, value);
+}
+
+void
+_onestep_window_dnd_init (OnestepWindow *self)
+{
+  GType drop_types[] = { GDK_TYPE_FILE_LIST, G_TYPE_FILE, GDK_TYPE_TEXTURE };
+  GtkDropTarget *drop_target;
+
+  drop_target = gtk_drop_target_new (G_TYPE_INVALID, GDK_ACTION_COPY);
+  gtk_drop_target_set_gtypes (drop_target, drop_types, G_N_ELEMENTS (drop_types));
+  g_signal_connect_object (drop_target, "drop", G_CALLBACK (on_drop), self, G_CONNECT_SWAPPED);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop_target));
+}

@@ -1,0 +1,60 @@
+/* onestep-window-private.h: what the window's source files share.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include "onestep-controls.h"
+#include "onestep-window.h"
+
+G_BEGIN_DECLS
+
+struct _OnestepWindow
+{
+  AdwApplicationWindow  parent_instance;
+
+  AdwToastOverlay      *toast_overlay;
+  AdwViewSwitcherTitle *switcher_title;
+  GtkWidget            *export_button;
+  GtkStack             *main_stack;
+  AdwViewStack         *view_stack;
+  OnestepPreview       *preview;
+  GtkLabel             *status_label;
+  GtkProgressBar       *progress_bar;
+  GtkWidget            *stop_button;
+  OnestepControls      *controls;
+  OnestepHistory       *history;
+  OnestepCompareView   *compare_view;
+
+  OnestepEngine        *engine;
+  GSettings            *settings;
+
+  GdkTexture           *source;
+  GBytes               *image;
+  int                   image_width;
+  int                   image_height;
+
+  char                 *model_path;
+  char                 *unet_file;
+  GCancellable         *model_cancellable;
+  gboolean              model_loaded;
+
+  GCancellable         *generate_cancellable;
+  int                   generate_fps;
+  gboolean              have_result;
+  OnestepResult        *current_result;
+};
+
+void _onestep_window_update_actions     (OnestepWindow  *self);
+void _onestep_window_set_status         (OnestepWindow  *self,
+                                         const char     *status);
+void _onestep_window_report_error       (OnestepWindow  *self,
+                                         const char     *what_failed,
+                                         const char     *hint,
+                                         const char     *details);
+void _onestep_window_cancel_generation  (OnestepWindow  *self);
+void _onestep_window_generate           (OnestepWindow  *self);
+void _onestep_window_dnd_init           (OnestepWindow  *self);
+void _onestep_window_class_actions_init (GtkWidgetClass *widget_class);
+
+G_END_DECLS
