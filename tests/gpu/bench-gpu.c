@@ -2,18 +2,14 @@
  * with random weights (weights do not change the cost).
  *
  * Times the UNet forward (1024x576, 14 and 25 frames, batch 1 and 2), the
- * temporal VAE decoder, the encoder, CLIP, and a one-step chain (CLIP, encode,
- * two UNet calls as the Time Travel Sampler makes, decode, frames to host).
- * Prints milliseconds (median of timed runs after a warm-up; each run ends
- * with the backend's sync, so host time equals GPU time on its one stream),
- * TFLOP/s over the reference's useful FLOP counts (docs/anchors.md), % of the
- * card's GEMM peak when given, and peak backend memory.
- *
- * The weights: the model code asks for every tensor its config implies
- * through os_weights_take(). This program is linked with
- * -Wl,--wrap=os_weights_take, so each request first registers a random tensor
- * of exactly the requested name and shape, which keeps the bench free of any
- * copy of the models' naming rules.
+ * temporal VAE decoder, the encoder, CLIP, and the one-step Time Travel
+ * Sampler's work (CLIP, encode, two UNet calls, decode, frames to host) both
+ * as that chain of model calls and through onestep_generate() on a model
+ * folder written for the purpose. Prints milliseconds (median of timed runs
+ * after a warm-up; each run ends with the backend's sync, so host time equals
+ * GPU time on its one stream), TFLOP/s over the reference's useful FLOP counts
+ * (docs/anchors.md), % of the card's GEMM peak when given, and peak backend
+ * memory. Weights come from bench-weights.c.
  *
  * Usage: bench-gpu [--peak-tflops T] [--budget-s S] | --bind-only
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
@@ -27,9 +23,10 @@
 #include <time.h>
 
 #include "backend.h"
+#include "bench-pipeline.h"
+#include "bench-weights.h"
 #include "clip.h"
 #include "config.h"
-#include "safetensors.h"
 #include "unet.h"
 #include "vae.h"
 #include "weights.h"
@@ -38,110 +35,8 @@
 #define HEIGHT 576
 #define LATENT_H (HEIGHT / 8)
 #define LATENT_W (WIDTH / 8)
-#define POOL_FLOATS ((size_t)32 << 20) /* random values all weights are cut from */
-
 static double budget_s = 300.0, peak_tflops = 0.0;
 static struct timespec start_time;
-
-/* ---------------------------------------------------------------------------- */
-/* synthetic weights */
-
-static float *pool;
-static size_t pool_cursor;
-static os_st_tensor **synthetic;
-static size_t n_synthetic, cap_synthetic;
-
-static uint64_t
-next_random(uint64_t *state)
-{
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static void
-fill_pool(void)
-{
-  pool = malloc(POOL_FLOATS * sizeof(float));
-  if (!pool) {
-    fprintf(stderr, "out of host memory for the weight pool\n");
-    exit(1);
-  }
-  uint64_t state = 12345;
-  for (size_t i = 0; i < POOL_FLOATS; i++)
-    pool[i] = (float)((next_random(&state) >> 40) * 0x1p-23) - 1.0f; /* [-1, 1) */
-}
-
-const float *__real_os_weights_take(os_weight_set *ws, const char *name, int ndim,
-                                    const int64_t *shape);
-const float *__wrap_os_weights_take(os_weight_set *ws, const char *name, int ndim,
-                                    const int64_t *shape);
-
-/* Registers a tensor of the asked shape (cut from the random pool) before
- * the real take binds it. */
-const float *
-__wrap_os_weights_take(os_weight_set *ws, const char *name, int ndim, const int64_t *shape)
-{
-  if (!os_weights_has(ws, name)) {
-    int64_t numel = os_shape_numel(ndim, shape);
-    os_st_tensor *t = calloc(1, sizeof *t);
-    if (!t || numel > (int64_t)POOL_FLOATS || ndim > OS_MAX_DIMS) {
-      fprintf(stderr, "cannot synthesise tensor %s (%lld values)\n", name, (long long)numel);
-      exit(1);
-    }
-    if (pool_cursor + numel > POOL_FLOATS)
-      pool_cursor = 0;
-    t->name = strdup(name);
-    t->dtype = OS_DTYPE_F32;
-    t->ndim = ndim;
-    memcpy(t->shape, shape, ndim * sizeof *shape);
-    t->data = pool + pool_cursor;
-    t->nbytes = numel * sizeof(float);
-    pool_cursor += numel | 1; /* an odd step: neighbouring tensors differ */
-    if (n_synthetic == cap_synthetic) {
-      cap_synthetic = cap_synthetic ? 2 * cap_synthetic : 1024;
-      synthetic = realloc(synthetic, cap_synthetic * sizeof *synthetic);
-      if (!synthetic)
-        exit(1);
-    }
-    synthetic[n_synthetic++] = t;
-    onestep_error error = { 0 };
-    if (os_weight_set_add(ws, name, t, &error) != ONESTEP_OK) {
-      fprintf(stderr, "%s\n", error.message);
-      exit(1);
-    }
-  }
-  return __real_os_weights_take(ws, name, ndim, shape);
-}
-
-/* Matrices get the usual 1/sqrt(fan_in) scale so activations stay finite. */
-static onestep_status
-scale_by_fan_in(const char *name, float *data, int ndim, const int64_t *shape, void *user_data,
-                onestep_error *error)
-{
-  if (ndim < 2)
-    return ONESTEP_OK;
-  int64_t numel = os_shape_numel(ndim, shape);
-  float s = 1.0f / sqrtf((float)(numel / shape[0]));
-  for (int64_t i = 0; i < numel; i++)
-    data[i] *= s;
-  return ONESTEP_OK;
-}
-
-/* On a host backend without a transform, weights stay in the pool (zero copy). */
-static os_weight_set *
-weight_set(const char *component, os_backend *be, bool scaled)
-{
-  os_weight_set *ws = os_weight_set_new(component, "random weights", be);
-  if (!ws) {
-    fprintf(stderr, "cannot create the %s weight set\n", component);
-    exit(1);
-  }
-  if (scaled)
-    os_weight_set_set_transform(ws, scale_by_fan_in, NULL);
-  return ws;
-}
 
 static void
 finish_weights(os_weight_set *ws, const void *model, const char *component)
@@ -267,14 +162,17 @@ measure(bench *b, const char *what, bench_fn fn, int runs, double tflop, double 
   fflush(stdout);
 }
 
+/* Uniform values in [-1, 1) from a linear congruential sequence. */
 static void
-upload_random(os_backend *be, float *dst, size_t n, uint64_t seed, float amplitude)
+upload_random(os_backend *be, float *dst, size_t n, uint64_t seed)
 {
   float *host = malloc(n * sizeof(float));
   if (!host)
     exit(1);
-  for (size_t i = 0; i < n; i++)
-    host[i] = amplitude * ((float)((next_random(&seed) >> 40) * 0x1p-23) - 1.0f);
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    host[i] = (float)((seed >> 40) * 0x1p-23) - 1.0f;
+  }
   be->ops->upload(be, dst, host, n * sizeof(float));
   free(host);
 }
@@ -335,6 +233,41 @@ run_one_step(bench *b, onestep_error *error)
 
 /* ---------------------------------------------------------------------------- */
 
+/* Binds the three models on be (weights synthesised on demand) and records
+ * each one's range of synthetic tensors. */
+static void
+bind_models(bench *b, os_backend *be, bool scaled, os_weight_set *sets[3],
+            bench_model_tensors *tensors)
+{
+  os_unet_config unet_cfg = svd_xt_unet();
+  os_vae_config vae_cfg = svd_xt_vae();
+  os_clip_config clip_cfg = vit_h14();
+  b->be = be;
+  sets[0] = bench_weight_set("unet", be, scaled);
+  sets[1] = bench_weight_set("vae", be, scaled);
+  sets[2] = bench_weight_set("image_encoder", be, scaled);
+  tensors->unet_first = bench_weights_count();
+  b->unet = os_unet_bind(&unet_cfg, sets[0]);
+  finish_weights(sets[0], b->unet, "UNet");
+  tensors->unet_last = tensors->vae_first = bench_weights_count();
+  b->vae = os_vae_bind(&vae_cfg, sets[1]);
+  finish_weights(sets[1], b->vae, "VAE");
+  tensors->vae_last = tensors->clip_first = bench_weights_count();
+  b->clip = os_clip_bind(&clip_cfg, sets[2]);
+  finish_weights(sets[2], b->clip, "CLIP");
+  tensors->clip_last = bench_weights_count();
+}
+
+static void
+free_models(bench *b, os_weight_set *sets[3])
+{
+  os_clip_free(b->clip);
+  os_vae_free(b->vae);
+  os_unet_free(b->unet);
+  for (int i = 0; i < 3; i++)
+    os_weight_set_free(sets[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -352,42 +285,46 @@ main(int argc, char **argv)
     }
   }
   clock_gettime(CLOCK_MONOTONIC, &start_time);
+  bench_weights_init();
+
+  /* Binding on the CPU backend is zero-copy and instant: it checks the
+   * configs and names every tensor, for the model folder below. */
   onestep_error error = { 0 };
-  os_backend *be = bind_only ? os_backend_cpu_new(1, &error) : os_backend_cuda_new(&error);
+  os_backend *cpu = os_backend_cpu_new(1, &error);
+  if (!cpu) {
+    fprintf(stderr, "cannot create the CPU backend: %s\n", error.message);
+    return 1;
+  }
+  bench b = { 0 };
+  os_weight_set *sets[3];
+  bench_model_tensors tensors;
+  bind_models(&b, cpu, false, sets, &tensors);
+  printf("SVD-XT: UNet %.0fM, VAE %.0fM, CLIP %.0fM parameters\n",
+         os_weights_param_count(sets[0]) / 1e6, os_weights_param_count(sets[1]) / 1e6,
+         os_weights_param_count(sets[2]) / 1e6);
+  free_models(&b, sets);
+  cpu->ops->destroy(cpu);
+  if (bind_only)
+    return 0;
+
+  os_backend *be = os_backend_cuda_new(&error);
   if (!be) {
-    printf("SKIP: no usable %s backend: %s\n", bind_only ? "CPU" : "CUDA", error.message);
-    return bind_only ? 1 : 77;
+    printf("SKIP: no usable CUDA backend: %s\n", error.message);
+    return 77;
   }
   const char *precision = getenv("ONESTEP_CUDA_PRECISION");
-  if (!bind_only)
-    printf("precision %s (ONESTEP_CUDA_PRECISION)\n",
-           precision && *precision ? precision : "fp32");
+  printf("precision %s (ONESTEP_CUDA_PRECISION)\n", precision && *precision ? precision : "fp32");
 
-  fill_pool();
-  os_unet_config unet_cfg = svd_xt_unet();
-  os_vae_config vae_cfg = svd_xt_vae();
-  os_clip_config clip_cfg = vit_h14();
-  os_weight_set *unet_ws = weight_set("unet", be, !bind_only),
-                *vae_ws = weight_set("vae", be, !bind_only),
-                *clip_ws = weight_set("image_encoder", be, !bind_only);
-  bench b = { 0 };
-  b.be = be;
-  b.unet = os_unet_bind(&unet_cfg, unet_ws);
-  finish_weights(unet_ws, b.unet, "UNet");
-  b.vae = os_vae_bind(&vae_cfg, vae_ws);
-  finish_weights(vae_ws, b.vae, "VAE");
-  b.clip = os_clip_bind(&clip_cfg, clip_ws);
-  finish_weights(clip_ws, b.clip, "CLIP");
+  /* The headline first: the whole engine, image in to frames in host memory. */
+  bench_pipeline(&tensors, 14, 3);
+
+  bind_models(&b, be, true, sets, &tensors);
   if (be->ops->sync(be, &error) != ONESTEP_OK) {
     fprintf(stderr, "uploading weights failed: %s\n", error.message);
     return 1;
   }
-  printf("weights: UNet %.0fM, VAE %.0fM, CLIP %.0fM parameters, %.2f GiB in backend memory (%.0f s)\n",
-         os_weights_param_count(unet_ws) / 1e6, os_weights_param_count(vae_ws) / 1e6,
-         os_weights_param_count(clip_ws) / 1e6, be->bytes_in_use / (1024.0 * 1024.0 * 1024.0),
-         seconds_since(&start_time));
-  if (bind_only)
-    return 0;
+  printf("weights on the GPU: %.2f GiB (%.0f s since start)\n",
+         be->bytes_in_use / (1024.0 * 1024.0 * 1024.0), seconds_since(&start_time));
 
   size_t latent = (size_t)4 * LATENT_H * LATENT_W, pixels = (size_t)3 * HEIGHT * WIDTH;
   b.sample = device_buffer(be, 2 * 25 * 2 * latent, "UNet input");
@@ -402,48 +339,39 @@ main(int argc, char **argv)
   b.frames_host = malloc(25 * pixels * sizeof(float));
   if (!b.frames_host)
     return 1;
-  upload_random(be, b.sample, 2 * 25 * 2 * latent, 1, 1.0f);
-  upload_random(be, b.context, 2 * 1024, 2, 1.0f);
-  upload_random(be, b.latents, 25 * latent, 3, 1.0f);
-  upload_random(be, b.image, pixels, 4, 1.0f);
-  upload_random(be, b.pixels, 3 * 224 * 224, 5, 1.0f);
+  upload_random(be, b.sample, 2 * 25 * 2 * latent, 1);
+  upload_random(be, b.context, 2 * 1024, 2);
+  upload_random(be, b.latents, 25 * latent, 3);
+  upload_random(be, b.image, pixels, 4);
+  upload_random(be, b.pixels, 3 * 224 * 224, 5);
 
   printf("\n%-34s %12s  %15s  %14s  %s\n", "component (1024x576)", "median", "rate",
          "of GEMM peak", "peak memory (all weights included)");
-  /* useful FLOP per docs/anchors.md; batch 2 doubles batch 1 */
-  static const struct {
-    int B, F;
-    double tflop, reference_ms;
-  } unet_cases[] = {
-    { 1, 14, 44.7, 202 }, { 1, 25, 79.8, 340 }, { 2, 14, 89.4, 0 }, { 2, 25, 159.7, 635 },
-  };
-  for (size_t i = 0; i < sizeof unet_cases / sizeof unet_cases[0]; i++) {
-    char what[64];
-    b.B = unet_cases[i].B;
-    b.F = unet_cases[i].F;
-    snprintf(what, sizeof what, "UNet forward, %d frames, batch %d", b.F, b.B);
-    measure(&b, what, run_unet, 3, unet_cases[i].tflop, unet_cases[i].reference_ms);
-  }
+  /* Most wanted first, so that a spent budget skips the rest. Useful FLOP
+   * per docs/anchors.md; batch 2 doubles batch 1. */
+  b.B = 1;
+  b.F = 14;
+  measure(&b, "UNet forward, 14 frames, batch 1", run_unet, 3, 44.7, 202);
+  b.F = 25;
+  measure(&b, "UNet forward, 25 frames, batch 1", run_unet, 3, 79.8, 340);
   b.F = 14;
   measure(&b, "VAE decoder, 14 frames", run_decode, 3, 97.2, 1176);
-  b.F = 25;
-  measure(&b, "VAE decoder, 25 frames", run_decode, 1, 173.6, 2077);
   measure(&b, "VAE encoder, 1 image", run_encode, 5, 2.6, 27);
   measure(&b, "CLIP ViT-H/14, 1 image", run_clip, 5, 0.34, 10);
-  b.F = 14;
-  measure(&b, "one step (TTS), 14 frames", run_one_step, 3, 2 * 44.7 + 97.2 + 2.6 + 0.34, 1600);
-  /* the memory goal: a whole 25-frame generation within 12 GB */
+  measure(&b, "one step (TTS) chain, 14 frames", run_one_step, 3, 2 * 44.7 + 97.2 + 2.6 + 0.34,
+          1600);
+  b.B = 2;
+  measure(&b, "UNet forward, 14 frames, batch 2", run_unet, 3, 89.4, 0);
   b.F = 25;
-  measure(&b, "one step (TTS), 25 frames", run_one_step, 1, 2 * 79.8 + 173.6 + 2.6 + 0.34, 0);
+  measure(&b, "UNet forward, 25 frames, batch 2", run_unet, 3, 159.7, 635);
+  measure(&b, "VAE decoder, 25 frames", run_decode, 1, 173.6, 2077);
+  /* the memory goal: a whole 25-frame generation within 12 GB */
+  measure(&b, "one step (TTS) chain, 25 frames", run_one_step, 1,
+          2 * 79.8 + 173.6 + 2.6 + 0.34, 0);
 
   printf("\ntotal %.0f s; reference: diffusers 0.40 fp16 on an H200 (docs/anchors.md)\n",
          seconds_since(&start_time));
-  os_clip_free(b.clip);
-  os_vae_free(b.vae);
-  os_unet_free(b.unet);
-  os_weight_set_free(clip_ws);
-  os_weight_set_free(vae_ws);
-  os_weight_set_free(unet_ws);
+  free_models(&b, sets);
   be->ops->destroy(be);
   return 0;
 }
