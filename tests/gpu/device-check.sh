@@ -58,6 +58,7 @@ if [[ -d /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 {print $4}') > 20 * 1
 fi
 ONESTEP_CUDA_PRECISION=$precision TMPDIR=$bench_tmp timeout 330 "$build/tests/gpu/bench-gpu" \
   --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}" || note_failure "benchmark"
+rm -rf "$bench_tmp"/onestep-bench-* # left behind only if the bench was killed
 
 if [[ -n "${REF_BENCH:-}" ]]; then
   stage "diffusers reference ($REF_BENCH)"
