@@ -48,7 +48,10 @@ void
 os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
+  /* In place, output row t lands on input rows t/2..t: safe in increasing
+   * row order only, so that case stays on one thread. */
+  bool parallel = y != x && (size_t)T * C >= OS_CPU_PARALLEL_MIN;
+#pragma omp parallel for num_threads(n_threads) if (parallel)
   for (int t = 0; t < T; t++) {
     const float *hidden = x + (size_t)t * 2 * C, *gate = hidden + C;
     float *out = y + (size_t)t * C;

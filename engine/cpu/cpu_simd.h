@@ -75,29 +75,34 @@ os_f4_exp(os_f4 x)
   return p * (os_f4)exponent;
 }
 
-/* erf(x) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), the
- * approximation PyTorch's vectorised CPU kernels use:
- * erf|x| = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-x^2),
- * t = 1 / (1 + p |x|), and erf is odd. */
+/* erfc(z) for z >= 0 with relative error below ~2e-7 everywhere: the
+ * Chebyshev fit erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), from
+ * Numerical Recipes (section 6.2). */
 static inline os_f4
-os_f4_erf(os_f4 x)
+os_f4_erfc_nonnegative(os_f4 z)
 {
-  os_i4 sign = (os_i4)x & (int32_t)0x80000000;
-  os_f4 ax = (os_f4)((os_i4)x ^ sign);
-  os_f4 t = 1.0f / (1.0f + 0.3275911f * ax);
-  os_f4 poly = t * 1.061405429f - 1.453152027f;
-  poly = poly * t + 1.421413741f;
-  poly = poly * t - 0.284496736f;
-  poly = poly * t + 0.254829592f;
-  os_f4 y = 1.0f - poly * t * os_f4_exp(-(x * x));
-  return (os_f4)((os_i4)y ^ sign);
+  os_f4 t = 1.0f / (1.0f + 0.5f * z);
+  os_f4 p = t * 0.17087277f - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  return t * os_f4_exp(p - z * z);
 }
 
-/* GELU with erf: 0.5 x (1 + erf(x / sqrt 2)). */
+/* GELU with erf, 0.5 x (1 + erf(x / sqrt 2)), written as 0.5 x erfc(-x / sqrt 2)
+ * so that negative x, where 1 + erf cancels, keeps its relative accuracy. */
 static inline os_f4
 os_f4_gelu(os_f4 x)
 {
-  return 0.5f * x * (1.0f + os_f4_erf(x * 0.70710678118654752f));
+  os_i4 sign = (os_i4)x & (int32_t)0x80000000;
+  os_f4 z = (os_f4)((os_i4)x ^ sign) * 0.70710678118654752f; /* |x| / sqrt 2 */
+  os_f4 tail = os_f4_erfc_nonnegative(z);                    /* erfc(|x| / sqrt 2) */
+  return 0.5f * x * os_f4_select(sign != 0, tail, 2.0f - tail);
 }
 
 /* x * sigmoid(x), written as PyTorch's CPU kernel computes it. */

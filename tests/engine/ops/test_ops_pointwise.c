@@ -55,6 +55,17 @@ test_activations(os_backend *be)
   be->ops->geglu(be, g, h, T, C);
   ops_check_pointwise("geglu 7x13", g, gwant, (size_t)T * C, 1e-6);
   free(h), free(g), free(gwant);
+
+  /* In place on a threaded size: the output overwrites the input rows. */
+  const int T2 = 700, C2 = 64;
+  float *inplace = ops_random((size_t)T2 * 2 * C2, 40, -4, 4);
+  double *iwant = ops_zeros_double((size_t)T2 * C2);
+  for (int t = 0; t < T2; t++)
+    for (int c = 0; c < C2; c++)
+      iwant[t * C2 + c] = inplace[t * 2 * C2 + c] * gelu_double(inplace[t * 2 * C2 + C2 + c]);
+  be->ops->geglu(be, inplace, inplace, T2, C2);
+  ops_check_pointwise("geglu 700x64 in place", inplace, iwant, (size_t)T2 * C2, 1e-6);
+  free(inplace), free(iwant);
 }
 
 static void
