@@ -157,18 +157,20 @@ on_export_done (GObject      *object,
   OnestepExportDialog *self = ONESTEP_EXPORT_DIALOG (object);
   ExportJob *job = g_task_get_task_data (G_TASK (result));
   g_autoptr(GError) error = NULL;
+  gboolean written = g_task_propagate_boolean (G_TASK (result), &error);
+
+  /* Cancelled with the dialog, which is gone now. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
 
   onestep_export_dialog_set_busy (self, FALSE);
 
-  if (g_task_propagate_boolean (G_TASK (result), &error))
+  if (written)
     {
       g_signal_emit (self, signals[EXPORTED], 0, job->path);
       gtk_window_destroy (GTK_WINDOW (self));
       return;
     }
-
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return;
 
   adw_toast_overlay_add_toast (self->toast_overlay,
                                adw_toast_new_format (_("Could not export: %s"), error->message));

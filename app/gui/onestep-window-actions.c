@@ -102,6 +102,10 @@ on_clipboard_texture (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   texture = gdk_clipboard_read_texture_finish (GDK_CLIPBOARD (object), result, &error);
+  /* Cancelled: the window has closed. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
   if (texture == NULL)
     {
       adw_toast_overlay_add_toast (self->toast_overlay,
@@ -117,7 +121,8 @@ paste_action (GtkWidget  *widget,
               const char *action_name,
               GVariant   *parameter)
 {
-  gdk_clipboard_read_texture_async (gtk_widget_get_clipboard (widget), NULL,
+  gdk_clipboard_read_texture_async (gtk_widget_get_clipboard (widget),
+                                    ONESTEP_WINDOW (widget)->cancellable,
                                     on_clipboard_texture, g_object_ref (widget));
 }
 

@@ -20,6 +20,10 @@ on_texture_loaded (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   texture = g_task_propagate_pointer (G_TASK (result), &error);
+  /* Cancelled: the window has closed. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
   if (texture == NULL)
     {
       g_autofree char *name = g_file_get_basename (file);
@@ -57,7 +61,7 @@ onestep_window_open_file (OnestepWindow *self,
   g_return_if_fail (ONESTEP_IS_WINDOW (self));
   g_return_if_fail (G_IS_FILE (file));
 
-  task = g_task_new (self, NULL, on_texture_loaded, file);
+  task = g_task_new (self, self->cancellable, on_texture_loaded, file);
   g_task_set_source_tag (task, onestep_window_open_file);
   g_task_set_task_data (task, g_object_ref (file), g_object_unref);
   g_task_run_in_thread (task, load_texture_thread);

@@ -27,6 +27,8 @@ struct _OnestepWindow
   OnestepCompareView   *compare_view;
 
   OnestepEngine        *engine;
+  /* Cancelled when the window goes: stops image loading and pasting. */
+  GCancellable         *cancellable;
   GSettings            *settings;
 
   GdkTexture           *source;

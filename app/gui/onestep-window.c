@@ -492,6 +492,8 @@ onestep_window_dispose (GObject *object)
   if (self->model_cancellable != NULL)
     g_cancellable_cancel (self->model_cancellable);
   g_clear_object (&self->model_cancellable);
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
   g_clear_pointer (&self->model_path, g_free);
   g_clear_pointer (&self->unet_file, g_free);
   g_clear_object (&self->current_result);
@@ -579,6 +581,7 @@ onestep_window_init (OnestepWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
 
+  self->cancellable = g_cancellable_new ();
   self->settings = g_settings_new (SCHEMA_ID);
   gtk_window_set_default_size (GTK_WINDOW (self),
                                g_settings_get_int (self->settings, "window-width"),
