@@ -126,12 +126,13 @@ main(void)
            "direct path, 32 keys, head_dim 512");
   run_case(be, (attention_case){ 2, 1, 33, 3, 6, 18, 18, 18, 18, 0.4f }, 0, false,
            "sgemm path, 33 keys, Sq=1");
-  run_case(be, (attention_case){ 1, 150, 700, 2, 64, 128, 128, 128, 128, 0.125f }, 0.02f, false,
+  /* Over the 128-query and 512-key tiles: 2 query tiles, 3 key tiles. */
+  run_case(be, (attention_case){ 1, 150, 1100, 2, 64, 128, 128, 128, 128, 0.125f }, 0.02f, false,
            "tiles, growing max");
-  run_case(be, (attention_case){ 1, 150, 700, 2, 64, 128, 128, 128, 128, 8.0f }, 0.125f, true,
-           "tiles, scores up to ~900");
-  run_case(be, (attention_case){ 1, 70, 300, 1, 512, 512, 512, 512, 512, 0.0442f }, 0.01f, false,
-           "head_dim 512");
+  run_case(be, (attention_case){ 1, 150, 1100, 2, 64, 128, 128, 128, 128, 8.0f }, 0.125f, true,
+           "tiles, scores in the hundreds");
+  run_case(be, (attention_case){ 1, 130, 600, 1, 512, 512, 512, 512, 512, 0.0442f }, 0.01f, false,
+           "head_dim 512, 2x2 tiles");
   test_attention_interleaved(be);
   be->ops->destroy(be);
   return ops_test_finish("test-ops-attention");

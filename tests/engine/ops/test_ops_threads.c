@@ -79,8 +79,8 @@ static void
 run_attention(os_backend *be, const inputs *in, float *out)
 {
   int C3 = 3 * HEADS * HD;
-  be->ops->attention(be, out, in->qkv, in->qkv + HEADS * HD, in->qkv + 2 * HEADS * HD, 2,
-                     T / 2, T / 2, HEADS, HD, C3, C3, C3, HEADS * HD, 0.158f);
+  be->ops->attention(be, out, in->qkv, in->qkv + HEADS * HD, in->qkv + 2 * HEADS * HD, 1, T,
+                     T, HEADS, HD, C3, C3, C3, HEADS * HD, 0.158f);
 }
 
 /* Few keys per sequence: the direct (non-sgemm) path. */
