@@ -32,14 +32,16 @@ create_row (gpointer item,
   OnestepResult *result = item;
   const OnestepParams *params = onestep_result_get_params (result);
   g_autoptr(GdkTexture) thumbnail = onestep_result_create_texture (result, 0);
+  g_autofree char *frames = NULL;
   g_autofree char *title = NULL;
   g_autofree char *subtitle = NULL;
   GtkWidget *picture;
   GtkWidget *row;
 
+  frames = g_strdup_printf (ngettext ("%d frame", "%d frames", params->frames), params->frames);
   /* Translators: a history entry, e.g. "Seed 1234 · 576 × 320 · 14 frames" */
-  title = g_strdup_printf (_("Seed %u · %d × %d · %d frames"), params->seed,
-                           params->width, params->height, params->frames);
+  title = g_strdup_printf (_("Seed %u · %d × %d · %s"), params->seed,
+                           params->width, params->height, frames);
   subtitle = onestep_result_dup_summary (result);
 
   picture = gtk_picture_new_for_paintable (GDK_PAINTABLE (thumbnail));

@@ -167,6 +167,23 @@ onestep_result_create_texture (OnestepResult *self,
                                  pixels, self->width * 3);
 }
 
+static const char *
+sampler_label (onestep_sampler sampler)
+{
+  switch (sampler)
+    {
+    case ONESTEP_SAMPLER_EULER:
+      return _("Euler");
+    case ONESTEP_SAMPLER_CM:
+      return _("Consistency multistep");
+    case ONESTEP_SAMPLER_TTS:
+      return _("Time travel");
+    case ONESTEP_SAMPLER_AUTO:
+    default:
+      return _("Automatic");
+    }
+}
+
 /* A one-line description: steps, sampler, UNet evaluations and time. */
 char *
 onestep_result_dup_summary (OnestepResult *self)
@@ -182,7 +199,7 @@ onestep_result_dup_summary (OnestepResult *self)
                          self->nfe);
 
   /* Translators: steps · sampler · UNet evaluations · seconds, e.g.
-   * "2 steps · euler · 4 UNet evaluations · 1.3 s" */
-  return g_strdup_printf (_("%s · %s · %s · %.1f s"), steps,
-                          onestep_sampler_name (self->sampler), nfe, self->seconds);
+   * "2 steps · Euler · 4 UNet evaluations · 1.3 s" */
+  return g_strdup_printf (_("%s · %s · %s · %.1f s"), steps, sampler_label (self->sampler),
+                          nfe, self->seconds);
 }
