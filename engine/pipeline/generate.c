@@ -99,7 +99,7 @@ static onestep_status out_of_memory(onestep_error *error, const char *what)
 /* CLIP branch: the original image -> image_embeds. */
 static onestep_status run_clip(generation *g, const onestep_image *image, onestep_error *error)
 {
-  const os_clip_config *cc = &g->ctx->cfg.clip;
+  const os_clip_config *cc = &g->ctx->src.config.clip;
   int S = cc->image_size, D = cc->projection_dim;
   size_t n_px = (size_t)3 * S * S;
   float *pixels = malloc(n_px * sizeof(float));
@@ -111,7 +111,7 @@ static onestep_status run_clip(generation *g, const onestep_image *image, oneste
     status = out_of_memory(error, "the CLIP input");
     goto out;
   }
-  status = os_clip_preprocess(image, S, &g->ctx->cfg.preprocess, pixels, error);
+  status = os_clip_preprocess(image, S, &g->ctx->src.config.preprocess, pixels, error);
   if (status != ONESTEP_OK)
     goto out;
   int64_t px_shape[4] = {1, 3, S, S}, emb_shape[2] = {1, D};
@@ -133,7 +133,7 @@ out:
 /* VAE branch: noise-augmented image -> posterior mean (unscaled). */
 static onestep_status run_encode(generation *g, const onestep_image *image, onestep_error *error)
 {
-  int H = g->r.height, W = g->r.width, lc = g->ctx->cfg.vae.latent_channels;
+  int H = g->r.height, W = g->r.width, lc = g->ctx->src.config.vae.latent_channels;
   size_t n_img = (size_t)3 * H * W, n_lat = (size_t)lc * g->r.latent_h * g->r.latent_w;
   float *x = malloc(n_img * sizeof(float)), *noise = malloc(n_img * sizeof(float));
   float *std = malloc(n_lat * sizeof(float));
@@ -179,8 +179,8 @@ out:
 /* The sampler's noise levels and the initial noise eps (unscaled). */
 static onestep_status prepare_noise(generation *g, onestep_error *error)
 {
-  const os_scheduler_config *sc = &g->ctx->cfg.scheduler;
-  int F = g->r.frames, lc = g->ctx->cfg.vae.latent_channels, k = g->r.steps;
+  const os_scheduler_config *sc = &g->ctx->src.config.scheduler;
+  int F = g->r.frames, lc = g->ctx->src.config.vae.latent_channels, k = g->r.steps;
   size_t n = (size_t)F * lc * g->r.latent_h * g->r.latent_w;
   g->sigmas = malloc((size_t)(k + 1) * sizeof(float));
   g->noise = malloc(n * sizeof(float));
@@ -193,7 +193,7 @@ static onestep_status prepare_noise(generation *g, onestep_error *error)
       return os_error_set(error, ONESTEP_ERR_MODEL,
                           "%s/scheduler/scheduler_config.json: the euler sampler needs Karras "
                           "sigmas with v_prediction",
-                          g->ctx->cfg.path);
+                          g->ctx->src.config.path);
     os_karras_sigmas(sc->sigma_min, sc->sigma_max, sc->rho, k, g->sigmas);
   } else {
     status = os_cm_schedule(g->grid_points, k, g->sigmas, error);
@@ -212,7 +212,7 @@ static onestep_status prepare_noise(generation *g, onestep_error *error)
 static onestep_status sample_euler(generation *g, const os_denoiser *d, onestep_error *error)
 {
   float max_sigma = g->sigmas[0];
-  float init_noise_sigma = strcmp(g->ctx->cfg.scheduler.timestep_spacing, "leading") == 0
+  float init_noise_sigma = strcmp(g->ctx->src.config.scheduler.timestep_spacing, "leading") == 0
                                ? sqrtf(max_sigma * max_sigma + 1.0f)
                                : max_sigma;
   for (size_t i = 0; i < d->n; i++)
@@ -247,7 +247,7 @@ static void on_unet_call(void *owner, int calls, int planned)
 
 static onestep_status run_denoise(generation *g, onestep_error *error)
 {
-  const os_model_config *cfg = &g->ctx->cfg;
+  const os_model_config *cfg = &g->ctx->src.config;
   int B = g->r.cfg ? 2 : 1, D = cfg->unet.cross_attention_dim;
   os_unet_denoiser d = {0};
   d.be = g->be;
@@ -300,7 +300,7 @@ out:
 /* Decodes latents / scaling_factor chunk by chunk into g->decoded. */
 static onestep_status run_decode(generation *g, onestep_error *error)
 {
-  const os_vae_config *vc = &g->ctx->cfg.vae;
+  const os_vae_config *vc = &g->ctx->src.config.vae;
   int F = g->r.frames, lc = vc->latent_channels, h = g->r.latent_h, w = g->r.latent_w;
   int H = g->r.height, W = g->r.width, chunk = g->r.decode_chunk;
   size_t lat_frame = (size_t)lc * h * w, img_frame = (size_t)3 * H * W;

@@ -1,18 +1,17 @@
 /* model_defaults.c: what a loaded model is and the generation defaults it implies. */
+#include <stdio.h>
+
 #include "pipeline_internal.h"
 
-onestep_model_kind os_detect_model_kind(const os_model_config *cfg)
+void os_fill_model_info(const os_model_source *src, int vae_downscale, onestep_model_info *info)
 {
-  /* A diffusers SVD folder is the base model; consistency-distilled
-   * checkpoints are recognised here once their loader exists. */
-  (void)cfg;
-  return ONESTEP_MODEL_KIND_BASE_SVD;
-}
-
-void os_fill_model_defaults(const os_model_config *cfg, int vae_downscale,
-                            onestep_model_info *info)
-{
-  info->kind = os_detect_model_kind(cfg);
+  const os_model_config *cfg = &src->config;
+  info->kind = src->kind;
+  info->grid_points = src->grid_points;
+  info->default_steps = src->default_steps;
+  info->default_sampler = src->default_sampler;
+  info->default_min_guidance = src->default_min_guidance;
+  info->default_max_guidance = src->default_max_guidance;
   info->default_frames = cfg->unet.num_frames;
   if (cfg->unet.sample_size >= 64) {
     /* Full-size checkpoints: the pipeline's 1024x576. */
@@ -26,9 +25,8 @@ void os_fill_model_defaults(const os_model_config *cfg, int vae_downscale,
     info->default_height = latent_h * vae_downscale;
     info->default_width = (latent_h * 3 / 2) * vae_downscale;
   }
-  info->default_steps = 25;
-  info->default_sampler = ONESTEP_SAMPLER_EULER;
-  info->default_min_guidance = 1.0f;
-  info->default_max_guidance = 3.0f;
-  info->grid_points = 0;
+  info->unet_params = os_weights_param_count(src->unet);
+  info->vae_params = os_weights_param_count(src->vae);
+  info->clip_params = os_weights_param_count(src->clip);
+  snprintf(info->weight_dtype, sizeof info->weight_dtype, "%s", os_weights_dtype_name(src->unet));
 }

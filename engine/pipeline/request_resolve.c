@@ -36,14 +36,17 @@ static double needed_bytes(const onestep_context *ctx, const os_resolved_request
   double frames_bytes = (double)r->frames * pixels * 3.0 * (4.0 * 2.0 + 1.0);
   double decoder_bytes = 0.0;
   if (ctx->be->ops->is_host)
-    decoder_bytes = (double)r->decode_chunk * pixels * ctx->cfg.vae.block_out_channels[0] * 4.0;
+    decoder_bytes = (double)r->decode_chunk * pixels * ctx->src.config.vae.block_out_channels[0] * 4.0;
   return frames_bytes + decoder_bytes;
 }
 
-static onestep_status resolve_sampler(const onestep_context *ctx, onestep_sampler asked,
+/* "auto" picks by model kind and step count (tts for one consistency step,
+ * cm for more, euler for base SVD). */
+static onestep_status resolve_sampler(const onestep_context *ctx, onestep_sampler asked, int steps,
                                       onestep_sampler *out, onestep_error *error)
 {
-  onestep_sampler s = asked == ONESTEP_SAMPLER_AUTO ? ctx->info.default_sampler : asked;
+  onestep_sampler s =
+      asked == ONESTEP_SAMPLER_AUTO ? os_checkpoint_auto_sampler(ctx->info.kind, steps) : asked;
   if (s != ONESTEP_SAMPLER_EULER && s != ONESTEP_SAMPLER_CM && s != ONESTEP_SAMPLER_TTS)
     return os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT, "sampler %d is unknown", (int)asked);
   *out = s;
@@ -110,5 +113,5 @@ onestep_status os_request_resolve(const onestep_context *ctx, const onestep_imag
                         "%d frames of %dx%d need at least %.1f GiB of memory but only %.1f GiB is "
                         "available: use fewer frames, a smaller size or a smaller decode chunk",
                         r->frames, r->width, r->height, need / 1073741824.0, have / 1073741824.0);
-  return resolve_sampler(ctx, req->sampler, &r->sampler, error);
+  return resolve_sampler(ctx, req->sampler, r->steps, &r->sampler, error);
 }
