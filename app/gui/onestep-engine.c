@@ -408,7 +408,13 @@ onestep_engine_shutdown (OnestepEngine *self)
   quit = g_new0 (Job, 1);
   quit->kind = JOB_QUIT;
   g_async_queue_push (self->jobs, quit);
-  g_thread_join (g_steal_pointer (&self->thread));
+
+  /* A finished job's task may drop the last reference to the engine on the
+   * worker itself; the worker owns its state, so it just ends by itself. */
+  if (self->thread == g_thread_self ())
+    g_thread_unref (g_steal_pointer (&self->thread));
+  else
+    g_thread_join (g_steal_pointer (&self->thread));
 }
 
 static Job *

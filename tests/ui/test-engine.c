@@ -1,0 +1,288 @@
+/* test-engine.c: OnestepEngine, the app's worker thread around the engine,
+ * with the tiny test model. Needs no display. ONESTEP_TEST_DEVICE=cuda runs
+ * it on the GPU backend (and fails if that backend is not used).
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <gdk-pixbuf/gdk-pixbuf.h>
+
+#include "onestep-engine.h"
+
+#define DEADLINE_SECONDS 300
+
+static OnestepEngine *engine;
+static onestep_device device;
+static GBytes *image;
+static int image_width;
+static int image_height;
+static GThread *main_thread;
+
+typedef struct
+{
+  gboolean       done;
+  gboolean       ok;
+  GError        *error;
+  GPtrArray     *results;
+  guint          n_progress;
+  double         last_fraction;
+  gboolean       fraction_went_back;
+  GCancellable  *cancel_at_first_progress;
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_clear_error (&run->error);
+  g_clear_pointer (&run->results, g_ptr_array_unref);
+}
+
+static gboolean
+keep_waking (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+wait_for (Run *run)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
+  guint wake_id = g_timeout_add (20, keep_waking, NULL);
+
+  while (!run->done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_source_remove (wake_id);
+  g_assert_true (run->done);
+}
+
+static void
+on_loaded (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  Run *run = user_data;
+  onestep_model_info info;
+
+  run->ok = onestep_engine_load_model_finish (ONESTEP_ENGINE (object), result, &info, &run->error);
+  if (run->ok)
+    {
+      g_assert_cmpint (info.default_frames, >, 0);
+      g_assert_cmpint (info.default_width, >, 0);
+      g_test_message ("loaded on %s", info.device_name);
+      if (device == ONESTEP_DEVICE_CUDA)
+        g_assert_cmpint (info.device, ==, ONESTEP_DEVICE_CUDA);
+    }
+  run->done = TRUE;
+}
+
+static void
+on_progress (const OnestepEngineProgress *progress,
+             gpointer                     user_data)
+{
+  Run *run = user_data;
+
+  g_assert_true (g_thread_self () == main_thread);
+  if (progress->fraction < run->last_fraction)
+    run->fraction_went_back = TRUE;
+  run->last_fraction = progress->fraction;
+  run->n_progress++;
+
+  if (run->cancel_at_first_progress != NULL)
+    g_cancellable_cancel (run->cancel_at_first_progress);
+}
+
+static void
+on_result (OnestepResult *result,
+           gpointer       user_data)
+{
+  Run *run = user_data;
+
+  g_assert_true (g_thread_self () == main_thread);
+  g_ptr_array_add (run->results, g_object_ref (result));
+}
+
+static void
+on_generated (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Run *run = user_data;
+
+  run->ok = onestep_engine_generate_finish (ONESTEP_ENGINE (object), result, &run->error);
+  run->done = TRUE;
+}
+
+static OnestepParams *
+test_params (guint32 seed)
+{
+  OnestepParams *params = onestep_params_new ();
+
+  params->model_path = g_strdup (g_getenv ("ONESTEP_TEST_MODEL"));
+  params->device = device;
+  params->seed = seed;
+
+  return params;
+}
+
+static void
+generate (Run          *run,
+          guint32       seed,
+          const int    *steps,
+          guint         n_steps,
+          GCancellable *cancellable)
+{
+  g_autoptr(OnestepParams) params = test_params (seed);
+
+  run->results = g_ptr_array_new_with_free_func (g_object_unref);
+  onestep_engine_generate_async (engine, image, image_width, image_height, params,
+                                 steps, n_steps, on_progress, on_result, run,
+                                 cancellable, on_generated, run);
+  wait_for (run);
+}
+
+static void
+test_load (void)
+{
+  Run run = { 0 };
+
+  onestep_engine_load_model_async (engine, g_getenv ("ONESTEP_TEST_MODEL"), NULL, device,
+                                   NULL, on_loaded, &run);
+  wait_for (&run);
+  g_assert_no_error (run.error);
+  g_assert_true (run.ok);
+}
+
+static void
+test_missing_model (void)
+{
+  g_autofree char *missing = g_build_filename (g_get_tmp_dir (), "no-such-onestep-model", NULL);
+  Run run = { 0 };
+
+  onestep_engine_load_model_async (engine, missing, NULL, device, NULL, on_loaded, &run);
+  wait_for (&run);
+  g_assert_false (run.ok);
+  g_assert_error (run.error, ONESTEP_ENGINE_ERROR, ONESTEP_ERR_IO);
+  g_assert_nonnull (strstr (run.error->message, "no-such-onestep-model"));
+  run_clear (&run);
+}
+
+/* One request, two step counts: both clips arrive in order, on the main thread. */
+static void
+test_refinement_ladder (void)
+{
+  static const int steps[] = { 1, 2 };
+  Run run = { 0 };
+
+  generate (&run, 42, steps, G_N_ELEMENTS (steps), NULL);
+  g_assert_no_error (run.error);
+  g_assert_true (run.ok);
+  g_assert_cmpuint (run.results->len, ==, 2);
+  g_assert_cmpuint (run.n_progress, >, 0);
+  g_assert_false (run.fraction_went_back);
+
+  for (guint i = 0; i < run.results->len; i++)
+    {
+      OnestepResult *result = g_ptr_array_index (run.results, i);
+      const OnestepParams *used = onestep_result_get_params (result);
+
+      g_assert_cmpint (used->steps, ==, steps[i]);
+      g_assert_cmpint (used->seed, ==, 42);
+      g_assert_cmpint (onestep_result_get_nfe (result), >=, steps[i]);
+      g_assert_cmpuint (g_bytes_get_size (onestep_result_get_frames (result)), ==,
+                        (gsize)onestep_result_get_n_frames (result) *
+                        onestep_result_get_width (result) * onestep_result_get_height (result) * 3);
+    }
+  run_clear (&run);
+}
+
+/* The seed reaches the engine: the same seed repeats a clip, another changes it. */
+static void
+test_seed (void)
+{
+  static const int one_step[] = { 1 };
+  Run first = { 0 };
+  Run again = { 0 };
+  Run other = { 0 };
+  GBytes *a;
+
+  generate (&first, 7, one_step, 1, NULL);
+  generate (&again, 7, one_step, 1, NULL);
+  generate (&other, 8, one_step, 1, NULL);
+  g_assert_true (first.ok && again.ok && other.ok);
+
+  a = onestep_result_get_frames (g_ptr_array_index (first.results, 0));
+  g_assert_true (g_bytes_equal (a, onestep_result_get_frames (g_ptr_array_index (again.results, 0))));
+  g_assert_false (g_bytes_equal (a, onestep_result_get_frames (g_ptr_array_index (other.results, 0))));
+
+  run_clear (&first);
+  run_clear (&again);
+  run_clear (&other);
+}
+
+/* Cancelling stops the work: it ends as cancelled and delivers no clip. */
+static void
+test_cancel (void)
+{
+  static const int steps[] = { 1, 2, 4, 8 };
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  Run run = { 0 };
+
+  run.cancel_at_first_progress = cancellable;
+  generate (&run, 1, steps, G_N_ELEMENTS (steps), cancellable);
+  g_assert_false (run.ok);
+  g_assert_error (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (run.results->len, ==, 0);
+  g_assert_cmpuint (run.n_progress, ==, 1);
+  run_clear (&run);
+}
+
+static GBytes *
+load_rgb (const char *path,
+          int        *width,
+          int        *height)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GdkPixbuf) pixbuf = gdk_pixbuf_new_from_file (path, &error);
+  guint8 *rgb;
+
+  g_assert_no_error (error);
+  g_assert_false (gdk_pixbuf_get_has_alpha (pixbuf));
+  *width = gdk_pixbuf_get_width (pixbuf);
+  *height = gdk_pixbuf_get_height (pixbuf);
+  rgb = g_malloc ((gsize)*width * *height * 3);
+  for (int y = 0; y < *height; y++)
+    memcpy (rgb + (gsize)y * *width * 3,
+            gdk_pixbuf_read_pixels (pixbuf) + (gsize)y * gdk_pixbuf_get_rowstride (pixbuf),
+            (gsize)*width * 3);
+
+  return g_bytes_new_take (rgb, (gsize)*width * *height * 3);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+  main_thread = g_thread_self ();
+  device = g_strcmp0 (g_getenv ("ONESTEP_TEST_DEVICE"), "cuda") == 0 ? ONESTEP_DEVICE_CUDA
+                                                                     : ONESTEP_DEVICE_CPU;
+  image = load_rgb (g_getenv ("ONESTEP_TEST_IMAGE"), &image_width, &image_height);
+  engine = onestep_engine_new ();
+
+  g_test_add_func ("/engine/load", test_load);
+  g_test_add_func ("/engine/missing-model", test_missing_model);
+  g_test_add_func ("/engine/refinement-ladder", test_refinement_ladder);
+  g_test_add_func ("/engine/seed", test_seed);
+  g_test_add_func ("/engine/cancel", test_cancel);
+  status = g_test_run ();
+
+  g_object_unref (engine);
+  g_bytes_unref (image);
+
+  return status;
+}
