@@ -123,6 +123,8 @@ void onestep_context_free(onestep_context *ctx)
     os_vae_free(ctx->vae);
   if (ctx->clip)
     os_clip_free(ctx->clip);
+  if (ctx->preview_state == OS_PREVIEW_READY)
+    os_preview_free(&ctx->preview);
   os_checkpoint_close(&ctx->src);
   if (ctx->be)
     ctx->be->ops->destroy(ctx->be);

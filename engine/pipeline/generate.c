@@ -30,6 +30,7 @@ typedef struct {
   float *noise;         /* [F, latent, h, w] initial Gaussian noise */
   float *latents;       /* [F, latent, h, w] the sampler's result */
   float *decoded;       /* [F, 3, H, W] in [-1, 1] */
+  uint8_t *preview_rgb; /* [F, r h, r w, 3] the latest preview */
   onestep_clip *clip;
   float fraction; /* the last progress fraction reported */
 } generation;
@@ -41,19 +42,26 @@ static double now_seconds(void)
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Fills the stage fields of p and calls the progress callback. */
+static void report_with(generation *g, onestep_progress *p, onestep_stage stage, int step,
+                        int n_steps, float within)
+{
+  p->stage = stage;
+  p->step = step;
+  p->n_steps = n_steps;
+  /* Rounding at stage boundaries must never make the fraction go back. */
+  float fraction = stage_start[stage] + stage_span[stage] * within;
+  g->fraction = fraction > g->fraction ? fraction : g->fraction;
+  p->fraction = g->fraction;
+  g->req->progress(p, g->req->user_data);
+}
+
 static void report(generation *g, onestep_stage stage, int step, int n_steps, float within)
 {
   if (!g->req->progress)
     return;
   onestep_progress p = {0};
-  p.stage = stage;
-  p.step = step;
-  p.n_steps = n_steps;
-  /* Rounding at stage boundaries must never make the fraction go back. */
-  float fraction = stage_start[stage] + stage_span[stage] * within;
-  g->fraction = fraction > g->fraction ? fraction : g->fraction;
-  p.fraction = g->fraction;
-  g->req->progress(&p, g->req->user_data);
+  report_with(g, &p, stage, step, n_steps, within);
 }
 
 static void tap(generation *g, const char *name, const float *data, int ndim, const int64_t *shape)
@@ -240,9 +248,43 @@ static onestep_status sample(generation *g, const os_denoiser *d, onestep_error 
   }
 }
 
-static void on_unet_call(void *owner, int calls, int planned)
+/* Readies the preview decoder once per context; a model without one still
+ * generates, only without previews. */
+static onestep_status prepare_preview(generation *g, onestep_error *error)
 {
-  report(owner, ONESTEP_STAGE_DENOISE, calls, planned, (float)calls / (float)planned);
+  onestep_context *ctx = g->ctx;
+  if (!g->req->progress || ctx->preview_state != OS_PREVIEW_UNTRIED)
+    return ONESTEP_OK;
+  onestep_error preview_error = {0};
+  onestep_status status =
+      os_preview_for_vae(&ctx->preview, ctx->vae, &ctx->src.config.vae, g->be,
+                         os_checkpoint_decoder_hash(&ctx->src), NULL, &preview_error);
+  if (status == ONESTEP_ERR_ABORTED)
+    return os_error_set(error, status, "generation aborted");
+  ctx->preview_state = status == ONESTEP_OK ? OS_PREVIEW_READY : OS_PREVIEW_UNAVAILABLE;
+  return ONESTEP_OK;
+}
+
+static void on_unet_call(void *owner, int calls, int planned, const float *x0)
+{
+  generation *g = owner;
+  const os_preview_decoder *pd = &g->ctx->preview;
+  if (!g->req->progress)
+    return;
+  onestep_progress p = {0};
+  if (g->ctx->preview_state == OS_PREVIEW_READY) {
+    int F = g->r.frames, ph = g->r.latent_h * pd->scale, pw = g->r.latent_w * pd->scale;
+    if (!g->preview_rgb)
+      g->preview_rgb = malloc((size_t)F * ph * pw * 3);
+    if (g->preview_rgb) {
+      os_preview_apply(pd, x0, F, g->r.latent_h, g->r.latent_w, g->preview_rgb);
+      p.preview_rgb = g->preview_rgb;
+      p.preview_frames = F;
+      p.preview_width = pw;
+      p.preview_height = ph;
+    }
+  }
+  report_with(g, &p, ONESTEP_STAGE_DENOISE, calls, planned, (float)calls / (float)planned);
 }
 
 static onestep_status run_denoise(generation *g, onestep_error *error)
@@ -271,10 +313,13 @@ static onestep_status run_denoise(generation *g, onestep_error *error)
     d.added_time_ids[3 * b + 1] = (float)g->req->motion_bucket_id;
     d.added_time_ids[3 * b + 2] = g->req->noise_aug_strength;
   }
+  onestep_status status = prepare_preview(g, error);
+  if (status != ONESTEP_OK)
+    return status;
   float *context = calloc((size_t)B * D, sizeof(float));
   scratch s = {g->be};
   float *context_dev = scratch_alloc(&s, (size_t)B * D);
-  onestep_status status = os_unet_denoiser_init(&d, error);
+  status = os_unet_denoiser_init(&d, error);
   if (status == ONESTEP_OK && (!context || !context_dev))
     status = out_of_memory(error, "the UNet context");
   if (status != ONESTEP_OK)
@@ -383,6 +428,7 @@ static void generation_clear(generation *g)
   free(g->latents);
   free(g->decoded);
   free(g->sigmas);
+  free(g->preview_rgb);
 }
 
 /* Runs one stage, timing it and checking for abort first. */

@@ -7,6 +7,7 @@
 #include "clip.h"
 #include "config.h"
 #include "onestep.h"
+#include "preview.h"
 #include "unet.h"
 #include "vae.h"
 
@@ -17,6 +18,10 @@ struct onestep_context {
   os_vae *vae;
   os_clip *clip;
   onestep_model_info info;
+  /* The instant preview decoder, fitted (or loaded from the cache) on the
+   * first generation that reports progress. */
+  os_preview_decoder preview;
+  enum { OS_PREVIEW_UNTRIED, OS_PREVIEW_READY, OS_PREVIEW_UNAVAILABLE } preview_state;
 };
 
 /* Fills info from the opened checkpoint: kind and sampling defaults as the

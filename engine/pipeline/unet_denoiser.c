@@ -142,7 +142,7 @@ static onestep_status denoise(void *self, const float *x, float sigma, float *x0
     }
   d->calls++;
   if (d->on_call)
-    d->on_call(d->owner, d->calls, d->planned_calls);
+    d->on_call(d->owner, d->calls, d->planned_calls, x0);
   return ONESTEP_OK;
 }
 

@@ -20,8 +20,8 @@ typedef struct {
   float *guidance;            /* [F] */
   float *sample_host, *out_host, *sample_dev, *out_dev;
   int calls, planned_calls;
-  /* Reports progress after each UNet call. */
-  void (*on_call)(void *owner, int calls, int planned_calls);
+  /* Reports progress after each UNet call with the new x0 estimate [F, C, h, w]. */
+  void (*on_call)(void *owner, int calls, int planned_calls, const float *x0);
   void *owner;
 } os_unet_denoiser;
 

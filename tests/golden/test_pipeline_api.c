@@ -23,6 +23,7 @@ typedef struct {
   int progress_calls, denoise_calls, abort_polls, abort_after;
   float last_fraction;
   bool monotonic;
+  int previews, preview_frames, preview_width, preview_height;
 } observer;
 
 static void on_progress(const onestep_progress *p, void *user_data)
@@ -34,6 +35,12 @@ static void on_progress(const onestep_progress *p, void *user_data)
   o->progress_calls++;
   if (p->stage == ONESTEP_STAGE_DENOISE && p->step > 0)
     o->denoise_calls++;
+  if (p->preview_rgb) {
+    o->previews++;
+    o->preview_frames = p->preview_frames;
+    o->preview_width = p->preview_width;
+    o->preview_height = p->preview_height;
+  }
 }
 
 static bool on_abort(void *user_data)
@@ -67,6 +74,11 @@ static void test_generate(onestep_context *ctx, const onestep_image *image)
   CHECK(o.monotonic && fabsf(o.last_fraction - 1.0f) < 1e-6f && o.denoise_calls == 3,
         "progress: monotonic %d, last %g, %d UNet calls", o.monotonic, o.last_fraction,
         o.denoise_calls);
+  /* tiny-a's VAE halves the size, so the preview decoder upsamples latents by 2. */
+  CHECK(o.previews == 3 && o.preview_frames == clip->frames &&
+            o.preview_width == clip->width && o.preview_height == clip->height,
+        "%d previews of %dx%dx%d", o.previews, o.preview_frames, o.preview_width,
+        o.preview_height);
   CHECK(clip->peak_bytes > 0 && clip->seconds_denoise >= 0.0, "peak %zu", clip->peak_bytes);
   size_t n = (size_t)clip->frames * clip->width * clip->height * 3;
   int mismatches = 0;
