@@ -39,7 +39,7 @@ typedef struct {
 
 /* Turns a tile of scores into exp(score - running max), updating the running
  * max and sum of each row and rescaling the rows of acc that it has so far. */
-static void
+OS_CPU_VECTOR_CLONES static void
 online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
 {
   for (int r = 0; r < rows; r++) {
@@ -47,8 +47,8 @@ online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
     float tile_max = os_cpu_max(s, cols);
     float old_max = w->row_max[r];
     float new_max = tile_max > old_max ? tile_max : old_max;
-    for (int c = 0; c < cols; c += 4)
-      os_f4_store(s + c, os_f4_exp(os_f4_load(s + c, cols - c) - new_max), cols - c);
+    for (int c = 0; c < cols; c += OS_LANES)
+      os_vf_store(s + c, os_vf_exp(os_vf_load(s + c, cols - c) - new_max), cols - c);
     double sum = os_cpu_sum(s, cols);
     if (new_max > old_max && w->row_sum[r] > 0.0) {
       float correction = os_cpu_exp(old_max - new_max);
@@ -63,35 +63,31 @@ online_softmax_tile(attention_scratch *w, int rows, int cols, int head_dim)
 }
 
 /* Two accumulators halve the add latency chain. */
-static float
+static inline float
 dot(const float *a, const float *b, int n)
 {
-  os_f4 acc0 = os_f4_splat(0.0f), acc1 = acc0;
+  os_vf acc0 = os_vf_splat(0.0f), acc1 = acc0;
   int d = 0;
-  for (; d + 8 <= n; d += 8) {
-    acc0 += os_f4_load(a + d, 4) * os_f4_load(b + d, 4);
-    acc1 += os_f4_load(a + d + 4, 4) * os_f4_load(b + d + 4, 4);
+  for (; d + 2 * OS_LANES <= n; d += 2 * OS_LANES) {
+    acc0 += os_vf_load(a + d, OS_LANES) * os_vf_load(b + d, OS_LANES);
+    acc1 += os_vf_load(a + d + OS_LANES, OS_LANES) * os_vf_load(b + d + OS_LANES, OS_LANES);
   }
-  for (; d < n; d += 4)
-    acc0 += os_f4_load(a + d, n - d) * os_f4_load(b + d, n - d);
-  acc0 += acc1;
-  return (acc0[0] + acc0[1]) + (acc0[2] + acc0[3]);
+  for (; d < n; d += OS_LANES)
+    acc0 += os_vf_load(a + d, n - d) * os_vf_load(b + d, n - d);
+  return os_vf_sum(acc0 + acc1);
 }
 
 /* y += alpha x */
-static void
+static inline void
 axpy(float *restrict y, float alpha, const float *restrict x, int n)
 {
-  int d = 0;
-  for (; d + 4 <= n; d += 4)
-    os_f4_store(y + d, os_f4_load(y + d, 4) + alpha * os_f4_load(x + d, 4), 4);
-  if (d < n)
-    os_f4_store(y + d, os_f4_load(y + d, n - d) + alpha * os_f4_load(x + d, n - d), n - d);
+  for (int d = 0; d < n; d += OS_LANES)
+    os_vf_store(y + d, os_vf_load(y + d, n - d) + alpha * os_vf_load(x + d, n - d), n - d);
 }
 
 /* Few keys: each query row's scores, softmax and weighted sum of values in
  * one pass, no tiling needed. */
-static void
+OS_CPU_VECTOR_CLONES static void
 attention_query_tile_direct(const attention_args *a, attention_scratch *w, int seq, int head,
                             int first_query)
 {
@@ -107,15 +103,15 @@ attention_query_tile_direct(const attention_args *a, attention_scratch *w, int s
     for (int j = 0; j < Sk; j++)
       s[j] = a->scale * dot(q, k + (size_t)j * a->k_stride, hd);
     float max = os_cpu_max(s, Sk);
-    for (int j = 0; j < Sk; j += 4)
-      os_f4_store(s + j, os_f4_exp(os_f4_load(s + j, Sk - j) - max), Sk - j);
+    for (int j = 0; j < Sk; j += OS_LANES)
+      os_vf_store(s + j, os_vf_exp(os_vf_load(s + j, Sk - j) - max), Sk - j);
     float inv_sum = (float)(1.0 / os_cpu_sum(s, Sk));
     memset(acc, 0, sizeof(float) * hd);
     for (int j = 0; j < Sk; j++)
       axpy(acc, s[j], v + (size_t)j * a->v_stride, hd);
     float *o = a->o + token * a->o_stride + head_offset;
-    for (int d = 0; d < hd; d += 4)
-      os_f4_store(o + d, os_f4_load(acc + d, hd - d) * inv_sum, hd - d);
+    for (int d = 0; d < hd; d += OS_LANES)
+      os_vf_store(o + d, os_vf_load(acc + d, hd - d) * inv_sum, hd - d);
   }
 }
 

@@ -1,5 +1,6 @@
-/* cpu_elementwise.c: activations and pointwise arithmetic. Plain loops that
- * the compiler vectorises, split over OpenMP workers by index. */
+/* cpu_elementwise.c: activations and pointwise arithmetic, split over the
+ * OpenMP workers by index. Arithmetic is plain loops the compiler vectorises;
+ * activations use the explicit vectors of cpu_simd.h. */
 #include "cpu_internal.h"
 
 #include <stddef.h>
@@ -15,33 +16,73 @@ os_cpu_fill(os_backend *be, float *dst, float value, size_t n)
     dst[i] = value;
 }
 
+/* The activations' vector loops, each over one span of a tensor. */
+typedef void (*activation_span)(float *y, const float *x, size_t n);
+
+OS_CPU_VECTOR_CLONES static void
+silu_span(float *y, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES)
+    os_vf_store(y + i, os_vf_silu(os_vf_load(x + i, n - i)), n - i);
+}
+
+OS_CPU_VECTOR_CLONES static void
+gelu_span(float *y, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES)
+    os_vf_store(y + i, os_vf_gelu(os_vf_load(x + i, n - i)), n - i);
+}
+
+/* x * sigmoid(1.702 x), with sigmoid as 1 / (1 + e^-z) like PyTorch. */
+OS_CPU_VECTOR_CLONES static void
+quick_gelu_span(float *y, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf v = os_vf_load(x + i, n - i);
+    os_vf_store(y + i, v * (1.0f / (1.0f + os_vf_exp(-1.702f * v))), n - i);
+  }
+}
+
+/* Spans shared out to the workers; a multiple of OS_LANES. */
+#define SPAN 16384
+
+static void
+apply_activation(os_backend *be, activation_span kernel, float *y, const float *x, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t n_spans = (n + SPAN - 1) / SPAN;
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t s = 0; s < n_spans; s++) {
+    size_t start = s * SPAN;
+    kernel(y + start, x + start, n - start < SPAN ? n - start : SPAN);
+  }
+}
+
 void
 os_cpu_silu(os_backend *be, float *y, const float *x, size_t n)
 {
-  int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i += 4)
-    os_f4_store(y + i, os_f4_silu(os_f4_load(x + i, n - i)), n - i);
+  apply_activation(be, silu_span, y, x, n);
 }
 
 void
 os_cpu_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
-  int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i += 4)
-    os_f4_store(y + i, os_f4_gelu(os_f4_load(x + i, n - i)), n - i);
+  apply_activation(be, gelu_span, y, x, n);
 }
 
 void
 os_cpu_quick_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
-  int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i += 4) {
-    os_f4 v = os_f4_load(x + i, n - i);
-    os_f4_store(y + i, v * (1.0f / (1.0f + os_f4_exp(-1.702f * v))), n - i);
-  }
+  apply_activation(be, quick_gelu_span, y, x, n);
+}
+
+/* out = hidden * gelu(gate) over one row of C. */
+OS_CPU_VECTOR_CLONES static void
+geglu_row(float *out, const float *hidden, const float *gate, int C)
+{
+  for (int c = 0; c < C; c += OS_LANES)
+    os_vf_store(out + c, os_vf_load(hidden + c, C - c) * os_vf_gelu(os_vf_load(gate + c, C - c)),
+                C - c);
 }
 
 void
@@ -52,13 +93,8 @@ os_cpu_geglu(os_backend *be, float *y, const float *x, int T, int C)
    * row order only, so that case stays on one thread. */
   bool parallel = y != x && (size_t)T * C >= OS_CPU_PARALLEL_MIN;
 #pragma omp parallel for num_threads(n_threads) if (parallel)
-  for (int t = 0; t < T; t++) {
-    const float *hidden = x + (size_t)t * 2 * C, *gate = hidden + C;
-    float *out = y + (size_t)t * C;
-    for (int c = 0; c < C; c += 4)
-      os_f4_store(out + c, os_f4_load(hidden + c, C - c) * os_f4_gelu(os_f4_load(gate + c, C - c)),
-                  C - c);
-  }
+  for (int t = 0; t < T; t++)
+    geglu_row(y + (size_t)t * C, x + (size_t)t * 2 * C, x + (size_t)t * 2 * C + C, C);
 }
 
 void

@@ -29,13 +29,13 @@ sum_squared_deviations(const float *x, size_t n, double mean)
 }
 
 /* y = (x - mean) * scale + shift, optionally followed by SiLU. */
-static void
+OS_CPU_VECTOR_CLONES static void
 normalize_span(float *y, const float *x, size_t n, float mean, float scale, float shift,
                bool silu)
 {
   if (silu) {
-    for (size_t i = 0; i < n; i += 4)
-      os_f4_store(y + i, os_f4_silu((os_f4_load(x + i, n - i) - mean) * scale + shift), n - i);
+    for (size_t i = 0; i < n; i += OS_LANES)
+      os_vf_store(y + i, os_vf_silu((os_vf_load(x + i, n - i) - mean) * scale + shift), n - i);
   } else {
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
