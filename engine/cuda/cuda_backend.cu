@@ -128,6 +128,7 @@ cuda_destroy(os_backend *be)
   if (!cb)
     return;
   cudaStreamSynchronize(cb->stream);
+  os_cuda_profile_report(cb);
   for (int i = 0; i < OS_CUDA_MAX_QUEUED; i++)
     if (cb->queued[i])
       cudaEventDestroy(cb->queued[i]);
@@ -298,7 +299,13 @@ create(onestep_error *error)
   }
   cb->pool = os_cuda_pool_new();
   cb->derived = os_cuda_derived_new();
-  if (!cb->pool || !cb->derived) {
+  const char *profile_env = getenv("ONESTEP_CUDA_PROFILE");
+  bool profile = profile_env && *profile_env && strcmp(profile_env, "0") != 0;
+  if (profile) {
+    cb->profile = os_cuda_profile_new();
+    cb->base.ops = os_cuda_profiled_ops(&cuda_ops);
+  }
+  if (!cb->pool || !cb->derived || (profile && !cb->profile)) {
     set_error(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of host memory creating the CUDA backend");
     cuda_destroy(&cb->base);
     return NULL;

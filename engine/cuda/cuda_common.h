@@ -30,6 +30,7 @@ typedef enum {
 
 typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
+typedef struct os_cuda_profile os_cuda_profile;
 
 typedef struct {
   os_backend base;
@@ -49,6 +50,7 @@ typedef struct {
    * between layers stops the GPU within a few milliseconds of work. */
   cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
   unsigned long long launches;
+  os_cuda_profile *profile; /* per-op times (cuda_profile.cu), NULL unless asked for */
 } os_cuda_backend;
 
 static inline os_cuda_backend *
@@ -194,6 +196,15 @@ void os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, i
                               int W, int Ho, int Wo);
 void os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
                              int Cb, int N, int P);
+
+/* ---------------------------------------------------------------------------- */
+/* profiling (cuda_profile.cu), with ONESTEP_CUDA_PROFILE=1 */
+
+os_cuda_profile *os_cuda_profile_new(void);
+/* The op table with every compute op timed by CUDA events. */
+const os_backend_ops *os_cuda_profiled_ops(const os_backend_ops *plain);
+/* Prints the per-op totals to stderr and frees the profile (at destroy). */
+void os_cuda_profile_report(os_cuda_backend *cb);
 
 /* ---------------------------------------------------------------------------- */
 /* launch helpers */

@@ -11,9 +11,12 @@
  * (docs/anchors.md), % of the card's GEMM peak when given, and peak backend
  * memory. Weights come from bench-weights.c.
  *
- * Usage: bench-gpu [--peak-tflops T] [--budget-s S] | --bind-only
+ * Usage: bench-gpu [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
  *   S: stop starting new measurements after S seconds (default 300);
+ *   KEY: run one measurement only (pipeline, unet14, unet25, decode14, encode,
+ *   clip, chain14, unet14b2, unet25b2, decode25, chain25), e.g. together with
+ *   ONESTEP_CUDA_PROFILE=1 for its per-op breakdown;
  *   --bind-only: bind the three models on the CPU backend (zero-copy, no
  *   compute) and print their sizes: checks the configs anywhere, in a second. */
 #include <math.h>
@@ -36,6 +39,7 @@
 #define LATENT_H (HEIGHT / 8)
 #define LATENT_W (WIDTH / 8)
 static double budget_s = 300.0, peak_tflops = 0.0;
+static const char *only; /* --only KEY */
 static struct timespec start_time;
 
 static void
@@ -122,10 +126,14 @@ compare_doubles(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* One warm-up, then `runs` timed runs; prints a table row. */
+/* One warm-up, then `runs` timed runs; prints a table row. Skipped unless
+ * `key` is the --only one (when given). */
 static void
-measure(bench *b, const char *what, bench_fn fn, int runs, double tflop, double reference_ms)
+measure(bench *b, const char *key, const char *what, bench_fn fn, int runs, double tflop,
+        double reference_ms)
 {
+  if (only && strcmp(only, key) != 0)
+    return;
   if (seconds_since(&start_time) > budget_s) {
     printf("%-34s skipped: time budget of %.0f s spent\n", what, budget_s);
     return;
@@ -279,8 +287,11 @@ main(int argc, char **argv)
       peak_tflops = atof(argv[++i]);
     else if (strcmp(argv[i], "--budget-s") == 0 && i + 1 < argc)
       budget_s = atof(argv[++i]);
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+      only = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--peak-tflops T] [--budget-s S] | --bind-only\n", argv[0]);
+      fprintf(stderr, "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n",
+              argv[0]);
       return 2;
     }
   }
@@ -316,7 +327,12 @@ main(int argc, char **argv)
   printf("precision %s (ONESTEP_CUDA_PRECISION)\n", precision && *precision ? precision : "fp32");
 
   /* The headline first: the whole engine, image in to frames in host memory. */
-  bench_pipeline(&tensors, 14, 3);
+  if (!only || strcmp(only, "pipeline") == 0)
+    bench_pipeline(&tensors, 14, 3);
+  if (only && strcmp(only, "pipeline") == 0) {
+    be->ops->destroy(be);
+    return 0;
+  }
 
   bind_models(&b, be, true, sets, &tensors);
   if (be->ops->sync(be, &error) != ONESTEP_OK) {
@@ -351,22 +367,22 @@ main(int argc, char **argv)
    * per docs/anchors.md; batch 2 doubles batch 1. */
   b.B = 1;
   b.F = 14;
-  measure(&b, "UNet forward, 14 frames, batch 1", run_unet, 3, 44.7, 202);
+  measure(&b, "unet14", "UNet forward, 14 frames, batch 1", run_unet, 3, 44.7, 202);
   b.F = 25;
-  measure(&b, "UNet forward, 25 frames, batch 1", run_unet, 3, 79.8, 340);
+  measure(&b, "unet25", "UNet forward, 25 frames, batch 1", run_unet, 3, 79.8, 340);
   b.F = 14;
-  measure(&b, "VAE decoder, 14 frames", run_decode, 3, 97.2, 1176);
-  measure(&b, "VAE encoder, 1 image", run_encode, 5, 2.6, 27);
-  measure(&b, "CLIP ViT-H/14, 1 image", run_clip, 5, 0.34, 10);
-  measure(&b, "one step (TTS) chain, 14 frames", run_one_step, 3, 2 * 44.7 + 97.2 + 2.6 + 0.34,
-          1600);
+  measure(&b, "decode14", "VAE decoder, 14 frames", run_decode, 3, 97.2, 1176);
+  measure(&b, "encode", "VAE encoder, 1 image", run_encode, 5, 2.6, 27);
+  measure(&b, "clip", "CLIP ViT-H/14, 1 image", run_clip, 5, 0.34, 10);
+  measure(&b, "chain14", "one step (TTS) chain, 14 frames", run_one_step, 3,
+          2 * 44.7 + 97.2 + 2.6 + 0.34, 1600);
   b.B = 2;
-  measure(&b, "UNet forward, 14 frames, batch 2", run_unet, 3, 89.4, 0);
+  measure(&b, "unet14b2", "UNet forward, 14 frames, batch 2", run_unet, 3, 89.4, 0);
   b.F = 25;
-  measure(&b, "UNet forward, 25 frames, batch 2", run_unet, 3, 159.7, 635);
-  measure(&b, "VAE decoder, 25 frames", run_decode, 1, 173.6, 2077);
+  measure(&b, "unet25b2", "UNet forward, 25 frames, batch 2", run_unet, 3, 159.7, 635);
+  measure(&b, "decode25", "VAE decoder, 25 frames", run_decode, 1, 173.6, 2077);
   /* the memory goal: a whole 25-frame generation within 12 GB */
-  measure(&b, "one step (TTS) chain, 25 frames", run_one_step, 1,
+  measure(&b, "chain25", "one step (TTS) chain, 25 frames", run_one_step, 1,
           2 * 79.8 + 173.6 + 2.6 + 0.34, 0);
 
   printf("\ntotal %.0f s; reference: diffusers 0.40 fp16 on an H200 (docs/anchors.md)\n",

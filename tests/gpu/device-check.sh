@@ -2,12 +2,13 @@
 # device-check.sh: everything the CUDA backend needs checked on a real GPU, in
 # one run of under 8 minutes: a clean build with -Dcuda=enabled, the gpu test
 # suite (ops against the CPU in fp32, again with fp16 and bf16 GEMM operands,
-# the golden case, the loader), the card's GEMM peak, and the full-size
-# benchmark table. Installs nothing; expects Debian 12 with CUDA 13 in
+# the golden case, the loader), the card's GEMM peak, the full-size benchmark
+# table, and per-op GPU time of a UNet forward (and of the decoder, if time
+# allows) for the next round of optimisation. Installs nothing; expects Debian 12 with CUDA 13 in
 # /usr/local/cuda, as on the development machines.
 #
 # Usage: tests/gpu/device-check.sh [BUILD_DIR]   (default: a fresh /tmp dir)
-# Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 200),
+# Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 170),
 #   REF_BENCH=path/to/bench_ref.py to time the diffusers reference as well.
 set -euo pipefail
 
@@ -50,15 +51,26 @@ echo "$peak_log"
 peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
 
 precision=${BENCH_PRECISION:-fp16}
-stage "benchmark at 1024x576, $precision (budget ${BENCH_BUDGET_S:-200} s)"
+budget=${BENCH_BUDGET_S:-170}
+stage "benchmark at 1024x576, $precision (budget $budget s)"
 # The end-to-end run writes a 9 GB model folder: in memory when /dev/shm can hold it.
 bench_tmp=${TMPDIR:-/tmp}
 if [[ -d /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 {print $4}') > 20 * 1024 * 1024)); then
   bench_tmp=/dev/shm
 fi
 ONESTEP_CUDA_PRECISION=$precision TMPDIR=$bench_tmp timeout 330 "$build/tests/gpu/bench-gpu" \
-  --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}" || note_failure "benchmark"
+  --peak-tflops "${peak:-0}" --budget-s "$budget" || note_failure "benchmark"
 rm -rf "$bench_tmp"/onestep-bench-* # left behind only if the bench was killed
+
+for key in unet14 decode14; do
+  if ((SECONDS - started > 400)); then
+    echo "skipping the $key profile: 8 minutes nearly spent"
+    continue
+  fi
+  stage "per-op GPU time, $key, $precision"
+  ONESTEP_CUDA_PROFILE=1 ONESTEP_CUDA_PRECISION=$precision timeout 90 \
+    "$build/tests/gpu/bench-gpu" --only "$key" || note_failure "$key profile"
+done
 
 if [[ -n "${REF_BENCH:-}" ]]; then
   stage "diffusers reference ($REF_BENCH)"
