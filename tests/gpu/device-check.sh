@@ -8,7 +8,7 @@
 # /usr/local/cuda, as on the development machines.
 #
 # Usage: tests/gpu/device-check.sh [BUILD_DIR]   (default: a fresh /tmp dir)
-# Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 170),
+# Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 140),
 #   REF_BENCH=path/to/bench_ref.py to time the diffusers reference as well.
 set -euo pipefail
 
@@ -51,7 +51,7 @@ echo "$peak_log"
 peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
 
 precision=${BENCH_PRECISION:-fp16}
-budget=${BENCH_BUDGET_S:-170}
+budget=${BENCH_BUDGET_S:-140}
 stage "benchmark at 1024x576, $precision (budget $budget s)"
 # The end-to-end run writes a 9 GB model folder: in memory when /dev/shm can hold it.
 bench_tmp=${TMPDIR:-/tmp}
@@ -63,12 +63,12 @@ ONESTEP_CUDA_PRECISION=$precision TMPDIR=$bench_tmp timeout 330 "$build/tests/gp
 rm -rf "$bench_tmp"/onestep-bench-* # left behind only if the bench was killed
 
 for key in unet14 decode14; do
-  if ((SECONDS - started > 400)); then
+  if ((SECONDS - started > 420)); then
     echo "skipping the $key profile: 8 minutes nearly spent"
     continue
   fi
   stage "per-op GPU time, $key, $precision"
-  ONESTEP_CUDA_PROFILE=1 ONESTEP_CUDA_PRECISION=$precision timeout 90 \
+  ONESTEP_CUDA_PROFILE=1 ONESTEP_CUDA_PRECISION=$precision timeout 60 \
     "$build/tests/gpu/bench-gpu" --only "$key" || note_failure "$key profile"
 done
 
