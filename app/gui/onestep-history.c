@@ -8,6 +8,9 @@
 
 #include "onestep-history.h"
 
+/* Each result keeps its frames in memory; older ones make way. */
+#define MAX_RESULTS 24
+
 struct _OnestepHistory
 {
   AdwBin      parent_instance;
@@ -117,6 +120,8 @@ onestep_history_add (OnestepHistory *self,
   g_return_if_fail (ONESTEP_IS_RESULT (result));
 
   g_list_store_insert (self->results, 0, result);
+  if (g_list_model_get_n_items (G_LIST_MODEL (self->results)) > MAX_RESULTS)
+    g_list_store_remove (self->results, MAX_RESULTS);
   gtk_widget_set_visible (GTK_WIDGET (self), TRUE);
 }
 

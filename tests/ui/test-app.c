@@ -274,6 +274,9 @@ test_stop_and_restore (void)
   g_assert_cmpuint (onestep_history_get_len (history), ==, before + 2);
   g_assert_true (onestep_window_get_current_result (window) != earlier);
 
+  wait_for_paint (GTK_WIDGET (history));
+  save_screenshot (GTK_WIDGET (history), "history.png");
+
   g_signal_emit_by_name (history, "result-activated", earlier);
   g_assert_true (onestep_window_get_current_result (window) == earlier);
   g_assert_false (onestep_window_get_busy (window));
