@@ -4,8 +4,10 @@
 // consecutive images: per image (frames_per_stat 1) or across the F frames of
 // a batch element (frames_per_stat F, the temporal decoder). Groups hold up to
 // tens of millions of values, so each is summed by many blocks into partial
-// sums that a second kernel adds up in a fixed order (deterministic, no
-// atomics); two passes (mean, then squared deviations) keep it accurate.
+// sums that a second kernel adds up in double, in a fixed order
+// (deterministic, no atomics). One read of x gives both sums: values are
+// shifted by K, the mean of the group's first 32 values, so that
+// var = E[(x-K)^2] - E[x-K]^2 does not cancel (K is close to the mean).
 
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
@@ -20,60 +22,87 @@ typedef struct {
   int chunks;       // partial sums per statistic (at most 65535: grid.y)
 } gn_shape;
 
-// partial[s * chunks + chunk] = sum over the chunk of (x - centre[s])^2, or
-// of x when centre is NULL. Statistic s = (unit, group) is frames_per_stat
-// contiguous runs of group_len values, C * HW apart; each thread walks its
-// elements keeping (frame, offset) up to date instead of dividing.
-__global__ void
-gn_partial_kernel(float *partial, const float *x, const float *centre, gn_shape sh)
+// Element e of statistic s lives at stat_base(s)[f * C * HW + r] with
+// f = e / group_len, r = e % group_len.
+__device__ __forceinline__ const float *
+stat_base(const float *x, const gn_shape sh, int s)
 {
-  int s = blockIdx.x, chunk = blockIdx.y;
   int unit = s / sh.G, g = s % sh.G;
-  const float *base = x + (size_t)unit * sh.frames_per_stat * sh.C * sh.HW + g * sh.group_len;
-  size_t frame_stride = (size_t)sh.C * sh.HW;
-  size_t begin = (size_t)chunk * sh.chunk_len;
-  size_t end = begin + sh.chunk_len < sh.stat_len ? begin + sh.chunk_len : sh.stat_len;
-  float mean = centre ? centre[2 * s] : 0.0f;
-  float acc = 0.0f;
-  size_t e = begin + threadIdx.x;
-  size_t f = e / sh.group_len, r = e % sh.group_len;
-  for (; e < end; e += blockDim.x) {
-    float v = base[f * frame_stride + r];
-    if (centre) {
-      v -= mean;
-      acc += v * v;
-    } else {
-      acc += v;
-    }
-    for (r += blockDim.x; r >= sh.group_len; r -= sh.group_len)
-      f++;
-  }
-  acc = os_block_sum(acc);
-  if (threadIdx.x == 0)
-    partial[(size_t)s * sh.chunks + chunk] = acc;
+  return x + (size_t)unit * sh.frames_per_stat * sh.C * sh.HW + g * sh.group_len;
 }
 
-// One warp per statistic adds its partials in double. The first call stores
-// the mean in stats[2s]; the second the reciprocal std in stats[2s+1].
+// One warp per statistic: the shift K = mean of its first (up to) 32 values,
+// stored in stats[2s] until the finalize kernel replaces it by the mean.
 __global__ void
-gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats, float eps,
-                   bool is_variance)
+gn_shift_kernel(float *stats, const float *x, gn_shape sh, int n_stats)
 {
   int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   int lane = threadIdx.x % 32;
   if (s >= n_stats)
     return;
-  double acc = 0.0;
-  for (int i = lane; i < sh.chunks; i += 32)
-    acc += partial[(size_t)s * sh.chunks + i];
-  for (int offset = 16; offset > 0; offset >>= 1)
-    acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+  int n = sh.group_len < 32 ? (int)sh.group_len : 32;
+  float v = lane < n ? stat_base(x, sh, s)[lane] : 0.0f;
+  v = os_warp_sum(v);
+  if (lane == 0)
+    stats[2 * s] = v / n;
+}
+
+// partial[2 (s * chunks + chunk) + {0, 1}] = sums over the chunk of (x - K)
+// and (x - K)^2. Each thread walks its elements keeping (frame, offset) up
+// to date instead of dividing.
+__global__ void
+gn_partial_kernel(float *partial, const float *x, const float *stats, gn_shape sh)
+{
+  int s = blockIdx.x, chunk = blockIdx.y;
+  const float *base = stat_base(x, sh, s);
+  size_t frame_stride = (size_t)sh.C * sh.HW;
+  size_t begin = (size_t)chunk * sh.chunk_len;
+  size_t end = begin + sh.chunk_len < sh.stat_len ? begin + sh.chunk_len : sh.stat_len;
+  float shift = stats[2 * s];
+  float sum = 0.0f, squares = 0.0f;
+  size_t e = begin + threadIdx.x;
+  size_t f = e / sh.group_len, r = e % sh.group_len;
+  for (; e < end; e += blockDim.x) {
+    float v = base[f * frame_stride + r] - shift;
+    sum += v;
+    squares += v * v;
+    for (r += blockDim.x; r >= sh.group_len; r -= sh.group_len)
+      f++;
+  }
+  sum = os_block_sum(sum);
+  squares = os_block_sum(squares);
+  if (threadIdx.x == 0) {
+    size_t at = 2 * ((size_t)s * sh.chunks + chunk);
+    partial[at] = sum;
+    partial[at + 1] = squares;
+  }
+}
+
+// One warp per statistic adds its partials in double (fixed order) and
+// turns them into stats[2s] = mean, stats[2s+1] = 1 / sqrt(var + eps).
+__global__ void
+gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats, float eps)
+{
+  int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (s >= n_stats)
+    return;
+  double sum = 0.0, squares = 0.0;
+  for (int i = lane; i < sh.chunks; i += 32) {
+    size_t at = 2 * ((size_t)s * sh.chunks + i);
+    sum += partial[at];
+    squares += partial[at + 1];
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    squares += __shfl_xor_sync(0xffffffffu, squares, offset);
+  }
   if (lane == 0) {
-    double m = acc / (double)sh.stat_len;
-    if (is_variance)
-      stats[2 * s + 1] = (float)(1.0 / sqrt(m + (double)eps));
-    else
-      stats[2 * s] = (float)m;
+    double n = (double)sh.stat_len;
+    double d = sum / n; // mean - shift
+    double var = squares / n - d * d;
+    stats[2 * s] = (float)(stats[2 * s] + d);
+    stats[2 * s + 1] = (float)(1.0 / sqrt((var > 0.0 ? var : 0.0) + (double)eps));
   }
 }
 
@@ -124,20 +153,16 @@ os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
   sh.chunks = (int)((sh.stat_len + sh.chunk_len - 1) / sh.chunk_len);
   int n_stats = N / frames_per_stat * G;
 
-  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh.chunks * sizeof(float),
+  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh.chunks * 2 * sizeof(float),
                                             "group_norm partial sums");
   float *stats = (float *)os_cuda_scratch(cb, (size_t)n_stats * 2 * sizeof(float),
                                           "group_norm statistics");
   if (partial && stats) {
-    dim3 grid(n_stats, sh.chunks);
-    int warps = 8;
-    int fin_blocks = (n_stats + warps - 1) / warps;
-    gn_partial_kernel<<<grid, 256, 0, cb->stream>>>(partial, x, NULL, sh);
-    gn_finalize_kernel<<<fin_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
-                                                                  eps, false);
-    gn_partial_kernel<<<grid, 256, 0, cb->stream>>>(partial, x, stats, sh);
-    gn_finalize_kernel<<<fin_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
-                                                                  eps, true);
+    int warps = 8, stat_blocks = (n_stats + warps - 1) / warps;
+    gn_shift_kernel<<<stat_blocks, warps * 32, 0, cb->stream>>>(stats, x, sh, n_stats);
+    gn_partial_kernel<<<dim3(n_stats, sh.chunks), 256, 0, cb->stream>>>(partial, x, stats, sh);
+    gn_finalize_kernel<<<stat_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
+                                                                   eps);
     gn_apply_kernel<<<(unsigned)((size_t)N * C), os_cuda_row_threads(HW), 0, cb->stream>>>(
         y, x, stats, gamma, beta, sh, silu);
     os_cuda_check_launch(cb, "group_norm");
