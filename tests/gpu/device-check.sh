@@ -21,11 +21,9 @@ stage() { printf '\n=== %s (%d s) ===\n' "$1" $((SECONDS - started)); }
 note_failure() { failed+=("$1"); echo "!!! $1 failed"; }
 
 stage "GPU"
-if ! nvidia-smi; then
-  echo "nvidia-smi failed: this script needs an NVIDIA GPU and driver" >&2
-  exit 1
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+# Informational only: the tests find the GPU through the engine itself.
+nvidia-smi || echo "warning: nvidia-smi failed or is missing"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
 /usr/local/cuda/bin/nvcc --version | tail -2
 
 stage "build in $build"
