@@ -130,14 +130,15 @@ os_vf_silu(os_vf x)
   return x / (1.0f + os_vf_exp(-x));
 }
 
-/* Sum of the lanes, in lane order. */
+/* Sum of the lanes as a tree (halves, then quarters, then pairs): a fixed
+ * order with a short dependency chain. */
 static inline float
 os_vf_sum(os_vf v)
 {
-  float total = v[0];
-  for (int j = 1; j < OS_LANES; j++)
-    total += v[j];
-  return total;
+  float l[OS_LANES];
+  memcpy(l, &v, sizeof l);
+  _Static_assert(OS_LANES == 8, "the tree below adds eight lanes");
+  return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
 /* The scalar forms: lane 0 of the vector ones, so results never depend on
