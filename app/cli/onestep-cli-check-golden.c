@@ -253,7 +253,7 @@ onestep_cli_check_golden (int    argc,
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &cases, NULL, "CASE_DIR" },
     { NULL }
   };
-  g_autoptr(GOptionContext) options = g_option_context_new ("CASE_DIR - compare with a golden case");
+  g_autoptr(GOptionContext) options = g_option_context_new ("- compare the engine with a golden case");
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GHashTable) tensors = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,

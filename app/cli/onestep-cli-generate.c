@@ -168,11 +168,12 @@ onestep_cli_generate (int    argc,
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, "IMAGE" },
     { NULL }
   };
-  g_autoptr(GOptionContext) options = g_option_context_new ("IMAGE - generate a clip");
+  g_autoptr(GOptionContext) options = g_option_context_new ("- turn one image into a clip");
   g_autoptr(GError) error = NULL;
   g_autoptr(GdkPixbuf) image = NULL;
   g_autoptr(GdkPixbuf) fitted = NULL;
   onestep_context_params params = onestep_context_default_params ();
+  g_auto(OnestepCliModelOptions) model_options = { 0 };
   onestep_request request = onestep_request_default ();
   onestep_context *ctx;
   const onestep_model_info *info;
@@ -183,6 +184,7 @@ onestep_cli_generate (int    argc,
   guint64 seed = 0;
 
   g_option_context_add_main_entries (options, entries, NULL);
+  g_option_context_add_group (options, onestep_cli_model_option_group (&model_options));
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
       onestep_cli_fail ("%s", error->message);
@@ -213,7 +215,8 @@ onestep_cli_generate (int    argc,
       onestep_cli_fail ("--sampler %s: expected euler, cm, tts or auto", sampler_name);
       return 2;
     }
-  if (!onestep_cli_parse_device (device_name, &params.device, &error))
+  if (!onestep_cli_parse_device (device_name, &params.device, &error) ||
+      !onestep_cli_model_options_apply (&model_options, &params, &error))
     {
       onestep_cli_fail ("%s", error->message);
       return 2;

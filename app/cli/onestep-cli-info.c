@@ -16,11 +16,13 @@ onestep_cli_info (int    argc,
   g_autoptr(GOptionContext) options = g_option_context_new ("- validate and describe a model");
   g_autoptr(GError) error = NULL;
   onestep_context_params params = onestep_context_default_params ();
+  g_auto(OnestepCliModelOptions) model_options = { 0 };
   onestep_error engine_error = { 0 };
   const onestep_model_info *info;
   onestep_context *ctx;
 
   g_option_context_add_main_entries (options, entries, NULL);
+  g_option_context_add_group (options, onestep_cli_model_option_group (&model_options));
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
       onestep_cli_fail ("%s", error->message);
@@ -32,7 +34,8 @@ onestep_cli_info (int    argc,
       return 2;
     }
   params.device = ONESTEP_DEVICE_CPU;
-  if (device_name != NULL && !onestep_cli_parse_device (device_name, &params.device, &error))
+  if ((device_name != NULL && !onestep_cli_parse_device (device_name, &params.device, &error)) ||
+      !onestep_cli_model_options_apply (&model_options, &params, &error))
     {
       onestep_cli_fail ("%s", error->message);
       return 2;

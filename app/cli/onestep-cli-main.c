@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "modelstore-cli.h"
 #include "onestep-cli.h"
 
 static const struct {
@@ -9,10 +10,11 @@ static const struct {
   int (*run) (int argc, char **argv);
   const char *summary;
 } commands[] = {
-  { "generate", onestep_cli_generate, "turn one image into a clip of PNG frames" },
+  { "generate", onestep_cli_generate, "turn one image into a clip (PNG frames, MP4, WebM or GIF)" },
   { "check-golden", onestep_cli_check_golden, "compare the engine with a golden case" },
   { "info", onestep_cli_info, "validate and describe a model" },
   { "bench", onestep_cli_bench, "measure sgemm and UNet FLOP/s on this machine" },
+  { "models", onestep_modelstore_cli_run, "list, download or import models (list|download NAME|import PATH)" },
 };
 
 void

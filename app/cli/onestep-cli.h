@@ -14,6 +14,23 @@ int onestep_cli_check_golden (int argc, char **argv);
 int onestep_cli_info (int argc, char **argv);
 int onestep_cli_bench (int argc, char **argv);
 
+/* The model options of generate and info (--unet, --lora, --frames-hint). */
+typedef struct {
+  char *unet_file;
+  char **lora_args;    /* FILE[:SCALE] as given */
+  int frames_hint;
+  char **lora_files;   /* parsed by apply */
+  float *lora_scales;
+} OnestepCliModelOptions;
+
+GOptionGroup *onestep_cli_model_option_group (OnestepCliModelOptions *options);
+/* Parses the LoRA arguments and points params at the options (keep them alive). */
+gboolean onestep_cli_model_options_apply (OnestepCliModelOptions  *options,
+                                          onestep_context_params  *params,
+                                          GError                 **error);
+void onestep_cli_model_options_clear (OnestepCliModelOptions *options);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (OnestepCliModelOptions, onestep_cli_model_options_clear)
+
 /* Prints "onestep-cli: MESSAGE" on stderr. */
 void onestep_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
 

@@ -61,6 +61,17 @@ expect_failure "existing output" "already exists" \
   generate --model "$model" --output "$work/existing" "$image"
 expect_failure "info on a missing model" "no-such-model" info --model "$work/no-such-model"
 expect_failure "unknown command" "unknown command" frobnicate
+expect_failure "missing LoRA file" "no-such-lora.safetensors" \
+  info --model "$model" --lora "$work/no-such-lora.safetensors:0.5"
+expect_failure "missing replacement UNet" "no-such-unet.safetensors" \
+  info --model "$model" --unet "$work/no-such-unet.safetensors"
+# The model options themselves work: the model's own UNet file as the replacement.
+if "$cli" info --model "$model" --unet "$model/unet/diffusion_pytorch_model.safetensors" \
+    >"$work/stdout" 2>"$work/stderr" && grep -q "unet parameters: 1793078" "$work/stdout"; then
+  echo "ok   info --unet with the model's own UNet"
+else
+  echo "FAIL info --unet:"; cat "$work/stdout" "$work/stderr"; failures=$((failures + 1))
+fi
 
 # Broken copies of the model, outside the work folder's leftover check.
 broken=$(mktemp -d)
