@@ -218,14 +218,14 @@ on_generate_done (GObject      *object,
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
   _onestep_window_update_actions (self);
 
-  if (ok)
+  if (ok && self->current_result != NULL)
     {
       g_autofree char *summary = onestep_result_dup_summary (self->current_result);
       g_autofree char *status = g_strdup_printf (_("Done: %s"), summary);
 
       _onestep_window_set_status (self, status);
     }
-  else
+  else if (!ok)
     {
       _onestep_window_set_status (self, _("Generation failed"));
       onestep_window_show_error (self, _("Generation failed"), error);
