@@ -100,6 +100,43 @@ static void test_generate(onestep_context *ctx, const onestep_image *image)
   }
 }
 
+typedef struct {
+  int64_t chunk_frames[4];
+  int chunks;
+} chunk_taps;
+
+static void on_tap(const char *name, const float *data, int ndim, const int64_t *shape,
+                   void *user_data)
+{
+  chunk_taps *t = user_data;
+  int index;
+  char rest[32];
+  if (sscanf(name, "vae_dec.%d.%31s", &index, rest) == 2 && strcmp(rest, "frames") == 0 &&
+      index == t->chunks && index < 4) {
+    t->chunk_frames[index] = shape[0];
+    t->chunks++;
+  }
+}
+
+/* Three frames decoded two at a time: chunks vae_dec.0 (2 frames) and vae_dec.1 (1). */
+static void test_decode_chunks(onestep_context *ctx, const onestep_image *image)
+{
+  chunk_taps taps = {0};
+  onestep_request req = onestep_request_default();
+  req.frames = 3;
+  req.steps = 1;
+  req.decode_chunk_size = 2;
+  req.tap = on_tap;
+  req.user_data = &taps;
+  onestep_error error = {0};
+  onestep_clip *clip = onestep_generate(ctx, image, &req, &error);
+  CHECK(clip != NULL && clip->frames == 3, "chunked decode: %s", error.message);
+  CHECK(taps.chunks == 2 && taps.chunk_frames[0] == 2 && taps.chunk_frames[1] == 1,
+        "%d chunks of %lld and %lld frames", taps.chunks, (long long)taps.chunk_frames[0],
+        (long long)taps.chunk_frames[1]);
+  onestep_clip_free(clip);
+}
+
 static void expect_invalid(onestep_context *ctx, const onestep_image *image,
                            onestep_request req, const char *needle)
 {
@@ -171,6 +208,7 @@ int main(int argc, char **argv)
           (long long)info->unet_params, info->weight_dtype);
     test_generate(ctx, &image);
     test_bad_requests(ctx, &image);
+    test_decode_chunks(ctx, &image);
     onestep_context_free(ctx);
   }
   params.device = ONESTEP_DEVICE_CUDA;
