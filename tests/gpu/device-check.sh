@@ -8,6 +8,9 @@
 # /usr/local/cuda, as on the development machines.
 #
 # Usage: tests/gpu/device-check.sh [BUILD_DIR]   (default: a fresh /tmp dir)
+# The whole output also goes to $OUT/device-check.log when $OUT is set (the
+# device machine's return folder), else to BUILD_DIR.log; the summary at the
+# end repeats the results that matter.
 # Environment: BENCH_PRECISION (default fp16), BENCH_BUDGET_S (default 140),
 #   REF_BENCH=path/to/bench_ref.py to time the diffusers reference as well.
 set -euo pipefail
@@ -16,6 +19,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$(mktemp -d /tmp/onestep-gpu-XXXXXX)}
 started=$SECONDS
 failed=()
+if [[ -n "${OUT:-}" ]]; then log=$OUT/device-check.log; else log=$build.log; fi
+exec > >(tee "$log") 2>&1
+results=$(mktemp)
 
 stage() { printf '\n=== %s (%d s) ===\n' "$1" $((SECONDS - started)); }
 note_failure() { failed+=("$1"); echo "!!! $1 failed"; }
@@ -39,8 +45,8 @@ timeout 240 meson test -C "$build" --suite gpu --print-errorlogs -v --num-proces
   note_failure "gpu suite"
 for precision in fp16 bf16; do
   stage "ops against the CPU with $precision GEMM operands"
-  ONESTEP_CUDA_PRECISION=$precision timeout 120 "$build/tests/gpu/test-cuda-ops" ||
-    note_failure "ops in $precision"
+  ONESTEP_CUDA_PRECISION=$precision timeout 120 "$build/tests/gpu/test-cuda-ops" |
+    tee -a "$results" || note_failure "ops in $precision"
 done
 
 stage "GEMM peak of this card"
@@ -57,7 +63,7 @@ if [[ -d /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 {print $4}') > 20 * 1
   bench_tmp=/dev/shm
 fi
 ONESTEP_CUDA_PRECISION=$precision TMPDIR=$bench_tmp timeout 330 "$build/tests/gpu/bench-gpu" \
-  --peak-tflops "${peak:-0}" --budget-s "$budget" || note_failure "benchmark"
+  --peak-tflops "${peak:-0}" --budget-s "$budget" | tee -a "$results" || note_failure "benchmark"
 rm -rf "$bench_tmp"/onestep-bench-* # left behind only if the bench was killed
 
 for key in unet14 decode14; do
@@ -75,7 +81,12 @@ if [[ -n "${REF_BENCH:-}" ]]; then
   timeout 150 python3 "$REF_BENCH" || note_failure "reference benchmark"
 fi
 
-stage "done"
+stage "summary"
+nvidia-smi --query-gpu=name --format=csv,noheader || true
+grep -hE "^FAIL " "$build/meson-logs/testlog.txt" "$results" || echo "no failing op checks"
+grep -E "^(Ok|Fail|Skipped|Timeout): " "$build/meson-logs/testlog.txt" || true
+echo "$peak_log" | grep -E "^(device|GEMM 8192\^3 fp16)" || true
+grep -E "^(precision|one step via|[A-Za-z].* ms  )" "$results" || true
 if ((${#failed[@]})); then
   printf 'FAILED: %s\n' "${failed[@]}"
   exit 1

@@ -1,0 +1,41 @@
+#!/bin/bash
+# device-run.sh: on the GPU machine, everything the CUDA backend needs checked
+# in one run of under 8 minutes, from the programs device-bundle.sh prepared:
+# every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands),
+# the golden case on the GPU in each precision, the card's GEMM peak, and the
+# full-size benchmark table.
+#
+# Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 200)
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+carry=$repo/.devcarry
+export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export ONESTEP_CUDA_MODULE=$carry/lib/libonestep-cuda.so
+started=$SECONDS
+failed=()
+stage() { printf '\n=== %s (%d s) ===\n' "$1" $((SECONDS - started)); }
+check() { local what=$1; shift; "$@" || { failed+=("$what"); echo "!!! $what failed"; }; }
+
+stage "GPU"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+
+for precision in fp32 fp16 bf16; do
+  stage "ops against the CPU backend, $precision"
+  ONESTEP_CUDA_PRECISION=$precision check "ops $precision" timeout 150 "$carry/bin/test-cuda-ops"
+  stage "golden tiny-a on the GPU, $precision"
+  ONESTEP_CUDA_PRECISION=$precision check "golden $precision" timeout 60 \
+    "$carry/bin/test-golden-cuda" "$repo/tests/data/golden/tiny-a" "$carry/tiny-a.rgb"
+done
+
+stage "GEMM peak of this card"
+peak_log=$(timeout 60 "$carry/bin/gemm-peak") || failed+=("gemm-peak")
+echo "$peak_log"
+peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
+
+stage "benchmark at 1024x576, fp16 operands"
+ONESTEP_CUDA_PRECISION=fp16 check benchmark timeout 330 "$carry/bin/bench-gpu" \
+  --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}"
+
+stage "done"
+if ((${#failed[@]})); then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
+echo "all GPU checks passed in $((SECONDS - started)) s"
