@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The im2col buffer is capped (chunks of output rows) so memory stays flat
- * at any resolution; a few MB also keeps it warm in cache for the GEMM. */
+/* The im2col buffers of one core's share of this at most (bands of output
+ * rows), so memory stays flat at any resolution and a band's columns stay
+ * warm in cache for its GEMM. */
 #define COLUMN_BUFFER_MAX_BYTES ((size_t)16 << 20)
 
 /* y[n, c, :] = bias[c] for every image, or 0 without bias. */
@@ -31,11 +32,10 @@ typedef struct {
 /* col[(c*KH + kh)*KW + kw][(oy - oy0)*Wo + ox] = x[c][oy*s - pt + kh][ox*s - pl + kw]
  * (zero outside the image) for output rows oy0 <= oy < oy1. */
 static void
-im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1, int n_threads)
+im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1)
 {
   int n_rows = s->Cin * s->KH * s->KW;
   size_t row_len = (size_t)(oy1 - oy0) * s->Wo;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int r = 0; r < n_rows; r++) {
     int kw = r % s->KW, kh = (r / s->KW) % s->KH, c = r / (s->KW * s->KH);
     const float *plane = x + (size_t)c * s->H * s->W;
@@ -67,55 +67,68 @@ im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1, i
   }
 }
 
-/* One image's convolution through column chunks. */
+/* conv2d works in tasks of one band of output rows of one image. A task
+ * writes its band's bias, lays out the band's input columns (im2col) in the
+ * worker's own buffer and multiplies them with one single-threaded sgemm,
+ * then adds the residual: one parallel region per call, no barrier inside. */
 typedef struct {
   conv_shape s;
-  const float *W, *bias, *residual;
-  int Cout, K, rows_per_chunk;
+  float *y;
+  const float *x, *W, *bias, *residual;
+  int Cout, K, band_rows;
   size_t in_plane, out_plane;
+  bool pointwise; /* 1x1, stride 1, no padding: the image is its own columns */
 } conv_job;
 
-/* Image n: bias, im2col and GEMM chunk by chunk, residual. Split mode
- * spreads every step over the backend's workers; otherwise the calling
- * worker does it all (one of several workers each taking whole images). The
- * mode, not the thread count, decides how each GEMM is blocked. */
 static void
-conv_image(os_backend *be, const conv_job *job, float *y, const float *x, int n, float *col,
-           bool split)
+conv_band(const conv_job *job, int n, int oy0, float *col)
 {
   const conv_shape *s = &job->s;
-  int n_threads = split ? os_cpu_threads(be) : 1;
-  const float *xn = x + n * s->Cin * job->in_plane;
-  float *yn = y + n * job->Cout * job->out_plane;
-  fill_channel_bias(yn, job->bias, 1, job->Cout, job->out_plane, n_threads);
-  for (int oy0 = 0; oy0 < s->Ho; oy0 += job->rows_per_chunk) {
-    int oy1 = oy0 + job->rows_per_chunk < s->Ho ? oy0 + job->rows_per_chunk : s->Ho;
-    int cols = (oy1 - oy0) * s->Wo;
-    float *y_rows = yn + (size_t)oy0 * s->Wo;
-    im2col_rows(s, xn, col, oy0, oy1, n_threads);
-    if (split)
-      os_cpu_gemm(be, false, false, job->Cout, cols, job->K, 1.0f, job->W, job->K, col, cols,
-                  1.0f, y_rows, (int)job->out_plane);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, job->Cout, cols, job->K, 1.0f,
-                  job->W, job->K, col, cols, 1.0f, y_rows, (int)job->out_plane);
+  int oy1 = oy0 + job->band_rows < s->Ho ? oy0 + job->band_rows : s->Ho;
+  size_t first = (size_t)oy0 * s->Wo, cols = (size_t)(oy1 - oy0) * s->Wo;
+  size_t plane = job->out_plane;
+  float *yn = job->y + (size_t)n * job->Cout * plane;
+  const float *xn = job->x + (size_t)n * s->Cin * job->in_plane;
+  for (int o = 0; o < job->Cout; o++) {
+    float value = job->bias ? job->bias[o] : 0.0f, *out = yn + o * plane + first;
+    for (size_t p = 0; p < cols; p++)
+      out[p] = value;
   }
+  const float *B = xn + first;
+  int ldb = (int)job->in_plane;
+  if (!job->pointwise) {
+    im2col_rows(s, xn, col, oy0, oy1);
+    B = col;
+    ldb = (int)cols;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, job->Cout, (int)cols, job->K, 1.0f,
+              job->W, job->K, B, ldb, 1.0f, yn + first, (int)plane);
   if (job->residual) {
-    const float *rn = job->residual + n * job->Cout * job->out_plane;
-    size_t len = job->Cout * job->out_plane;
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1)
-    for (size_t i = 0; i < len; i++)
-      yn[i] += rn[i];
+    const float *rn = job->residual + (size_t)n * job->Cout * plane;
+    for (int o = 0; o < job->Cout; o++)
+      for (size_t p = first; p < first + cols; p++)
+        yn[o * plane + p] += rn[o * plane + p];
   }
 }
 
-/* Whole images per worker when there are enough to share out evenly on this
- * machine (a rule on the shape and the core count, never the thread count). */
-static bool
-images_per_worker(int N)
+/* Rows per band, from the shape and the machine's core count only (never
+ * the thread count, so results do not depend on it): about four bands per
+ * core over all images for balance, bands of at least ~512 output pixels so
+ * that repacking W stays cheap, and a column buffer of at most a share of
+ * COLUMN_BUFFER_MAX_BYTES per core. */
+static int
+band_rows(int N, int Ho, int Wo, size_t column_row_bytes)
 {
   int cores = omp_get_num_procs();
-  return cores > 1 && (N % cores == 0 || N >= 4 * cores);
+  int bands_per_image = (4 * cores + N - 1) / N;
+  int rows = (Ho + bands_per_image - 1) / bands_per_image;
+  int min_rows = (512 + Wo - 1) / Wo;
+  if (rows < min_rows)
+    rows = min_rows;
+  size_t cap = COLUMN_BUFFER_MAX_BYTES / cores / column_row_bytes;
+  if ((size_t)rows > cap)
+    rows = cap > 0 ? (int)cap : 1;
+  return rows < Ho ? rows : Ho;
 }
 
 void
@@ -130,54 +143,30 @@ os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const fl
       .Ho = (H + pad_top + pad_bottom - KH) / stride + 1,
       .Wo = (Wd + pad_left + pad_right - KW) / stride + 1,
     },
-    .W = W, .bias = bias, .residual = residual, .Cout = Cout, .K = Cin * KH * KW,
-    .in_plane = (size_t)H * Wd,
+    .y = y, .x = x, .W = W, .bias = bias, .residual = residual, .Cout = Cout,
+    .K = Cin * KH * KW, .in_plane = (size_t)H * Wd,
+    .pointwise = KH == 1 && KW == 1 && stride == 1 && pad_top == 0 && pad_left == 0 &&
+                 pad_bottom == 0 && pad_right == 0,
   };
   job.out_plane = (size_t)job.s.Ho * job.s.Wo;
-  int n_threads = os_cpu_threads(be);
-
-  bool pointwise = KH == 1 && KW == 1 && stride == 1 && pad_top == 0 && pad_left == 0 &&
-                   pad_bottom == 0 && pad_right == 0;
-  if (pointwise) {
-    /* Y_n = W X_n: the image itself is the [Cin, H*W] column matrix. */
-    fill_channel_bias(y, bias, N, Cout, job.out_plane, n_threads);
-    os_cpu_gemm_batched(be, false, false, Cout, (int)job.out_plane, Cin, 1.0f, W, Cin, 0, x,
-                        (int)job.out_plane, (int64_t)(Cin * job.in_plane), 1.0f, y,
-                        (int)job.out_plane, (int64_t)(Cout * job.out_plane), N);
-    if (residual)
-      os_cpu_add(be, y, y, residual, (size_t)N * Cout * job.out_plane);
+  size_t column_row_bytes = sizeof(float) * (size_t)job.K * job.s.Wo;
+  job.band_rows = band_rows(N, job.s.Ho, job.s.Wo, column_row_bytes);
+  int bands = (job.s.Ho + job.band_rows - 1) / job.band_rows;
+  int n_tasks = N * bands;
+  int workers = os_cpu_threads(be) < n_tasks ? os_cpu_threads(be) : n_tasks;
+  size_t buffer_floats = job.pointwise ? 0 : (size_t)job.K * job.s.Wo * job.band_rows;
+  float *buffers = os_cpu_scratch(be, sizeof(float) * buffer_floats * workers);
+  if (!buffers)
     return;
-  }
-
-  size_t row_bytes = sizeof(float) * (size_t)job.K * job.s.Wo;
-  job.rows_per_chunk = (int)(COLUMN_BUFFER_MAX_BYTES / row_bytes);
-  if (job.rows_per_chunk < 1)
-    job.rows_per_chunk = 1;
-  if (job.rows_per_chunk > job.s.Ho)
-    job.rows_per_chunk = job.s.Ho;
-  size_t chunk_floats = (size_t)job.K * job.s.Wo * job.rows_per_chunk;
   os_cpu_blas_single_thread();
-  if (images_per_worker(N)) {
-    int workers = n_threads < N ? n_threads : N;
-    float *cols = os_cpu_scratch(be, sizeof(float) * chunk_floats * workers);
-    if (!cols)
-      return;
 #pragma omp parallel num_threads(workers)
-    {
-      float *col = cols + chunk_floats * omp_get_thread_num();
+  {
+    float *col = buffers + buffer_floats * omp_get_thread_num();
 #pragma omp for schedule(dynamic)
-      for (int n = 0; n < N; n++)
-        conv_image(be, &job, y, x, n, col, false);
-    }
-    free(cols);
-  } else {
-    float *col = os_cpu_scratch(be, sizeof(float) * chunk_floats);
-    if (!col)
-      return;
-    for (int n = 0; n < N; n++)
-      conv_image(be, &job, y, x, n, col, true);
-    free(col);
+    for (int task = 0; task < n_tasks; task++)
+      conv_band(&job, task / bands, task % bands * job.band_rows, col);
   }
+  free(buffers);
 }
 
 void
