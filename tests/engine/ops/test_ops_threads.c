@@ -22,8 +22,7 @@ run_conv3x3(os_backend *be, const inputs *in, float *out)
                   1, 1, 1, 1);
 }
 
-/* Three images: with 2 or 4 cores each image is split over the workers;
- * four images are shared out whole. */
+/* Three images (tasks that do not divide evenly over the workers). */
 static void
 run_conv_stride2(os_backend *be, const inputs *in, float *out)
 {
