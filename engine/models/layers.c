@@ -460,11 +460,12 @@ os_bind_geglu_ff(os_weight_set *ws, os_geglu_ff_w *f, const char *prefix, int di
   os_bind_linear(ws, &f->out, name, inner, dim, true);
 }
 
-/* Token rows per chunk so that the [rows, 2*inner] expansion stays near 64 MB. */
+/* Token rows per chunk so that the [rows, 2*inner] expansion stays bounded:
+ * near 64 MB on the CPU (cache-friendly), 512 MB on a GPU (fewer, larger GEMMs). */
 static int
-ff_chunk_rows(int T, int inner)
+ff_chunk_rows(const os_backend *be, int T, int inner)
 {
-  size_t budget = (size_t)16 << 20; /* floats */
+  size_t budget = (size_t)(be->ops->is_host ? 16 : 128) << 20; /* floats */
   size_t rows = budget / ((size_t)3 * inner);
   if (rows < 64)
     rows = 64;
@@ -475,7 +476,7 @@ onestep_status
 os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const float *xn, int T,
                     const float *residual)
 {
-  int rows = ff_chunk_rows(T, f->inner);
+  int rows = ff_chunk_rows(be, T, f->inner);
   float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
   float *g = os_alloc_floats(be, (size_t)rows * f->inner);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;

@@ -13,6 +13,11 @@ export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export ONESTEP_CUDA_MODULE=$carry/lib/libonestep-cuda.so
 started=$SECONDS
 failed=()
+for packed in "$carry"/lib/*.xz; do
+  [[ -e $packed ]] || continue
+  unxz -f "$packed" 2>/dev/null ||
+    python3 -c 'import lzma,sys; open(sys.argv[1][:-3],"wb").write(lzma.open(sys.argv[1]).read())' "$packed"
+done
 stage() { printf '\n=== %s (%d s) ===\n' "$1" $((SECONDS - started)); }
 check() { local what=$1; shift; "$@" || { failed+=("$what"); echo "!!! $what failed"; }; }
 
