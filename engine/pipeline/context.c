@@ -1,7 +1,6 @@
-/* context.c: loading a diffusers SVD folder onto a backend. */
+/* context.c: opening a checkpoint on a backend and binding its models. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "error.h"
