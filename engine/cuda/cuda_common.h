@@ -90,7 +90,7 @@ void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
 typedef enum {
   OS_DERIVED_HALF = 0,       /* fp16 copy */
   OS_DERIVED_BF16,           /* bf16 copy */
-  OS_DERIVED_TEMPORAL_TAPS,  /* [Cout,Cin,3] -> [3,Cout,Cin] */
+  OS_DERIVED_TEMPORAL_TAPS,  /* [Cout,Cin,3] -> [Cout,3,Cin] */
 } os_derived_kind;
 
 os_cuda_derived_cache *os_cuda_derived_new(void);

@@ -9,10 +9,12 @@
 #include "cuda_common.h"
 #include "cuda_types.cuh"
 
-// Column-matrix scratch per chunk: small enough to stay in a large GPU's L2
-// cache between im2col writing it and the GEMM reading it (the buffer is
-// reused chunk after chunk), large enough for efficient GEMMs.
-#define COL_BUDGET ((size_t)32 << 20)
+// Column-matrix scratch per chunk. Large, so that each GEMM fills the GPU
+// several times over (at 1024x576 and 128 channels a chunk is ~116k pixels:
+// hundreds of tiles of Cout x pixels) and the decoder's layers take tens of
+// launches instead of hundreds; writing and re-reading the columns costs less
+// than GEMMs too small to occupy every SM.
+#define COL_BUDGET ((size_t)256 << 20)
 #define MIN_CHUNK_PIXELS 2048
 
 typedef struct {

@@ -67,15 +67,17 @@ os_cuda_derived_invalidate(os_cuda_backend *cb, const void *ptr, size_t bytes)
 // ----------------------------------------------------------------------------
 // builders
 
-// [Cout, Cin, 3] -> [3, Cout, Cin], so that each tap is a plain [Cout, Cin] matrix.
+// [Cout, Cin, 3] -> [Cout, 3, Cin]: row o is the three taps' input weights
+// side by side, the A operand of the temporal convolution's single GEMM.
 __global__ void
 temporal_taps_kernel(float *dst, const float *src, int cout, int cin)
 {
   size_t n = (size_t)cout * cin;
   OS_CUDA_GRID_STRIDE(i, n)
   {
+    size_t o = i / cin, ci = i % cin;
     for (int k = 0; k < 3; k++)
-      dst[k * n + i] = src[i * 3 + k];
+      dst[(o * 3 + k) * cin + ci] = src[i * 3 + k];
   }
 }
 

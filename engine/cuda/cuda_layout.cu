@@ -1,19 +1,61 @@
 // cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels).
-// One block per output row: indices are derived once per row, then the row
-// is copied with coalesced reads and writes.
+// Row-shaped copies derive their indices once per row, then copy the row with
+// coalesced reads and writes; permute_0213 with single-element rows is a
+// batched matrix transpose through shared-memory tiles.
+
+#include <stdint.h>
 
 #include "cuda_common.h"
 
-// y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I]: swaps the middle two axes
-// (tokens <-> heads, frames <-> pixels). Output row (a, c, b).
-__global__ void
-permute_0213_kernel(float *y, const float *x, unsigned Bd, unsigned Cd, unsigned I)
+#define TRANSPOSE_TILE 32
+#define TRANSPOSE_ROWS 8 // thread rows per tile: each thread moves 4 elements
+#define ROW_WARPS 8      // rows per block of the row copy (one warp each)
+
+// y[a][c][b] = x[a][b][c] for x [A, Bd, Cd]. A block moves a 32x32 tile: it
+// reads 32 rows of x along c (coalesced), and writes 32 rows of y along b
+// (coalesced) from the transposed tile; the padded column keeps the
+// transposed reads free of bank conflicts. Grid: x over tiles of c, y and z
+// (striding) over tiles of b and over a.
+__global__ void __launch_bounds__(TRANSPOSE_TILE * TRANSPOSE_ROWS)
+transpose_kernel(float *y, const float *x, unsigned A, unsigned Bd, unsigned Cd)
 {
-  unsigned row = blockIdx.x;
-  unsigned b = row % Bd, c = (row / Bd) % Cd, a = row / (Bd * Cd);
-  const float *src = x + (((size_t)a * Bd + b) * Cd + c) * I;
-  float *dst = y + (size_t)row * I;
-  OS_CUDA_ROW_LOOP(i, I) { dst[i] = src[i]; }
+  __shared__ float tile[TRANSPOSE_TILE][TRANSPOSE_TILE + 1];
+  unsigned c0 = blockIdx.x * TRANSPOSE_TILE;
+  unsigned b_tiles = (Bd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE;
+  unsigned tx = threadIdx.x;
+  for (unsigned a = blockIdx.z; a < A; a += gridDim.z) {
+    const float *xa = x + (size_t)a * Bd * Cd;
+    float *ya = y + (size_t)a * Bd * Cd;
+    for (unsigned bt = blockIdx.y; bt < b_tiles; bt += gridDim.y) {
+      unsigned b0 = bt * TRANSPOSE_TILE;
+      __syncthreads(); // the previous tile has been written out
+      for (unsigned r = threadIdx.y; r < TRANSPOSE_TILE; r += TRANSPOSE_ROWS)
+        if (b0 + r < Bd && c0 + tx < Cd)
+          tile[r][tx] = xa[(size_t)(b0 + r) * Cd + c0 + tx];
+      __syncthreads();
+      for (unsigned r = threadIdx.y; r < TRANSPOSE_TILE; r += TRANSPOSE_ROWS)
+        if (c0 + r < Cd && b0 + tx < Bd)
+          ya[(size_t)(c0 + r) * Bd + b0 + tx] = tile[tx][r];
+    }
+  }
+}
+
+// y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I] with rows of I elements
+// of type V (float, or float4 when rows allow it). One warp per output row
+// (a, c, b); the grid strides over rows.
+template <typename V>
+__global__ void __launch_bounds__(ROW_WARPS * 32)
+permute_rows_kernel(V *y, const V *x, size_t rows, unsigned Bd, unsigned Cd, unsigned I)
+{
+  unsigned lane = threadIdx.x % 32;
+  size_t first = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
+  for (size_t row = first; row < rows; row += (size_t)gridDim.x * ROW_WARPS) {
+    size_t b = row % Bd, c = (row / Bd) % Cd, a = row / ((size_t)Bd * Cd);
+    const V *src = x + ((a * Bd + b) * Cd + c) * I;
+    V *dst = y + row * I;
+    for (unsigned i = lane; i < I; i += 32)
+      dst[i] = src[i];
+  }
 }
 
 // PyTorch's nearest index for an explicit output size: the scale is the
@@ -52,6 +94,12 @@ concat_channels_kernel(float *y, const float *a, unsigned Ca, const float *b, un
   OS_CUDA_ROW_LOOP(p, P) { dst[p] = src[p]; }
 }
 
+static unsigned
+grid_limit(size_t n, size_t limit)
+{
+  return (unsigned)(n < limit ? (n ? n : 1) : limit);
+}
+
 void
 os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I)
 {
@@ -59,7 +107,21 @@ os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, in
   size_t rows = (size_t)A * Cd * Bd;
   if (rows == 0 || I <= 0)
     return;
-  permute_0213_kernel<<<(unsigned)rows, os_cuda_row_threads(I), 0, cb->stream>>>(y, x, Bd, Cd, I);
+  if (I == 1) {
+    dim3 grid(grid_limit(((size_t)Cd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, INT32_MAX),
+              grid_limit(((size_t)Bd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, 65535),
+              grid_limit((size_t)A, 65535));
+    transpose_kernel<<<grid, dim3(TRANSPOSE_TILE, TRANSPOSE_ROWS), 0, cb->stream>>>(y, x, A, Bd,
+                                                                                   Cd);
+  } else {
+    unsigned blocks = grid_limit((rows + ROW_WARPS - 1) / ROW_WARPS, 65535u * 16u);
+    bool vec4 = I % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
+    if (vec4)
+      permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
+          (float4 *)y, (const float4 *)x, rows, Bd, Cd, I / 4);
+    else
+      permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(y, x, rows, Bd, Cd, I);
+  }
   os_cuda_check_launch(cb, "permute_0213");
 }
 

@@ -456,16 +456,35 @@ test_pointwise(harness *h)
   t_free(h, &cv);
 }
 
+/* x [A, Bd, Cd, I] -> y [A, Cd, Bd, I]; `offset` shifts both buffers by that
+ * many floats (the op must not assume aligned rows). */
+static void
+test_permute(harness *h, int A, int Bd, int Cd, int I, int offset)
+{
+  size_t n = (size_t)A * Bd * Cd * I;
+  tensor x = t_random(h, n + offset, -1, 1), y = t_output(h, n + offset);
+  ON_BOTH(h) be->ops->permute_0213(be, P(y) + offset, P(x) + offset, A, Bd, Cd, I);
+  char shape[96];
+  snprintf(shape, sizeof shape, "%d x %d x %d x %d%s", A, Bd, Cd, I,
+           offset ? " (unaligned)" : "");
+  compare(h, "permute_0213", shape, &y, 0);
+  t_free(h, &x);
+  t_free(h, &y);
+}
+
 static void
 test_layout(harness *h)
 {
   /* frames <-> pixels as the temporal blocks do: [B, F, HW, C] -> [B, HW, F, C] */
-  int A = 2, Bd = 14, Cd = 24 * 40, I = 64;
-  tensor x = t_random(h, (size_t)A * Bd * Cd * I, -1, 1), y = t_output(h, x.n);
-  ON_BOTH(h) be->ops->permute_0213(be, P(y), P(x), A, Bd, Cd, I);
-  compare(h, "permute_0213", "2 x 14 x 960 x 64", &y, 0);
-  t_free(h, &x);
-  t_free(h, &y);
+  test_permute(h, 2, 14, 24 * 40, 64, 0);
+  test_permute(h, 1, 14, 48 * 48, 320, 0);
+  /* rows of odd length, and rows off 16-byte alignment: element copies */
+  test_permute(h, 2, 5, 33, 7, 0);
+  test_permute(h, 1, 3, 50, 64, 1);
+  /* single elements: batched transposes [N, C, S] <-> [N, S, C], full and ragged tiles */
+  test_permute(h, 2, 320, 128 * 72, 1, 0);
+  test_permute(h, 2, 128 * 72, 320, 1, 0);
+  test_permute(h, 3, 77, 1000, 1, 0);
 
   int N = 4, C = 64, H = 18, W = 32;
   tensor u = t_random(h, (size_t)N * C * H * W, -1, 1);
@@ -559,10 +578,15 @@ main(void)
   test_conv2d(&h, (conv_case){ 2, 64, 32, 48, 64, 3, 3, 2, 0, 0, 1, 1, true, false }, false);
   test_conv2d(&h, (conv_case){ 2, 96, 24, 40, 64, 1, 1, 1, 0, 0, 0, 0, true, true }, false);
   test_conv2d(&h, (conv_case){ 1, 16, 20, 20, 24, 1, 3, 1, 0, 1, 0, 1, false, false }, false);
-  /* columns over the 32 MiB chunk: built in ranges of pixels, as at 1024x576 */
-  test_conv2d(&h, (conv_case){ 1, 64, 400, 400, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
+  /* columns over the 256 MiB chunk in every precision: built in ranges of
+   * pixels, as at 1024x576 */
+  test_conv2d(&h, (conv_case){ 1, 128, 384, 384, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
+  /* two images per chunk in fp16/bf16, one in fp32, with a remainder */
+  test_conv2d(&h, (conv_case){ 3, 64, 302, 302, 16, 3, 3, 1, 1, 1, 1, 1, true, true }, false);
   test_conv_temporal(&h, 2, 7, 64, 96, 24 * 40);
   test_conv_temporal(&h, 1, 1, 32, 32, 100); /* one frame: only the centre tap */
+  /* staging over the 256 MiB chunk in every precision: ranges of pixels */
+  test_conv_temporal(&h, 1, 14, 1280, 64, 9216);
 
   test_group_norm(&h, 6, 64, 24 * 40, 32, 1, true, false);
   test_group_norm(&h, 6, 128, 24 * 40, 32, 3, false, false); /* across frames */
