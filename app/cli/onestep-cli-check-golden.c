@@ -325,7 +325,7 @@ onestep_cli_check_golden (int    argc,
       onestep_cli_fail ("%s", engine_error.message);
       goto out;
     }
-  fprintf (stderr, "golden %s: model %s on %s\n", case_name, model,
+  printf ("case %s: model %s on %s\n", case_name, model,
            onestep_context_get_info (ctx)->device_name);
 
   for (guint i = 0; i < json_array_get_length (runs); i++)
