@@ -1,4 +1,5 @@
 /* onestep-cli-main.c: subcommand dispatch and shared helpers. */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +64,10 @@ int
 main (int    argc,
       char **argv)
 {
+  /* The user's language and character set for messages and sizes, but the C
+   * numeric format so that --json and tables keep decimal points. */
+  setlocale (LC_ALL, "");
+  setlocale (LC_NUMERIC, "C");
   if (argc < 2)
     {
       print_usage (stderr);
