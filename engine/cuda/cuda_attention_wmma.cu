@@ -6,8 +6,10 @@
 // head_dim 64 (K and V tiles are then shared by 128 rows, halving their
 // reads), 4 warps for the wider heads (shared memory stays under 99 KiB, the
 // limit on consumer GPUs). Per tile of 32 keys: S = Q K^T (16-bit operands, fp32
-// accumulation) into shared memory; an online softmax in fp32, two lanes per
-// row, which also rescales the row's output accumulator; then O += P V.
+// accumulation, Q held in fragments for the whole block) into shared memory;
+// an online softmax in fp32 and base 2, two lanes per row, then the output
+// accumulator is rescaled and O += P V. The next tile's K and V are loaded
+// into registers while the current one is computed.
 // WMMA accumulator fragments have no documented element layout, so O lives
 // in shared memory (fp32) between tiles instead of in registers. Q, K and V
 // arrive as fp32 and are rounded to 16 bits while loading into shared memory.
@@ -44,11 +46,18 @@ typedef struct {
   float scale;
 } tc_shape;
 
+// log2(e): scores are kept in base-2 units (Q is pre-scaled by it), so every
+// exponential is one exp2f.
+#define TC_LOG2E 1.4426950408889634f
+
 template <typename T, int D, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
 flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_shape sh)
 {
   typedef tc_layout<D, WARPS> L;
+  constexpr int threads = WARPS * 32;
+  constexpr int kv_per_thread = TC_BK * D / threads; // K (and V) elements a thread loads per tile
+  static_assert(TC_BK * D % threads == 0, "K/V tiles must split evenly over the threads");
   extern __shared__ __align__(32) unsigned char smem[];
   T *Qs = (T *)smem;
   T *Ks = (T *)(smem + L::q_bytes);
@@ -68,10 +77,25 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
   const float *ks = k + (s * sh.Sk) * sh.k_stride + (size_t)h * D;
   const float *vs = v + (s * sh.Sk) * sh.v_stride + (size_t)h * D;
 
-  // Q tile (pre-scaled), and a zeroed output accumulator.
+  // K and V of the tile at key k0 into registers (zero past the last key):
+  // issued a tile ahead, so global latency overlaps the current tile's math.
+  float k_next[kv_per_thread], v_next[kv_per_thread];
+  auto load_kv = [&](int k0) {
+#pragma unroll
+    for (int t = 0; t < kv_per_thread; t++) {
+      int i = threadIdx.x + t * threads, j = i / D, d = i % D;
+      bool valid = k0 + j < sh.Sk;
+      k_next[t] = valid ? ks[(size_t)(k0 + j) * sh.k_stride + d] : 0.0f;
+      v_next[t] = valid ? vs[(size_t)(k0 + j) * sh.v_stride + d] : 0.0f;
+    }
+  };
+  load_kv(0);
+
+  // Q tile (pre-scaled, in base-2 units), and a zeroed output accumulator.
+  float q_scale = sh.scale * TC_LOG2E;
   for (int i = threadIdx.x; i < L::bq * D; i += blockDim.x) {
     int r = i / D, d = i % D;
-    float x = q0 + r < sh.Sq ? qs[(size_t)(q0 + r) * sh.q_stride + d] * sh.scale : 0.0f;
+    float x = q0 + r < sh.Sq ? qs[(size_t)(q0 + r) * sh.q_stride + d] * q_scale : 0.0f;
     Qs[r * L::ldh + d] = os_from_float<T>(x);
   }
   float *Ow = O + warp * TC_ROWS * L::ldo;
@@ -79,61 +103,71 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
   T *Pw = Pm + warp * TC_ROWS * L::ldp;
   for (int i = lane; i < TC_ROWS * L::ldo; i += 32)
     Ow[i] = 0.0f;
+  __syncthreads();
+  // The warp's Q rows stay in fragments for every tile.
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[D / 16];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++)
+    wmma::load_matrix_sync(qf[kk], Qs + warp * TC_ROWS * L::ldh + kk * 16, L::ldh);
 
-  // Two lanes per row: lane 2r and 2r+1 own row r, halves of its columns.
+  // Two lanes per row: lanes 2r and 2r+1 own row r's softmax, each taking
+  // every other column (interleaved, which spreads them over the banks).
   int row = lane / 2, side = lane % 2;
   float m = -INFINITY, l = 0.0f;
 
   for (int k0 = 0; k0 < sh.Sk; k0 += TC_BK) {
-    __syncthreads(); // previous K/V tile fully read (and Q written, first time)
-    for (int i = threadIdx.x; i < TC_BK * D; i += blockDim.x) {
-      int j = i / D, d = i % D;
-      bool valid = k0 + j < sh.Sk;
-      Ks[j * L::ldh + d] = os_from_float<T>(valid ? ks[(size_t)(k0 + j) * sh.k_stride + d] : 0.0f);
-      Vs[j * L::ldh + d] = os_from_float<T>(valid ? vs[(size_t)(k0 + j) * sh.v_stride + d] : 0.0f);
+    __syncthreads(); // previous K/V tile fully read
+#pragma unroll
+    for (int t = 0; t < kv_per_thread; t++) {
+      int i = threadIdx.x + t * threads, j = i / D, d = i % D;
+      Ks[j * L::ldh + d] = os_from_float<T>(k_next[t]);
+      Vs[j * L::ldh + d] = os_from_float<T>(v_next[t]);
     }
     __syncthreads();
+    if (k0 + TC_BK < sh.Sk)
+      load_kv(k0 + TC_BK);
 
     // S[16 x BK] = Q_w[16 x D] K^T
     for (int n = 0; n < TC_BK / 16; n++) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
       wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
       for (int kk = 0; kk < D / 16; kk++) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-        wmma::load_matrix_sync(a, Qs + warp * TC_ROWS * L::ldh + kk * 16, L::ldh);
         wmma::load_matrix_sync(b, Ks + n * 16 * L::ldh + kk * 16, L::ldh);
-        wmma::mma_sync(acc, a, b, acc);
+        wmma::mma_sync(acc, qf[kk], b, acc);
       }
       wmma::store_matrix_sync(Sw + n * 16, acc, L::lds, wmma::mem_row_major);
     }
     __syncwarp();
 
     // online softmax of this row's 32 scores (16 per lane), fp32
-    const int cols = TC_BK / 2;
-    float *srow = Sw + row * L::lds + side * cols;
+    float *srow = Sw + row * L::lds;
     float tile_max = -INFINITY;
-    for (int c = 0; c < cols; c++) {
-      if (k0 + side * cols + c >= sh.Sk)
+    for (int c = side; c < TC_BK; c += 2) {
+      if (k0 + c >= sh.Sk)
         srow[c] = -INFINITY;
       tile_max = fmaxf(tile_max, srow[c]);
     }
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
     float m_new = fmaxf(m, tile_max);
-    float correction = expf(m - m_new);
+    float correction = exp2f(m - m_new);
     float sum = 0.0f;
-    T *prow = Pw + row * L::ldp + side * cols;
-    for (int c = 0; c < cols; c++) {
-      float p = expf(srow[c] - m_new);
+    T *prow = Pw + row * L::ldp;
+    for (int c = side; c < TC_BK; c += 2) {
+      float p = exp2f(srow[c] - m_new);
       prow[c] = os_from_float<T>(p);
       sum += p;
     }
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     l = l * correction + sum;
     m = m_new;
-    float *orow = Ow + row * L::ldo + side * (D / 2);
-    for (int d = 0; d < D / 2; d++)
-      orow[d] *= correction;
+    // rescale the output rows: lane j takes columns j, j+32, ... of every row
+    for (int r = 0; r < TC_ROWS; r++) {
+      float row_correction = __shfl_sync(0xffffffffu, correction, 2 * r);
+      for (int d = lane; d < D; d += 32)
+        Ow[r * L::ldo + d] *= row_correction;
+    }
     __syncwarp();
 
     // O_w[16 x D] += P[16 x BK] V[BK x D]
@@ -152,12 +186,16 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     __syncwarp();
   }
 
-  int r = q0 + warp * TC_ROWS + row;
-  if (r < sh.Sq) {
-    float *out = o + (s * sh.Sq + r) * sh.o_stride + (size_t)h * D + side * (D / 2);
-    const float *orow = Ow + row * L::ldo + side * (D / 2);
-    for (int d = 0; d < D / 2; d++)
-      out[d] = orow[d] / l;
+  // Each row's sum lives in its lanes 2r, 2r+1; the warp writes row by row,
+  // coalesced.
+  for (int r = 0; r < TC_ROWS; r++) {
+    float row_sum = __shfl_sync(0xffffffffu, l, 2 * r);
+    int qr = q0 + warp * TC_ROWS + r;
+    if (qr >= sh.Sq)
+      break;
+    float *out = o + (s * sh.Sq + qr) * sh.o_stride + (size_t)h * D;
+    for (int d = lane; d < D; d += 32)
+      out[d] = Ow[r * L::ldo + d] / row_sum;
   }
 }
 
