@@ -310,13 +310,22 @@ main(int argc, char **argv)
   os_weight_set *sets[3];
   bench_model_tensors tensors;
   bind_models(&b, cpu, false, sets, &tensors);
-  printf("SVD-XT: UNet %.0fM, VAE %.0fM, CLIP %.0fM parameters\n",
-         os_weights_param_count(sets[0]) / 1e6, os_weights_param_count(sets[1]) / 1e6,
-         os_weights_param_count(sets[2]) / 1e6);
+  /* The released SVD-XT files hold exactly these many parameters
+   * (svd-architecture.md section 10): the models' bindings imply their shapes. */
+  const int64_t released[3] = { 1524623082, 97742847, 632076800 };
+  bool counts_match = true;
+  printf("SVD-XT parameters:");
+  for (int i = 0; i < 3; i++) {
+    int64_t count = os_weights_param_count(sets[i]);
+    printf(" %s %lld%s", i == 0 ? "UNet" : i == 1 ? "VAE" : "CLIP", (long long)count,
+           count == released[i] ? "" : " (released file: different)");
+    counts_match = counts_match && count == released[i];
+  }
+  printf("\n");
   free_models(&b, sets);
   cpu->ops->destroy(cpu);
   if (bind_only)
-    return 0;
+    return counts_match ? 0 : 1;
 
   os_backend *be = os_backend_cuda_new(&error);
   if (!be) {
