@@ -579,7 +579,7 @@ main(void)
   test_conv2d(&h, (conv_case){ 2, 96, 24, 40, 64, 1, 1, 1, 0, 0, 0, 0, true, true }, false);
   test_conv2d(&h, (conv_case){ 1, 16, 20, 20, 24, 1, 3, 1, 0, 1, 0, 1, false, false }, false);
   /* columns over the 256 MiB chunk in every precision: built in ranges of
-   * pixels, as at 1024x576 */
+   * output rows (with a shorter last range), as at 1024x576 */
   test_conv2d(&h, (conv_case){ 1, 128, 384, 384, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
   /* two images per chunk in fp16/bf16, one in fp32, with a remainder */
   test_conv2d(&h, (conv_case){ 3, 64, 302, 302, 16, 3, 3, 1, 1, 1, 1, 1, true, true }, false);
