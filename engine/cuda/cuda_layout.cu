@@ -9,7 +9,8 @@
 
 #define TRANSPOSE_TILE 32
 #define TRANSPOSE_ROWS 8 // thread rows per tile: each thread moves 4 elements
-#define ROW_WARPS 8      // rows per block of the row copy (one warp each)
+#define ROW_WARPS 8      // row segments per block of the row copy (one warp each)
+#define ROW_SEGMENT 1024 // elements of a row per warp (32 per lane)
 
 // y[a][c][b] = x[a][b][c] for x [A, Bd, Cd]. A block moves a 32x32 tile: it
 // reads 32 rows of x along c (coalesced), and writes 32 rows of y along b
@@ -41,19 +42,26 @@ transpose_kernel(float *y, const float *x, unsigned A, unsigned Bd, unsigned Cd)
 }
 
 // y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I] with rows of I elements
-// of type V (float, or float4 when rows allow it). One warp per output row
-// (a, c, b); the grid strides over rows.
+// of type V (float, or float4 when rows allow it). One warp per segment of
+// ROW_SEGMENT elements of an output row (a, c, b), so long rows (the
+// decoder's frames <-> channels swaps, rows of a whole image) still spread
+// over every SM; the grid strides over (row, segment) items.
 template <typename V>
 __global__ void __launch_bounds__(ROW_WARPS * 32)
 permute_rows_kernel(V *y, const V *x, size_t rows, unsigned Bd, unsigned Cd, unsigned I)
 {
   unsigned lane = threadIdx.x % 32;
+  unsigned segments = (I + ROW_SEGMENT - 1) / ROW_SEGMENT;
+  size_t items = rows * segments;
   size_t first = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
-  for (size_t row = first; row < rows; row += (size_t)gridDim.x * ROW_WARPS) {
+  for (size_t item = first; item < items; item += (size_t)gridDim.x * ROW_WARPS) {
+    size_t row = item / segments;
+    unsigned begin = (unsigned)(item % segments) * ROW_SEGMENT;
+    unsigned end = I - begin < ROW_SEGMENT ? I : begin + ROW_SEGMENT;
     size_t b = row % Bd, c = (row / Bd) % Cd, a = row / ((size_t)Bd * Cd);
     const V *src = x + ((a * Bd + b) * Cd + c) * I;
     V *dst = y + row * I;
-    for (unsigned i = lane; i < I; i += 32)
+    for (unsigned i = begin + lane; i < end; i += 32)
       dst[i] = src[i];
   }
 }
@@ -114,8 +122,10 @@ os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, in
     transpose_kernel<<<grid, dim3(TRANSPOSE_TILE, TRANSPOSE_ROWS), 0, cb->stream>>>(y, x, A, Bd,
                                                                                    Cd);
   } else {
-    unsigned blocks = grid_limit((rows + ROW_WARPS - 1) / ROW_WARPS, 65535u * 16u);
     bool vec4 = I % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
+    size_t row_len = vec4 ? (size_t)I / 4 : (size_t)I;
+    size_t items = rows * ((row_len + ROW_SEGMENT - 1) / ROW_SEGMENT);
+    unsigned blocks = grid_limit((items + ROW_WARPS - 1) / ROW_WARPS, 65535u * 16u);
     if (vec4)
       permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
           (float4 *)y, (const float4 *)x, rows, Bd, Cd, I / 4);

@@ -481,6 +481,9 @@ test_layout(harness *h)
   /* rows of odd length, and rows off 16-byte alignment: element copies */
   test_permute(h, 2, 5, 33, 7, 0);
   test_permute(h, 1, 3, 50, 64, 1);
+  /* long rows, split over several warps, with a partial last segment */
+  test_permute(h, 2, 3, 4, 20000, 0);
+  test_permute(h, 2, 3, 4, 20001, 0);
   /* single elements: batched transposes [N, C, S] <-> [N, S, C], full and ragged tiles */
   test_permute(h, 2, 320, 128 * 72, 1, 0);
   test_permute(h, 2, 128 * 72, 320, 1, 0);
