@@ -22,15 +22,24 @@ write_header(const char *name, const char *header, size_t data_len)
   return write_raw(name, strlen(header), header, data_len);
 }
 
-/* Opening must fail with FORMAT and a message naming the file and each fragment. */
-#define EXPECT_CORRUPT(path, ...)                                                  \
-  do {                                                                             \
-    onestep_error err = {0};                                                       \
-    os_safetensors *st = os_safetensors_open((path), &err);                        \
-    CHECK(st == NULL);                                                             \
-    os_safetensors_close(st);                                                      \
-    CHECK_ERROR(ONESTEP_ERR_FORMAT, err, ONESTEP_ERR_FORMAT, (path), __VA_ARGS__); \
-  } while (0)
+/* Opening must fail with FORMAT and a message naming the file and each of
+ * up to three fragments (the list ends at the first NULL). */
+static void
+expect_corrupt_at(int line, const char *path, const char *const *fragments)
+{
+  const char *wanted[5] = {path};
+  for (int i = 0; i < 3 && fragments[i]; i++)
+    wanted[i + 1] = fragments[i];
+
+  onestep_error err = {0};
+  os_safetensors *st = os_safetensors_open(path, &err);
+  CHECK(st == NULL);
+  os_safetensors_close(st);
+  check_error_at(__FILE__, line, ONESTEP_ERR_FORMAT, &err, ONESTEP_ERR_FORMAT, wanted);
+}
+
+#define EXPECT_CORRUPT(path, ...) \
+  expect_corrupt_at(__LINE__, (path), (const char *const[]){__VA_ARGS__, NULL})
 
 static void
 test_round_trip(void)
@@ -123,97 +132,92 @@ test_corrupt_files(void)
   EXPECT_CORRUPT(path, "100 MB");
   unlink(path), free(path);
 
-  path = write_header("not_json.safetensors", "{\"a\": {\"dtype\": \"F32\",", 0);
-  EXPECT_CORRUPT(path, "not valid JSON");
-  unlink(path), free(path);
-
-  path = write_header("array.safetensors", "[1, 2]", 0);
-  EXPECT_CORRUPT(path, "not a JSON object");
-  unlink(path), free(path);
-
-  path = write_header("overlap.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                      12);
-  EXPECT_CORRUPT(path, "'b'", "'a'", "overlap");
-  unlink(path), free(path);
-
-  path = write_header("gap.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
-                      16);
-  EXPECT_CORRUPT(path, "'b'", "gap");
-  unlink(path), free(path);
-
-  path = write_header("late_start.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
-  EXPECT_CORRUPT(path, "'a'", "start at 0");
-  unlink(path), free(path);
-
-  path = write_header("truncated_data.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 10);
-  EXPECT_CORRUPT(path, "'a'", "ends at byte 16", "10 bytes");
-  unlink(path), free(path);
-
-  path = write_header("trailing_data.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12);
-  EXPECT_CORRUPT(path, "'a'", "12 bytes");
-  unlink(path), free(path);
-
-  path = write_header("size_mismatch.safetensors",
-                      "{\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24);
-  EXPECT_CORRUPT(path, "'w'", "24 bytes", "needs 12");
-  unlink(path), free(path);
-
-  path = write_header("int8.safetensors",
-                      "{\"q\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4);
-  EXPECT_CORRUPT(path, "'q'", "I8");
-  unlink(path), free(path);
-
-  path = write_header("f64.safetensors",
-                      "{\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
-  EXPECT_CORRUPT(path, "'d'", "F64");
-  unlink(path), free(path);
-
-  path = write_header("duplicate.safetensors",
-                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                      "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                      8);
-  EXPECT_CORRUPT(path, "'a'", "twice");
-  unlink(path), free(path);
-
-  path = write_header("negative_dim.safetensors",
-                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0);
-  EXPECT_CORRUPT(path, "'n'", "shape");
-  unlink(path), free(path);
-
-  path = write_header("too_many_dims.safetensors",
-                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
-                      "\"data_offsets\":[0,4]}}",
-                      4);
-  EXPECT_CORRUPT(path, "'n'", "9 dimensions");
-  unlink(path), free(path);
-
-  path = write_header("overflow.safetensors",
-                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
-                      "\"data_offsets\":[0,0]}}",
-                      0);
-  EXPECT_CORRUPT(path, "'n'", "too large");
-  unlink(path), free(path);
-
-  path = write_header("bad_offsets.safetensors",
-                      "{\"n\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4);
-  EXPECT_CORRUPT(path, "'n'", "data_offsets");
-  unlink(path), free(path);
-
-  path = write_header("no_dtype.safetensors",
-                      "{\"n\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
-  EXPECT_CORRUPT(path, "'n'", "dtype");
-  unlink(path), free(path);
-
-  path = write_header("bad_metadata.safetensors", "{\"__metadata__\":{\"format\":3}}", 0);
-  EXPECT_CORRUPT(path, "__metadata__", "format");
-  unlink(path), free(path);
+  /* headers the validator must refuse: file name, header, data bytes, fragments */
+  static const struct {
+    const char *file;
+    const char *header;
+    size_t data_len;
+    const char *fragments[3];
+  } bad_headers[] = {
+      {"not_json.safetensors",
+       "{\"a\": {\"dtype\": \"F32\",",
+       0,
+       {"not valid JSON"}},
+      {"array.safetensors",
+       "[1, 2]",
+       0,
+       {"not a JSON object"}},
+      {"overlap.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+       12,
+       {"'b'", "'a'", "overlap"}},
+      {"gap.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+       16,
+       {"'b'", "gap"}},
+      {"late_start.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+       8,
+       {"'a'", "start at 0"}},
+      {"truncated_data.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+       10,
+       {"'a'", "ends at byte 16", "10 bytes"}},
+      {"trailing_data.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+       12,
+       {"'a'", "12 bytes"}},
+      {"size_mismatch.safetensors",
+       "{\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]}}",
+       24,
+       {"'w'", "24 bytes", "needs 12"}},
+      {"int8.safetensors",
+       "{\"q\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}",
+       4,
+       {"'q'", "I8"}},
+      {"f64.safetensors",
+       "{\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+       8,
+       {"'d'", "F64"}},
+      {"duplicate.safetensors",
+       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+       8,
+       {"'a'", "twice"}},
+      {"negative_dim.safetensors",
+       "{\"n\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}",
+       0,
+       {"'n'", "shape"}},
+      {"too_many_dims.safetensors",
+       "{\"n\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
+       "\"data_offsets\":[0,4]}}",
+       4,
+       {"'n'", "9 dimensions"}},
+      {"overflow.safetensors",
+       "{\"n\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+       "\"data_offsets\":[0,0]}}",
+       0,
+       {"'n'", "too large"}},
+      {"bad_offsets.safetensors",
+       "{\"n\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}",
+       4,
+       {"'n'", "data_offsets"}},
+      {"no_dtype.safetensors",
+       "{\"n\":{\"shape\":[1],\"data_offsets\":[0,4]}}",
+       4,
+       {"'n'", "dtype"}},
+      {"bad_metadata.safetensors",
+       "{\"__metadata__\":{\"format\":3}}",
+       0,
+       {"__metadata__", "format"}},
+  };
+  for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
+    path = write_header(bad_headers[i].file, bad_headers[i].header, bad_headers[i].data_len);
+    expect_corrupt_at(__LINE__, path, bad_headers[i].fragments);
+    unlink(path), free(path);
+  }
 }
 
 static void
