@@ -88,6 +88,17 @@ on_progress (OnestepModelDownloader *downloader,
     g_cancellable_cancel (fixture->cancellable);
 }
 
+/* A downloader that fetches from the fixture's hub, with the given tokens. */
+static OnestepModelDownloader *
+hub_downloader (Fixture              *fixture,
+                OnestepTokenProvider *tokens)
+{
+  OnestepModelDownloader *downloader = onestep_model_downloader_new (fixture->index, tokens);
+
+  onestep_model_downloader_set_base_url (downloader, loopback_hub_get_url (fixture->hub));
+  return downloader;
+}
+
 static void
 fixture_set_up (Fixture       *fixture,
                 gconstpointer  data)
@@ -112,8 +123,7 @@ fixture_set_up (Fixture       *fixture,
   g_assert_no_error (error);
   fixture->index = onestep_model_index_new (fixture->models_dir, &error);
   g_assert_no_error (error);
-  fixture->downloader = onestep_model_downloader_new (fixture->index, NULL);
-  onestep_model_downloader_set_base_url (fixture->downloader, loopback_hub_get_url (fixture->hub));
+  fixture->downloader = hub_downloader (fixture, NULL);
   g_signal_connect (fixture->downloader, "progress", G_CALLBACK (on_progress), fixture);
   fixture->cancellable = g_cancellable_new ();
 }
@@ -213,6 +223,25 @@ assert_model_absent (Fixture    *fixture,
   g_assert_null (entry);
 }
 
+/* Downloading id fails with domain and code, with fragment (when given) in
+ * the message, and leaves no weights and no index entry behind. */
+static void
+assert_download_fails (Fixture    *fixture,
+                       const char *id,
+                       GQuark      domain,
+                       gint        code,
+                       const char *fragment)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = download (fixture, id, &error);
+
+  g_assert_error (error, domain, code);
+  if (fragment != NULL)
+    g_assert_true (strstr (error->message, fragment) != NULL);
+  g_assert_null (installed);
+  assert_model_absent (fixture, id);
+}
+
 static void
 test_full_download (Fixture       *fixture,
                     gconstpointer  data)
@@ -261,13 +290,9 @@ test_resume (Fixture       *fixture,
   g_autofree char *partial = g_strconcat (weights, ".incomplete", NULL);
 
   loopback_hub_break_next_transfer (fixture->hub, CUT_AT);
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INTERRUPTED);
-  g_assert_true (strstr (error->message, "resume") != NULL);
-  g_assert_null (installed);
-  assert_model_absent (fixture, "tiny");
+  assert_download_fails (fixture, "tiny", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_INTERRUPTED, "resume");
   g_assert_cmpuint (file_size (partial), ==, CUT_AT);
-  g_clear_error (&error);
 
   installed = download (fixture, "tiny", &error);
   g_assert_no_error (error);
@@ -281,7 +306,6 @@ test_cancel (Fixture       *fixture,
              gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *weights = model_file (fixture, "tiny", WEIGHTS_LOCAL);
   g_autofree char *partial = g_strconcat (weights, ".incomplete", NULL);
   OnestepCatalogModel *model = onestep_model_catalog_lookup (fixture->catalog, "tiny");
@@ -290,13 +314,9 @@ test_cancel (Fixture       *fixture,
    * through the cancel issued once those bytes are reported. */
   loopback_hub_stall_next_transfer (fixture->hub, CUT_AT);
   fixture->cancel_at = g_bytes_get_size (fixture->config) + CUT_AT;
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-  g_assert_null (installed);
-  assert_model_absent (fixture, "tiny");
+  assert_download_fails (fixture, "tiny", G_IO_ERROR, G_IO_ERROR_CANCELLED, NULL);
   /* Cancelling is pausing: the partial file stays for resuming. */
   g_assert_cmpuint (file_size (partial), ==, CUT_AT);
-  g_clear_error (&error);
 
   /* Cancel for good: the partial file goes too. */
   g_assert_true (onestep_model_downloader_discard_partial (fixture->downloader, model, &error));
@@ -331,17 +351,12 @@ static void
 test_hash_mismatch (Fixture       *fixture,
                     gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *weights = model_file (fixture, "tiny", WEIGHTS_LOCAL);
   g_autofree char *partial = g_strconcat (weights, ".incomplete", NULL);
 
   loopback_hub_corrupt_file (fixture->hub, REPO, WEIGHTS_PATH);
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CHECKSUM);
-  g_assert_true (strstr (error->message, "corrupt") != NULL);
-  g_assert_null (installed);
-  assert_model_absent (fixture, "tiny");
+  assert_download_fails (fixture, "tiny", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_CHECKSUM, "corrupt");
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
 }
 
@@ -350,19 +365,14 @@ static void
 test_hash_mismatch_git_file (Fixture       *fixture,
                              gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *config = model_file (fixture, "tiny", CONFIG_PATH);
   g_autofree char *partial = g_strconcat (config, ".incomplete", NULL);
 
   loopback_hub_corrupt_file (fixture->hub, REPO, CONFIG_PATH);
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CHECKSUM);
-  g_assert_true (strstr (error->message, CONFIG_PATH) != NULL);
-  g_assert_null (installed);
+  assert_download_fails (fixture, "tiny", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_CHECKSUM, CONFIG_PATH);
   g_assert_false (g_file_test (config, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
-  assert_model_absent (fixture, "tiny");
 }
 
 /* When the hub's LFS hash differs from the catalogue's, nothing is fetched. */
@@ -370,16 +380,11 @@ static void
 test_catalogue_hash_differs (Fixture       *fixture,
                              gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *partial = model_file (fixture, "stale", WEIGHTS_PATH ".incomplete");
 
-  installed = download (fixture, "stale", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CHECKSUM);
-  g_assert_true (strstr (error->message, "than the catalogue lists") != NULL);
-  g_assert_null (installed);
+  assert_download_fails (fixture, "stale", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_CHECKSUM, "than the catalogue lists");
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
-  assert_model_absent (fixture, "stale");
 }
 
 static void
@@ -429,16 +434,14 @@ test_gated (Fixture       *fixture,
   g_clear_error (&error);
 
   g_clear_object (&fixture->downloader);
-  fixture->downloader = onestep_model_downloader_new (fixture->index, wrong);
-  onestep_model_downloader_set_base_url (fixture->downloader, loopback_hub_get_url (fixture->hub));
+  fixture->downloader = hub_downloader (fixture, wrong);
   installed = download (fixture, "gated", &error);
   g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_GATED);
   g_assert_true (strstr (error->message, "even with the access token") != NULL);
   g_clear_error (&error);
 
   g_clear_object (&fixture->downloader);
-  fixture->downloader = onestep_model_downloader_new (fixture->index, right);
-  onestep_model_downloader_set_base_url (fixture->downloader, loopback_hub_get_url (fixture->hub));
+  fixture->downloader = hub_downloader (fixture, right);
   installed = download (fixture, "gated", &error);
   g_assert_no_error (error);
   g_assert_nonnull (installed);
@@ -473,18 +476,13 @@ static void
 test_disk_full (Fixture       *fixture,
                 gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *config = model_file (fixture, "tiny", CONFIG_PATH);
   g_autofree char *partial = model_file (fixture, "tiny", WEIGHTS_LOCAL ".incomplete");
 
   onestep_model_downloader_set_free_space_func (fixture->downloader, tiny_disk, NULL, NULL);
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_NO_SPACE);
-  g_assert_true (strstr (error->message, "Not enough disk space") != NULL);
-  g_assert_null (installed);
+  assert_download_fails (fixture, "tiny", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_NO_SPACE, "Not enough disk space");
   /* Checked before anything is written. */
-  assert_model_absent (fixture, "tiny");
   g_assert_false (g_file_test (config, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
 }
@@ -493,19 +491,14 @@ static void
 test_network_down (Fixture       *fixture,
                    gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autofree char *url = g_strdup (loopback_hub_get_url (fixture->hub));
 
   /* Nothing listens on the port once the hub is gone. */
   loopback_hub_free (fixture->hub);
   fixture->hub = loopback_hub_new ();
   onestep_model_downloader_set_base_url (fixture->downloader, url);
-  installed = download (fixture, "tiny", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_NETWORK);
-  g_assert_true (strstr (error->message, "Could not reach") != NULL);
-  g_assert_null (installed);
-  assert_model_absent (fixture, "tiny");
+  assert_download_fails (fixture, "tiny", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_NETWORK, "Could not reach");
 }
 
 int
