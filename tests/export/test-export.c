@@ -15,45 +15,57 @@
 #define HEIGHT 48
 #define FPS 25
 
-/* A saw-tooth gradient moving right by 4 pixels a frame (so neighbouring frames differ
- * clearly) over a vertical one. */
+/* One pixel of frame t at (x, y): its three RGB bytes. */
+typedef void (*PixelFunc) (int     t,
+                           int     x,
+                           int     y,
+                           int     width,
+                           int     height,
+                           guint8 *rgb);
+
 static guint8 *
-make_frames (int frames,
-             int width,
-             int height)
+make_frames (int       frames,
+             int       width,
+             int       height,
+             PixelFunc pixel)
 {
   guint8 *rgb = g_malloc ((gsize) frames * width * height * 3);
   guint8 *p = rgb;
 
   for (int t = 0; t < frames; t++)
     for (int y = 0; y < height; y++)
-      for (int x = 0; x < width; x++)
-        {
-          *p++ = (guint8) (((x + 4 * t) * 8) & 0xff);
-          *p++ = (guint8) (y * 255 / MAX (height - 1, 1));
-          *p++ = 96;
-        }
+      for (int x = 0; x < width; x++, p += 3)
+        pixel (t, x, y, width, height, p);
   return rgb;
 }
 
-/* Smooth skin-like tones that fall between the levels of a fixed colour cube. */
-static guint8 *
-make_narrow_frames (int frames,
-                    int width,
-                    int height)
+/* A saw-tooth gradient moving right by 4 pixels a frame (so neighbouring frames differ
+ * clearly) over a vertical one. */
+static void
+moving_gradient (int     t,
+                 int     x,
+                 int     y,
+                 int     width,
+                 int     height,
+                 guint8 *rgb)
 {
-  guint8 *rgb = g_malloc ((gsize) frames * width * height * 3);
-  guint8 *p = rgb;
+  rgb[0] = (guint8) (((x + 4 * t) * 8) & 0xff);
+  rgb[1] = (guint8) (y * 255 / MAX (height - 1, 1));
+  rgb[2] = 96;
+}
 
-  for (int t = 0; t < frames; t++)
-    for (int y = 0; y < height; y++)
-      for (int x = 0; x < width; x++)
-        {
-          *p++ = (guint8) (196 + x * 40 / width);
-          *p++ = (guint8) (140 + y * 40 / height);
-          *p++ = (guint8) (110 + t);
-        }
-  return rgb;
+/* Smooth skin-like tones that fall between the levels of a fixed colour cube. */
+static void
+narrow_tones (int     t,
+              int     x,
+              int     y,
+              int     width,
+              int     height,
+              guint8 *rgb)
+{
+  rgb[0] = (guint8) (196 + x * 40 / width);
+  rgb[1] = (guint8) (140 + y * 40 / height);
+  rgb[2] = (guint8) (110 + t);
 }
 
 static GHashTable *
@@ -85,7 +97,7 @@ fixture_set_up (Fixture       *fixture,
 
   fixture->dir = g_dir_make_tmp ("onestep-export-XXXXXX", &error);
   g_assert_no_error (error);
-  fixture->rgb = make_frames (FRAMES, WIDTH, HEIGHT);
+  fixture->rgb = make_frames (FRAMES, WIDTH, HEIGHT, moving_gradient);
   fixture->metadata = make_metadata ();
 }
 
@@ -219,6 +231,23 @@ export_clip (Fixture             *fixture,
   return path;
 }
 
+/* Exports as export_clip() does and decodes the file back. */
+static DecodedClip *
+export_and_decode (Fixture              *fixture,
+                   const char           *name,
+                   OnestepExportOptions *options,
+                   int                   width,
+                   int                   height,
+                   const guint8         *rgb)
+{
+  g_autofree char *path = export_clip (fixture, name, options, width, height, rgb);
+  g_autoptr(GError) error = NULL;
+  DecodedClip *clip = decoded_clip_read (path, &error);
+
+  g_assert_no_error (error);
+  return clip;
+}
+
 typedef struct {
   const char *name;
   OnestepExportFormat format;
@@ -238,19 +267,14 @@ test_round_trip (Fixture       *fixture,
 {
   const RoundTrip *trip = data;
   OnestepExportOptions options;
-  g_autofree char *path = NULL;
   g_autofree char *listing = NULL;
   g_autoptr(DecodedClip) clip = NULL;
-  g_autoptr(GError) error = NULL;
   double worst;
 
   g_assert_cmpint (onestep_export_format_for_path (trip->name), ==, trip->format);
   g_assert_true (onestep_export_format_available (trip->format));
   onestep_export_options_init (&options, trip->format);
-  path = export_clip (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
-
-  clip = decoded_clip_read (path, &error);
-  g_assert_no_error (error);
+  clip = export_and_decode (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
   g_assert_cmpstr (clip->codec, ==, trip->codec);
   g_assert_cmpint (clip->frames, ==, FRAMES);
   g_assert_cmpint (clip->width, ==, WIDTH);
@@ -321,16 +345,11 @@ test_ping_pong (Fixture       *fixture,
 {
   const RoundTrip *trip = data;
   OnestepExportOptions options;
-  g_autofree char *path = NULL;
   g_autoptr(DecodedClip) clip = NULL;
-  g_autoptr(GError) error = NULL;
 
   onestep_export_options_init (&options, trip->format);
   options.ping_pong = TRUE;
-  path = export_clip (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
-
-  clip = decoded_clip_read (path, &error);
-  g_assert_no_error (error);
+  clip = export_and_decode (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
   g_assert_cmpint (clip->frames, ==, 2 * FRAMES - 2);
   g_assert_cmpfloat (clip_error (clip, fixture->rgb, FRAMES, WIDTH, HEIGHT, TRUE), <, trip->max_error);
 }
@@ -362,15 +381,11 @@ test_webm_loop_count (Fixture       *fixture,
                       gconstpointer  data)
 {
   OnestepExportOptions options;
-  g_autofree char *path = NULL;
   g_autoptr(DecodedClip) clip = NULL;
-  g_autoptr(GError) error = NULL;
 
   onestep_export_options_init (&options, ONESTEP_EXPORT_FORMAT_WEBM);
   options.loop_count = 2;
-  path = export_clip (fixture, "twice.webm", &options, WIDTH, HEIGHT, NULL);
-  clip = decoded_clip_read (path, &error);
-  g_assert_no_error (error);
+  clip = export_and_decode (fixture, "twice.webm", &options, WIDTH, HEIGHT, NULL);
   g_assert_cmpint (clip->frames, ==, 2 * FRAMES);
 }
 
@@ -416,12 +431,10 @@ test_gif_palette_quality (Fixture       *fixture,
                           gconstpointer  data)
 {
   OnestepExportOptions options;
-  g_autofree char *path = NULL;
   g_autoptr(DecodedClip) clip = NULL;
-  g_autoptr(GError) error = NULL;
   double palette_error, cube_error = 0;
   gsize frame_size = (gsize) WIDTH * HEIGHT * 3;
-  g_autofree guint8 *rgb = make_narrow_frames (FRAMES, WIDTH, HEIGHT);
+  g_autofree guint8 *rgb = make_frames (FRAMES, WIDTH, HEIGHT, narrow_tones);
   g_autofree guint8 *cube = g_malloc (frame_size * FRAMES);
 
   for (gsize i = 0; i < frame_size * FRAMES; i++)
@@ -436,9 +449,7 @@ test_gif_palette_quality (Fixture       *fixture,
                                                   rgb + f * frame_size, WIDTH, HEIGHT));
 
   onestep_export_options_init (&options, ONESTEP_EXPORT_FORMAT_GIF);
-  path = export_clip (fixture, "clip.gif", &options, WIDTH, HEIGHT, rgb);
-  clip = decoded_clip_read (path, &error);
-  g_assert_no_error (error);
+  clip = export_and_decode (fixture, "clip.gif", &options, WIDTH, HEIGHT, rgb);
   palette_error = clip_error (clip, rgb, FRAMES, WIDTH, HEIGHT, FALSE);
   g_test_message ("worst frame error: palette %.2f, rgb8 cube %.2f", palette_error, cube_error);
   g_assert_cmpfloat (palette_error * 4, <, cube_error);
@@ -497,18 +508,14 @@ test_odd_size (Fixture       *fixture,
   for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
     {
       int width = sizes[s].width, height = sizes[s].height;
-      g_autofree guint8 *rgb = make_frames (FRAMES, width, height);
+      g_autofree guint8 *rgb = make_frames (FRAMES, width, height, moving_gradient);
       g_autofree char *name = g_strdup_printf ("%dx%d-%s", width, height, trip->name);
-      g_autofree char *path = NULL;
       g_autoptr(DecodedClip) clip = NULL;
-      g_autoptr(GError) error = NULL;
       gboolean even_only = trip->format != ONESTEP_EXPORT_FORMAT_GIF;
       OnestepExportOptions options;
 
       onestep_export_options_init (&options, trip->format);
-      path = export_clip (fixture, name, &options, width, height, rgb);
-      clip = decoded_clip_read (path, &error);
-      g_assert_no_error (error);
+      clip = export_and_decode (fixture, name, &options, width, height, rgb);
       g_assert_cmpint (clip->frames, ==, FRAMES);
       g_assert_cmpint (clip->width, ==, even_only ? (width + 1) / 2 * 2 : width);
       g_assert_cmpint (clip->height, ==, even_only ? (height + 1) / 2 * 2 : height);
