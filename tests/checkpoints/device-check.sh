@@ -48,10 +48,10 @@ rm -f "$out/libengine.a"
 ar rcs "$out/libengine.a" "$out"/engine/*.o
 t=tests/checkpoints
 link() { gcc "${flags[@]}" -o "$out/$1" "${@:2}" "$out/libengine.a" "${deps[@]}" -lm -ldl; }
-link test-samplers $t/test_samplers.c
-link test-checkpoints $t/test_checkpoints.c $t/fixture.c $t/sgm_fixture.c
-link test-preview $t/test_preview.c
-link test-checkpoints-cuda $t/test_checkpoints_cuda.c $t/fixture.c $t/sgm_fixture.c
+link test-samplers $t/test_samplers.c $t/test_util.c
+link test-checkpoints $t/test_checkpoints.c $t/fixture.c $t/sgm_fixture.c $t/test_util.c
+link test-preview $t/test_preview.c $t/test_util.c
+link test-checkpoints-cuda $t/test_checkpoints_cuda.c $t/fixture.c $t/sgm_fixture.c $t/test_util.c
 echo "built in $((SECONDS - started)) s"
 
 model=tests/data/golden/tiny-a/model

@@ -7,19 +7,7 @@
 
 #include "fixture.h"
 #include "sgm_names.h"
-
-static os_safetensors *open_component(const char *model_dir, const char *comp, const char *file)
-{
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s/%s", model_dir, comp, file);
-  onestep_error err = {0};
-  os_safetensors *st = os_safetensors_open(path, &err);
-  if (!st) {
-    fprintf(stderr, "cannot open %s: %s\n", path, err.message);
-    exit(2);
-  }
-  return st;
-}
+#include "test_util.h"
 
 /* [C, C] attention weights are [C, C, 1, 1] convs in the sgm VAE. */
 static void add_vae_tensor(fixture *f, const char *name, const os_st_tensor *t)

@@ -19,36 +19,13 @@
 #include "sgm_fixture.h"
 #include "sgm_names.h"
 #include "store.h"
+#include "test_util.h"
 #include "unet.h"
 #include "vae.h"
 
-static int failures;
 static const char *model_dir;
 static char tmp[256];
 static os_backend *be;
-
-#define CHECK(cond, ...)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                         \
-      fprintf(stderr, __VA_ARGS__);                                                           \
-      fprintf(stderr, "\n");                                                                  \
-      failures++;                                                                             \
-    }                                                                                         \
-  } while (0)
-
-static os_safetensors *open_component(const char *comp, const char *file)
-{
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s/%s", model_dir, comp, file);
-  onestep_error err = {0};
-  os_safetensors *st = os_safetensors_open(path, &err);
-  if (!st) {
-    fprintf(stderr, "cannot open %s: %s\n", path, err.message);
-    exit(2);
-  }
-  return st;
-}
 
 static void tmp_path(char *out, size_t cap, const char *name)
 {
@@ -158,7 +135,7 @@ static void test_name_maps(void)
 static void compare_set(os_weight_set *want, os_weight_set *got, const char *comp,
                         const char *file, const char *what)
 {
-  os_safetensors *st = open_component(comp, file);
+  os_safetensors *st = open_component(model_dir, comp, file);
   int mismatches = 0;
   for (int i = 0; i < st->n_tensors; i++) {
     const os_st_tensor *t = &st->tensors[i];
@@ -258,7 +235,6 @@ static void compare_configs(const os_model_config *a, const os_model_config *b)
             a->scheduler.v_prediction == b->scheduler.v_prediction,
         "scheduler");
 }
-
 
 /* ---- the models built from two sources compute the same outputs ---- */
 
@@ -810,9 +786,5 @@ int main(int argc, char **argv)
   os_checkpoint_close(&folder);
   be->ops->destroy(be);
   rmdir(tmp);
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  else
-    printf("checkpoints: all checks passed\n");
-  return failures ? 1 : 0;
+  return test_summary("checkpoints");
 }

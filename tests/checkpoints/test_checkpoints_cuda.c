@@ -13,20 +13,9 @@
 #include "checkpoint.h"
 #include "preview.h"
 #include "sgm_fixture.h"
+#include "test_util.h"
 #include "unet.h"
 #include "vae.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                         \
-      fprintf(stderr, __VA_ARGS__);                                                           \
-      fprintf(stderr, "\n");                                                                  \
-      failures++;                                                                             \
-    }                                                                                         \
-  } while (0)
 
 static os_model_source open_ok(const char *path, const os_checkpoint_options *o, os_backend *be)
 {
@@ -178,9 +167,5 @@ int main(int argc, char **argv)
   gpu->ops->destroy(gpu);
   cpu->ops->destroy(cpu);
   rmdir(tmp);
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  else
-    printf("checkpoints on CUDA: all checks passed\n");
-  return failures ? 1 : 0;
+  return test_summary("checkpoints on CUDA");
 }

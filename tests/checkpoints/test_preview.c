@@ -11,19 +11,8 @@
 
 #include "checkpoint.h"
 #include "preview.h"
+#include "test_util.h"
 #include "vae.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                         \
-      fprintf(stderr, __VA_ARGS__);                                                           \
-      fprintf(stderr, "\n");                                                                  \
-      failures++;                                                                             \
-    }                                                                                         \
-  } while (0)
 
 static float gaussian(unsigned *s)
 {
@@ -257,9 +246,5 @@ int main(int argc, char **argv)
   test_recovers_known_decoder(3);
   test_cache();
   test_tiny_vae_psnr(argv[1]);
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  else
-    printf("preview: all checks passed\n");
-  return failures ? 1 : 0;
+  return test_summary("preview");
 }

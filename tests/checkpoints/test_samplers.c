@@ -9,18 +9,7 @@
 #include "grid.h"
 #include "philox.h"
 #include "sampler.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                         \
-      fprintf(stderr, __VA_ARGS__);                                                           \
-      fprintf(stderr, "\n");                                                                  \
-      failures++;                                                                             \
-    }                                                                                         \
-  } while (0)
+#include "test_util.h"
 
 static void check_rel(double got, double want, double tol, const char *what)
 {
@@ -242,9 +231,5 @@ int main(void)
   test_nfe();
   test_cm();
   test_tts();
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  else
-    printf("samplers: all checks passed\n");
-  return failures ? 1 : 0;
+  return test_summary("samplers");
 }
