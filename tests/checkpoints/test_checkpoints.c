@@ -557,6 +557,26 @@ static void free_lora(lora_weights *lw)
   }
 }
 
+/* Largest difference between the [32, 32] weight `target` as merged in src and
+ * the folder's weight plus 0.7 * up @ down (rank 2); INFINITY when src lacks it. */
+static double rank2_merge_error(os_model_source *src, os_safetensors *unet, const char *target,
+                                const float *up, const float *down)
+{
+  const os_st_tensor *W = os_safetensors_find(unet, target);
+  const float *got = os_weights_take(src->unet, target, W->ndim, W->shape);
+  double worst = 0;
+  if (!got)
+    return INFINITY;
+  for (int r = 0; r < 32; r++)
+    for (int c = 0; c < 32; c++) {
+      double want = ((const float *)W->data)[r * 32 + c];
+      for (int k = 0; k < 2; k++)
+        want += 0.7 * up[r * 2 + k] * down[k * 32 + c];
+      worst = fmax(worst, fabs(got[r * 32 + c] - want));
+    }
+  return worst;
+}
+
 static void test_lora(const os_model_source *folder)
 {
   char peft[512], kohya[512], unet_src[1024];
@@ -679,18 +699,9 @@ static void test_lora(const os_model_source *folder)
   fixture_write(&f, proc);
   files[0] = proc;
   src = open_ok(model_dir, &o, "processor-style LoRA");
-  const char *target = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0.weight";
-  const os_st_tensor *W = os_safetensors_find(unet, target);
-  const float *got = os_weights_take(src.unet, target, W->ndim, W->shape);
-  double worst = 0;
-  for (int r = 0; r < 32 && got; r++)
-    for (int c = 0; c < 32; c++) {
-      double want = ((const float *)W->data)[r * 32 + c];
-      for (int k = 0; k < 2; k++)
-        want += 0.7 * pu[r * 2 + k] * pd[k * 32 + c];
-      worst = fmax(worst, fabs(got[r * 32 + c] - want));
-    }
-  CHECK(got && worst < 1e-6, "processor-style LoRA merge off by %g", worst);
+  double worst = rank2_merge_error(
+      &src, unet, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0.weight", pu, pd);
+  CHECK(worst < 1e-6, "processor-style LoRA merge off by %g", worst);
   os_checkpoint_close(&src);
 
   /* Conv-shaped factors ([r, in, 1, 1]) for a linear weight. */
@@ -702,18 +713,9 @@ static void test_lora(const os_model_source *folder)
   fixture_add(&f, key, 4, cu, pu);
   fixture_write(&f, proc);
   src = open_ok(model_dir, &o, "conv-shaped LoRA on a linear weight");
-  target = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight";
-  W = os_safetensors_find(unet, target);
-  got = os_weights_take(src.unet, target, W->ndim, W->shape);
-  worst = 0;
-  for (int r = 0; r < 32 && got; r++)
-    for (int c = 0; c < 32; c++) {
-      double want = ((const float *)W->data)[r * 32 + c];
-      for (int k = 0; k < 2; k++)
-        want += 0.7 * pu[r * 2 + k] * pd[k * 32 + c];
-      worst = fmax(worst, fabs(got[r * 32 + c] - want));
-    }
-  CHECK(got && worst < 1e-6, "conv-shaped LoRA on a linear weight off by %g", worst);
+  worst = rank2_merge_error(&src, unet, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight",
+                            pu, pd);
+  CHECK(worst < 1e-6, "conv-shaped LoRA on a linear weight off by %g", worst);
   os_checkpoint_close(&src);
   unlink(proc);
 
