@@ -6,18 +6,7 @@
 #include <string.h>
 
 #include "onestep.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                     \
-      fprintf(stderr, __VA_ARGS__);                                                            \
-      fprintf(stderr, "\n");                                                                   \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
+#include "test_util.h"
 
 typedef struct {
   int progress_calls, denoise_calls, abort_polls, abort_after;
@@ -218,7 +207,5 @@ int main(int argc, char **argv)
   onestep_context_free(ctx);
   test_names();
   g_object_unref(pixbuf);
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  return failures ? 1 : 0;
+  return test_exit_status();
 }

@@ -9,19 +9,8 @@
 #include "clip_preprocess.h"
 #include "sampler.h"
 #include "safetensors.h"
+#include "test_util.h"
 #include "unet_denoiser.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                     \
-      fprintf(stderr, __VA_ARGS__);                                                            \
-      fprintf(stderr, "\n");                                                                   \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
 
 static char *read_text(const char *path)
 {
@@ -159,7 +148,5 @@ int main(int argc, char **argv)
   test_clip_preprocess(argv[1]);
   test_linspace();
   test_euler();
-  if (failures)
-    fprintf(stderr, "%d check(s) failed\n", failures);
-  return failures ? 1 : 0;
+  return test_exit_status();
 }
