@@ -58,53 +58,34 @@ print_json_summary (const onestep_clip              *clip,
                     const char                      *output,
                     double                           seconds_total)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   g_autoptr(JsonGenerator) generator = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
+  JsonObject *summary = json_object_new ();
+  JsonObject *seconds = json_object_new ();
+  JsonArray *sigmas = json_array_sized_new (clip->n_sigmas);
   g_autofree char *text = NULL;
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "output");
-  json_builder_add_string_value (builder, output);
-  json_builder_set_member_name (builder, "device");
-  json_builder_add_string_value (builder, info->device_name);
-  json_builder_set_member_name (builder, "frames");
-  json_builder_add_int_value (builder, clip->frames);
-  json_builder_set_member_name (builder, "width");
-  json_builder_add_int_value (builder, clip->width);
-  json_builder_set_member_name (builder, "height");
-  json_builder_add_int_value (builder, clip->height);
-  json_builder_set_member_name (builder, "steps");
-  json_builder_add_int_value (builder, clip->steps);
-  json_builder_set_member_name (builder, "sampler");
-  json_builder_add_string_value (builder, onestep_sampler_name (clip->sampler));
-  json_builder_set_member_name (builder, "seed");
-  json_builder_add_int_value (builder, (gint64) request->seed);
-  json_builder_set_member_name (builder, "nfe");
-  json_builder_add_int_value (builder, clip->nfe);
-  json_builder_set_member_name (builder, "sigmas");
-  json_builder_begin_array (builder);
+  json_object_set_string_member (summary, "output", output);
+  json_object_set_string_member (summary, "device", info->device_name);
+  json_object_set_int_member (summary, "frames", clip->frames);
+  json_object_set_int_member (summary, "width", clip->width);
+  json_object_set_int_member (summary, "height", clip->height);
+  json_object_set_int_member (summary, "steps", clip->steps);
+  json_object_set_string_member (summary, "sampler", onestep_sampler_name (clip->sampler));
+  json_object_set_int_member (summary, "seed", (gint64) request->seed);
+  json_object_set_int_member (summary, "nfe", clip->nfe);
   for (int i = 0; i < clip->n_sigmas; i++)
-    json_builder_add_double_value (builder, clip->sigmas[i]);
-  json_builder_end_array (builder);
-  json_builder_set_member_name (builder, "seconds");
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "clip");
-  json_builder_add_double_value (builder, clip->seconds_clip);
-  json_builder_set_member_name (builder, "encode");
-  json_builder_add_double_value (builder, clip->seconds_encode);
-  json_builder_set_member_name (builder, "denoise");
-  json_builder_add_double_value (builder, clip->seconds_denoise);
-  json_builder_set_member_name (builder, "decode");
-  json_builder_add_double_value (builder, clip->seconds_decode);
-  json_builder_set_member_name (builder, "total");
-  json_builder_add_double_value (builder, seconds_total);
-  json_builder_end_object (builder);
-  json_builder_set_member_name (builder, "peak_bytes");
-  json_builder_add_int_value (builder, (gint64) clip->peak_bytes);
-  json_builder_end_object (builder);
+    json_array_add_double_element (sigmas, clip->sigmas[i]);
+  json_object_set_array_member (summary, "sigmas", sigmas);
+  json_object_set_double_member (seconds, "clip", clip->seconds_clip);
+  json_object_set_double_member (seconds, "encode", clip->seconds_encode);
+  json_object_set_double_member (seconds, "denoise", clip->seconds_denoise);
+  json_object_set_double_member (seconds, "decode", clip->seconds_decode);
+  json_object_set_double_member (seconds, "total", seconds_total);
+  json_object_set_object_member (summary, "seconds", seconds);
+  json_object_set_int_member (summary, "peak_bytes", (gint64) clip->peak_bytes);
+  json_node_take_object (root, summary);
 
-  root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
   text = json_generator_to_data (generator, NULL);
   printf ("%s\n", text);
