@@ -124,6 +124,38 @@ mix_factor (Walk       *walk,
   weight (walk, 0, 1, &one, "%s.time_mixer.mix_factor", prefix);
 }
 
+/* One half of a SpatioTemporalResBlock, R.half: the spatial one has k x k
+ * convs (kt = 0), the temporal one convs over kt frames (k = 0). */
+static void
+resnet_half (Walk       *walk,
+             const char *R,
+             const char *half,
+             int         Cin,
+             int         Cout,
+             int         temb,
+             double      N,
+             double      S,
+             int         kt,
+             int         k)
+{
+  char p[256];
+
+  snprintf (p, sizeof p, "%s.%s.norm1", R, half);
+  norm (walk, p, Cin);
+  snprintf (p, sizeof p, "%s.%s.conv1", R, half);
+  conv (walk, N * S, p, Cout, Cin, kt, k);
+  linear (walk, N, TRUE, Cout, temb, "%s.%s.time_emb_proj", R, half);
+  snprintf (p, sizeof p, "%s.%s.norm2", R, half);
+  norm (walk, p, Cout);
+  snprintf (p, sizeof p, "%s.%s.conv2", R, half);
+  conv (walk, N * S, p, Cout, Cout, kt, k);
+  if (Cin != Cout)
+    {
+      snprintf (p, sizeof p, "%s.%s.conv_shortcut", R, half);
+      conv (walk, N * S, p, Cout, Cin, 0, 1);
+    }
+}
+
 /* SpatioTemporalResBlock at N images of S pixels. */
 static void
 resblock (Walk       *walk,
@@ -134,31 +166,8 @@ resblock (Walk       *walk,
           double      N,
           double      S)
 {
-  char p[256];
-
-  snprintf (p, sizeof p, "%s.spatial_res_block.norm1", R);
-  norm (walk, p, Cin);
-  snprintf (p, sizeof p, "%s.spatial_res_block.conv1", R);
-  conv (walk, N * S, p, Cout, Cin, 0, 3);
-  linear (walk, N, TRUE, Cout, temb, "%s.spatial_res_block.time_emb_proj", R);
-  snprintf (p, sizeof p, "%s.spatial_res_block.norm2", R);
-  norm (walk, p, Cout);
-  snprintf (p, sizeof p, "%s.spatial_res_block.conv2", R);
-  conv (walk, N * S, p, Cout, Cout, 0, 3);
-  if (Cin != Cout)
-    {
-      snprintf (p, sizeof p, "%s.spatial_res_block.conv_shortcut", R);
-      conv (walk, N * S, p, Cout, Cin, 0, 1);
-    }
-  snprintf (p, sizeof p, "%s.temporal_res_block.norm1", R);
-  norm (walk, p, Cout);
-  snprintf (p, sizeof p, "%s.temporal_res_block.conv1", R);
-  conv (walk, N * S, p, Cout, Cout, 3, 0);
-  linear (walk, N, TRUE, Cout, temb, "%s.temporal_res_block.time_emb_proj", R);
-  snprintf (p, sizeof p, "%s.temporal_res_block.norm2", R);
-  norm (walk, p, Cout);
-  snprintf (p, sizeof p, "%s.temporal_res_block.conv2", R);
-  conv (walk, N * S, p, Cout, Cout, 3, 0);
+  resnet_half (walk, R, "spatial_res_block", Cin, Cout, temb, N, S, 0, 3);
+  resnet_half (walk, R, "temporal_res_block", Cout, Cout, temb, N, S, 3, 0);
   mix_factor (walk, R);
 }
 
