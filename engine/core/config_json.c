@@ -124,43 +124,39 @@ os_json_int_min(os_json_file *f, const char *key, int fallback, int min)
   return value;
 }
 
+/* The value of key when is_type accepts it; NULL when it is absent, or when it
+ * has another type (then f fails with "'key' must be <what>"). */
+static const cJSON *
+typed_item(os_json_file *f, const char *key, cJSON_bool (*is_type)(const cJSON *),
+           const char *what)
+{
+  const cJSON *item = os_json_get(f, key);
+  if (item && !is_type(item)) {
+    os_json_fail(f, ONESTEP_ERR_FORMAT, "'%s' must be %s", key, what);
+    return NULL;
+  }
+  return item;
+}
+
 double
 os_json_number(os_json_file *f, const char *key, double fallback)
 {
-  const cJSON *item = os_json_get(f, key);
-  if (!item)
-    return fallback;
-  if (!cJSON_IsNumber(item)) {
-    os_json_fail(f, ONESTEP_ERR_FORMAT, "'%s' must be a number", key);
-    return fallback;
-  }
-  return item->valuedouble;
+  const cJSON *item = typed_item(f, key, cJSON_IsNumber, "a number");
+  return item ? item->valuedouble : fallback;
 }
 
 bool
 os_json_bool(os_json_file *f, const char *key, bool fallback)
 {
-  const cJSON *item = os_json_get(f, key);
-  if (!item)
-    return fallback;
-  if (!cJSON_IsBool(item)) {
-    os_json_fail(f, ONESTEP_ERR_FORMAT, "'%s' must be true or false", key);
-    return fallback;
-  }
-  return cJSON_IsTrue(item);
+  const cJSON *item = typed_item(f, key, cJSON_IsBool, "true or false");
+  return item ? cJSON_IsTrue(item) : fallback;
 }
 
 const char *
 os_json_string(os_json_file *f, const char *key, const char *fallback)
 {
-  const cJSON *item = os_json_get(f, key);
-  if (!item)
-    return fallback;
-  if (!cJSON_IsString(item)) {
-    os_json_fail(f, ONESTEP_ERR_FORMAT, "'%s' must be a string", key);
-    return fallback;
-  }
-  return item->valuestring;
+  const cJSON *item = typed_item(f, key, cJSON_IsString, "a string");
+  return item ? item->valuestring : fallback;
 }
 
 int
