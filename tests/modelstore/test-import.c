@@ -75,6 +75,26 @@ assert_not_indexed (Fixture    *fixture,
   g_assert_null (entry);
 }
 
+/* Importing path fails with the modelstore error code, with fragment (when
+ * given) in the message, and id stays out of the index. */
+static void
+assert_import_refused (Fixture              *fixture,
+                       const char           *path,
+                       OnestepInstalledKind  kind,
+                       const char           *base,
+                       const char           *id,
+                       gint                  code,
+                       const char           *fragment)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = import (fixture, path, kind, base, id, &error);
+
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, code);
+  if (fragment != NULL)
+    g_assert_nonnull (strstr (error->message, fragment));
+  assert_not_indexed (fixture, id);
+}
+
 static void
 test_diffusers_folder (Fixture       *fixture,
                        gconstpointer  data)
@@ -124,16 +144,10 @@ test_unet_with_base (Fixture       *fixture,
                                    "unet/diffusion_pytorch_model.safetensors"));
 
   /* Without a base, a UNet-only file is refused. */
-  g_clear_object (&installed);
-  installed = import (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, NULL, "orphan", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
-  g_assert_nonnull (strstr (error->message, "base model"));
-  assert_not_indexed (fixture, "orphan");
-  g_clear_error (&error);
-
-  installed = import (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, "no-such-model", "orphan", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_UNKNOWN_MODEL);
-  assert_not_indexed (fixture, "orphan");
+  assert_import_refused (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, NULL, "orphan",
+                         ONESTEP_MODELSTORE_ERROR_INVALID_MODEL, "base model");
+  assert_import_refused (fixture, unet, ONESTEP_INSTALLED_KIND_UNET, "no-such-model", "orphan",
+                         ONESTEP_MODELSTORE_ERROR_UNKNOWN_MODEL, NULL);
 }
 
 static void
@@ -146,27 +160,18 @@ test_refused (Fixture       *fixture,
   g_autofree char *lora = g_build_filename (fixture->scratch_dir, "style.safetensors", NULL);
 
   /* A folder without model_index.json. */
-  installed = import (fixture, fixture->scratch_dir, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, "empty", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
-  g_assert_nonnull (strstr (error->message, fixture->scratch_dir));
-  assert_not_indexed (fixture, "empty");
-  g_clear_error (&error);
+  assert_import_refused (fixture, fixture->scratch_dir, ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL,
+                         "empty", ONESTEP_MODELSTORE_ERROR_INVALID_MODEL, fixture->scratch_dir);
 
   g_file_set_contents (not_a_model, "this is not a safetensors file", -1, &error);
   g_assert_no_error (error);
-  installed = import (fixture, not_a_model, ONESTEP_INSTALLED_KIND_SINGLE_FILE, NULL, "notes", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
-  g_assert_nonnull (strstr (error->message, "notes.safetensors"));
-  assert_not_indexed (fixture, "notes");
-  g_clear_error (&error);
+  assert_import_refused (fixture, not_a_model, ONESTEP_INSTALLED_KIND_SINGLE_FILE, NULL, "notes",
+                         ONESTEP_MODELSTORE_ERROR_INVALID_MODEL, "notes.safetensors");
 
   g_file_set_contents (lora, "not a LoRA either", -1, &error);
   g_assert_no_error (error);
-  installed = import (fixture, lora, ONESTEP_INSTALLED_KIND_LORA, TINY_MODEL_DIR, "style", &error);
-  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INVALID_MODEL);
-  g_assert_nonnull (strstr (error->message, "style.safetensors"));
-  assert_not_indexed (fixture, "style");
-  g_clear_error (&error);
+  assert_import_refused (fixture, lora, ONESTEP_INSTALLED_KIND_LORA, TINY_MODEL_DIR, "style",
+                         ONESTEP_MODELSTORE_ERROR_INVALID_MODEL, "style.safetensors");
 
   installed = import (fixture, "/nonexistent/model", ONESTEP_INSTALLED_KIND_DIFFUSERS, NULL, NULL, &error);
   g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
