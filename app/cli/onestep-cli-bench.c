@@ -169,7 +169,7 @@ onestep_cli_bench (int    argc,
   if (device == ONESTEP_DEVICE_AUTO)
     device = ONESTEP_DEVICE_CPU;
 
-  be = device == ONESTEP_DEVICE_CUDA ? os_backend_cuda_new (&engine_error)
+  be = device == ONESTEP_DEVICE_CUDA ? os_backend_cuda_new (ONESTEP_PRECISION_AUTO, &engine_error)
                                      : os_backend_cpu_new (threads, &engine_error);
   if (be == NULL)
     {

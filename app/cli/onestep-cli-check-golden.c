@@ -243,12 +243,14 @@ int
 onestep_cli_check_golden (int    argc,
                           char **argv)
 {
-  g_autofree char *model = NULL, *device_name = NULL;
+  g_autofree char *model = NULL, *device_name = NULL, *precision_name = NULL;
   double tolerance = 1e-4;
   g_auto(GStrv) cases = NULL;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (default: CASE_DIR/model)", "PATH" },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device_name, "cpu (default), cuda or auto", "D" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+      "GPU arithmetic: fp32 (default: exact), tf32, fp16 or bf16", "P" },
     { "tolerance", 0, 0, G_OPTION_ARG_DOUBLE, &tolerance, "Largest relative L2 error (default 1e-4)", "T" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &cases, NULL, "CASE_DIR" },
     { NULL }
@@ -281,7 +283,9 @@ onestep_cli_check_golden (int    argc,
       return 2;
     }
   params.device = ONESTEP_DEVICE_CPU;
-  if (device_name != NULL && !onestep_cli_parse_device (device_name, &params.device, &error))
+  params.precision = ONESTEP_PRECISION_FP32;
+  if ((device_name != NULL && !onestep_cli_parse_device (device_name, &params.device, &error)) ||
+      !onestep_cli_parse_precision (precision_name, &params.precision, &error))
     {
       onestep_cli_fail ("%s", error->message);
       return 2;

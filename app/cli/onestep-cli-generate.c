@@ -122,6 +122,7 @@ onestep_cli_generate (int    argc,
                       char **argv)
 {
   g_autofree char *model = NULL, *output = NULL, *device_name = NULL, *seed_text = NULL;
+  g_autofree char *precision_name = NULL;
   g_autofree char *sampler_name = NULL;
   int steps = UNSET, frames = UNSET, width = UNSET, height = UNSET, fps = UNSET;
   int motion = UNSET, threads = 0, decode_chunk = UNSET;
@@ -144,6 +145,8 @@ onestep_cli_generate (int    argc,
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, "euler, cm, tts or auto", "NAME" },
     { "decode-chunk", 0, 0, G_OPTION_ARG_INT, &decode_chunk, "Frames decoded together (default all)", "N" },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device_name, "cpu, cuda or auto (default)", "D" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+      "GPU arithmetic: auto (fp16, default), fp32, tf32, fp16 or bf16", "P" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all cores)", "N" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a one-line JSON summary on stdout", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, "IMAGE" },
@@ -197,6 +200,7 @@ onestep_cli_generate (int    argc,
       return 2;
     }
   if (!onestep_cli_parse_device (device_name, &params.device, &error) ||
+      !onestep_cli_parse_precision (precision_name, &params.precision, &error) ||
       !onestep_cli_model_options_apply (&model_options, &params, &error))
     {
       onestep_cli_fail ("%s", error->message);

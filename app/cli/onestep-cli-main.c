@@ -51,6 +51,18 @@ onestep_cli_parse_device (const char      *name,
   return TRUE;
 }
 
+gboolean
+onestep_cli_parse_precision (const char         *name,
+                             onestep_precision  *precision,
+                             GError            **error)
+{
+  if (name == NULL || onestep_precision_from_name (name, precision))
+    return TRUE;
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               "--precision %s: expected auto, fp32, tf32, fp16 or bf16", name);
+  return FALSE;
+}
+
 static void
 print_usage (FILE *out)
 {

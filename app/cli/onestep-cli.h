@@ -36,6 +36,8 @@ void onestep_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 /* Parses "cpu", "cuda" or "auto". */
 gboolean onestep_cli_parse_device (const char *name, onestep_device *device, GError **error);
+/* NULL leaves *precision as it is. */
+gboolean onestep_cli_parse_precision (const char *name, onestep_precision *precision, GError **error);
 
 /* Loads an image as RGB (alpha dropped, EXIF orientation applied). */
 GdkPixbuf *onestep_cli_load_image (const char *path, GError **error);

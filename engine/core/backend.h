@@ -120,6 +120,7 @@ typedef struct os_backend_ops {
 struct os_backend {
   const os_backend_ops *ops;
   size_t bytes_in_use, peak_bytes; /* maintained by alloc/free */
+  char name[160];                  /* for people, e.g. the GPU's name and precision */
   /* Polled by model code between layers; NULL means never abort. */
   bool (*abort_cb)(void *user_data);
   void *abort_user_data;
@@ -129,7 +130,9 @@ struct os_backend {
 os_backend *os_backend_cpu_new(int n_threads, onestep_error *error);
 
 /* CUDA backend, loaded at run time from the backend module; NULL with a clear
- * error when the module, the driver or a GPU is missing. */
-os_backend *os_backend_cuda_new(onestep_error *error);
+ * error when the module, the driver or a GPU is missing. ONESTEP_PRECISION_AUTO
+ * means fp16; the environment variable ONESTEP_CUDA_PRECISION (fp32, tf32,
+ * fp16, bf16), when set, overrides the precision for tests and benchmarks. */
+os_backend *os_backend_cuda_new(onestep_precision precision, onestep_error *error);
 
 #endif

@@ -183,8 +183,9 @@ static const os_backend_ops cuda_ops = {
 // ----------------------------------------------------------------------------
 // creation
 
+// The environment's choice, when set, overrides the caller's (tests, benchmarks).
 static bool
-parse_precision(const char *text, os_cuda_precision *out)
+parse_precision(const char *text, onestep_precision requested, os_cuda_precision *out)
 {
   static const struct {
     const char *name;
@@ -196,7 +197,10 @@ parse_precision(const char *text, os_cuda_precision *out)
     { "bf16", OS_CUDA_BF16 },
   };
   if (!text || !*text) {
-    *out = OS_CUDA_FP32;
+    *out = requested == ONESTEP_PRECISION_FP32   ? OS_CUDA_FP32
+           : requested == ONESTEP_PRECISION_TF32 ? OS_CUDA_TF32
+           : requested == ONESTEP_PRECISION_BF16 ? OS_CUDA_BF16
+                                                 : OS_CUDA_FP16; /* auto and fp16 */
     return true;
   }
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -216,7 +220,7 @@ probe_kernel(void)
 }
 
 static os_backend *
-create(onestep_error *error)
+create(onestep_precision requested, onestep_error *error)
 {
   int driver = 0, runtime = 0, count = 0;
   cudaError_t err = cudaDriverGetVersion(&driver);
@@ -238,7 +242,7 @@ create(onestep_error *error)
 
   os_cuda_precision precision;
   const char *precision_env = getenv("ONESTEP_CUDA_PRECISION");
-  if (!parse_precision(precision_env, &precision)) {
+  if (!parse_precision(precision_env, requested, &precision)) {
     set_error(error, ONESTEP_ERR_INVALID_ARGUMENT,
               "ONESTEP_CUDA_PRECISION=%s is not one of fp32, tf32, fp16, bf16", precision_env);
     return NULL;
@@ -264,6 +268,10 @@ create(onestep_error *error)
   }
   snprintf(cb->device_name, sizeof cb->device_name, "%.200s (sm_%d%d, %.1f GiB)", prop.name,
            prop.major, prop.minor, prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+
+  static const char *const precision_names[] = { "fp32", "tf32", "fp16", "bf16" };
+  snprintf(cb->base.name, sizeof cb->base.name, "%.120s, %s", cb->device_name,
+           precision_names[precision]);
 
   cudaFuncAttributes attr;
   err = cudaFuncGetAttributes(&attr, probe_kernel);
@@ -314,8 +322,8 @@ create(onestep_error *error)
 }
 
 extern "C" __attribute__((visibility("default"))) os_backend *
-os_cuda_backend_create(onestep_error *error)
+os_cuda_backend_create(onestep_precision precision, onestep_error *error)
 {
-  return create(error);
+  return create(precision, error);
 }
 

@@ -19,7 +19,7 @@
 /* How GEMM operands are fed to the tensor cores (ONESTEP_CUDA_PRECISION).
  * Accumulation is fp32 in every mode; only the operands are rounded. */
 typedef enum {
-  OS_CUDA_FP32 = 0, /* exact fp32 (the default, used by the tests) */
+  OS_CUDA_FP32 = 0, /* exact fp32 (golden checks) */
   OS_CUDA_TF32,     /* fp32 operands rounded to tf32 inside cuBLAS */
   OS_CUDA_FP16,     /* operands converted to half */
   OS_CUDA_BF16,     /* operands converted to bfloat16 */

@@ -30,7 +30,7 @@ extern const char os_cuda_build_module[];
 typedef int (*cu_init_fn)(unsigned int flags);
 typedef int (*cu_int_fn)(int *value);
 typedef int (*cu_error_string_fn)(int result, const char **text);
-typedef os_backend *(*module_entry_fn)(onestep_error *error);
+typedef os_backend *(*module_entry_fn)(onestep_precision precision, onestep_error *error);
 
 /* Loads libcuda.so.1 and checks that it initialises and sees a GPU. The
  * library stays loaded on success: the module's runtime uses it. */
@@ -127,7 +127,7 @@ open_module(onestep_error *error)
 }
 
 os_backend *
-os_backend_cuda_new(onestep_error *error)
+os_backend_cuda_new(onestep_precision precision, onestep_error *error)
 {
   if (check_driver(error) != ONESTEP_OK)
     return NULL;
@@ -142,7 +142,7 @@ os_backend_cuda_new(onestep_error *error)
     return NULL;
   }
   /* The module stays loaded: its code runs for as long as any backend lives. */
-  os_backend *be = create(error);
+  os_backend *be = create(precision, error);
   if (be)
     os_error_clear(error);
   return be;

@@ -40,6 +40,16 @@ typedef enum {
   ONESTEP_DEVICE_CUDA,
 } onestep_device;
 
+/* Arithmetic of the GPU's matrix products; the CPU always computes in float32.
+ * Buffers, norms, softmax statistics and the sampler stay float32 throughout. */
+typedef enum {
+  ONESTEP_PRECISION_AUTO = 0, /* fp16 operands on a GPU: the fast default */
+  ONESTEP_PRECISION_FP32,     /* exact single precision (golden checks) */
+  ONESTEP_PRECISION_TF32,
+  ONESTEP_PRECISION_FP16,     /* fp16 operands, fp32 accumulation */
+  ONESTEP_PRECISION_BF16,
+} onestep_precision;
+
 typedef enum {
   ONESTEP_SAMPLER_AUTO = 0,
   ONESTEP_SAMPLER_EULER, /* SVD's EulerDiscreteScheduler with per-frame CFG */
@@ -63,6 +73,7 @@ typedef enum {
 
 typedef struct {
   onestep_device device;
+  onestep_precision precision; /* GPU only */
   int n_threads;            /* 0: all cores */
   const char *unet_file;    /* optional UNet-only safetensors replacing the model's UNet */
   const char *const *lora_files; /* optional LoRA files merged at load */
@@ -158,6 +169,8 @@ onestep_clip *onestep_generate(onestep_context *ctx, const onestep_image *image,
 void onestep_clip_free(onestep_clip *clip);
 
 const char *onestep_sampler_name(onestep_sampler sampler);
+const char *onestep_precision_name(onestep_precision precision);
+bool onestep_precision_from_name(const char *name, onestep_precision *out);
 bool onestep_sampler_from_name(const char *name, onestep_sampler *out);
 const char *onestep_model_kind_name(onestep_model_kind kind);
 const char *onestep_stage_name(onestep_stage stage);

@@ -52,16 +52,16 @@ os_clip_bind(const os_clip_config *cfg, os_weight_set *ws)
   os_bind_norm(ws, &c->pre_layrnorm, "vision_model.pre_layrnorm", D);
   for (int l = 0; l < cfg->num_hidden_layers; l++) {
     clip_layer *layer = &c->layers[l];
-    snprintf(name, sizeof name, "vision_model.encoder.layers.%d.layer_norm1", l);
+    os_format_name(name, sizeof name, "vision_model.encoder.layers.%d.layer_norm1", l);
     os_bind_norm(ws, &layer->layer_norm1, name, D);
-    snprintf(name, sizeof name, "vision_model.encoder.layers.%d.self_attn", l);
+    os_format_name(name, sizeof name, "vision_model.encoder.layers.%d.self_attn", l);
     os_bind_attention(ws, &layer->self_attn, name, D, D, cfg->num_attention_heads, true, "q_proj",
                       "k_proj", "v_proj", "out_proj");
-    snprintf(name, sizeof name, "vision_model.encoder.layers.%d.layer_norm2", l);
+    os_format_name(name, sizeof name, "vision_model.encoder.layers.%d.layer_norm2", l);
     os_bind_norm(ws, &layer->layer_norm2, name, D);
-    snprintf(name, sizeof name, "vision_model.encoder.layers.%d.mlp.fc1", l);
+    os_format_name(name, sizeof name, "vision_model.encoder.layers.%d.mlp.fc1", l);
     os_bind_linear(ws, &layer->fc1, name, D, cfg->intermediate_size, true);
-    snprintf(name, sizeof name, "vision_model.encoder.layers.%d.mlp.fc2", l);
+    os_format_name(name, sizeof name, "vision_model.encoder.layers.%d.mlp.fc2", l);
     os_bind_linear(ws, &layer->fc2, name, cfg->intermediate_size, D, true);
   }
   os_bind_norm(ws, &c->post_layernorm, "vision_model.post_layernorm", D);

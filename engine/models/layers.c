@@ -1,6 +1,7 @@
 #include "layers.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +33,20 @@ os_check_abort(os_backend *be)
 
 /* ---- weights ---- */
 
+void
+os_format_name(char *out, size_t size, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out, size, fmt, ap);
+  va_end(ap);
+}
+
 static const float *
 take(os_weight_set *ws, const char *prefix, const char *suffix, int ndim, const int64_t *shape)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s%s", prefix, suffix);
+  os_format_name(name, sizeof name, "%s%s", prefix, suffix);
   return os_weights_take(ws, name, ndim, shape);
 }
 
@@ -135,9 +145,9 @@ os_bind_timestep_embedding(os_weight_set *ws, os_timestep_embedding_w *e, const 
                            int in, int hidden, int out)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s.linear_1", prefix);
+  os_format_name(name, sizeof name, "%s.linear_1", prefix);
   os_bind_linear(ws, &e->linear_1, name, in, hidden, true);
-  snprintf(name, sizeof name, "%s.linear_2", prefix);
+  os_format_name(name, sizeof name, "%s.linear_2", prefix);
   os_bind_linear(ws, &e->linear_2, name, hidden, out, true);
 }
 
@@ -168,20 +178,20 @@ os_bind_resnet2d(os_weight_set *ws, os_resnet2d_w *r, const char *prefix, int ci
   r->eps = eps;
   r->has_temb = temb_dim > 0;
   r->has_shortcut = cin != cout;
-  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_format_name(name, sizeof name, "%s.norm1", prefix);
   os_bind_norm(ws, &r->norm1, name, cin);
-  snprintf(name, sizeof name, "%s.conv1", prefix);
+  os_format_name(name, sizeof name, "%s.conv1", prefix);
   os_bind_conv(ws, &r->conv1, name, cin, cout, 3, true);
   if (r->has_temb) {
-    snprintf(name, sizeof name, "%s.time_emb_proj", prefix);
+    os_format_name(name, sizeof name, "%s.time_emb_proj", prefix);
     os_bind_linear(ws, &r->time_emb_proj, name, temb_dim, cout, true);
   }
-  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_format_name(name, sizeof name, "%s.norm2", prefix);
   os_bind_norm(ws, &r->norm2, name, cout);
-  snprintf(name, sizeof name, "%s.conv2", prefix);
+  os_format_name(name, sizeof name, "%s.conv2", prefix);
   os_bind_conv(ws, &r->conv2, name, cout, cout, 3, true);
   if (r->has_shortcut) {
-    snprintf(name, sizeof name, "%s.conv_shortcut", prefix);
+    os_format_name(name, sizeof name, "%s.conv_shortcut", prefix);
     os_bind_conv(ws, &r->conv_shortcut, name, cin, cout, 1, true);
   }
 }
@@ -242,17 +252,17 @@ bind_temporal_resnet(os_weight_set *ws, os_temporal_resnet_w *r, const char *pre
   r->groups = 32;
   r->eps = eps;
   r->has_temb = temb_dim > 0;
-  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_format_name(name, sizeof name, "%s.norm1", prefix);
   os_bind_norm(ws, &r->norm1, name, channels);
-  snprintf(name, sizeof name, "%s.conv1", prefix);
+  os_format_name(name, sizeof name, "%s.conv1", prefix);
   os_bind_conv_temporal(ws, &r->conv1, name, channels, channels);
   if (r->has_temb) {
-    snprintf(name, sizeof name, "%s.time_emb_proj", prefix);
+    os_format_name(name, sizeof name, "%s.time_emb_proj", prefix);
     os_bind_linear(ws, &r->time_emb_proj, name, temb_dim, channels, true);
   }
-  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_format_name(name, sizeof name, "%s.norm2", prefix);
   os_bind_norm(ws, &r->norm2, name, channels);
-  snprintf(name, sizeof name, "%s.conv2", prefix);
+  os_format_name(name, sizeof name, "%s.conv2", prefix);
   os_bind_conv_temporal(ws, &r->conv2, name, channels, channels);
 }
 
@@ -292,11 +302,11 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
                     int temb_dim, float eps, float temporal_eps, bool switch_mix)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s.spatial_res_block", prefix);
+  os_format_name(name, sizeof name, "%s.spatial_res_block", prefix);
   os_bind_resnet2d(ws, &r->spatial, name, cin, cout, temb_dim, 32, eps);
-  snprintf(name, sizeof name, "%s.temporal_res_block", prefix);
+  os_format_name(name, sizeof name, "%s.temporal_res_block", prefix);
   bind_temporal_resnet(ws, &r->temporal, name, cout, temb_dim, temporal_eps);
-  snprintf(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
+  os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
   r->mix_factor = os_bind_scalar(ws, name);
   r->switch_spatial_to_temporal = switch_mix;
 }
@@ -345,7 +355,7 @@ os_bind_downsample(os_weight_set *ws, os_downsample_w *d, const char *prefix, in
                    bool asymmetric_pad)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s.conv", prefix);
+  os_format_name(name, sizeof name, "%s.conv", prefix);
   os_bind_conv(ws, &d->conv, name, channels, channels, 3, true);
   d->asymmetric_pad = asymmetric_pad;
 }
@@ -394,13 +404,13 @@ os_bind_attention(os_weight_set *ws, os_attention_w *a, const char *prefix, int 
   a->dim = dim;
   a->heads = heads;
   a->head_dim = dim / heads;
-  snprintf(name, sizeof name, "%s.%s", prefix, q_name);
+  os_format_name(name, sizeof name, "%s.%s", prefix, q_name);
   os_bind_linear(ws, &a->to_q, name, dim, dim, qkv_bias);
-  snprintf(name, sizeof name, "%s.%s", prefix, k_name);
+  os_format_name(name, sizeof name, "%s.%s", prefix, k_name);
   os_bind_linear(ws, &a->to_k, name, kv_dim, dim, qkv_bias);
-  snprintf(name, sizeof name, "%s.%s", prefix, v_name);
+  os_format_name(name, sizeof name, "%s.%s", prefix, v_name);
   os_bind_linear(ws, &a->to_v, name, kv_dim, dim, qkv_bias);
-  snprintf(name, sizeof name, "%s.%s", prefix, out_name);
+  os_format_name(name, sizeof name, "%s.%s", prefix, out_name);
   os_bind_linear(ws, &a->to_out, name, dim, dim, true);
 }
 
@@ -454,9 +464,9 @@ os_bind_geglu_ff(os_weight_set *ws, os_geglu_ff_w *f, const char *prefix, int di
   char name[512];
   f->dim = dim;
   f->inner = inner;
-  snprintf(name, sizeof name, "%s.net.0.proj", prefix);
+  os_format_name(name, sizeof name, "%s.net.0.proj", prefix);
   os_bind_linear(ws, &f->proj, name, dim, 2 * inner, true);
-  snprintf(name, sizeof name, "%s.net.2", prefix);
+  os_format_name(name, sizeof name, "%s.net.2", prefix);
   os_bind_linear(ws, &f->out, name, inner, dim, true);
 }
 

@@ -20,6 +20,11 @@ onestep_status os_check_abort(os_backend *be);
 
 /* ---- weights ---- */
 
+/* Formats a tensor name; names are far shorter than the buffers, so a
+ * truncated one can only fail to match (and is reported as missing). */
+void os_format_name(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 typedef struct {
   const float *w, *b; /* b may be NULL */
   int in, out;

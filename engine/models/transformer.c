@@ -14,18 +14,18 @@ bind_spatial_block(os_weight_set *ws, os_spatial_block_w *b, const char *prefix,
                    int context_dim)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_format_name(name, sizeof name, "%s.norm1", prefix);
   os_bind_norm(ws, &b->norm1, name, C);
-  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_format_name(name, sizeof name, "%s.norm2", prefix);
   os_bind_norm(ws, &b->norm2, name, C);
-  snprintf(name, sizeof name, "%s.norm3", prefix);
+  os_format_name(name, sizeof name, "%s.norm3", prefix);
   os_bind_norm(ws, &b->norm3, name, C);
-  snprintf(name, sizeof name, "%s.attn1", prefix);
+  os_format_name(name, sizeof name, "%s.attn1", prefix);
   os_bind_attention(ws, &b->attn1, name, C, C, heads, false, "to_q", "to_k", "to_v", "to_out.0");
-  snprintf(name, sizeof name, "%s.attn2", prefix);
+  os_format_name(name, sizeof name, "%s.attn2", prefix);
   os_bind_attention(ws, &b->attn2, name, C, context_dim, heads, false, "to_q", "to_k", "to_v",
                     "to_out.0");
-  snprintf(name, sizeof name, "%s.ff", prefix);
+  os_format_name(name, sizeof name, "%s.ff", prefix);
   os_bind_geglu_ff(ws, &b->ff, name, C, 4 * C);
 }
 
@@ -34,22 +34,22 @@ bind_temporal_block(os_weight_set *ws, os_temporal_block_w *b, const char *prefi
                     int heads, int context_dim)
 {
   char name[512];
-  snprintf(name, sizeof name, "%s.norm_in", prefix);
+  os_format_name(name, sizeof name, "%s.norm_in", prefix);
   os_bind_norm(ws, &b->norm_in, name, C);
-  snprintf(name, sizeof name, "%s.ff_in", prefix);
+  os_format_name(name, sizeof name, "%s.ff_in", prefix);
   os_bind_geglu_ff(ws, &b->ff_in, name, C, 4 * C);
-  snprintf(name, sizeof name, "%s.norm1", prefix);
+  os_format_name(name, sizeof name, "%s.norm1", prefix);
   os_bind_norm(ws, &b->norm1, name, C);
-  snprintf(name, sizeof name, "%s.attn1", prefix);
+  os_format_name(name, sizeof name, "%s.attn1", prefix);
   os_bind_attention(ws, &b->attn1, name, C, C, heads, false, "to_q", "to_k", "to_v", "to_out.0");
-  snprintf(name, sizeof name, "%s.norm2", prefix);
+  os_format_name(name, sizeof name, "%s.norm2", prefix);
   os_bind_norm(ws, &b->norm2, name, C);
-  snprintf(name, sizeof name, "%s.attn2", prefix);
+  os_format_name(name, sizeof name, "%s.attn2", prefix);
   os_bind_attention(ws, &b->attn2, name, C, context_dim, heads, false, "to_q", "to_k", "to_v",
                     "to_out.0");
-  snprintf(name, sizeof name, "%s.norm3", prefix);
+  os_format_name(name, sizeof name, "%s.norm3", prefix);
   os_bind_norm(ws, &b->norm3, name, C);
-  snprintf(name, sizeof name, "%s.ff", prefix);
+  os_format_name(name, sizeof name, "%s.ff", prefix);
   os_bind_geglu_ff(ws, &b->ff, name, C, 4 * C);
 }
 
@@ -62,21 +62,21 @@ os_bind_st_transformer(os_weight_set *ws, os_st_transformer_w *t, const char *pr
   t->heads = heads;
   t->n_layers = n_layers;
   t->context_dim = context_dim;
-  snprintf(name, sizeof name, "%s.norm", prefix);
+  os_format_name(name, sizeof name, "%s.norm", prefix);
   os_bind_norm(ws, &t->norm, name, channels);
-  snprintf(name, sizeof name, "%s.proj_in", prefix);
+  os_format_name(name, sizeof name, "%s.proj_in", prefix);
   os_bind_linear(ws, &t->proj_in, name, channels, channels, true);
-  snprintf(name, sizeof name, "%s.time_pos_embed", prefix);
+  os_format_name(name, sizeof name, "%s.time_pos_embed", prefix);
   os_bind_timestep_embedding(ws, &t->time_pos_embed, name, channels, 4 * channels, channels);
-  snprintf(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
+  os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
   t->mix_factor = os_bind_scalar(ws, name);
   for (int l = 0; l < n_layers; l++) {
-    snprintf(name, sizeof name, "%s.transformer_blocks.%d", prefix, l);
+    os_format_name(name, sizeof name, "%s.transformer_blocks.%d", prefix, l);
     bind_spatial_block(ws, &t->spatial[l], name, channels, heads, context_dim);
-    snprintf(name, sizeof name, "%s.temporal_transformer_blocks.%d", prefix, l);
+    os_format_name(name, sizeof name, "%s.temporal_transformer_blocks.%d", prefix, l);
     bind_temporal_block(ws, &t->temporal[l], name, channels, heads, context_dim);
   }
-  snprintf(name, sizeof name, "%s.proj_out", prefix);
+  os_format_name(name, sizeof name, "%s.proj_out", prefix);
   os_bind_linear(ws, &t->proj_out, name, channels, channels, true);
 }
 

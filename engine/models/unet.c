@@ -47,18 +47,18 @@ bind_down_block(os_weight_set *ws, os_unet *u, int level, int cin)
   b->has_resample = level < c->n_levels - 1;
   float eps = b->has_attention ? EPS_CROSS_ATTN_DOWN : EPS_PLAIN_DOWN;
   for (int j = 0; j < b->n_resnets; j++) {
-    snprintf(name, sizeof name, "down_blocks.%d.resnets.%d", level, j);
+    os_format_name(name, sizeof name, "down_blocks.%d.resnets.%d", level, j);
     os_bind_st_resblock(ws, &b->resnets[j], name, j == 0 ? cin : b->channels, b->channels,
                         u->temb_dim, eps, eps, false);
     if (b->has_attention) {
-      snprintf(name, sizeof name, "down_blocks.%d.attentions.%d", level, j);
+      os_format_name(name, sizeof name, "down_blocks.%d.attentions.%d", level, j);
       os_bind_st_transformer(ws, &b->attentions[j], name, b->channels,
                              c->num_attention_heads[level],
                              c->transformer_layers_per_block[level], c->cross_attention_dim);
     }
   }
   if (b->has_resample) {
-    snprintf(name, sizeof name, "down_blocks.%d.downsamplers.0", level);
+    os_format_name(name, sizeof name, "down_blocks.%d.downsamplers.0", level);
     os_bind_downsample(ws, &b->downsample, name, b->channels, false);
   }
 }
@@ -79,18 +79,18 @@ bind_up_block(os_weight_set *ws, os_unet *u, int i)
   for (int j = 0; j < b->n_resnets; j++) {
     int skip = j == b->n_resnets - 1 ? skip_in : b->channels;
     int in = j == 0 ? prev_out : b->channels;
-    snprintf(name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
+    os_format_name(name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
     os_bind_st_resblock(ws, &b->resnets[j], name, in + skip, b->channels, u->temb_dim, EPS_UP,
                         EPS_UP, false);
     if (b->has_attention) {
-      snprintf(name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
+      os_format_name(name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
       os_bind_st_transformer(ws, &b->attentions[j], name, b->channels,
                              c->num_attention_heads[level],
                              c->transformer_layers_per_block[level], c->cross_attention_dim);
     }
   }
   if (b->has_resample) {
-    snprintf(name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
+    os_format_name(name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
     os_bind_conv(ws, &b->upsample_conv, name, b->channels, b->channels, 3, true);
   }
 }

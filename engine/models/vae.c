@@ -55,7 +55,7 @@ static void
 bind_vae_attention(os_weight_set *ws, vae_attention *a, const char *prefix, int C, int groups)
 {
   char name[256];
-  snprintf(name, sizeof name, "%s.group_norm", prefix);
+  os_format_name(name, sizeof name, "%s.group_norm", prefix);
   os_bind_norm(ws, &a->group_norm, name, C);
   os_bind_attention(ws, &a->attn, prefix, C, C, 1, true, "to_q", "to_k", "to_v", "to_out.0");
   a->groups = groups;
@@ -76,12 +76,12 @@ bind_encoder(os_weight_set *ws, os_vae *v)
     b->n_resnets = c->layers_per_block;
     b->has_resample = l < L - 1;
     for (int j = 0; j < b->n_resnets; j++) {
-      snprintf(name, sizeof name, "encoder.down_blocks.%d.resnets.%d", l, j);
+      os_format_name(name, sizeof name, "encoder.down_blocks.%d.resnets.%d", l, j);
       os_bind_resnet2d(ws, &b->resnets[j], name, j == 0 ? cin : b->channels, b->channels, 0, G,
                        EPS);
     }
     if (b->has_resample) {
-      snprintf(name, sizeof name, "encoder.down_blocks.%d.downsamplers.0", l);
+      os_format_name(name, sizeof name, "encoder.down_blocks.%d.downsamplers.0", l);
       os_bind_downsample(ws, &b->downsample, name, b->channels, true);
     }
     cin = b->channels;
@@ -105,7 +105,7 @@ bind_decoder(os_weight_set *ws, os_vae *v)
   os_bind_conv(ws, &v->dec_conv_in, "decoder.conv_in", c->latent_channels, top, 3, true);
   v->dec_mid_n_resnets = c->layers_per_block;
   for (int j = 0; j < v->dec_mid_n_resnets; j++) {
-    snprintf(name, sizeof name, "decoder.mid_block.resnets.%d", j);
+    os_format_name(name, sizeof name, "decoder.mid_block.resnets.%d", j);
     os_bind_st_resblock(ws, &v->dec_mid_resnets[j], name, top, top, 0, EPS, TEMPORAL_EPS, true);
   }
   bind_vae_attention(ws, &v->dec_mid_attention, "decoder.mid_block.attentions.0", top,
@@ -117,12 +117,12 @@ bind_decoder(os_weight_set *ws, os_vae *v)
     b->n_resnets = c->layers_per_block + 1;
     b->has_resample = i < L - 1;
     for (int j = 0; j < b->n_resnets; j++) {
-      snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%d", i, j);
+      os_format_name(name, sizeof name, "decoder.up_blocks.%d.resnets.%d", i, j);
       os_bind_st_resblock(ws, &b->resnets[j], name, j == 0 ? prev : b->channels, b->channels, 0,
                           EPS, TEMPORAL_EPS, true);
     }
     if (b->has_resample) {
-      snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+      os_format_name(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
       os_bind_conv(ws, &b->upsample_conv, name, b->channels, b->channels, 3, true);
     }
     prev = b->channels;

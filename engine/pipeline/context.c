@@ -13,10 +13,10 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
 {
   onestep_error cuda_error = {0};
   if (params->device == ONESTEP_DEVICE_CUDA || params->device == ONESTEP_DEVICE_AUTO) {
-    os_backend *be = os_backend_cuda_new(&cuda_error);
+    os_backend *be = os_backend_cuda_new(params->precision, &cuda_error);
     if (be) {
       info->device = ONESTEP_DEVICE_CUDA;
-      snprintf(info->device_name, sizeof info->device_name, "CUDA GPU");
+      snprintf(info->device_name, sizeof info->device_name, "%.127s", be->name);
       return be;
     }
     if (params->device == ONESTEP_DEVICE_CUDA) {

@@ -24,6 +24,29 @@ onestep_request onestep_request_default(void)
   return request;
 }
 
+static const char *const precision_names[] = {
+    [ONESTEP_PRECISION_AUTO] = "auto", [ONESTEP_PRECISION_FP32] = "fp32",
+    [ONESTEP_PRECISION_TF32] = "tf32", [ONESTEP_PRECISION_FP16] = "fp16",
+    [ONESTEP_PRECISION_BF16] = "bf16",
+};
+
+const char *onestep_precision_name(onestep_precision precision)
+{
+  if ((unsigned)precision < sizeof precision_names / sizeof *precision_names)
+    return precision_names[precision];
+  return "unknown";
+}
+
+bool onestep_precision_from_name(const char *name, onestep_precision *out)
+{
+  for (size_t i = 0; i < sizeof precision_names / sizeof *precision_names; i++)
+    if (name && strcmp(name, precision_names[i]) == 0) {
+      *out = (onestep_precision)i;
+      return true;
+    }
+  return false;
+}
+
 static const char *const sampler_names[] = {
     [ONESTEP_SAMPLER_AUTO] = "auto",
     [ONESTEP_SAMPLER_EULER] = "euler",

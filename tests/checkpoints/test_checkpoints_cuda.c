@@ -152,7 +152,7 @@ int main(int argc, char **argv)
     return 2;
   }
   onestep_error err = {0};
-  os_backend *gpu = os_backend_cuda_new(&err);
+  os_backend *gpu = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &err);
   if (!gpu) {
     printf("skipped: no usable CUDA backend (%s)\n", err.message);
     return 77;

@@ -327,7 +327,7 @@ main(int argc, char **argv)
   if (bind_only)
     return counts_match ? 0 : 1;
 
-  os_backend *be = os_backend_cuda_new(&error);
+  os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!be) {
     printf("SKIP: no usable CUDA backend: %s\n", error.message);
     return 77;

@@ -15,7 +15,7 @@ expect_failure(const char *mode, const char *needle)
 {
   setenv("FAKE_CUDA_MODE", mode, 1);
   onestep_error error = { 0 };
-  os_backend *be = os_backend_cuda_new(&error);
+  os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   int ok = be == NULL && error.code == ONESTEP_ERR_DEVICE && strstr(error.message, needle);
   printf("%-4s driver '%s': %s\n", ok ? "ok" : "FAIL", mode, error.message);
   failures += !ok;

@@ -547,7 +547,7 @@ int
 main(void)
 {
   onestep_error error = { 0 };
-  os_backend *gpu = os_backend_cuda_new(&error);
+  os_backend *gpu = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!gpu) {
     printf("SKIP: no usable CUDA backend: %s\n", error.message);
     return error.code == ONESTEP_ERR_DEVICE ? 77 : 1;

@@ -128,6 +128,7 @@ main(int argc, char **argv)
 
   onestep_context_params params = onestep_context_default_params();
   params.device = ONESTEP_DEVICE_CUDA;
+  params.precision = ONESTEP_PRECISION_FP32; /* ONESTEP_CUDA_PRECISION overrides it */
   snprintf(path, sizeof path, "%s/model", argv[1]);
   onestep_context *ctx = onestep_context_new(path, &params, &error);
   if (!ctx) {
