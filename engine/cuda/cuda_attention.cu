@@ -20,7 +20,7 @@
 #define FLASH_WARPS 8      // query rows per block
 #define FLASH_KEYS 32      // keys per tile: one per lane
 #define FLASH_MAX_SLOTS 4  // head_dim <= 32 * 4
-#define SCORES_BUDGET ((size_t)128 << 20)
+#define SCORES_BUDGET ((size_t)512 << 20)
 
 typedef struct {
   int Sq, Sk, heads, head_dim;
@@ -200,12 +200,14 @@ os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, cons
     os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT, "attention over %d keys", Sk);
     return;
   }
+  bool low_precision = os_cuda_operand_type(cb) != CUDA_R_32F;
+  bool long_blocked = cb->attention_blocked && low_precision && Sk >= 1024;
   // fp16/bf16 mode: tensor cores, unless the queries are too few to fill a tile
-  if (Sq >= 64 && os_cuda_attention_tensor_cores(cb, o, q, k, v, n_seq, Sq, Sk, heads, head_dim,
-                                                 q_stride, k_stride, v_stride, o_stride, scale))
+  if (!long_blocked && Sq >= 64 &&
+      os_cuda_attention_tensor_cores(cb, o, q, k, v, n_seq, Sq, Sk, heads, head_dim, q_stride,
+                                     k_stride, v_stride, o_stride, scale))
     return;
   attn_shape sh = { Sq, Sk, heads, head_dim, q_stride, k_stride, v_stride, o_stride, scale };
-  bool low_precision = os_cuda_operand_type(cb) != CUDA_R_32F;
   if (head_dim <= 32 * FLASH_MAX_SLOTS && !(low_precision && Sk >= 1024))
     flash(cb, o, q, k, v, n_seq, &sh);
   else

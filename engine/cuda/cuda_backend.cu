@@ -307,6 +307,9 @@ create(onestep_precision requested, onestep_error *error)
   }
   cb->pool = os_cuda_pool_new();
   cb->derived = os_cuda_derived_new();
+  const char *attention_env = getenv("ONESTEP_CUDA_ATTENTION");
+  cb->attention_blocked = attention_env && strcmp(attention_env, "blocked") == 0;
+
   const char *profile_env = getenv("ONESTEP_CUDA_PROFILE");
   bool profile = profile_env && *profile_env && strcmp(profile_env, "0") != 0;
   if (profile) {

@@ -40,6 +40,9 @@ typedef struct {
   cublasHandle_t cublas;
   void *cublas_workspace;
   os_cuda_precision precision;
+  /* Long low-precision attention through cuBLAS (scores, softmax, times V)
+   * instead of the tensor-core flash kernel; ONESTEP_CUDA_ATTENTION=blocked. */
+  bool attention_blocked;
   os_cuda_pool *pool;             /* caching allocator (cuda_alloc.cu) */
   os_cuda_derived_cache *derived; /* converted copies of weights (cuda_derived.cu) */
   onestep_status latched;         /* first error since the last sync() */

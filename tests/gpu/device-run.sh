@@ -32,6 +32,10 @@ for precision in fp32 fp16 bf16; do
     "$carry/bin/test-golden-cuda" "$repo/tests/data/golden/tiny-a" "$carry/tiny-a.rgb"
 done
 
+stage "ops against the CPU backend, fp16, long attention through cuBLAS"
+ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_ATTENTION=blocked check "ops fp16 blocked attention" \
+  timeout 150 "$carry/bin/test-cuda-ops"
+
 stage "GEMM peak of this card"
 peak_log=$(timeout 60 "$carry/bin/gemm-peak") || failed+=("gemm-peak")
 echo "$peak_log"
@@ -40,6 +44,10 @@ peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
 stage "benchmark at 1024x576, fp16 operands"
 ONESTEP_CUDA_PRECISION=fp16 check benchmark timeout 330 "$carry/bin/bench-gpu" \
   --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}"
+
+stage "UNet forward with long attention through cuBLAS instead of the flash kernel"
+ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_ATTENTION=blocked check "benchmark, blocked attention" \
+  timeout 120 "$carry/bin/bench-gpu" --peak-tflops "${peak:-0}" --only unet14
 
 stage "done"
 if ((${#failed[@]})); then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi

@@ -606,6 +606,9 @@ main(void)
   test_attention(&h, "odd dim", 2, 70, 90, 3, 100, false, false);
   test_attention(&h, "wide heads", 1, 200, 333, 2, 128, false, false);
   test_attention(&h, "long keys", 1, 100, 1100, 2, 40, false, false);
+  /* Spatial attention at a UNet level with over 1024 tokens: the path that
+   * ONESTEP_CUDA_ATTENTION chooses between in fp16/bf16. */
+  test_attention(&h, "spatial, long", 2, 2304, 2304, 5, 64, false, true);
 
   test_pointwise(&h);
   test_layout(&h);
