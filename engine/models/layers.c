@@ -210,31 +210,57 @@ add_time_embedding(os_backend *be, const os_linear_w *proj, float *h, const floa
   return ONESTEP_OK;
 }
 
+/* Images per chunk for layers that work image by image, so that their
+ * temporaries stay near the budget whatever the frame count (the VAE decoder's
+ * full-resolution layers would otherwise hold several frames x 576 x 1024 x C). */
+static size_t image_chunk_budget = (size_t)64 << 20; /* floats */
+
+void
+os_layers_set_image_chunk_budget(size_t floats)
+{
+  image_chunk_budget = floats;
+}
+
+static int
+images_per_chunk(int N, size_t floats_per_image)
+{
+  size_t n = floats_per_image ? image_chunk_budget / floats_per_image : (size_t)N;
+  return n < 1 ? 1 : n < (size_t)N ? (int)n : N;
+}
+
 onestep_status
 os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const float *x, int N,
                     int H, int W, const float *temb_silu)
 {
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   int P = H * W;
-  float *t = os_alloc_floats(be, (size_t)N * r->cin * P);
-  float *h = os_alloc_floats(be, (size_t)N * r->cout * P);
-  float *s = r->has_shortcut ? os_alloc_floats(be, (size_t)N * r->cout * P) : NULL;
+  int chunk = images_per_chunk(N, (size_t)(r->cin + 2 * r->cout) * P);
+  float *t = os_alloc_floats(be, (size_t)chunk * r->cin * P);
+  float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
+  float *s = r->has_shortcut ? os_alloc_floats(be, (size_t)chunk * r->cout * P) : NULL;
   if (!t || !h || (r->has_shortcut && !s))
     goto done;
 
-  OPS(be)->group_norm(be, t, x, r->norm1.gamma, r->norm1.beta, N, r->cin, P, r->groups, 1,
-                      r->eps, true);
-  os_conv_forward(be, &r->conv1, h, t, N, H, W, NULL);
-  if (r->has_temb && temb_silu) {
-    status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P);
-    if (status != ONESTEP_OK)
-      goto done;
+  /* Every step works image by image, so chunks of images give the same result. */
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int n = N - n0 < chunk ? N - n0 : chunk;
+    const float *xc = x + (size_t)n0 * r->cin * P;
+    float *yc = y + (size_t)n0 * r->cout * P;
+    OPS(be)->group_norm(be, t, xc, r->norm1.gamma, r->norm1.beta, n, r->cin, P, r->groups, 1,
+                        r->eps, true);
+    os_conv_forward(be, &r->conv1, h, t, n, H, W, NULL);
+    if (r->has_temb && temb_silu) {
+      status = add_time_embedding(be, &r->time_emb_proj, h,
+                                  temb_silu + (size_t)n0 * r->time_emb_proj.in, n, P);
+      if (status != ONESTEP_OK)
+        goto done;
+    }
+    OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, n, r->cout, P, r->groups, 1,
+                        r->eps, true);
+    if (r->has_shortcut)
+      os_conv_forward(be, &r->conv_shortcut, s, xc, n, H, W, NULL);
+    os_conv_forward(be, &r->conv2, yc, h, n, H, W, r->has_shortcut ? s : xc);
   }
-  OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, r->cout, P, r->groups, 1,
-                      r->eps, true);
-  if (r->has_shortcut)
-    os_conv_forward(be, &r->conv_shortcut, s, x, N, H, W, NULL);
-  os_conv_forward(be, &r->conv2, y, h, N, H, W, r->has_shortcut ? s : x);
   status = ONESTEP_OK;
 done:
   os_free_floats(be, t);
@@ -271,29 +297,25 @@ static onestep_status
 temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float *y, const float *x,
                         int B, int F, int P, const float *temb_silu)
 {
-  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   int C = r->channels, N = B * F;
   size_t n = (size_t)N * C * P;
+  /* One temporary: y holds the hidden state between the two convolutions. */
   float *t = os_alloc_floats(be, n);
-  float *h = os_alloc_floats(be, n);
-  if (!t || !h)
-    goto done;
+  if (!t)
+    return ONESTEP_ERR_OUT_OF_MEMORY;
+  onestep_status status = ONESTEP_OK;
   OPS(be)->group_norm(be, t, x, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
                       true);
-  OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
-  if (r->has_temb && temb_silu) {
-    status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P);
-    if (status != ONESTEP_OK)
-      goto done;
+  OPS(be)->conv_temporal(be, y, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
+  if (r->has_temb && temb_silu)
+    status = add_time_embedding(be, &r->time_emb_proj, y, temb_silu, N, P);
+  if (status == ONESTEP_OK) {
+    OPS(be)->group_norm(be, y, y, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
+                        true);
+    OPS(be)->conv_temporal(be, t, y, r->conv2.w, r->conv2.b, B, F, C, C, P);
+    OPS(be)->add(be, y, x, t, n);
   }
-  OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
-                      true);
-  OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
-  OPS(be)->add(be, y, x, t, n);
-  status = ONESTEP_OK;
-done:
   os_free_floats(be, t);
-  os_free_floats(be, h);
   return status;
 }
 
@@ -330,21 +352,16 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float *y, cons
   if (status != ONESTEP_OK)
     return status;
   float *xs = os_alloc_floats(be, n);
-  float *xt = os_alloc_floats(be, n);
-  status = ONESTEP_ERR_OUT_OF_MEMORY;
-  if (!xs || !xt)
-    goto done;
+  if (!xs)
+    return ONESTEP_ERR_OUT_OF_MEMORY;
   status = os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu);
-  if (status != ONESTEP_OK)
-    goto done;
-  status = temporal_resnet_forward(be, &r->temporal, xt, xs, B, F, P, temb_silu);
-  if (status != ONESTEP_OK)
-    goto done;
+  if (status == ONESTEP_OK) /* the temporal branch goes straight into y */
+    status = temporal_resnet_forward(be, &r->temporal, y, xs, B, F, P, temb_silu);
   /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
-  OPS(be)->blend(be, y, xs, xt, spatial_alpha(be, r->mix_factor, r->switch_spatial_to_temporal), n);
-done:
+  if (status == ONESTEP_OK)
+    OPS(be)->blend(be, y, xs, y, spatial_alpha(be, r->mix_factor, r->switch_spatial_to_temporal),
+                   n);
   os_free_floats(be, xs);
-  os_free_floats(be, xt);
   return status;
 }
 
@@ -384,11 +401,16 @@ onestep_status
 os_upsample_forward(os_backend *be, const os_conv_w *conv, float *y, const float *x, int N, int H,
                     int W, int Ho, int Wo)
 {
-  float *u = os_alloc_floats(be, (size_t)N * conv->cin * Ho * Wo);
+  size_t in = (size_t)conv->cin * H * W, up = (size_t)conv->cin * Ho * Wo;
+  int chunk = images_per_chunk(N, up);
+  float *u = os_alloc_floats(be, (size_t)chunk * up);
   if (!u)
     return ONESTEP_ERR_OUT_OF_MEMORY;
-  OPS(be)->upsample_nearest(be, u, x, N, conv->cin, H, W, Ho, Wo);
-  os_conv_forward(be, conv, y, u, N, Ho, Wo, NULL);
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int n = N - n0 < chunk ? N - n0 : chunk;
+    OPS(be)->upsample_nearest(be, u, x + n0 * in, n, conv->cin, H, W, Ho, Wo);
+    os_conv_forward(be, conv, y + (size_t)n0 * conv->cout * Ho * Wo, u, n, Ho, Wo, NULL);
+  }
   os_free_floats(be, u);
   return ONESTEP_OK;
 }

@@ -74,6 +74,11 @@ void os_bind_timestep_embedding(os_weight_set *ws, os_timestep_embedding_w *e, c
 onestep_status os_timestep_embedding_forward(os_backend *be, const os_timestep_embedding_w *e,
                                              float *y, const float *x, int T);
 
+/* Layers that work image by image (spatial resnets, upsampling) process
+ * chunks of images whose temporaries stay near this many floats (default 64 Mi);
+ * the result does not depend on it. For tests and memory-tight devices. */
+void os_layers_set_image_chunk_budget(size_t floats);
+
 /* ---- resnets ---- */
 
 /* ResnetBlock2D: GN -> SiLU -> conv -> (+temb) -> GN -> SiLU -> conv, + shortcut. */
