@@ -24,6 +24,24 @@ onestep_request onestep_request_default(void)
   return request;
 }
 
+#define N_NAMES(table) (sizeof table / sizeof *table)
+
+/* Enum <-> name through a table indexed by the enum value. */
+static const char *name_of(const char *const *names, size_t n, unsigned value)
+{
+  return value < n ? names[value] : "unknown";
+}
+
+static bool value_of(const char *const *names, size_t n, const char *name, unsigned *value)
+{
+  for (size_t i = 0; name && i < n; i++)
+    if (strcmp(name, names[i]) == 0) {
+      *value = (unsigned)i;
+      return true;
+    }
+  return false;
+}
+
 static const char *const precision_names[] = {
     [ONESTEP_PRECISION_AUTO] = "auto", [ONESTEP_PRECISION_FP32] = "fp32",
     [ONESTEP_PRECISION_TF32] = "tf32", [ONESTEP_PRECISION_FP16] = "fp16",
@@ -32,19 +50,16 @@ static const char *const precision_names[] = {
 
 const char *onestep_precision_name(onestep_precision precision)
 {
-  if ((unsigned)precision < sizeof precision_names / sizeof *precision_names)
-    return precision_names[precision];
-  return "unknown";
+  return name_of(precision_names, N_NAMES(precision_names), (unsigned)precision);
 }
 
 bool onestep_precision_from_name(const char *name, onestep_precision *out)
 {
-  for (size_t i = 0; i < sizeof precision_names / sizeof *precision_names; i++)
-    if (name && strcmp(name, precision_names[i]) == 0) {
-      *out = (onestep_precision)i;
-      return true;
-    }
-  return false;
+  unsigned value;
+  if (!value_of(precision_names, N_NAMES(precision_names), name, &value))
+    return false;
+  *out = (onestep_precision)value;
+  return true;
 }
 
 static const char *const sampler_names[] = {
@@ -56,19 +71,16 @@ static const char *const sampler_names[] = {
 
 const char *onestep_sampler_name(onestep_sampler sampler)
 {
-  if ((unsigned)sampler < sizeof sampler_names / sizeof *sampler_names)
-    return sampler_names[sampler];
-  return "unknown";
+  return name_of(sampler_names, N_NAMES(sampler_names), (unsigned)sampler);
 }
 
 bool onestep_sampler_from_name(const char *name, onestep_sampler *out)
 {
-  for (size_t i = 0; i < sizeof sampler_names / sizeof *sampler_names; i++)
-    if (name && strcmp(name, sampler_names[i]) == 0) {
-      *out = (onestep_sampler)i;
-      return true;
-    }
-  return false;
+  unsigned value;
+  if (!value_of(sampler_names, N_NAMES(sampler_names), name, &value))
+    return false;
+  *out = (onestep_sampler)value;
+  return true;
 }
 
 const char *onestep_model_kind_name(onestep_model_kind kind)
