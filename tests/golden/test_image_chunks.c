@@ -6,7 +6,6 @@
  * below what a misplaced image or offset would cause.
  *
  * Usage: test-image-chunks CASE_DIR */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,13 +62,7 @@ main(int argc, char **argv)
     size_t n = (size_t)whole->frames * whole->height * whole->width * 3;
     CHECK(whole->frames == 3 && chunked->frames == 3, "frames %d, %d", whole->frames,
           chunked->frames);
-    double diff2 = 0.0, ref2 = 0.0;
-    for (size_t i = 0; i < n; i++) {
-      double d = (double)whole->rgb_float[i] - chunked->rgb_float[i];
-      diff2 += d * d;
-      ref2 += (double)whole->rgb_float[i] * whole->rgb_float[i];
-    }
-    double rel = sqrt(diff2 / ref2);
+    double rel = relative_l2(chunked->rgb_float, whole->rgb_float, n);
     printf("%zu values compared: relative L2 difference %.3g\n", n, rel);
     CHECK(rel < 1e-5, "chunked layers changed the clip (relative L2 %.3g)", rel);
   }

@@ -83,13 +83,7 @@ static void test_clip_preprocess(const char *case_dir)
     size_t n = 3 * 224 * 224;
     float *out = malloc(n * sizeof(float));
     CHECK(os_clip_preprocess(&image, 224, &pre, out, &error) == ONESTEP_OK, "%s", error.message);
-    const float *expected = ref->data;
-    double diff2 = 0, ref2 = 0;
-    for (size_t i = 0; i < n; i++) {
-      diff2 += ((double)out[i] - expected[i]) * ((double)out[i] - expected[i]);
-      ref2 += (double)expected[i] * expected[i];
-    }
-    double rel = sqrt(diff2 / ref2);
+    double rel = relative_l2(out, ref->data, n);
     printf("clip.pixel_values rel err %.3e\n", rel);
     CHECK(rel < 1e-6, "clip.pixel_values rel err %.3e >= 1e-6", rel);
     free(out);

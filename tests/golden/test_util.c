@@ -1,7 +1,20 @@
 /* test_util.c: see test_util.h. */
 #include "test_util.h"
 
+#include <math.h>
+
 int test_failures;
+
+double relative_l2(const float *x, const float *ref, size_t n)
+{
+  double diff2 = 0.0, ref2 = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)x[i] - ref[i];
+    diff2 += d * d;
+    ref2 += (double)ref[i] * ref[i];
+  }
+  return sqrt(diff2 / ref2);
+}
 
 int test_exit_status(void)
 {

@@ -2,6 +2,7 @@
 #ifndef ONESTEP_GOLDEN_TEST_UTIL_H
 #define ONESTEP_GOLDEN_TEST_UTIL_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 extern int test_failures;
@@ -16,6 +17,9 @@ extern int test_failures;
       test_failures++;                                                                         \
     }                                                                                          \
   } while (0)
+
+/* ||x - ref|| / ||ref|| over n values, accumulated in double. */
+double relative_l2(const float *x, const float *ref, size_t n);
 
 /* Reports how many checks failed, if any, and returns the exit status for main. */
 int test_exit_status(void);
