@@ -61,6 +61,12 @@ os_weight_set_free(os_weight_set *ws)
   free(ws);
 }
 
+os_backend *
+os_weight_set_backend(const os_weight_set *ws)
+{
+  return ws->be;
+}
+
 void
 os_weight_set_set_transform(os_weight_set *ws, os_weight_transform_fn fn, void *user_data)
 {

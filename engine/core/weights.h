@@ -27,6 +27,8 @@ onestep_status os_weight_set_add(os_weight_set *ws, const char *name, const os_s
 /* Registers every tensor of a file under its own name. */
 onestep_status os_weight_set_add_file(os_weight_set *ws, const os_safetensors *st,
                                       onestep_error *error);
+/* The backend the set uploads to. */
+os_backend *os_weight_set_backend(const os_weight_set *ws);
 void os_weight_set_set_transform(os_weight_set *ws, os_weight_transform_fn fn, void *user_data);
 
 /* Returns the tensor as float32 in backend memory, or NULL after latching an

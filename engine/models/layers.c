@@ -89,18 +89,17 @@ os_bind_norm(os_weight_set *ws, os_norm_w *n, const char *prefix, int channels)
   n->beta = take(ws, prefix, ".bias", 1, (int64_t[]){channels});
 }
 
-const float *
-os_bind_scalar(os_weight_set *ws, const char *name)
+float
+os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix)
 {
-  return os_weights_take(ws, name, 1, (int64_t[]){1});
-}
-
-static float
-read_scalar(os_backend *be, const float *device_value)
-{
-  float v = 0.0f;
-  OPS(be)->download(be, &v, device_value, sizeof v);
-  return v;
+  const float *mix_factor = os_weights_take(ws, name, 1, (int64_t[]){1});
+  if (!mix_factor)
+    return 0.0f; /* the set has latched the error */
+  os_backend *be = os_weight_set_backend(ws);
+  float m = 0.0f;
+  OPS(be)->download(be, &m, mix_factor, sizeof m);
+  float alpha = 1.0f / (1.0f + expf(-m));
+  return switch_mix ? 1.0f - alpha : alpha;
 }
 
 void
@@ -329,17 +328,7 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
   os_format_name(name, sizeof name, "%s.temporal_res_block", prefix);
   bind_temporal_resnet(ws, &r->temporal, name, cout, temb_dim, temporal_eps);
   os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
-  r->mix_factor = os_bind_scalar(ws, name);
-  r->switch_spatial_to_temporal = switch_mix;
-}
-
-/* AlphaBlender weight of the spatial side, as the reference computes it in float32. */
-static float
-spatial_alpha(os_backend *be, const float *mix_factor, bool switch_mix)
-{
-  float m = read_scalar(be, mix_factor);
-  float alpha = 1.0f / (1.0f + expf(-m));
-  return switch_mix ? 1.0f - alpha : alpha;
+  r->spatial_alpha = os_bind_mix_alpha(ws, name, switch_mix);
 }
 
 onestep_status
@@ -359,8 +348,7 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float *y, cons
     status = temporal_resnet_forward(be, &r->temporal, y, xs, B, F, P, temb_silu);
   /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
   if (status == ONESTEP_OK)
-    OPS(be)->blend(be, y, xs, y, spatial_alpha(be, r->mix_factor, r->switch_spatial_to_temporal),
-                   n);
+    OPS(be)->blend(be, y, xs, y, r->spatial_alpha, n);
   os_free_floats(be, xs);
   return status;
 }

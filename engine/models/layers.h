@@ -47,8 +47,10 @@ void os_bind_conv(os_weight_set *ws, os_conv_w *c, const char *prefix, int cin, 
 /* Conv3d with kernel (3,1,1): weight [cout, cin, 3, 1, 1]. */
 void os_bind_conv_temporal(os_weight_set *ws, os_conv_w *c, const char *prefix, int cin, int cout);
 void os_bind_norm(os_weight_set *ws, os_norm_w *n, const char *prefix, int channels);
-/* A [1] parameter such as a mix factor, read back to the host. */
-const float *os_bind_scalar(os_weight_set *ws, const char *name);
+/* AlphaBlender's weight of the spatial side from its [1] mix factor m, read
+ * once at bind: sigmoid(m), or 1 - sigmoid(m) where the blend is switched
+ * (the VAE decoder), computed in float32 as the reference does. */
+float os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix);
 
 /* y[T,out] = x W^T + b (+ residual, which may equal y). */
 void os_linear_forward(os_backend *be, const os_linear_w *l, float *y, const float *x, int T,
@@ -111,8 +113,7 @@ typedef struct {
 typedef struct {
   os_resnet2d_w spatial;
   os_temporal_resnet_w temporal;
-  const float *mix_factor;
-  bool switch_spatial_to_temporal; /* VAE decoder: the temporal side gets sigmoid(m) */
+  float spatial_alpha; /* out = alpha * spatial + (1 - alpha) * temporal */
 } os_st_resblock_w;
 
 void os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, int cin,

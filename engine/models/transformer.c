@@ -1,6 +1,5 @@
 #include "transformer.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -69,7 +68,7 @@ os_bind_st_transformer(os_weight_set *ws, os_st_transformer_w *t, const char *pr
   os_format_name(name, sizeof name, "%s.time_pos_embed", prefix);
   os_bind_timestep_embedding(ws, &t->time_pos_embed, name, channels, 4 * channels, channels);
   os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
-  t->mix_factor = os_bind_scalar(ws, name);
+  t->spatial_alpha = os_bind_mix_alpha(ws, name, false);
   for (int l = 0; l < n_layers; l++) {
     os_format_name(name, sizeof name, "%s.transformer_blocks.%d", prefix, l);
     bind_spatial_block(ws, &t->spatial[l], name, channels, heads, context_dim);
@@ -170,10 +169,6 @@ os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y
   OPS(be)->permute_0213(be, scratch, a, N, C, S, 1); /* [N,C,S] -> [N,S,C] */
   os_linear_forward(be, &t->proj_in, z, scratch, N * S, NULL);
 
-  float m = 0.0f;
-  OPS(be)->download(be, &m, t->mix_factor, sizeof m);
-  float alpha = 1.0f / (1.0f + expf(-m));
-
   for (int l = 0; l < t->n_layers; l++) {
     status = spatial_block_forward(be, &t->spatial[l], z, scratch, ctx, N, S, C);
     if (status != ONESTEP_OK)
@@ -186,7 +181,7 @@ os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y
     if (status != ONESTEP_OK)
       goto done;
     OPS(be)->permute_0213(be, a, mix, B, S, F, C); /* back to [B,F,S,C] */
-    OPS(be)->blend(be, z, z, a, alpha, n);
+    OPS(be)->blend(be, z, z, a, t->spatial_alpha, n);
     if ((status = os_check_abort(be)) != ONESTEP_OK)
       goto done;
   }

@@ -24,7 +24,7 @@ typedef struct {
   os_norm_w norm;
   os_linear_w proj_in, proj_out;
   os_timestep_embedding_w time_pos_embed;
-  const float *mix_factor;
+  float spatial_alpha; /* out = alpha * spatial + (1 - alpha) * temporal */
   os_spatial_block_w spatial[OS_MAX_TRANSFORMER_LAYERS];
   os_temporal_block_w temporal[OS_MAX_TRANSFORMER_LAYERS];
 } os_st_transformer_w;
