@@ -99,7 +99,8 @@ os_unet *
 os_unet_bind(const os_unet_config *cfg, os_weight_set *ws)
 {
   if (cfg->n_levels < 1 || cfg->n_levels > OS_MAX_LEVELS ||
-      cfg->layers_per_block + 1 > MAX_BLOCK_LAYERS)
+      cfg->layers_per_block + 1 > MAX_BLOCK_LAYERS ||
+      cfg->projection_class_embeddings_input_dim != 3 * cfg->addition_time_embed_dim)
     return NULL;
   for (int l = 0; l < cfg->n_levels; l++)
     if (cfg->transformer_layers_per_block[l] > OS_MAX_TRANSFORMER_LAYERS)
@@ -177,10 +178,6 @@ time_conditioning(unet_run *r, float timestep, const float *added_time_ids, floa
   float *emb_t = os_alloc_floats(be, T), *emb = os_alloc_floats(be, (size_t)B * T);
   if (!host_t || !host_ids || !dev_t || !dev_ids || !emb_t || !emb)
     goto done;
-  if (3 * D != P) {
-    status = ONESTEP_ERR_MODEL;
-    goto done;
-  }
   os_sinusoid_embedding(host_t, &timestep, 1, c0);
   os_sinusoid_embedding(host_ids, added_time_ids, 3 * B, D); /* rows [b*3 + k] = [b][k*D..] */
   OPS(be)->upload(be, dev_t, host_t, sizeof(float) * c0);
@@ -369,8 +366,5 @@ done:
                  N, w, h);
   else if (status == ONESTEP_ERR_ABORTED)
     os_error_set(error, status, "generation cancelled");
-  else if (status == ONESTEP_ERR_MODEL)
-    os_error_set(error, status,
-                 "unet: projection_class_embeddings_input_dim must be 3 x addition_time_embed_dim");
   return status;
 }

@@ -8,6 +8,9 @@
 
 typedef struct os_unet os_unet;
 
+/* NULL for a config the model cannot run (levels or layers beyond the limits,
+ * added time ids that do not fill the embedding's input); tensor errors are
+ * latched in ws. */
 os_unet *os_unet_bind(const os_unet_config *cfg, os_weight_set *ws);
 void os_unet_free(os_unet *unet);
 
