@@ -79,18 +79,22 @@ os_bind_st_transformer(os_weight_set *ws, os_st_transformer_w *t, const char *pr
   os_bind_linear(ws, &t->proj_out, name, channels, channels, true);
 }
 
-/* z [N*S, C], in place: self-attention over each frame's S tokens, cross-attention
- * to the image's context token, GEGLU feed-forward; pre-LayerNorm residuals. */
+/* z [B*F*S, C], in place: self-attention over each frame's S tokens,
+ * cross-attention to the batch element's context token, GEGLU feed-forward;
+ * pre-LayerNorm residuals. */
 static onestep_status
 spatial_block_forward(os_backend *be, const os_spatial_block_w *b, float *z, float *scratch,
-                      const float *ctx, int N, int S, int C)
+                      const float *ctx, int B, int F, int S, int C)
 {
+  int N = B * F;
   int T = N * S;
   onestep_status status;
   OPS(be)->layer_norm(be, scratch, z, b->norm1.gamma, b->norm1.beta, T, C, LN_EPS);
   if ((status = os_self_attention_forward(be, &b->attn1, z, scratch, N, S)) != ONESTEP_OK)
     return status;
-  if ((status = os_single_token_cross_attention_forward(be, &b->attn2, z, ctx, N, S)) != ONESTEP_OK)
+  /* Every frame of a batch element sees the same context: one group of F*S rows each. */
+  if ((status = os_single_token_cross_attention_forward(be, &b->attn2, z, ctx, B, F * S)) !=
+      ONESTEP_OK)
     return status;
   OPS(be)->layer_norm(be, scratch, z, b->norm3.gamma, b->norm3.beta, T, C, LN_EPS);
   return os_geglu_ff_forward(be, &b->ff, z, scratch, T, z);
@@ -153,15 +157,10 @@ os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y
   float *mix = os_alloc_floats(be, n);      /* temporal stream */
   float *scratch = os_alloc_floats(be, n);
   float *pe = os_alloc_floats(be, (size_t)N * C);
-  float *batch_ctx = os_alloc_floats(be, (size_t)B * t->context_dim);
   status = ONESTEP_ERR_OUT_OF_MEMORY;
-  if (!a || !z || !mix || !scratch || !pe || !batch_ctx)
+  if (!a || !z || !mix || !scratch || !pe)
     goto done;
 
-  /* The temporal block attends to each batch element's first-frame context. */
-  for (int b = 0; b < B; b++)
-    OPS(be)->copy(be, batch_ctx + (size_t)b * t->context_dim, ctx + (size_t)b * F * t->context_dim,
-                  sizeof(float) * t->context_dim);
   if ((status = frame_position_embedding(be, t, pe, B, F)) != ONESTEP_OK)
     goto done;
 
@@ -170,14 +169,14 @@ os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y
   os_linear_forward(be, &t->proj_in, z, scratch, N * S, NULL);
 
   for (int l = 0; l < t->n_layers; l++) {
-    status = spatial_block_forward(be, &t->spatial[l], z, scratch, ctx, N, S, C);
+    status = spatial_block_forward(be, &t->spatial[l], z, scratch, ctx, B, F, S, C);
     if (status != ONESTEP_OK)
       goto done;
     /* The frame embedding enters only the temporal branch. */
     OPS(be)->copy(be, a, z, n * sizeof(float));
     OPS(be)->add_row_vector(be, a, pe, N, S, C);
     OPS(be)->permute_0213(be, mix, a, B, F, S, C); /* [B,F,S,C] -> [B,S,F,C] */
-    status = temporal_block_forward(be, &t->temporal[l], mix, scratch, batch_ctx, B, S, F, C);
+    status = temporal_block_forward(be, &t->temporal[l], mix, scratch, ctx, B, S, F, C);
     if (status != ONESTEP_OK)
       goto done;
     OPS(be)->permute_0213(be, a, mix, B, S, F, C); /* back to [B,F,S,C] */
@@ -196,6 +195,5 @@ done:
   os_free_floats(be, mix);
   os_free_floats(be, scratch);
   os_free_floats(be, pe);
-  os_free_floats(be, batch_ctx);
   return status;
 }

@@ -156,7 +156,7 @@ typedef struct {
   const os_unet *u;
   int B, F, N;
   const float *temb_silu; /* [N, temb] */
-  const float *ctx;       /* [N, cross_attention_dim] */
+  const float *ctx;       /* [B, cross_attention_dim] */
   feature_map skips[4 * OS_MAX_LEVELS * MAX_BLOCK_LAYERS];
   int n_skips;
 } unet_run;
@@ -322,21 +322,18 @@ os_unet_forward(const os_unet *u, os_backend *be, const float *sample, float tim
 {
   const os_unet_config *c = &u->cfg;
   unet_run r = {.be = be, .u = u, .B = B, .F = F, .N = B * F};
-  int N = r.N, H = h, W = w, D = c->cross_attention_dim;
+  int N = r.N, H = h, W = w;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *temb_silu = os_alloc_floats(be, (size_t)N * u->temb_dim);
-  float *ctx = os_alloc_floats(be, (size_t)N * D);
   float *x = os_alloc_floats(be, (size_t)N * c->block_out_channels[0] * H * W);
-  if (!temb_silu || !ctx || !x)
+  if (!temb_silu || !x)
     goto done;
   r.temb_silu = temb_silu;
-  r.ctx = ctx;
+  r.ctx = context;
 
   status = time_conditioning(&r, timestep, added_time_ids, temb_silu);
   if (status != ONESTEP_OK)
     goto done;
-  for (int n = 0; n < N; n++)
-    OPS(be)->copy(be, ctx + (size_t)n * D, context + (size_t)(n / F) * D, sizeof(float) * D);
 
   os_conv_forward(be, &u->conv_in, x, sample, N, H, W, NULL);
   if ((status = push_skip(&r, x, c->block_out_channels[0], H, W)) != ONESTEP_OK)
@@ -359,7 +356,6 @@ done:
   while (r.n_skips > 0)
     os_free_floats(be, r.skips[--r.n_skips].data);
   os_free_floats(be, temb_silu);
-  os_free_floats(be, ctx);
   os_free_floats(be, x);
   if (status == ONESTEP_ERR_OUT_OF_MEMORY)
     os_error_set(error, status, "out of memory running the UNet (%d frames at %dx%d latents)",
