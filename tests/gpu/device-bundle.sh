@@ -16,7 +16,8 @@ grep -qx '/.devcarry/' "$repo/.git/info/exclude" 2>/dev/null ||
 
 [[ -f $build/build.ninja ]] ||
   meson setup "$build" "$repo" -Dcuda=enabled -Dbuildtype=release >/dev/null
-programs=(tests/gpu/test-cuda-ops tests/gpu/test-golden-cuda tests/gpu/bench-gpu tests/gpu/gemm-peak)
+programs=(tests/gpu/test-cuda-ops tests/gpu/test-golden-cuda tests/gpu/bench-gpu tests/gpu/gemm-peak
+          tests/checkpoints/test-checkpoints-cuda)
 ninja -C "$build" "${programs[@]}" engine/cuda/libonestep-cuda.so >/dev/null
 
 rm -rf "$carry"

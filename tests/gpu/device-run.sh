@@ -2,8 +2,8 @@
 # device-run.sh: on the GPU machine, everything the CUDA backend needs checked
 # in one run of under 8 minutes, from the programs device-bundle.sh prepared:
 # every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands),
-# the golden case on the GPU in each precision, the card's GEMM peak, and the
-# full-size benchmark table.
+# the golden case on the GPU in each precision, single-file checkpoints and the
+# preview fit on the GPU, the card's GEMM peak, and the full-size benchmark table.
 #
 # Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 200)
 set -uo pipefail
@@ -31,6 +31,10 @@ for precision in fp32 fp16 bf16; do
   ONESTEP_CUDA_PRECISION=$precision check "golden $precision" timeout 60 \
     "$carry/bin/test-golden-cuda" "$repo/tests/data/golden/tiny-a" "$carry/tiny-a.rgb"
 done
+
+stage "checkpoints on the GPU (folder vs single file, preview fit)"
+check "checkpoints" timeout 120 "$carry/bin/test-checkpoints-cuda" \
+  "$repo/tests/data/golden/tiny-a/model"
 
 stage "ops against the CPU backend, fp16, long attention through cuBLAS"
 ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_ATTENTION=blocked check "ops fp16 blocked attention" \
