@@ -129,6 +129,12 @@ struct os_backend {
 /* CPU backend with n_threads workers (0: all cores). */
 os_backend *os_backend_cpu_new(int n_threads, onestep_error *error);
 
+/* Makes the CPU backend round the operands of its matrix products (GEMMs,
+ * linear layers, convolutions, attention's Q, K and V) as the CUDA backend
+ * does in that precision, accumulating in fp32 as before: a way to study a
+ * precision's effect on whole models without a GPU. FP32 and AUTO: exact. */
+void os_backend_cpu_set_operand_precision(os_backend *be, onestep_precision precision);
+
 /* CUDA backend, loaded at run time from the backend module; NULL with a clear
  * error when the module, the driver or a GPU is missing. ONESTEP_PRECISION_AUTO
  * means fp16; the environment variable ONESTEP_CUDA_PRECISION (fp32, tf32,

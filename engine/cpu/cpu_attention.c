@@ -151,13 +151,12 @@ attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int
   }
 }
 
-void
-os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
-                 int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride, int k_stride,
-                 int v_stride, int o_stride, float scale)
+/* Attention over the values given (operands already rounded if wanted). */
+static void
+attention_exact(os_backend *be, float *o, const float *q, const float *k, const float *v,
+                int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
+                int k_stride, int v_stride, int o_stride, float scale)
 {
-  if (n_seq <= 0 || Sq <= 0 || Sk <= 0 || heads <= 0)
-    return;
   attention_args args = {
     .q = q, .k = k, .v = v, .o = o, .Sq = Sq, .Sk = Sk, .head_dim = head_dim,
     .q_stride = q_stride, .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride,
@@ -194,4 +193,24 @@ os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const
     }
   }
   free(scratch);
+}
+
+void
+os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
+                 int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride, int k_stride,
+                 int v_stride, int o_stride, float scale)
+{
+  if (n_seq <= 0 || Sq <= 0 || Sk <= 0 || heads <= 0)
+    return;
+  size_t row = (size_t)heads * head_dim;
+  float *owned_q, *owned_k, *owned_v;
+  q = os_cpu_rounded_operand(be, q, ((size_t)n_seq * Sq - 1) * q_stride + row, &owned_q);
+  k = os_cpu_rounded_operand(be, k, ((size_t)n_seq * Sk - 1) * k_stride + row, &owned_k);
+  v = os_cpu_rounded_operand(be, v, ((size_t)n_seq * Sk - 1) * v_stride + row, &owned_v);
+  if (q && k && v)
+    attention_exact(be, o, q, k, v, n_seq, Sq, Sk, heads, head_dim, q_stride, k_stride,
+                    v_stride, o_stride, scale);
+  free(owned_q);
+  free(owned_k);
+  free(owned_v);
 }

@@ -131,10 +131,11 @@ band_rows(int N, int Ho, int Wo, size_t column_row_bytes)
   return rows < Ho ? rows : Ho;
 }
 
-void
-os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
-              const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
-              int stride, int pad_top, int pad_left, int pad_bottom, int pad_right)
+/* The convolution of the values given (operands already rounded if wanted). */
+static void
+conv2d_exact(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+             const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
+             int stride, int pad_top, int pad_left, int pad_bottom, int pad_right)
 {
   conv_job job = {
     .s = {
@@ -167,6 +168,21 @@ os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const fl
       conv_band(&job, task / bands, task % bands * job.band_rows, col);
   }
   free(buffers);
+}
+
+void
+os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
+              const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
+              int stride, int pad_top, int pad_left, int pad_bottom, int pad_right)
+{
+  float *owned_x, *owned_w;
+  const float *x_used = os_cpu_rounded_operand(be, x, (size_t)N * Cin * H * Wd, &owned_x);
+  const float *w_used = os_cpu_rounded_operand(be, W, (size_t)Cout * Cin * KH * KW, &owned_w);
+  if (x_used && w_used)
+    conv2d_exact(be, y, x_used, w_used, bias, residual, N, Cin, H, Wd, Cout, KH, KW, stride,
+                 pad_top, pad_left, pad_bottom, pad_right);
+  free(owned_x);
+  free(owned_w);
 }
 
 void

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 
 /* Below this many multiply-adds per product, a batch is spread over OpenMP
  * workers one whole product each; above it, each product is split. */
@@ -57,14 +58,48 @@ parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K, f
   }
 }
 
+/* A and B as the products see them: rounded copies when the backend rounds
+ * operands (cpu_rounding.c), else the originals. */
+typedef struct {
+  const float *A, *B;
+  float *owned_a, *owned_b;
+} rounded_operands;
+
+static void
+free_rounded_operands(rounded_operands *r)
+{
+  free(r->owned_a);
+  free(r->owned_b);
+}
+
+static bool
+round_operands(os_backend *be, rounded_operands *r, bool trans_a, bool trans_b, int M, int N,
+               int K, const float *A, int lda, int64_t stride_a, const float *B, int ldb,
+               int64_t stride_b, int batch)
+{
+  r->A = os_cpu_rounded_operand(be, A, os_cpu_matrix_extent(trans_a, M, K, lda, stride_a, batch),
+                                &r->owned_a);
+  r->B = os_cpu_rounded_operand(be, B, os_cpu_matrix_extent(trans_b, K, N, ldb, stride_b, batch),
+                                &r->owned_b);
+  if ((A && !r->A) || (B && !r->B)) {
+    free_rounded_operands(r);
+    return false;
+  }
+  return true;
+}
+
 void
 os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
   if (M <= 0 || N <= 0)
     return;
-  parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                 ldc);
+  rounded_operands r;
+  if (!round_operands(be, &r, trans_a, trans_b, M, N, K, A, lda, 0, B, ldb, 0, 1))
+    return;
+  parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, r.A, lda, r.B, ldb, beta,
+                 C, ldc);
+  free_rounded_operands(&r);
 }
 
 void
@@ -75,6 +110,12 @@ os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, in
 {
   if (M <= 0 || N <= 0 || batch <= 0)
     return;
+  rounded_operands r;
+  if (!round_operands(be, &r, trans_a, trans_b, M, N, K, A, lda, stride_a, B, ldb, stride_b,
+                      batch))
+    return;
+  A = r.A;
+  B = r.B;
   int n_threads = os_cpu_threads(be);
   if ((int64_t)M * N * K < SMALL_PRODUCT_MACS) {
     os_cpu_blas_single_thread();
@@ -82,11 +123,12 @@ os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, in
     for (int i = 0; i < batch; i++)
       sgemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
             beta, C + i * stride_c, ldc);
-    return;
+  } else {
+    for (int i = 0; i < batch; i++)
+      parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
+                     B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
   }
-  for (int i = 0; i < batch; i++)
-    parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
-                   B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
+  free_rounded_operands(&r);
 }
 
 void

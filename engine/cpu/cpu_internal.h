@@ -9,6 +9,7 @@ typedef struct {
   os_backend base;
   int n_threads;     /* OpenMP and OpenBLAS worker count, >= 1 */
   bool out_of_memory; /* a scratch allocation failed; reported by sync() */
+  onestep_precision operand_precision; /* GPU rounding reproduced (cpu_rounding.c) */
 } os_cpu_backend;
 
 static inline int
@@ -30,6 +31,17 @@ void *os_cpu_scratch(os_backend *be, size_t bytes);
  * spreads products over OpenMP workers in blocks that do not depend on the
  * thread count. */
 void os_cpu_blas_single_thread(void);
+
+/* cpu_rounding.c */
+/* x rounded as the GPU rounds matrix-product operands in that precision. */
+float os_cpu_round_to_precision(float x, onestep_precision precision);
+/* src itself when the backend does not round operands; otherwise a rounded
+ * scratch copy of its n values, also stored in *owned for the caller to free
+ * (NULL when out of memory: the error is latched for sync()). */
+const float *os_cpu_rounded_operand(os_backend *be, const float *src, size_t n, float **owned);
+/* Values spanned by `batch` matrices op = [rows, cols], `stride` apart. */
+size_t os_cpu_matrix_extent(bool transposed, int rows, int cols, int ld, int64_t stride,
+                            int batch);
 
 /* cpu_gemm.c */
 void os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,

@@ -40,8 +40,10 @@ typedef enum {
   ONESTEP_DEVICE_CUDA,
 } onestep_device;
 
-/* Arithmetic of the GPU's matrix products; the CPU always computes in float32.
- * Buffers, norms, softmax statistics and the sampler stay float32 throughout. */
+/* Arithmetic of the GPU's matrix products. Buffers, norms, softmax statistics
+ * and the sampler stay float32 throughout. The CPU computes in float32; asked
+ * explicitly for the CPU (device CPU, not AUTO) with FP16, BF16 or TF32, it
+ * rounds its product operands as the GPU does, to study a precision's effect. */
 typedef enum {
   ONESTEP_PRECISION_AUTO = 0, /* fp16 operands on a GPU: the fast default */
   ONESTEP_PRECISION_FP32,     /* exact single precision (golden checks) */
@@ -73,7 +75,7 @@ typedef enum {
 
 typedef struct {
   onestep_device device;
-  onestep_precision precision; /* GPU only */
+  onestep_precision precision; /* see onestep_precision */
   int n_threads;            /* 0: all cores */
   const char *unet_file;    /* optional UNet-only safetensors replacing the model's UNet */
   const char *const *lora_files; /* optional LoRA files merged at load */

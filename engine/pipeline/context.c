@@ -29,11 +29,19 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
     return NULL;
   long threads = params->n_threads > 0 ? params->n_threads : sysconf(_SC_NPROCESSORS_ONLN);
   info->device = ONESTEP_DEVICE_CPU;
-  if (params->device == ONESTEP_DEVICE_AUTO)
+  if (params->device == ONESTEP_DEVICE_AUTO) {
     snprintf(info->device_name, sizeof info->device_name,
              "CPU (%ld threads, OpenBLAS); CUDA unavailable: %.70s", threads, cuda_error.message);
-  else
-    snprintf(info->device_name, sizeof info->device_name, "CPU (%ld threads, OpenBLAS)", threads);
+    return be;
+  }
+  /* Asked for the CPU with a GPU precision: reproduce that precision's rounding. */
+  bool rounds = params->precision != ONESTEP_PRECISION_AUTO &&
+                params->precision != ONESTEP_PRECISION_FP32;
+  if (rounds)
+    os_backend_cpu_set_operand_precision(be, params->precision);
+  snprintf(info->device_name, sizeof info->device_name, "CPU (%ld threads, OpenBLAS)%s%s%s",
+           threads, rounds ? ", operands rounded to " : "",
+           rounds ? onestep_precision_name(params->precision) : "", rounds ? " as on a GPU" : "");
   return be;
 }
 
