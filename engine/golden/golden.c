@@ -202,25 +202,6 @@ read_runs(os_golden_case *golden, const os_safetensors *st, onestep_error *error
   return ONESTEP_OK;
 }
 
-/* The shape golden.json gives a key: at most OS_MAX_DIMS whole sizes. */
-static bool
-read_shape(os_json_file *json, const cJSON *item, golden_tensor *t)
-{
-  t->ndim = cJSON_GetArraySize(item);
-  bool ok = cJSON_IsArray(item) && t->ndim <= OS_MAX_DIMS;
-  int i = 0;
-  const cJSON *size;
-  cJSON_ArrayForEach(size, item) {
-    ok = ok && cJSON_IsNumber(size) && size->valuedouble >= 0 &&
-         size->valuedouble == floor(size->valuedouble);
-    if (ok)
-      t->shape[i++] = (int64_t)size->valuedouble;
-  }
-  if (!ok)
-    os_json_fail(json, ONESTEP_ERR_FORMAT, "keys: %s is not a shape", item->string);
-  return ok;
-}
-
 static onestep_status
 load_tensors(os_golden_case *golden, const os_safetensors *st, onestep_error *error)
 {
@@ -231,15 +212,22 @@ load_tensors(os_golden_case *golden, const os_safetensors *st, onestep_error *er
   golden->tensors = calloc((size_t)cJSON_GetArraySize(keys) + 1, sizeof *golden->tensors);
   if (!golden->tensors)
     return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  char where[1100];
+  snprintf(where, sizeof where, "%s (keys)", golden->json_path);
+  os_json_file shapes = {.path = where, .root = (cJSON *)keys, .error = error};
   for (int r = 0; r < golden->n_runs; r++) {
     const cJSON *item;
     cJSON_ArrayForEach(item, keys) {
       golden_tensor *t = &golden->tensors[golden->n_tensors];
+      int dims[OS_MAX_DIMS];
       if (!is_run_key(item->string, golden->runs[r].name))
         continue;
       t->key = item->string;
-      if (!read_shape(&golden->json, item, t))
-        return golden->json.status;
+      t->ndim = os_json_int_list(&shapes, t->key, NULL, 0, dims, OS_MAX_DIMS);
+      if (shapes.status != ONESTEP_OK)
+        return shapes.status;
+      for (int i = 0; i < t->ndim; i++)
+        t->shape[i] = dims[i];
       t->reference = load_f32(st, t->key, os_shape_numel(t->ndim, t->shape), error);
       if (!t->reference)
         return error->code;
