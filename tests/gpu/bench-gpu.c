@@ -12,13 +12,17 @@
  * memory. Weights come from bench-weights.c.
  *
  * Usage: bench-gpu [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only
+ *        | --memory [--size WxH]
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
  *   S: stop starting new measurements after S seconds (default 300);
  *   KEY: run one measurement only (pipeline, unet14, unet25, decode14, encode,
  *   clip, chain14, unet14b2, unet25b2, decode25, chain25), e.g. together with
  *   ONESTEP_CUDA_PROFILE=1 for its per-op breakdown;
  *   --bind-only: bind the three models on the CPU backend (zero-copy, no
- *   compute) and print their sizes: checks the configs anywhere, in a second. */
+ *   compute) and print their sizes: checks the configs anywhere, in a second;
+ *   --memory: the engine's own peak memory per piece at WxH (default
+ *   1024x576) on a backend that computes nothing (bench-memory.h), in seconds,
+ *   anywhere; exits 1 when a piece leaks or fails the dry backend's checks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +30,12 @@
 #include <time.h>
 
 #include "backend.h"
+#include "bench-memory.h"
 #include "bench-pipeline.h"
 #include "bench-weights.h"
 #include "clip.h"
 #include "config.h"
+#include "dry-backend.h"
 #include "unet.h"
 #include "vae.h"
 #include "weights.h"
@@ -276,13 +282,46 @@ free_models(bench *b, os_weight_set *sets[3])
     os_weight_set_free(sets[i]);
 }
 
+/* The dry run: models bound on the dry backend, weights read in place. */
+static int
+run_memory(const int64_t params[3], int width, int height)
+{
+  os_backend *dry = bench_dry_backend_new();
+  if (!dry) {
+    fprintf(stderr, "cannot create the dry backend\n");
+    return 1;
+  }
+  const void *pool;
+  size_t pool_bytes;
+  bench_weights_pool(&pool, &pool_bytes);
+  bench_dry_backend_allow_host(dry, pool, pool_bytes);
+  bench b = { 0 };
+  os_weight_set *sets[3];
+  bench_model_tensors tensors;
+  bind_models(&b, dry, false, sets, &tensors);
+  bench_memory_models m = { b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
+                            { params[0], params[1], params[2] } };
+  int status = bench_memory(dry, &m, width, height);
+  free_models(&b, sets);
+  dry->ops->destroy(dry);
+  return status;
+}
+
 int
 main(int argc, char **argv)
 {
-  bool bind_only = false;
+  bool bind_only = false, memory = false;
+  int memory_width = WIDTH, memory_height = HEIGHT;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bind-only") == 0)
       bind_only = true;
+    else if (strcmp(argv[i], "--memory") == 0)
+      memory = true;
+    else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc &&
+             sscanf(argv[++i], "%dx%d", &memory_width, &memory_height) == 2 &&
+             memory_width >= 64 && memory_height >= 64 && memory_width % 64 == 0 &&
+             memory_height % 64 == 0)
+      continue;
     else if (strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc)
       peak_tflops = atof(argv[++i]);
     else if (strcmp(argv[i], "--budget-s") == 0 && i + 1 < argc)
@@ -290,7 +329,9 @@ main(int argc, char **argv)
     else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
       only = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n",
+      fprintf(stderr,
+              "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n"
+              "       | --memory [--size WxH] (W and H multiples of 64)\n",
               argv[0]);
       return 2;
     }
@@ -314,9 +355,10 @@ main(int argc, char **argv)
    * (svd-architecture.md section 10): the models' bindings imply their shapes. */
   const int64_t released[3] = { 1524623082, 97742847, 632076800 };
   bool counts_match = true;
+  int64_t counts[3];
   printf("SVD-XT parameters:");
   for (int i = 0; i < 3; i++) {
-    int64_t count = os_weights_param_count(sets[i]);
+    int64_t count = counts[i] = os_weights_param_count(sets[i]);
     printf(" %s %lld%s", i == 0 ? "UNet" : i == 1 ? "VAE" : "CLIP", (long long)count,
            count == released[i] ? "" : " (released file: different)");
     counts_match = counts_match && count == released[i];
@@ -326,6 +368,8 @@ main(int argc, char **argv)
   cpu->ops->destroy(cpu);
   if (bind_only)
     return counts_match ? 0 : 1;
+  if (memory)
+    return run_memory(counts, memory_width, memory_height);
 
   os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!be) {

@@ -38,6 +38,13 @@ bench_weights_init(void)
     pool[i] = (float)((next_random(&state) >> 40) * 0x1p-23) - 1.0f; /* [-1, 1) */
 }
 
+void
+bench_weights_pool(const void **start, size_t *bytes)
+{
+  *start = pool;
+  *bytes = POOL_FLOATS * sizeof(float);
+}
+
 const float *__real_os_weights_take(os_weight_set *ws, const char *name, int ndim,
                                     const int64_t *shape);
 const float *__wrap_os_weights_take(os_weight_set *ws, const char *name, int ndim,

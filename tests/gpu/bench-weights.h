@@ -9,12 +9,16 @@
 #define BENCH_WEIGHTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "backend.h"
 #include "weights.h"
 
 /* Fills the random pool; call once before binding models. */
 void bench_weights_init(void);
+
+/* The pool's host memory, which every synthesised tensor points into. */
+void bench_weights_pool(const void **start, size_t *bytes);
 
 /* A weight set whose missing tensors are synthesised; `scaled` applies the
  * usual 1/sqrt(fan_in) to matrices at upload (off for the zero-copy

@@ -1,0 +1,32 @@
+/* bench-memory.h: the engine's peak device memory per piece of a generation,
+ * measured on the dry backend (dry-backend.h) in seconds. */
+#ifndef BENCH_MEMORY_H
+#define BENCH_MEMORY_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "clip.h"
+#include "config.h"
+#include "unet.h"
+#include "vae.h"
+
+typedef struct {
+  const os_unet *unet;
+  const os_vae *vae;
+  const os_clip *clip;
+  os_unet_config unet_cfg;
+  os_vae_config vae_cfg;
+  os_clip_config clip_cfg;
+  int64_t params[3]; /* UNet, VAE, CLIP: the resident weights */
+} bench_memory_models;
+
+/* Runs the UNet (14 and 25 frames, batch 1 and 2), the VAE decoder (14, 25
+ * frames), the encoder, CLIP and the one-step TTS chain (14, 25 frames) at
+ * width x height on `dry`, the models bound on it; prints the peak of each
+ * (fp32 as allocated, and halved for 16-bit activations) and the totals with
+ * the weights. Returns 0 when every piece ran, freed all it allocated and
+ * passed the dry backend's buffer checks; 1 otherwise. */
+int bench_memory(os_backend *dry, const bench_memory_models *m, int width, int height);
+
+#endif

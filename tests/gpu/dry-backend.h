@@ -1,0 +1,33 @@
+/* dry-backend.h: a backend that computes nothing, for measuring the engine's
+ * own device memory at full size in seconds.
+ *
+ * alloc hands out untouched address space (mmap with MAP_NORESERVE: nothing
+ * becomes resident) and counts bytes_in_use/peak_bytes as the CPU backend
+ * does (the bytes asked for); every op does nothing but check its buffers: each
+ * must lie wholly inside one live allocation or an allowed host range (the
+ * weights), and an output may not overlap an input unless backend.h allows
+ * it (exactly in place). A use after free, an overrun or a forbidden alias
+ * thus shows up at full size without computing anything. is_host is true so
+ * that weights bind zero-copy from host memory. */
+#ifndef BENCH_DRY_BACKEND_H
+#define BENCH_DRY_BACKEND_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+os_backend *bench_dry_backend_new(void);
+
+/* Host memory that ops may read (the weight pool). */
+void bench_dry_backend_allow_host(os_backend *be, const void *start, size_t bytes);
+
+/* Live allocations right now (0 after a piece that frees what it allocates). */
+size_t bench_dry_backend_live_blocks(const os_backend *be);
+
+/* The sizes of the blocks that were live at the last new peak (in no order). */
+size_t bench_dry_backend_blocks_at_peak(const os_backend *be, const size_t **sizes);
+
+/* Buffer checks that failed so far; the first one's description in *first. */
+size_t bench_dry_backend_violations(const os_backend *be, const char **first);
+
+#endif
