@@ -37,6 +37,7 @@ onestep_cli_check_golden (int    argc,
 {
   g_autofree char *model = NULL, *device_name = NULL, *precision_name = NULL;
   double tolerance = 1e-4;
+  gboolean stage_by_stage = FALSE;
   g_auto(GStrv) cases = NULL;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (default: CASE_DIR/model)", "PATH" },
@@ -44,6 +45,8 @@ onestep_cli_check_golden (int    argc,
     { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
       "GPU arithmetic: fp32 (default: exact), tf32, fp16 or bf16", "P" },
     { "tolerance", 0, 0, G_OPTION_ARG_DOUBLE, &tolerance, "Largest relative L2 error (default 1e-4)", "T" },
+    { "stage-by-stage", 0, 0, G_OPTION_ARG_NONE, &stage_by_stage,
+      "Feed every stage the reference's inputs, so each error is that stage's own", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &cases, NULL, "CASE_DIR" },
     { NULL }
   };
@@ -92,6 +95,7 @@ onestep_cli_check_golden (int    argc,
         .model_dir = model,
         .params = params,
         .tolerance = tolerance,
+        .stage_by_stage = stage_by_stage,
         .image_for = fit_input_image,
         .user_data = &input,
         .program = "onestep-cli",

@@ -40,6 +40,7 @@ struct os_golden_case {
 typedef struct {
   os_golden_case *golden;
   const char *run;
+  bool stage_by_stage;
 } tap_state;
 
 /* "A<separator>B", allocated. */
@@ -308,7 +309,7 @@ find_tensor(os_golden_case *golden, const char *run, const char *name)
 
 /* The engine's tap: compares a tensor the case recorded with its reference. */
 static void
-compare(const char *name, const float *data, int ndim, const int64_t *shape, void *user_data)
+compare(const char *name, float *data, int ndim, const int64_t *shape, void *user_data)
 {
   const tap_state *state = user_data;
   golden_tensor *t = find_tensor(state->golden, state->run, name);
@@ -333,6 +334,9 @@ compare(const char *name, const float *data, int ndim, const int64_t *shape, voi
   t->max_abs = max_abs;
   if (isnan(t->rel_err))
     t->rel_err = INFINITY;
+  if (state->stage_by_stage)
+    for (size_t i = 0; i < n; i++)
+      data[i] = t->reference[i];
 }
 
 static onestep_status
@@ -340,7 +344,7 @@ generate_run(os_golden_case *golden, const golden_run *run, onestep_context *ctx
              const os_golden_options *options, onestep_error *error)
 {
   onestep_request request = run->request;
-  tap_state state = {golden, run->name};
+  tap_state state = {golden, run->name, options->stage_by_stage};
   onestep_image image;
   onestep_status status =
       options->image_for(request.width, request.height, &image, options->user_data, error);
@@ -403,8 +407,9 @@ os_golden_check(os_golden_case *golden, const os_golden_options *options)
     free(default_model);
     return error.code == ONESTEP_ERR_DEVICE ? OS_GOLDEN_NO_DEVICE : OS_GOLDEN_FAILED;
   }
-  printf("case %s: model %s on %s\n", golden->name, model,
-         onestep_context_get_info(ctx)->device_name);
+  printf("case %s: model %s on %s%s\n", golden->name, model,
+         onestep_context_get_info(ctx)->device_name,
+         options->stage_by_stage ? ", stage by stage (each stage fed the reference's inputs)" : "");
   fflush(stdout); /* before the runs' errors on stderr, where both go to one pipe */
 
   for (int i = 0; i < golden->n_tensors; i++)

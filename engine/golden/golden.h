@@ -26,6 +26,10 @@ typedef struct {
   const char *model_dir;          /* NULL: CASE_DIR/model */
   onestep_context_params params;
   double tolerance;               /* the largest relative L2 error that passes */
+  /* Give every stage the reference's inputs: each recorded tensor, once
+   * compared, is replaced by the reference (the engine's tap allows it), so an
+   * error measures its stage alone rather than everything upstream too. */
+  bool stage_by_stage;
   os_golden_image_fn image_for;
   void *user_data;
   const char *program;            /* names the error messages on stderr */

@@ -116,9 +116,12 @@ typedef struct {
 typedef void (*onestep_progress_cb)(const onestep_progress *progress, void *user_data);
 /* Return true to stop; polled between layers. */
 typedef bool (*onestep_abort_cb)(void *user_data);
-/* Observes named intermediate tensors (float32, row-major); used by golden checks. */
-typedef void (*onestep_tap_cb)(const char *name, const float *data, int ndim,
-                               const int64_t *shape, void *user_data);
+/* Sees named intermediate tensors (float32, row-major, host memory) as the
+ * generation produces them; used by golden checks. It may overwrite the values
+ * (same shape): the generation then goes on from them, so a check can give
+ * every stage the reference's inputs and measure each stage's own error. */
+typedef void (*onestep_tap_cb)(const char *name, float *data, int ndim, const int64_t *shape,
+                               void *user_data);
 
 typedef struct {
   int width, height, frames;     /* 0: model default */

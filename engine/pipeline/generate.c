@@ -64,7 +64,7 @@ static void report(generation *g, onestep_stage stage, int step, int n_steps, fl
   report_with(g, &p, stage, step, n_steps, within);
 }
 
-static void tap(generation *g, const char *name, const float *data, int ndim, const int64_t *shape)
+static void tap(generation *g, const char *name, float *data, int ndim, const int64_t *shape)
 {
   if (g->req->tap)
     g->req->tap(name, data, ndim, shape, g->req->user_data);
@@ -326,7 +326,6 @@ static onestep_status run_denoise(generation *g, onestep_error *error)
     goto out;
   /* The unconditional half keeps a zero embedding. */
   memcpy(context + (size_t)(B - 1) * D, g->image_embeds, (size_t)D * sizeof(float));
-  g->be->ops->upload(g->be, context_dev, context, (size_t)B * D * sizeof(float));
   d.context_host = context;
   d.context_dev = context_dev;
   os_linspace(g->r.min_guidance, g->r.max_guidance, g->r.frames, d.guidance);

@@ -52,7 +52,7 @@ void os_unet_denoiser_clear(os_unet_denoiser *d)
   d->sample_host = d->out_host = d->guidance = d->sample_dev = d->out_dev = NULL;
 }
 
-static void tap(const os_unet_denoiser *d, const char *what, const float *data, int ndim,
+static void tap(const os_unet_denoiser *d, const char *what, float *data, int ndim,
                 const int64_t *shape)
 {
   if (!d->request->tap)
@@ -111,6 +111,8 @@ static onestep_status denoise(void *self, const float *x, float sigma, float *x0
   build_sample(d, x, sigma);
   tap_inputs(d, timestep);
   be->ops->upload(be, d->sample_dev, d->sample_host, in_n * sizeof(float));
+  be->ops->upload(be, d->context_dev, d->context_host,
+                  (size_t)d->B * d->context_dim * sizeof(float));
   onestep_status status = os_unet_forward(d->unet, be, d->sample_dev, timestep, d->context_dev,
                                           d->added_time_ids, d->B, d->F, d->h, d->w, d->out_dev,
                                           error);

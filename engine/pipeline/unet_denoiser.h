@@ -13,8 +13,8 @@ typedef struct {
   int B, F, noisy_channels, latent_channels, h, w, in_channels;
   bool cfg;                   /* batch 2, unconditional half first */
   const float *image_latents; /* host [latent_channels, h, w] */
-  const float *context_host;  /* host [B, D] */
-  const float *context_dev;   /* backend [B, D] */
+  float *context_host;        /* host [B, D], uploaded for every call (a tap may change it) */
+  float *context_dev;         /* backend [B, D] */
   int context_dim;
   float added_time_ids[6];    /* [B, 3] */
   float *guidance;            /* [F] */

@@ -94,7 +94,7 @@ typedef struct {
   int chunks;
 } chunk_taps;
 
-static void on_tap(const char *name, const float *data, int ndim, const int64_t *shape,
+static void on_tap(const char *name, float *data, int ndim, const int64_t *shape,
                    void *user_data)
 {
   chunk_taps *t = user_data;
