@@ -233,11 +233,14 @@ os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const floa
 {
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   int P = H * W;
+  /* t holds GN(x) for conv1, then the shortcut (conv1 has read t by then). */
+  int t_channels = r->cin > r->cout ? r->cin : r->cout;
+  /* Chunks as when the shortcut had its own buffer: other chunks would change
+   * the CPU's GEMM sums in the last bits. */
   int chunk = images_per_chunk(N, (size_t)(r->cin + 2 * r->cout) * P);
-  float *t = os_alloc_floats(be, (size_t)chunk * r->cin * P);
+  float *t = os_alloc_floats(be, (size_t)chunk * t_channels * P);
   float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
-  float *s = r->has_shortcut ? os_alloc_floats(be, (size_t)chunk * r->cout * P) : NULL;
-  if (!t || !h || (r->has_shortcut && !s))
+  if (!t || !h)
     goto done;
 
   /* Every step works image by image, so chunks of images give the same result. */
@@ -257,14 +260,13 @@ os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const floa
     OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, n, r->cout, P, r->groups, 1,
                         r->eps, true);
     if (r->has_shortcut)
-      os_conv_forward(be, &r->conv_shortcut, s, xc, n, H, W, NULL);
-    os_conv_forward(be, &r->conv2, yc, h, n, H, W, r->has_shortcut ? s : xc);
+      os_conv_forward(be, &r->conv_shortcut, t, xc, n, H, W, NULL);
+    os_conv_forward(be, &r->conv2, yc, h, n, H, W, r->has_shortcut ? t : xc);
   }
   status = ONESTEP_OK;
 done:
   os_free_floats(be, t);
   os_free_floats(be, h);
-  os_free_floats(be, s);
   return status;
 }
 
@@ -332,23 +334,34 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
 }
 
 onestep_status
-os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float *y, const float *x, int B,
-                       int F, int H, int W, const float *temb_silu)
+os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, float *x,
+                       bool consume_x, int B, int F, int H, int W, const float *temb_silu)
 {
   int N = B * F, P = H * W;
   size_t n = (size_t)N * r->spatial.cout * P;
+  float *xs = NULL, *out = NULL;
+  *y = NULL;
   onestep_status status = os_check_abort(be);
-  if (status != ONESTEP_OK)
-    return status;
-  float *xs = os_alloc_floats(be, n);
-  if (!xs)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  status = os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu);
-  if (status == ONESTEP_OK) /* the temporal branch goes straight into y */
-    status = temporal_resnet_forward(be, &r->temporal, y, xs, B, F, P, temb_silu);
+  if (status == ONESTEP_OK) {
+    xs = os_alloc_floats(be, n);
+    status = xs ? os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu)
+                : ONESTEP_ERR_OUT_OF_MEMORY;
+  }
+  /* The input's last reader was the spatial half. */
+  if (consume_x)
+    os_free_floats(be, x);
+  if (status == ONESTEP_OK) {
+    out = os_alloc_floats(be, n);
+    status = out ? temporal_resnet_forward(be, &r->temporal, out, xs, B, F, P, temb_silu)
+                 : ONESTEP_ERR_OUT_OF_MEMORY;
+  }
   /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
-  if (status == ONESTEP_OK)
-    OPS(be)->blend(be, y, xs, y, r->spatial_alpha, n);
+  if (status == ONESTEP_OK) {
+    OPS(be)->blend(be, out, xs, out, r->spatial_alpha, n);
+    *y = out;
+  } else {
+    os_free_floats(be, out);
+  }
   os_free_floats(be, xs);
   return status;
 }
@@ -424,29 +437,63 @@ os_bind_attention(os_weight_set *ws, os_attention_w *a, const char *prefix, int 
   os_bind_linear(ws, &a->to_out, name, dim, dim, true);
 }
 
-onestep_status
-os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, const float *xn,
-                          int n_seq, int S)
+/* Layers that work token by token (attention projections, feed-forward)
+ * bound their temporaries by this many floats; 0: the backend's default. */
+static size_t token_chunk_budget;
+
+void
+os_layers_set_token_chunk_budget(size_t floats)
 {
-  int T = n_seq * S, C = a->dim;
-  size_t n = (size_t)T * C;
+  token_chunk_budget = floats;
+}
+
+/* The host default is near 64 MB (cache-friendly); a GPU gets fewer, larger GEMMs. */
+static size_t
+token_budget(const os_backend *be)
+{
+  if (token_chunk_budget)
+    return token_chunk_budget;
+  return be->ops->is_host ? OS_HOST_TOKEN_CHUNK_FLOATS : OS_DEVICE_TOKEN_CHUNK_FLOATS;
+}
+
+/* Units (sequences or rows) per chunk when each needs floats_per_unit of
+ * temporaries; at least `min_units`. */
+static int
+units_per_chunk(const os_backend *be, int total, size_t floats_per_unit, int min_units)
+{
+  size_t units = token_budget(be) / floats_per_unit;
+  if (units < (size_t)min_units)
+    units = min_units;
+  return units < (size_t)total ? (int)units : total;
+}
+
+onestep_status
+os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, float *xn, int n_seq,
+                          int S)
+{
+  int C = a->dim;
+  /* q, k and v for a chunk of whole sequences (attention does not cross them). */
+  int seqs = units_per_chunk(be, n_seq, (size_t)3 * S * C, 1);
+  size_t n = (size_t)seqs * S * C;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n);
-  float *v = os_alloc_floats(be, n), *o = os_alloc_floats(be, n);
-  if (!q || !k || !v || !o)
-    goto done;
-  os_linear_forward(be, &a->to_q, q, xn, T, NULL);
-  os_linear_forward(be, &a->to_k, k, xn, T, NULL);
-  os_linear_forward(be, &a->to_v, v, xn, T, NULL);
-  OPS(be)->attention(be, o, q, k, v, n_seq, S, S, a->heads, a->head_dim, C, C, C, C,
-                     1.0f / sqrtf((float)a->head_dim));
-  os_linear_forward(be, &a->to_out, y, o, T, y);
-  status = ONESTEP_OK;
-done:
+  float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n), *v = os_alloc_floats(be, n);
+  if (q && k && v) {
+    for (int s0 = 0; s0 < n_seq; s0 += seqs) {
+      int ns = n_seq - s0 < seqs ? n_seq - s0 : seqs;
+      float *xc = xn + (size_t)s0 * S * C;
+      os_linear_forward(be, &a->to_q, q, xc, ns * S, NULL);
+      os_linear_forward(be, &a->to_k, k, xc, ns * S, NULL);
+      os_linear_forward(be, &a->to_v, v, xc, ns * S, NULL);
+      /* The projections were the chunk's last readers of xn: it takes the output. */
+      OPS(be)->attention(be, xc, q, k, v, ns, S, S, a->heads, a->head_dim, C, C, C, C,
+                         1.0f / sqrtf((float)a->head_dim));
+    }
+    os_linear_forward(be, &a->to_out, y, xn, n_seq * S, y);
+    status = ONESTEP_OK;
+  }
   os_free_floats(be, q);
   os_free_floats(be, k);
   os_free_floats(be, v);
-  os_free_floats(be, o);
   return status;
 }
 
@@ -480,23 +527,12 @@ os_bind_geglu_ff(os_weight_set *ws, os_geglu_ff_w *f, const char *prefix, int di
   os_bind_linear(ws, &f->out, name, inner, dim, true);
 }
 
-/* Token rows per chunk so that the [rows, 2*inner] expansion stays bounded:
- * near 64 MB on the CPU (cache-friendly), 512 MB on a GPU (fewer, larger GEMMs). */
-static int
-ff_chunk_rows(const os_backend *be, int T, int inner)
-{
-  size_t budget = (size_t)(be->ops->is_host ? 16 : 128) << 20; /* floats */
-  size_t rows = budget / ((size_t)3 * inner);
-  if (rows < 64)
-    rows = 64;
-  return rows < (size_t)T ? (int)rows : T;
-}
-
 onestep_status
 os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const float *xn, int T,
                     const float *residual)
 {
-  int rows = ff_chunk_rows(be, T, f->inner);
+  /* Token rows per chunk so that the [rows, 2*inner] expansion stays bounded. */
+  int rows = units_per_chunk(be, T, (size_t)3 * f->inner, 64);
   float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
   float *g = os_alloc_floats(be, (size_t)rows * f->inner);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;

@@ -118,9 +118,12 @@ typedef struct {
 
 void os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, int cin,
                          int cout, int temb_dim, float eps, float temporal_eps, bool switch_mix);
-/* x [B*F, cin, H, W] -> y [B*F, cout, H, W]. */
-onestep_status os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float *y,
-                                      const float *x, int B, int F, int H, int W,
+/* x [B*F, cin, H, W] -> *y, a new buffer [B*F, cout, H, W] (NULL on error).
+ * With consume_x, x is freed as soon as the spatial half has read it (also
+ * on error), so that the input never coexists with the temporal half's
+ * buffers. */
+onestep_status os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y,
+                                      float *x, bool consume_x, int B, int F, int H, int W,
                                       const float *temb_silu);
 
 /* ---- sampling ---- */
@@ -152,9 +155,18 @@ typedef struct {
 void os_bind_attention(os_weight_set *ws, os_attention_w *a, const char *prefix, int dim,
                        int kv_dim, int heads, bool qkv_bias, const char *q_name,
                        const char *k_name, const char *v_name, const char *out_name);
-/* y[n_seq*S, dim] += attn(xn) where xn is the normalised input of the same shape. */
+/* Layers that work token by token (attention projections, feed-forward)
+ * process chunks of tokens whose temporaries stay near this many floats;
+ * defaults below by backend, 0 restores them. */
+#define OS_HOST_TOKEN_CHUNK_FLOATS ((size_t)16 << 20)
+#define OS_DEVICE_TOKEN_CHUNK_FLOATS ((size_t)128 << 20)
+void os_layers_set_token_chunk_budget(size_t floats);
+
+/* y[n_seq*S, dim] += attn(xn) where xn is the normalised input of the same
+ * shape; xn is overwritten (it holds the attention output before to_out).
+ * q, k and v exist for chunks of whole sequences only. */
 onestep_status os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y,
-                                         const float *xn, int n_seq, int S);
+                                         float *xn, int n_seq, int S);
 /* Cross-attention to one context token per group: softmax over a single key
  * is exactly 1, so every query of group g receives to_out(to_v(ctx_g)).
  * y [G, R, dim] += that; ctx [G, kv_dim]. */

@@ -143,54 +143,59 @@ frame_position_embedding(os_backend *be, const os_st_transformer_w *t, float *pe
 }
 
 onestep_status
-os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y, const float *x,
+os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float **y, float *x,
                           const float *ctx, int B, int F, int H, int W)
 {
   int N = B * F, S = H * W, C = t->channels;
   size_t n = (size_t)N * S * C;
+  float *z = NULL, *mix = NULL, *scratch = NULL, *pe = NULL;
+  *y = NULL;
   onestep_status status = os_check_abort(be);
   if (status != ONESTEP_OK)
-    return status;
+    goto done;
 
-  float *a = os_alloc_floats(be, n);        /* normalised input, then scratch */
-  float *z = os_alloc_floats(be, n);        /* spatial stream [N*S, C] */
-  float *mix = os_alloc_floats(be, n);      /* temporal stream */
-  float *scratch = os_alloc_floats(be, n);
-  float *pe = os_alloc_floats(be, (size_t)N * C);
+  z = os_alloc_floats(be, n);       /* spatial stream [N*S, C], at the end the output */
+  mix = os_alloc_floats(be, n);     /* temporal stream */
+  scratch = os_alloc_floats(be, n); /* normalised inputs */
+  pe = os_alloc_floats(be, (size_t)N * C);
   status = ONESTEP_ERR_OUT_OF_MEMORY;
-  if (!a || !z || !mix || !scratch || !pe)
+  if (!z || !mix || !scratch || !pe)
     goto done;
 
   if ((status = frame_position_embedding(be, t, pe, B, F)) != ONESTEP_OK)
     goto done;
 
-  OPS(be)->group_norm(be, a, x, t->norm.gamma, t->norm.beta, N, C, S, 32, 1, TSM_GN_EPS, false);
-  OPS(be)->permute_0213(be, scratch, a, N, C, S, 1); /* [N,C,S] -> [N,S,C] */
+  OPS(be)->group_norm(be, mix, x, t->norm.gamma, t->norm.beta, N, C, S, 32, 1, TSM_GN_EPS, false);
+  OPS(be)->permute_0213(be, scratch, mix, N, C, S, 1); /* [N,C,S] -> [N,S,C] */
   os_linear_forward(be, &t->proj_in, z, scratch, N * S, NULL);
 
   for (int l = 0; l < t->n_layers; l++) {
     status = spatial_block_forward(be, &t->spatial[l], z, scratch, ctx, B, F, S, C);
     if (status != ONESTEP_OK)
       goto done;
-    /* The frame embedding enters only the temporal branch. */
-    OPS(be)->copy(be, a, z, n * sizeof(float));
-    OPS(be)->add_row_vector(be, a, pe, N, S, C);
-    OPS(be)->permute_0213(be, mix, a, B, F, S, C); /* [B,F,S,C] -> [B,S,F,C] */
+    OPS(be)->permute_0213(be, mix, z, B, F, S, C); /* [B,F,S,C] -> [B,S,F,C] */
+    /* The frame embedding enters only the temporal branch: pe[b] [F, C] on
+     * every pixel's row of F*C values. */
+    for (int b = 0; b < B; b++)
+      OPS(be)->add_row_vector(be, mix + (size_t)b * S * F * C, pe + (size_t)b * F * C, 1, S,
+                              F * C);
     status = temporal_block_forward(be, &t->temporal[l], mix, scratch, ctx, B, S, F, C);
     if (status != ONESTEP_OK)
       goto done;
-    OPS(be)->permute_0213(be, a, mix, B, S, F, C); /* back to [B,F,S,C] */
-    OPS(be)->blend(be, z, z, a, t->spatial_alpha, n);
+    OPS(be)->permute_0213(be, scratch, mix, B, S, F, C); /* back to [B,F,S,C] */
+    OPS(be)->blend(be, z, z, scratch, t->spatial_alpha, n);
     if ((status = os_check_abort(be)) != ONESTEP_OK)
       goto done;
   }
 
   os_linear_forward(be, &t->proj_out, scratch, z, N * S, NULL);
-  OPS(be)->permute_0213(be, y, scratch, N, S, C, 1); /* [N,S,C] -> [N,C,S] */
-  OPS(be)->add(be, y, y, x, n);
+  OPS(be)->permute_0213(be, z, scratch, N, S, C, 1); /* [N,S,C] -> [N,C,S] */
+  OPS(be)->add(be, z, z, x, n);
+  *y = z;
+  z = NULL;
   status = ONESTEP_OK;
 done:
-  os_free_floats(be, a);
+  os_free_floats(be, x);
   os_free_floats(be, z);
   os_free_floats(be, mix);
   os_free_floats(be, scratch);

@@ -32,10 +32,10 @@ typedef struct {
 void os_bind_st_transformer(os_weight_set *ws, os_st_transformer_w *t, const char *prefix,
                             int channels, int heads, int n_layers, int context_dim);
 
-/* x [B*F, C, H, W] -> y (same shape, may not alias x); ctx [B, context_dim]
- * (the CLIP embedding of each batch element, shared by its frames). */
-onestep_status os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float *y,
-                                         const float *x, const float *ctx, int B, int F, int H,
-                                         int W);
+/* x [B*F, C, H, W] -> *y, a new buffer of the same shape (NULL on error);
+ * takes x and frees it. ctx [B, context_dim] (the CLIP embedding of each
+ * batch element, shared by its frames). */
+onestep_status os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float **y,
+                                         float *x, const float *ctx, int B, int F, int H, int W);
 
 #endif

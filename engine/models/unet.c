@@ -159,6 +159,7 @@ typedef struct {
   const float *ctx;       /* [B, cross_attention_dim] */
   feature_map skips[4 * OS_MAX_LEVELS * MAX_BLOCK_LAYERS];
   int n_skips;
+  bool x_is_skip; /* the current feature map is the top skip's buffer (not to free) */
 } unet_run;
 
 /* SiLU(time_embedding(sinusoid(t)) + add_embedding(sinusoids of the ids)),
@@ -201,42 +202,30 @@ done:
   return status;
 }
 
-static onestep_status
-push_skip(unet_run *r, const float *x, int C, int H, int W)
+/* The current feature map becomes a skip as it is: the down path only reads
+ * it from here on, and the up path frees it after the concatenation. */
+static void
+push_skip(unet_run *r, float *x, int C, int H, int W)
 {
-  size_t n = (size_t)r->N * C * H * W;
-  float *copy = os_alloc_floats(r->be, n);
-  if (!copy)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  OPS(r->be)->copy(r->be, copy, x, n * sizeof(float));
-  r->skips[r->n_skips++] = (feature_map){copy, C, H, W};
-  return ONESTEP_OK;
+  r->skips[r->n_skips++] = (feature_map){x, C, H, W};
+  r->x_is_skip = true;
 }
 
-/* Replaces *x (channels C at H x W) by f(*x) with Cout channels, freeing the old buffer. */
+/* Replaces *x by the block's output; the input is freed after its last read
+ * unless it is a skip. */
 static onestep_status
 resblock_step(unet_run *r, const os_st_resblock_w *rb, float **x, int H, int W)
 {
-  float *y = os_alloc_floats(r->be, (size_t)r->N * rb->spatial.cout * H * W);
-  if (!y)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  onestep_status status =
-      os_st_resblock_forward(r->be, rb, y, *x, r->B, r->F, H, W, r->temb_silu);
-  os_free_floats(r->be, *x);
-  *x = y;
-  return status;
+  bool consume = !r->x_is_skip;
+  r->x_is_skip = false;
+  return os_st_resblock_forward(r->be, rb, x, *x, consume, r->B, r->F, H, W, r->temb_silu);
 }
 
+/* The transformer's input is always a resnet's output, never a skip. */
 static onestep_status
 transformer_step(unet_run *r, const os_st_transformer_w *t, float **x, int H, int W)
 {
-  float *y = os_alloc_floats(r->be, (size_t)r->N * t->channels * H * W);
-  if (!y)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  onestep_status status = os_st_transformer_forward(r->be, t, y, *x, r->ctx, r->B, r->F, H, W);
-  os_free_floats(r->be, *x);
-  *x = y;
-  return status;
+  return os_st_transformer_forward(r->be, t, x, *x, r->ctx, r->B, r->F, H, W);
 }
 
 static onestep_status
@@ -252,8 +241,7 @@ down_path(unet_run *r, float **x, int *H, int *W)
       if (b->has_attention &&
           (status = transformer_step(r, &b->attentions[j], x, *H, *W)) != ONESTEP_OK)
         return status;
-      if ((status = push_skip(r, *x, b->channels, *H, *W)) != ONESTEP_OK)
-        return status;
+      push_skip(r, *x, b->channels, *H, *W);
     }
     if (b->has_resample) {
       int Ho, Wo;
@@ -262,12 +250,10 @@ down_path(unet_run *r, float **x, int *H, int *W)
       if (!y)
         return ONESTEP_ERR_OUT_OF_MEMORY;
       os_downsample_forward(r->be, &b->downsample, y, *x, r->N, *H, *W);
-      os_free_floats(r->be, *x);
-      *x = y;
+      *x = y; /* the input stays a skip */
       *H = Ho;
       *W = Wo;
-      if ((status = push_skip(r, *x, b->channels, *H, *W)) != ONESTEP_OK)
-        return status;
+      push_skip(r, *x, b->channels, *H, *W);
     }
   }
   return ONESTEP_OK;
@@ -281,14 +267,15 @@ up_path(unet_run *r, float **x, int *H, int *W)
   for (int i = 0; i < u->cfg.n_levels; i++) {
     const unet_block *b = &u->up[i];
     for (int j = 0; j < b->n_resnets; j++) {
-      feature_map skip = r->skips[--r->n_skips];
+      feature_map skip = r->skips[r->n_skips - 1];
       int cur = b->resnets[j].spatial.cin - skip.channels;
       float *cat = os_alloc_floats(r->be, (size_t)r->N * (cur + skip.channels) * *H * *W);
       if (!cat)
         return ONESTEP_ERR_OUT_OF_MEMORY;
       OPS(r->be)->concat_channels(r->be, cat, *x, cur, skip.data, skip.channels, r->N, *H * *W);
-      os_free_floats(r->be, *x);
+      os_free_floats(r->be, *x); /* a block's output here, never a skip */
       os_free_floats(r->be, skip.data);
+      r->n_skips--;
       *x = cat;
       if ((status = resblock_step(r, &b->resnets[j], x, *H, *W)) != ONESTEP_OK)
         return status;
@@ -336,8 +323,7 @@ os_unet_forward(const os_unet *u, os_backend *be, const float *sample, float tim
     goto done;
 
   os_conv_forward(be, &u->conv_in, x, sample, N, H, W, NULL);
-  if ((status = push_skip(&r, x, c->block_out_channels[0], H, W)) != ONESTEP_OK)
-    goto done;
+  push_skip(&r, x, c->block_out_channels[0], H, W);
   if ((status = down_path(&r, &x, &H, &W)) != ONESTEP_OK)
     goto done;
   if ((status = resblock_step(&r, &u->mid_resnets[0], &x, H, W)) != ONESTEP_OK ||
@@ -353,6 +339,8 @@ os_unet_forward(const os_unet *u, os_backend *be, const float *sample, float tim
   os_conv_forward(be, &u->conv_out, out, x, N, H, W, NULL);
   status = OPS(be)->sync(be, error);
 done:
+  if (r.x_is_skip)
+    x = NULL; /* freed with the skips */
   while (r.n_skips > 0)
     os_free_floats(be, r.skips[--r.n_skips].data);
   os_free_floats(be, temb_silu);

@@ -163,30 +163,32 @@ os_vae_downscale(const os_vae *vae)
 
 /* ---- forward ---- */
 
-/* x [N, C, P] -> y = x + to_out(attn(GN(x))) per image. */
+/* x [N, C, P] -> *y = x + to_out(attn(GN(x))) per image, a new buffer (NULL
+ * on error); takes x and frees it. */
 static onestep_status
-vae_attention_forward(os_backend *be, const vae_attention *a, float *y, const float *x, int N,
-                      int P)
+vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *x, int N, int P)
 {
   int C = a->attn.dim;
   size_t n = (size_t)N * C * P;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *t = os_alloc_floats(be, n), *tokens = os_alloc_floats(be, n);
-  float *out = os_alloc_floats(be, n);
-  if (!t || !tokens || !out)
+  *y = NULL;
+  if (!t || !tokens)
     goto done;
   OPS(be)->group_norm(be, t, x, a->group_norm.gamma, a->group_norm.beta, N, C, P, a->groups, 1,
                       EPS, false);
   OPS(be)->permute_0213(be, tokens, t, N, C, P, 1); /* [N,C,P] -> [N,P,C] */
-  OPS(be)->fill(be, out, 0.0f, n);
-  if ((status = os_self_attention_forward(be, &a->attn, out, tokens, N, P)) != ONESTEP_OK)
+  OPS(be)->fill(be, t, 0.0f, n);                    /* t now gathers the attention output */
+  if ((status = os_self_attention_forward(be, &a->attn, t, tokens, N, P)) != ONESTEP_OK)
     goto done;
-  OPS(be)->permute_0213(be, t, out, N, P, C, 1);
-  OPS(be)->add(be, y, t, x, n);
+  OPS(be)->permute_0213(be, tokens, t, N, P, C, 1);
+  OPS(be)->add(be, tokens, tokens, x, n);
+  *y = tokens;
+  tokens = NULL;
 done:
+  os_free_floats(be, x);
   os_free_floats(be, t);
   os_free_floats(be, tokens);
-  os_free_floats(be, out);
   return status;
 }
 
@@ -213,22 +215,17 @@ encoder_resnet(vae_run *r, const os_resnet2d_w *rn, float **x, int H, int W)
   return replace(r, x, y, os_resnet2d_forward(r->be, rn, y, *x, r->N, H, W, NULL));
 }
 
+/* The input's last reader is the spatial half: it is freed there. */
 static onestep_status
 decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W)
 {
-  float *y = os_alloc_floats(r->be, (size_t)r->N * rn->spatial.cout * H * W);
-  if (!y)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  return replace(r, x, y, os_st_resblock_forward(r->be, rn, y, *x, r->B, r->F, H, W, NULL));
+  return os_st_resblock_forward(r->be, rn, x, *x, true, r->B, r->F, H, W, NULL);
 }
 
 static onestep_status
 attention_step(vae_run *r, const vae_attention *a, float **x, int H, int W)
 {
-  float *y = os_alloc_floats(r->be, (size_t)r->N * a->attn.dim * H * W);
-  if (!y)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  return replace(r, x, y, vae_attention_forward(r->be, a, y, *x, r->N, H * W));
+  return vae_attention_forward(r->be, a, x, *x, r->N, H * W);
 }
 
 static onestep_status

@@ -36,6 +36,7 @@
 #include "clip.h"
 #include "config.h"
 #include "dry-backend.h"
+#include "layers.h"
 #include "unet.h"
 #include "vae.h"
 #include "weights.h"
@@ -299,6 +300,8 @@ run_memory(const int64_t params[3], int width, int height)
   os_weight_set *sets[3];
   bench_model_tensors tensors;
   bind_models(&b, dry, false, sets, &tensors);
+  /* The dry backend is a host backend (weights in place): chunk tokens as a GPU does. */
+  os_layers_set_token_chunk_budget(OS_DEVICE_TOKEN_CHUNK_FLOATS);
   bench_memory_models m = { b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
                             { params[0], params[1], params[2] } };
   int status = bench_memory(dry, &m, width, height);
