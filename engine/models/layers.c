@@ -261,7 +261,12 @@ os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const floa
                         r->eps, true);
     if (r->has_shortcut)
       os_conv_forward(be, &r->conv_shortcut, t, xc, n, H, W, NULL);
-    os_conv_forward(be, &r->conv2, yc, h, n, H, W, r->has_shortcut ? t : xc);
+    if (y == x) { /* in place: conv2 may not write over its residual */
+      os_conv_forward(be, &r->conv2, t, h, n, H, W, xc);
+      OPS(be)->copy(be, yc, t, (size_t)n * r->cout * P * sizeof(float));
+    } else {
+      os_conv_forward(be, &r->conv2, yc, h, n, H, W, r->has_shortcut ? t : xc);
+    }
   }
   status = ONESTEP_OK;
 done:
@@ -293,29 +298,82 @@ bind_temporal_resnet(os_weight_set *ws, os_temporal_resnet_w *r, const char *pre
   os_bind_conv_temporal(ws, &r->conv2, name, channels, channels);
 }
 
-/* x [B*F, C, P] -> y = x + conv2(act(GN(conv1(act(GN(x))) + temb))), stats across frames. */
+/* The temporal convolution of the N = B*F frames of buf held at slots
+ * [0, N) (shift +1) or [1, N + 1) (shift -1) of an (N+1)-frame buffer, into
+ * the same buffer one slot up or down: windows of `chunk` frames plus their
+ * neighbours go through tmp, and the order of the windows (last first when
+ * moving up) overwrites only frames no later window reads. Each kept frame
+ * sees the same neighbours, and the same sums, as in one call over all. */
+static void
+conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shift, int B, int F,
+                      int C, int P, int chunk, float *tmp)
+{
+  size_t frame = (size_t)C * P;
+  const float *src = shift > 0 ? buf : buf + frame;
+  float *dst = shift > 0 ? buf + frame : buf;
+  int per_batch = (F + chunk - 1) / chunk, windows = B * per_batch;
+  for (int i = 0; i < windows; i++) {
+    int k = shift > 0 ? windows - 1 - i : i;
+    int b = k / per_batch, f0 = (k % per_batch) * chunk;
+    int f1 = f0 + chunk < F ? f0 + chunk : F;
+    int w0 = f0 > 0 ? f0 - 1 : 0, w1 = f1 < F ? f1 + 1 : F;
+    size_t first = (size_t)b * F;
+    OPS(be)->conv_temporal(be, tmp, src + (first + w0) * frame, conv->w, conv->b, 1, w1 - w0, C,
+                           C, P);
+    OPS(be)->copy(be, dst + (first + f0) * frame, tmp + (size_t)(f0 - w0) * frame,
+                  (size_t)(f1 - f0) * frame * sizeof(float));
+  }
+}
+
+/* xs [B*F, C, P] -> *y, a new buffer = xs + conv2(act(GN(conv1(act(GN(xs))) + temb))),
+ * statistics across frames. Beyond the image chunk budget the convolutions
+ * run in place (conv_temporal_shifted): one (N+1)-frame buffer and a window
+ * of a few frames instead of two whole temporaries. */
 static onestep_status
-temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float *y, const float *x,
+temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float **y, const float *xs,
                         int B, int F, int P, const float *temb_silu)
 {
   int C = r->channels, N = B * F;
-  size_t n = (size_t)N * C * P;
-  /* One temporary: y holds the hidden state between the two convolutions. */
-  float *t = os_alloc_floats(be, n);
-  if (!t)
-    return ONESTEP_ERR_OUT_OF_MEMORY;
-  onestep_status status = ONESTEP_OK;
-  OPS(be)->group_norm(be, t, x, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
-                      true);
-  OPS(be)->conv_temporal(be, y, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
-  if (r->has_temb && temb_silu)
-    status = add_time_embedding(be, &r->time_emb_proj, y, temb_silu, N, P);
-  if (status == ONESTEP_OK) {
-    OPS(be)->group_norm(be, y, y, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
+  size_t frame = (size_t)C * P, n = (size_t)N * frame;
+  bool in_place = n > image_chunk_budget;
+  size_t window_frames = image_chunk_budget / frame;
+  int chunk = window_frames > 4 ? (int)window_frames - 2 : 2; /* kept frames per window */
+  if (chunk > F)
+    chunk = F;
+  /* h: the hidden state, then the output; t: GN(xs) and conv2's output, or the window. */
+  float *h = os_alloc_floats(be, in_place ? n + frame : n);
+  float *t = os_alloc_floats(be, in_place ? (size_t)(chunk + 2) * frame : n);
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  *y = NULL;
+  if (!h || !t)
+    goto done;
+  float *hidden = in_place ? h + frame : h;
+  if (in_place) {
+    OPS(be)->group_norm(be, h, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
                         true);
-    OPS(be)->conv_temporal(be, t, y, r->conv2.w, r->conv2.b, B, F, C, C, P);
-    OPS(be)->add(be, y, x, t, n);
+    conv_temporal_shifted(be, &r->conv1, h, +1, B, F, C, P, chunk, t);
+  } else {
+    OPS(be)->group_norm(be, t, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
+                        true);
+    OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
   }
+  if (r->has_temb && temb_silu &&
+      (status = add_time_embedding(be, &r->time_emb_proj, hidden, temb_silu, N, P)) != ONESTEP_OK)
+    goto done;
+  OPS(be)->group_norm(be, hidden, hidden, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F,
+                      r->eps, true);
+  if (in_place) {
+    conv_temporal_shifted(be, &r->conv2, h, -1, B, F, C, P, chunk, t);
+    OPS(be)->add(be, h, xs, h, n);
+  } else {
+    OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
+    OPS(be)->add(be, h, xs, t, n);
+  }
+  *y = h;
+  h = NULL;
+  status = ONESTEP_OK;
+done:
+  os_free_floats(be, h);
   os_free_floats(be, t);
   return status;
 }
@@ -343,24 +401,23 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   *y = NULL;
   onestep_status status = os_check_abort(be);
   if (status == ONESTEP_OK) {
-    xs = os_alloc_floats(be, n);
+    /* An input of the output's size that is ours to free takes the spatial result. */
+    bool in_place = consume_x && r->spatial.cin == r->spatial.cout;
+    xs = in_place ? x : os_alloc_floats(be, n);
     status = xs ? os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu)
                 : ONESTEP_ERR_OUT_OF_MEMORY;
+    if (in_place)
+      consume_x = false; /* freed as xs */
   }
   /* The input's last reader was the spatial half. */
   if (consume_x)
     os_free_floats(be, x);
-  if (status == ONESTEP_OK) {
-    out = os_alloc_floats(be, n);
-    status = out ? temporal_resnet_forward(be, &r->temporal, out, xs, B, F, P, temb_silu)
-                 : ONESTEP_ERR_OUT_OF_MEMORY;
-  }
+  if (status == ONESTEP_OK)
+    status = temporal_resnet_forward(be, &r->temporal, &out, xs, B, F, P, temb_silu);
   /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
   if (status == ONESTEP_OK) {
     OPS(be)->blend(be, out, xs, out, r->spatial_alpha, n);
     *y = out;
-  } else {
-    os_free_floats(be, out);
   }
   os_free_floats(be, xs);
   return status;

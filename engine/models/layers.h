@@ -78,7 +78,9 @@ onestep_status os_timestep_embedding_forward(os_backend *be, const os_timestep_e
 
 /* Layers that work image by image (spatial resnets, upsampling) process
  * chunks of images whose temporaries stay near this many floats (default 64 Mi);
- * the result does not depend on it. For tests and memory-tight devices. */
+ * temporal resnets whose tensors exceed it convolve in place through windows
+ * of frames. The result does not depend on it (beyond the CPU's summation
+ * order for other matrix sizes). For tests and memory-tight devices. */
 void os_layers_set_image_chunk_budget(size_t floats);
 
 /* ---- resnets ---- */
@@ -95,7 +97,8 @@ typedef struct {
 
 void os_bind_resnet2d(os_weight_set *ws, os_resnet2d_w *r, const char *prefix, int cin, int cout,
                       int temb_dim, int groups, float eps);
-/* x [N,cin,H,W] -> y [N,cout,H,W]; temb_silu [N,temb] (SiLU already applied) or NULL. */
+/* x [N,cin,H,W] -> y [N,cout,H,W]; temb_silu [N,temb] (SiLU already applied) or NULL.
+ * y may equal x when cin == cout (in place). */
 onestep_status os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const float *x,
                                    int N, int H, int W, const float *temb_silu);
 
