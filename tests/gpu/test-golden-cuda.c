@@ -3,8 +3,10 @@
  * onestep-cli's libraries are missing. The image comes as raw RGB8
  * (device-bundle.sh converts input.png). The tolerance follows
  * ONESTEP_CUDA_PRECISION: 1e-4 in fp32, 2e-3 in tf32 and fp16, 1e-2 in bf16.
+ * --stage-by-stage feeds every stage the reference's inputs (golden.h).
  *
- * Usage: test-golden-cuda CASE_DIR IMAGE.rgb   (exit 77 without a usable GPU) */
+ * Usage: test-golden-cuda [--stage-by-stage] CASE_DIR IMAGE.rgb
+ * (exit 77 without a usable GPU) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +58,11 @@ precision_tolerance(void)
 int
 main(int argc, char **argv)
 {
+  bool stage_by_stage = argc > 1 && strcmp(argv[1], "--stage-by-stage") == 0;
+  argv += stage_by_stage;
+  argc -= stage_by_stage;
   if (argc != 3) {
-    fprintf(stderr, "usage: %s CASE_DIR IMAGE.rgb\n", argv[0]);
+    fprintf(stderr, "usage: test-golden-cuda [--stage-by-stage] CASE_DIR IMAGE.rgb\n");
     return 2;
   }
   onestep_error error = {0};
@@ -77,6 +82,7 @@ main(int argc, char **argv)
   os_golden_options options = {
       .params = onestep_context_default_params(),
       .tolerance = precision_tolerance(),
+      .stage_by_stage = stage_by_stage,
       .image_for = raw_image_at,
       .user_data = &raw,
       .program = "test-golden-cuda",
