@@ -227,20 +227,24 @@ images_per_chunk(int N, size_t floats_per_image)
   return n < 1 ? 1 : n < (size_t)N ? (int)n : N;
 }
 
-onestep_status
-os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const float *x, int N,
-                    int H, int W, const float *temb_silu)
+/* The resnet over chunks of images; with `resize`, each chunk's input is first
+ * resized and convolved from x at the resize's size (the decoder's upsampler). */
+static onestep_status
+resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x, int N, int H,
+                int W, const float *temb_silu, const os_resize_input *resize)
 {
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   int P = H * W;
-  /* t holds GN(x) for conv1, then the shortcut (conv1 has read t by then). */
+  /* t holds the resized input (then read by its conv), GN(x) for conv1, then
+   * the shortcut (conv1 has read t by then); v the resized input's conv. */
   int t_channels = r->cin > r->cout ? r->cin : r->cout;
-  /* Chunks as when the shortcut had its own buffer: other chunks would change
-   * the CPU's GEMM sums in the last bits. */
-  int chunk = images_per_chunk(N, (size_t)(r->cin + 2 * r->cout) * P);
+  /* Without a resize, chunks as when the shortcut had its own buffer: other
+   * chunks would change the CPU's GEMM sums in the last bits. */
+  int chunk = images_per_chunk(N, (size_t)((resize ? 2 : 1) * r->cin + 2 * r->cout) * P);
   float *t = os_alloc_floats(be, (size_t)chunk * t_channels * P);
   float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
-  if (!t || !h)
+  float *v = resize ? os_alloc_floats(be, (size_t)chunk * r->cin * P) : NULL;
+  if (!t || !h || (resize && !v))
     goto done;
 
   /* Every step works image by image, so chunks of images give the same result. */
@@ -248,6 +252,12 @@ os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const floa
     int n = N - n0 < chunk ? N - n0 : chunk;
     const float *xc = x + (size_t)n0 * r->cin * P;
     float *yc = y + (size_t)n0 * r->cout * P;
+    if (resize) {
+      OPS(be)->upsample_nearest(be, t, x + (size_t)n0 * r->cin * resize->H * resize->W, n, r->cin,
+                                resize->H, resize->W, H, W);
+      os_conv_forward(be, resize->conv, v, t, n, H, W, NULL);
+      xc = v;
+    }
     OPS(be)->group_norm(be, t, xc, r->norm1.gamma, r->norm1.beta, n, r->cin, P, r->groups, 1,
                         r->eps, true);
     os_conv_forward(be, &r->conv1, h, t, n, H, W, NULL);
@@ -272,7 +282,15 @@ os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const floa
 done:
   os_free_floats(be, t);
   os_free_floats(be, h);
+  os_free_floats(be, v);
   return status;
+}
+
+onestep_status
+os_resnet2d_forward(os_backend *be, const os_resnet2d_w *r, float *y, const float *x, int N,
+                    int H, int W, const float *temb_silu)
+{
+  return resnet2d_chunks(be, r, y, x, N, H, W, temb_silu, NULL);
 }
 
 static void
@@ -393,7 +411,8 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
 
 onestep_status
 os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, float *x,
-                       bool consume_x, int B, int F, int H, int W, const float *temb_silu)
+                       bool consume_x, int B, int F, int H, int W, const float *temb_silu,
+                       const os_resize_input *resize)
 {
   int N = B * F, P = H * W;
   size_t n = (size_t)N * r->spatial.cout * P;
@@ -402,9 +421,9 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   onestep_status status = os_check_abort(be);
   if (status == ONESTEP_OK) {
     /* An input of the output's size that is ours to free takes the spatial result. */
-    bool in_place = consume_x && r->spatial.cin == r->spatial.cout;
+    bool in_place = consume_x && !resize && r->spatial.cin == r->spatial.cout;
     xs = in_place ? x : os_alloc_floats(be, n);
-    status = xs ? os_resnet2d_forward(be, &r->spatial, xs, x, N, H, W, temb_silu)
+    status = xs ? resnet2d_chunks(be, &r->spatial, xs, x, N, H, W, temb_silu, resize)
                 : ONESTEP_ERR_OUT_OF_MEMORY;
     if (in_place)
       consume_x = false; /* freed as xs */

@@ -121,13 +121,21 @@ typedef struct {
 
 void os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, int cin,
                          int cout, int temb_dim, float eps, float temporal_eps, bool switch_mix);
-/* x [B*F, cin, H, W] -> *y, a new buffer [B*F, cout, H, W] (NULL on error).
- * With consume_x, x is freed as soon as the spatial half has read it (also
- * on error), so that the input never coexists with the temporal half's
- * buffers. */
+/* A nearest resize of the input from (H, W) to the block's size, then a
+ * same-size conv, run in front of a resnet chunk by chunk of images (the
+ * VAE decoder's upsampler), so that the resized input never exists whole. */
+typedef struct {
+  const os_conv_w *conv;
+  int H, W;
+} os_resize_input;
+
+/* x [B*F, cin, H, W] (or at resize's size) -> *y, a new buffer
+ * [B*F, cout, H, W] (NULL on error); resize may be NULL. With consume_x, x is
+ * freed as soon as the spatial half has read it (also on error), so that the
+ * input never coexists with the temporal half's buffers. */
 onestep_status os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y,
                                       float *x, bool consume_x, int B, int F, int H, int W,
-                                      const float *temb_silu);
+                                      const float *temb_silu, const os_resize_input *resize);
 
 /* ---- sampling ---- */
 

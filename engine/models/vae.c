@@ -217,9 +217,10 @@ encoder_resnet(vae_run *r, const os_resnet2d_w *rn, float **x, int H, int W)
 
 /* The input's last reader is the spatial half: it is freed there. */
 static onestep_status
-decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W)
+decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W,
+               const os_resize_input *resize)
 {
-  return os_st_resblock_forward(r->be, rn, x, *x, true, r->B, r->F, H, W, NULL);
+  return os_st_resblock_forward(r->be, rn, x, *x, true, r->B, r->F, H, W, NULL, resize);
 }
 
 static onestep_status
@@ -323,28 +324,26 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   os_conv_forward(be, &v->dec_conv_in, x, latents, n, H, W, NULL);
   /* The reference runs resnets[0], then (attention, resnets[1]) pairs: with one
    * attention only the first two resnets take part. */
-  if ((status = decoder_resnet(&r, &v->dec_mid_resnets[0], &x, H, W)) != ONESTEP_OK)
+  if ((status = decoder_resnet(&r, &v->dec_mid_resnets[0], &x, H, W, NULL)) != ONESTEP_OK)
     goto done;
   if (v->dec_mid_n_resnets > 1 &&
       ((status = attention_step(&r, &v->dec_mid_attention, &x, H, W)) != ONESTEP_OK ||
-       (status = decoder_resnet(&r, &v->dec_mid_resnets[1], &x, H, W)) != ONESTEP_OK))
+       (status = decoder_resnet(&r, &v->dec_mid_resnets[1], &x, H, W, NULL)) != ONESTEP_OK))
     goto done;
+  /* A block's upsampler runs inside the next block's first resnet, chunk by
+   * chunk of frames, so that the doubled input never exists whole. */
+  os_resize_input upsample;
+  const os_resize_input *pending = NULL;
   for (int i = 0; i < L; i++) {
     const decoder_block *b = &v->dec_up[i];
-    for (int j = 0; j < b->n_resnets; j++)
-      if ((status = decoder_resnet(&r, &b->resnets[j], &x, H, W)) != ONESTEP_OK)
+    for (int j = 0; j < b->n_resnets; j++, pending = NULL)
+      if ((status = decoder_resnet(&r, &b->resnets[j], &x, H, W, pending)) != ONESTEP_OK)
         goto done;
     if (b->has_resample) {
-      float *y = os_alloc_floats(be, (size_t)n * b->channels * 4 * H * W);
-      status = ONESTEP_ERR_OUT_OF_MEMORY;
-      if (!y)
-        goto done;
-      status = replace(&r, &x, y,
-                       os_upsample_forward(be, &b->upsample_conv, y, x, n, H, W, 2 * H, 2 * W));
+      upsample = (os_resize_input){&b->upsample_conv, H, W};
+      pending = &upsample;
       H *= 2;
       W *= 2;
-      if (status != ONESTEP_OK)
-        goto done;
     }
   }
   int bottom = c->block_out_channels[0], P = H * W;
