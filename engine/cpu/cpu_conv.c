@@ -1,5 +1,6 @@
-/* cpu_conv.c: 2-D and temporal convolutions lowered to GEMM. */
-#include "cpu_internal.h"
+/* cpu_conv.c: 2-D and temporal convolutions lowered to GEMM; conv2d goes to
+ * oneDNN's direct kernels where those are faster (cpu_conv_onednn.c). */
+#include "cpu_conv.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -131,11 +132,11 @@ band_rows(int N, int Ho, int Wo, size_t column_row_bytes)
   return rows < Ho ? rows : Ho;
 }
 
-/* The convolution of the values given (operands already rounded if wanted). */
-static void
-conv2d_exact(os_backend *be, float *y, const float *x, const float *W, const float *bias,
-             const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
-             int stride, int pad_top, int pad_left, int pad_bottom, int pad_right)
+void
+os_cpu_conv2d_lowered(os_backend *be, float *y, const float *x, const float *W,
+                      const float *bias, const float *residual, int N, int Cin, int H, int Wd,
+                      int Cout, int KH, int KW, int stride, int pad_top, int pad_left,
+                      int pad_bottom, int pad_right)
 {
   conv_job job = {
     .s = {
@@ -170,6 +171,17 @@ conv2d_exact(os_backend *be, float *y, const float *x, const float *W, const flo
   free(buffers);
 }
 
+/* bench-conv on a 2-core Zen 3: oneDNN's direct kernel is 5-40% faster on
+ * 3x3 stride-1 convolutions (nearly all of SVD's convolution work); 1x1
+ * ones are OpenBLAS products already and run up to twice as fast lowered;
+ * strided and patch convolutions are no faster through oneDNN. */
+bool
+os_cpu_conv2d_prefers_onednn(int Cin, int Cout, int KH, int KW, int stride)
+{
+  (void)Cin, (void)Cout;
+  return KH == 3 && KW == 3 && stride == 1;
+}
+
 void
 os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
               const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH, int KW,
@@ -178,9 +190,12 @@ os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const fl
   float *owned_x, *owned_w;
   const float *x_used = os_cpu_rounded_operand(be, x, (size_t)N * Cin * H * Wd, &owned_x);
   const float *w_used = os_cpu_rounded_operand(be, W, (size_t)Cout * Cin * KH * KW, &owned_w);
-  if (x_used && w_used)
-    conv2d_exact(be, y, x_used, w_used, bias, residual, N, Cin, H, Wd, Cout, KH, KW, stride,
-                 pad_top, pad_left, pad_bottom, pad_right);
+  if (x_used && w_used &&
+      !(os_cpu_conv2d_prefers_onednn(Cin, Cout, KH, KW, stride) &&
+        os_cpu_conv2d_onednn(be, y, x_used, w_used, bias, residual, N, Cin, H, Wd, Cout, KH, KW,
+                            stride, pad_top, pad_left, pad_bottom, pad_right)))
+    os_cpu_conv2d_lowered(be, y, x_used, w_used, bias, residual, N, Cin, H, Wd, Cout, KH, KW,
+                          stride, pad_top, pad_left, pad_bottom, pad_right);
   free(owned_x);
   free(owned_w);
 }
