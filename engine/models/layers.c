@@ -343,13 +343,14 @@ conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shi
   }
 }
 
-/* xs [B*F, C, P] -> *y, a new buffer = xs + conv2(act(GN(conv1(act(GN(xs))) + temb))),
+/* The temporal resnet and the AlphaBlender, in place on xs [B*F, C, P]:
+ * xs <- alpha * xs + (1 - alpha) * (xs + conv2(act(GN(conv1(act(GN(xs))) + temb)))),
  * statistics across frames. Beyond the image chunk budget the convolutions
- * run in place (conv_temporal_shifted): one (N+1)-frame buffer and a window
- * of a few frames instead of two whole temporaries. */
+ * run in place too (conv_temporal_shifted): one (N+1)-frame buffer and a
+ * window of a few frames instead of two whole temporaries. */
 static onestep_status
-temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float **y, const float *xs,
-                        int B, int F, int P, const float *temb_silu)
+temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha, float *xs, int B,
+                      int F, int P, const float *temb_silu)
 {
   int C = r->channels, N = B * F;
   size_t frame = (size_t)C * P, n = (size_t)N * frame;
@@ -358,37 +359,36 @@ temporal_resnet_forward(os_backend *be, const os_temporal_resnet_w *r, float **y
   int chunk = window_frames > 4 ? (int)window_frames - 2 : 2; /* kept frames per window */
   if (chunk > F)
     chunk = F;
-  /* h: the hidden state, then the output; t: GN(xs) and conv2's output, or the window. */
+  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output, or the window. */
   float *h = os_alloc_floats(be, in_place ? n + frame : n);
   float *t = os_alloc_floats(be, in_place ? (size_t)(chunk + 2) * frame : n);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  *y = NULL;
   if (!h || !t)
     goto done;
-  float *hidden = in_place ? h + frame : h;
   if (in_place) {
-    OPS(be)->group_norm(be, h, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
-                        true);
-    conv_temporal_shifted(be, &r->conv1, h, +1, B, F, C, P, chunk, t);
+    OPS(be)->group_norm(be, h + frame, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F,
+                        r->eps, true);
+    conv_temporal_shifted(be, &r->conv1, h, -1, B, F, C, P, chunk, t);
   } else {
     OPS(be)->group_norm(be, t, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
                         true);
     OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
   }
   if (r->has_temb && temb_silu &&
-      (status = add_time_embedding(be, &r->time_emb_proj, hidden, temb_silu, N, P)) != ONESTEP_OK)
+      (status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P)) != ONESTEP_OK)
     goto done;
-  OPS(be)->group_norm(be, hidden, hidden, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F,
-                      r->eps, true);
+  OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
+                      true);
+  float *branch = h;
   if (in_place) {
-    conv_temporal_shifted(be, &r->conv2, h, -1, B, F, C, P, chunk, t);
-    OPS(be)->add(be, h, xs, h, n);
+    conv_temporal_shifted(be, &r->conv2, h, +1, B, F, C, P, chunk, t);
+    branch = h + frame;
+    OPS(be)->add(be, branch, xs, branch, n);
   } else {
     OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
     OPS(be)->add(be, h, xs, t, n);
   }
-  *y = h;
-  h = NULL;
+  OPS(be)->blend(be, xs, xs, branch, alpha, n);
   status = ONESTEP_OK;
 done:
   os_free_floats(be, h);
@@ -416,7 +416,7 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
 {
   int N = B * F, P = H * W;
   size_t n = (size_t)N * r->spatial.cout * P;
-  float *xs = NULL, *out = NULL;
+  float *xs = NULL;
   *y = NULL;
   onestep_status status = os_check_abort(be);
   if (status == ONESTEP_OK) {
@@ -431,12 +431,12 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   /* The input's last reader was the spatial half. */
   if (consume_x)
     os_free_floats(be, x);
+  /* The temporal branch and the blend update the spatial result in place. */
   if (status == ONESTEP_OK)
-    status = temporal_resnet_forward(be, &r->temporal, &out, xs, B, F, P, temb_silu);
-  /* AlphaBlender: alpha * spatial + (1 - alpha) * temporal. */
+    status = temporal_resnet_blend(be, &r->temporal, r->spatial_alpha, xs, B, F, P, temb_silu);
   if (status == ONESTEP_OK) {
-    OPS(be)->blend(be, out, xs, out, r->spatial_alpha, n);
-    *y = out;
+    *y = xs;
+    xs = NULL;
   }
   os_free_floats(be, xs);
   return status;
