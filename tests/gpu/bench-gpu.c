@@ -12,7 +12,7 @@
  * memory. Weights come from bench-weights.c.
  *
  * Usage: bench-gpu [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only
- *        | --memory [--size WxH]
+ *        | --memory [--size WxH] | --memory-faults [--size WxH]
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
  *   S: stop starting new measurements after S seconds (default 300);
  *   KEY: run one measurement only (pipeline, unet14, unet25, decode14, encode,
@@ -22,7 +22,10 @@
  *   compute) and print their sizes: checks the configs anywhere, in a second;
  *   --memory: the engine's own peak memory per piece at WxH (default
  *   1024x576) on a backend that computes nothing (bench-memory.h), in seconds,
- *   anywhere; exits 1 when a piece leaks or fails the dry backend's checks. */
+ *   anywhere; exits 1 when a piece leaks or fails the dry backend's checks;
+ *   --memory-faults: the same models with every allocation failing in turn
+ *   (bench_memory_faults): the error paths free everything and touch no
+ *   freed buffer. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,7 +288,7 @@ free_models(bench *b, os_weight_set *sets[3])
 
 /* The dry run: models bound on the dry backend, weights read in place. */
 static int
-run_memory(const int64_t params[3], int width, int height)
+run_memory(const int64_t params[3], int width, int height, bool faults)
 {
   os_backend *dry = bench_dry_backend_new();
   if (!dry) {
@@ -304,7 +307,8 @@ run_memory(const int64_t params[3], int width, int height)
   os_layers_set_token_chunk_budget(OS_DEVICE_TOKEN_CHUNK_FLOATS);
   bench_memory_models m = { b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
                             { params[0], params[1], params[2] } };
-  int status = bench_memory(dry, &m, width, height);
+  int status = faults ? bench_memory_faults(dry, &m, width, height)
+                      : bench_memory(dry, &m, width, height);
   free_models(&b, sets);
   dry->ops->destroy(dry);
   return status;
@@ -313,13 +317,15 @@ run_memory(const int64_t params[3], int width, int height)
 int
 main(int argc, char **argv)
 {
-  bool bind_only = false, memory = false;
+  bool bind_only = false, memory = false, memory_faults = false;
   int memory_width = WIDTH, memory_height = HEIGHT;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bind-only") == 0)
       bind_only = true;
     else if (strcmp(argv[i], "--memory") == 0)
       memory = true;
+    else if (strcmp(argv[i], "--memory-faults") == 0)
+      memory = memory_faults = true;
     else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc &&
              sscanf(argv[++i], "%dx%d", &memory_width, &memory_height) == 2 &&
              memory_width >= 64 && memory_height >= 64 && memory_width % 64 == 0 &&
@@ -334,7 +340,8 @@ main(int argc, char **argv)
     else {
       fprintf(stderr,
               "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n"
-              "       | --memory [--size WxH] (W and H multiples of 64)\n",
+              "       | --memory [--size WxH] | --memory-faults [--size WxH]\n"
+              "         (W and H multiples of 64)\n",
               argv[0]);
       return 2;
     }
@@ -372,7 +379,7 @@ main(int argc, char **argv)
   if (bind_only)
     return counts_match ? 0 : 1;
   if (memory)
-    return run_memory(counts, memory_width, memory_height);
+    return run_memory(counts, memory_width, memory_height, memory_faults);
 
   os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!be) {

@@ -7,10 +7,12 @@
  * order (CLIP, encode, two UNet calls, decode of all frames at once). */
 #include "bench-memory.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "dry-backend.h"
+#include "layers.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define GOAL_BYTES 12e9 /* issue 4: a 25-frame one-step generation within 12 GB */
@@ -240,5 +242,63 @@ bench_memory(os_backend *dry, const bench_memory_models *m, int width, int heigh
            (weights + chains[i]) / 2 <= GOAL_BYTES ? " (within the goal)" : "");
   printf("not counted here: the CUDA backend's own scratch (im2col chunks up to 256 MiB, 16-bit "
          "copies of GEMM operands, cached 16-bit weight copies, cuBLAS workspace)\n");
+  return ok ? 0 : 1;
+}
+
+/* Runs a piece once per allocation it makes, that allocation failing: each
+ * run must report out of memory, free everything and pass the buffer checks
+ * (the error paths' ownership: no leak, no double free, no use after free). */
+static bool
+fault_piece(dry_run *d, const char *what, stage_fn fn, int B, int F)
+{
+  os_backend *be = d->be;
+  onestep_error error = { 0 };
+  size_t before = be->bytes_in_use, blocks = bench_dry_backend_live_blocks(be);
+  size_t start = bench_dry_backend_allocations(be);
+  if (fn(d, B, F, &error) != ONESTEP_OK) {
+    printf("%-40s FAILED without a fault: %s\n", what, error.message);
+    return false;
+  }
+  size_t n = bench_dry_backend_allocations(be) - start, failures = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *first;
+    size_t violations = bench_dry_backend_violations(be, NULL);
+    bench_dry_backend_fail_allocation(be, bench_dry_backend_allocations(be) + i);
+    onestep_status status = fn(d, B, F, &error);
+    bench_dry_backend_fail_allocation(be, SIZE_MAX);
+    size_t new_violations = bench_dry_backend_violations(be, &first) - violations;
+    bool ok = status == ONESTEP_ERR_OUT_OF_MEMORY && be->bytes_in_use == before &&
+              bench_dry_backend_live_blocks(be) == blocks && new_violations == 0;
+    if (!ok && failures++ == 0)
+      printf("%-40s allocation %zu of %zu failing: status %d (%s), %zu bytes in %zu blocks left, "
+             "%zu buffer checks failed%s%s\n",
+             what, i, n, (int)status, error.message, be->bytes_in_use - before,
+             bench_dry_backend_live_blocks(be) - blocks, new_violations,
+             new_violations ? ", the first: " : "", new_violations ? first : "");
+    if (!ok) { /* start the next run from a clean count */
+      before = be->bytes_in_use;
+      blocks = bench_dry_backend_live_blocks(be);
+    }
+  }
+  printf("%-40s %5zu allocations, each failed once: %s\n", what, n,
+         failures ? "FAILED" : "ok");
+  return failures == 0;
+}
+
+int
+bench_memory_faults(os_backend *dry, const bench_memory_models *m, int width, int height)
+{
+  int f = 1 << (m->vae_cfg.n_levels - 1);
+  dry_run d = { dry, m, height, width, height / f, width / f };
+  /* The smallest chunks, so that every chunked and in-place path runs. */
+  os_layers_set_image_chunk_budget(1);
+  os_layers_set_token_chunk_budget(1);
+  printf("\nout-of-memory paths at %dx%d, smallest chunks\n", width, height);
+  bool ok = fault_piece(&d, "UNet forward, 3 frames, batch 2", unet_stage, 2, 3);
+  ok = fault_piece(&d, "VAE decoder, 3 frames", decode_stage, 1, 3) && ok;
+  ok = fault_piece(&d, "VAE encoder, 1 image", encode_stage, 1, 1) && ok;
+  ok = fault_piece(&d, "CLIP, 1 image", clip_stage, 1, 1) && ok;
+  os_layers_set_image_chunk_budget((size_t)64 << 20);
+  os_layers_set_token_chunk_budget(0);
   return ok ? 0 : 1;
 }

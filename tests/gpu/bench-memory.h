@@ -29,4 +29,10 @@ typedef struct {
  * passed the dry backend's buffer checks; 1 otherwise. */
 int bench_memory(os_backend *dry, const bench_memory_models *m, int width, int height);
 
+/* Runs the UNet (3 frames, batch 2), the decoder (3 frames), the encoder and
+ * CLIP with the smallest chunks, once per allocation each makes with that
+ * allocation failing: each run must report out of memory, leave nothing
+ * allocated and pass the dry backend's checks. Returns 0 when all do. */
+int bench_memory_faults(os_backend *dry, const bench_memory_models *m, int width, int height);
+
 #endif

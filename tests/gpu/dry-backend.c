@@ -3,6 +3,7 @@
 #include "dry-backend.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ typedef struct {
   char first[256];
   size_t *at_peak; /* block sizes live at the last peak */
   size_t n_at_peak, cap_at_peak;
+  size_t allocations;   /* alloc calls so far */
+  size_t fail_at;       /* the alloc call that returns NULL; SIZE_MAX: none */
 } dry_backend;
 
 static dry_backend *
@@ -62,6 +65,8 @@ static void *
 dry_alloc(os_backend *be, size_t bytes)
 {
   dry_backend *d = dry(be);
+  if (d->allocations++ == d->fail_at)
+    return NULL;
   if (d->n_live == d->cap_live) {
     size_t cap = d->cap_live ? 2 * d->cap_live : 256;
     range *live = realloc(d->live, cap * sizeof *live);
@@ -474,6 +479,7 @@ bench_dry_backend_new(void)
   if (!d)
     return NULL;
   d->base.ops = &dry_ops;
+  d->fail_at = SIZE_MAX;
   snprintf(d->base.name, sizeof d->base.name, "dry run (no compute)");
   return &d->base;
 }
@@ -507,4 +513,16 @@ bench_dry_backend_blocks_at_peak(const os_backend *be, const size_t **sizes)
   const dry_backend *d = (const dry_backend *)be;
   *sizes = d->at_peak;
   return d->n_at_peak;
+}
+
+size_t
+bench_dry_backend_allocations(const os_backend *be)
+{
+  return ((const dry_backend *)be)->allocations;
+}
+
+void
+bench_dry_backend_fail_allocation(os_backend *be, size_t index)
+{
+  dry(be)->fail_at = index;
 }

@@ -27,6 +27,11 @@ size_t bench_dry_backend_live_blocks(const os_backend *be);
 /* The sizes of the blocks that were live at the last new peak (in no order). */
 size_t bench_dry_backend_blocks_at_peak(const os_backend *be, const size_t **sizes);
 
+/* alloc calls so far; the one numbered `index` (counting from 0 at creation)
+ * returns NULL, as out of memory: SIZE_MAX for none (the default). */
+size_t bench_dry_backend_allocations(const os_backend *be);
+void bench_dry_backend_fail_allocation(os_backend *be, size_t index);
+
 /* Buffer checks that failed so far; the first one's description in *first. */
 size_t bench_dry_backend_violations(const os_backend *be, const char **first);
 
