@@ -40,6 +40,8 @@ static struct {
   dnnl_stream_t stream;
   conv_plan plans[PLAN_CACHE_SIZE];
   int n_plans, next_evicted;
+  void *workspace; /* blocked copies, kept between calls (see workspace_get) */
+  size_t workspace_bytes;
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool
@@ -213,6 +215,38 @@ aligned_size(const dnnl_memory_desc_t *md)
   return (dnnl_memory_desc_get_size(md) + BLOCKED_ALIGN - 1) / BLOCKED_ALIGN * BLOCKED_ALIGN;
 }
 
+/* Blocked copies up to this size stay allocated between calls: fresh pages
+ * for each call cost as much as the reorders themselves (the kernel zeroes
+ * every page on first touch). It holds two chunks (CHUNK_BYTES) and the
+ * largest UNet weights. */
+#define WORKSPACE_KEPT_BYTES ((size_t)192 << 20)
+
+/* `bytes` of scratch for the blocked copies, aligned for oneDNN; *owned is
+ * what the caller frees afterwards (NULL for the kept workspace). NULL when
+ * out of memory (latched for sync()). */
+static char *
+workspace_get(os_backend *be, size_t bytes, char **owned)
+{
+  *owned = NULL;
+  char *base;
+  if (bytes <= cache.workspace_bytes) {
+    base = cache.workspace;
+  } else if (bytes <= WORKSPACE_KEPT_BYTES) {
+    free(cache.workspace);
+    cache.workspace_bytes = 0;
+    cache.workspace = os_cpu_scratch(be, bytes + BLOCKED_ALIGN);
+    if (!cache.workspace)
+      return NULL;
+    cache.workspace_bytes = bytes;
+    base = cache.workspace;
+  } else {
+    base = *owned = os_cpu_scratch(be, bytes + BLOCKED_ALIGN);
+    if (!base)
+      return NULL;
+  }
+  return (char *)(((uintptr_t)base + BLOCKED_ALIGN - 1) & ~(uintptr_t)(BLOCKED_ALIGN - 1));
+}
+
 /* Views (memory objects) of the backend's buffers and the blocked copies. */
 typedef struct {
   dnnl_memory_t user_src, user_weights, user_dst, user_residual, bias, src, weights, dst;
@@ -240,10 +274,10 @@ plan_run(os_backend *be, const conv_plan *p, int chunks, float *y, const float *
   size_t src_bytes = p->src_in ? aligned_size(&p->src_md) : 0;
   size_t weight_bytes = p->weights_in ? aligned_size(&p->weights_md) : 0;
   size_t dst_bytes = p->dst_out ? aligned_size(&p->dst_md) : 0;
-  char *scratch = os_cpu_scratch(be, src_bytes + weight_bytes + dst_bytes + BLOCKED_ALIGN);
-  if (!scratch)
+  char *scratch;
+  char *blocked = workspace_get(be, src_bytes + weight_bytes + dst_bytes, &scratch);
+  if (!blocked)
     return true;
-  char *blocked = (char *)(((uintptr_t)scratch + BLOCKED_ALIGN - 1) & ~(uintptr_t)(BLOCKED_ALIGN - 1));
   size_t in_floats = dnnl_memory_desc_get_size(&p->user_src) / sizeof(float);
   size_t out_floats = dnnl_memory_desc_get_size(&p->user_dst) / sizeof(float);
   conv_memories m = {
