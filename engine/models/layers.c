@@ -355,8 +355,10 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
   int C = r->channels, N = B * F;
   size_t frame = (size_t)C * P, n = (size_t)N * frame;
   bool in_place = n > image_chunk_budget;
+  /* Frames kept per window: each window also computes its two neighbours'
+   * outputs and drops them, so at least 4 (at most 50% more work). */
   size_t window_frames = image_chunk_budget / frame;
-  int chunk = window_frames > 4 ? (int)window_frames - 2 : 2; /* kept frames per window */
+  int chunk = window_frames > 6 ? (int)window_frames - 2 : 4;
   if (chunk > F)
     chunk = F;
   /* h: the hidden state, then the branch; t: GN(xs) and conv2's output, or the window. */

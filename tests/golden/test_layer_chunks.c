@@ -1,12 +1,14 @@
-/* test_token_chunks.c: the layers that work token by token (the attention's
+/* test_layer_chunks.c: the layers that work token by token (the attention's
  * q/k/v projections over chunks of whole sequences, the GEGLU feed-forward
- * over chunks of rows) give the same clip with the smallest chunks as with
- * none, in the UNet (with CFG: two batch elements), the VAE's mid-block
- * attention and CLIP. As for image chunks the bar is float rounding
+ * over chunks of rows) and the temporal resnets that convolve in place
+ * through windows of frames give the same clip with the smallest chunks as
+ * with none, in the UNet (with CFG: two batch elements), the temporal decoder,
+ * the VAE's mid-block attention and CLIP; 6 frames, so that frames fall in
+ * more than one window. As for image chunks the bar is float rounding
  * (relative L2 1e-5): OpenBLAS sums other matrix sizes in another order, and
- * a misplaced chunk would be far above it.
+ * a misplaced chunk or window would be far above it.
  *
- * Usage: test-token-chunks CASE_DIR */
+ * Usage: test-layer-chunks CASE_DIR */
 #include <stdlib.h>
 
 #include "layers.h"
@@ -18,7 +20,7 @@ generate(onestep_context *ctx, const onestep_image *image)
 {
   onestep_request request = onestep_request_default();
   onestep_error error = {0};
-  request.frames = 3;
+  request.frames = 6;
   request.steps = 2;
   request.seed = 11;
   request.max_guidance = 2.0f;
@@ -54,15 +56,20 @@ main(int argc, char **argv)
   onestep_image image = {w, h, w * 3, rgb};
 
   onestep_clip *whole = generate(ctx, &image);
-  os_layers_set_token_chunk_budget(1); /* one sequence, or 64 rows, per chunk */
+  /* one sequence, or 64 rows, per chunk; one image per chunk; windows of 4 frames */
+  os_layers_set_token_chunk_budget(1);
+  os_layers_set_image_chunk_budget(1);
   onestep_clip *chunked = generate(ctx, &image);
   os_layers_set_token_chunk_budget(0);
+  os_layers_set_image_chunk_budget((size_t)64 << 20);
 
   if (whole && chunked) {
     size_t n = (size_t)whole->frames * whole->height * whole->width * 3;
     double rel = relative_l2(chunked->rgb_float, whole->rgb_float, n);
     printf("%zu values compared: relative L2 difference %.3g\n", n, rel);
-    CHECK(rel < 1e-5, "token chunks changed the clip (relative L2 %.3g)", rel);
+    CHECK(whole->frames == 6 && chunked->frames == 6, "frames %d, %d", whole->frames,
+          chunked->frames);
+    CHECK(rel < 1e-5, "chunks changed the clip (relative L2 %.3g)", rel);
   }
   onestep_clip_free(whole);
   onestep_clip_free(chunked);
