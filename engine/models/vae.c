@@ -209,6 +209,8 @@ replace(vae_run *r, float **x, float *y, onestep_status status)
 static onestep_status
 encoder_resnet(vae_run *r, const os_resnet2d_w *rn, float **x, int H, int W)
 {
+  if (rn->cin == rn->cout) /* the input has no other reader: in place */
+    return os_resnet2d_forward(r->be, rn, *x, *x, r->N, H, W, NULL);
   float *y = os_alloc_floats(r->be, (size_t)r->N * rn->cout * H * W);
   if (!y)
     return ONESTEP_ERR_OUT_OF_MEMORY;
