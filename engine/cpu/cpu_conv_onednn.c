@@ -2,8 +2,10 @@
  *
  * Its JIT kernels work in blocked layouts (channels in blocks of 8 or 16);
  * the backend's tensors are NCHW, so every call reorders input, weights and
- * residual in and the result out (the bench times all of it). The primitives
- * of a shape are built once and kept: oneDNN fixes a primitive's thread count
+ * residual in and the result out (the bench times all of it). A large tensor
+ * goes through in steps (groups of images, or bands of output rows of one
+ * image) so that the blocked copies stay small. The primitives of a step's
+ * shape are built once and kept: oneDNN fixes a primitive's thread count
  * when it builds it, so the backend's thread count is part of the key. */
 #include "cpu_conv.h"
 
@@ -17,19 +19,22 @@
 /* More distinct shapes than SVD's UNet and VAE use together. */
 #define PLAN_CACHE_SIZE 96
 
+/* One oneDNN call: N images of H input rows (a band of the backend's images
+ * of image_H rows, giving a band of their image_Ho output rows). */
 typedef struct {
   int N, Cin, H, W, Cout, KH, KW, stride, pad_top, pad_left, pad_bottom, pad_right;
+  int image_H, image_Ho;
   int has_bias, has_residual, n_threads;
 } conv_key;
 
-/* A shape's primitives; a reorder is NULL where oneDNN's layout is NCHW
- * (OIHW for weights) already. */
+/* A shape's primitives; a reorder is NULL where oneDNN's layout is the
+ * backend's already (the residual's is there whenever a residual is). */
 typedef struct {
   conv_key key;
   bool usable; /* oneDNN has a JIT direct kernel for the shape */
   dnnl_primitive_t conv, src_in, weights_in, residual_in, dst_out;
-  dnnl_memory_desc_t src_md, weights_md, dst_md;           /* the kernel's layouts */
-  dnnl_memory_desc_t user_src, user_weights, user_dst, bias_md; /* the backend's */
+  dnnl_memory_desc_t src_md, weights_md, dst_md; /* the kernel's layouts */
+  dnnl_memory_desc_t user_src, user_weights, user_dst, bias_md; /* views of the backend's */
 } conv_plan;
 
 /* One lock for the cache and every oneDNN call: the stream is not for
@@ -69,13 +74,14 @@ plan_clear(conv_plan *p)
 }
 
 /* *reorder = a primitive copying layout `from` into `to`, or NULL when the
- * two are the same layout; false when oneDNN cannot make it. */
+ * two are the same layout and no copy is `needed`; false when oneDNN cannot
+ * make it. */
 static bool
-make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, bool needed,
              dnnl_primitive_t *reorder)
 {
   *reorder = NULL;
-  if (dnnl_memory_desc_equal(from, to))
+  if (!needed && dnnl_memory_desc_equal(from, to))
     return true;
   dnnl_primitive_desc_t pd;
   if (dnnl_reorder_primitive_desc_create(&pd, from, cache.engine, to, cache.engine, NULL) !=
@@ -136,14 +142,16 @@ plan_build(conv_plan *p)
   dnnl_dims_t src_dims = { k->N, k->Cin, k->H, k->W };
   dnnl_dims_t weight_dims = { k->Cout, k->Cin, k->KH, k->KW };
   dnnl_dims_t dst_dims = { k->N, k->Cout, Ho, Wo }, bias_dims = { k->Cout };
+  dnnl_dims_t src_strides = { (int64_t)k->Cin * k->image_H * k->W, (int64_t)k->image_H * k->W, k->W, 1 };
+  dnnl_dims_t dst_strides = { (int64_t)k->Cout * k->image_Ho * Wo, (int64_t)k->image_Ho * Wo, Wo, 1 };
   dnnl_dims_t strides = { k->stride, k->stride };
   dnnl_dims_t pad_before = { k->pad_top, k->pad_left }, pad_after = { k->pad_bottom, k->pad_right };
   dnnl_memory_desc_t any_src, any_weights, any_dst;
   dnnl_convolution_desc_t desc;
   bool built =
-    dnnl_memory_desc_init_by_tag(&p->user_src, 4, src_dims, dnnl_f32, dnnl_nchw) == dnnl_success &&
+    dnnl_memory_desc_init_by_strides(&p->user_src, 4, src_dims, dnnl_f32, src_strides) == dnnl_success &&
     dnnl_memory_desc_init_by_tag(&p->user_weights, 4, weight_dims, dnnl_f32, dnnl_oihw) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&p->user_dst, 4, dst_dims, dnnl_f32, dnnl_nchw) == dnnl_success &&
+    dnnl_memory_desc_init_by_strides(&p->user_dst, 4, dst_dims, dnnl_f32, dst_strides) == dnnl_success &&
     dnnl_memory_desc_init_by_tag(&p->bias_md, 1, bias_dims, dnnl_f32, dnnl_x) == dnnl_success &&
     dnnl_memory_desc_init_by_tag(&any_src, 4, src_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
     dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
@@ -151,22 +159,20 @@ plan_build(conv_plan *p)
     dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                        &any_src, &any_weights, k->has_bias ? &p->bias_md : NULL,
                                        &any_dst, strides, pad_before, pad_after) == dnnl_success &&
-    conv_primitive_create(p, &desc) && make_reorder(&p->user_src, &p->src_md, &p->src_in) &&
-    make_reorder(&p->user_weights, &p->weights_md, &p->weights_in) &&
-    make_reorder(&p->user_dst, &p->dst_md, &p->residual_in) &&
-    make_reorder(&p->dst_md, &p->user_dst, &p->dst_out);
+    conv_primitive_create(p, &desc) && make_reorder(&p->user_src, &p->src_md, false, &p->src_in) &&
+    make_reorder(&p->user_weights, &p->weights_md, false, &p->weights_in) &&
+    make_reorder(&p->user_dst, &p->dst_md, k->has_residual, &p->residual_in) &&
+    make_reorder(&p->dst_md, &p->user_dst, false, &p->dst_out);
   if (!built)
     plan_clear(p);
   p->usable = built;
 }
 
 /* The cached plan for key, built on first use (evicting the oldest when the
- * cache is full); NULL when oneDNN cannot even be started. */
+ * cache is full). */
 static conv_plan *
 plan_for(const conv_key *key)
 {
-  if (!engine_ready())
-    return NULL;
   for (int i = 0; i < cache.n_plans; i++)
     if (memcmp(&cache.plans[i].key, key, sizeof *key) == 0)
       return &cache.plans[i];
@@ -247,99 +253,196 @@ workspace_get(os_backend *be, size_t bytes, char **owned)
   return (char *)(((uintptr_t)base + BLOCKED_ALIGN - 1) & ~(uintptr_t)(BLOCKED_ALIGN - 1));
 }
 
-/* Views (memory objects) of the backend's buffers and the blocked copies. */
+/* Which images and output rows one oneDNN call computes. */
 typedef struct {
-  dnnl_memory_t user_src, user_weights, user_dst, user_residual, bias, src, weights, dst;
-} conv_memories;
+  int image, images, row, rows;
+} conv_step;
 
-static void
-memories_destroy(conv_memories *m)
+/* The key of the call computing `step` of the convolution `whole`: the
+ * input rows its output rows need, and the padding rows among them. */
+static conv_key
+step_key(const conv_key *whole, const conv_step *step)
 {
-  dnnl_memory_t all[] = { m->user_src, m->user_weights, m->user_dst, m->user_residual,
-                          m->bias, m->src, m->weights, m->dst };
-  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-    if (all[i])
-      dnnl_memory_destroy(all[i]);
+  conv_key k = *whole;
+  int first = step->row * whole->stride - whole->pad_top;
+  int end = (step->row + step->rows - 1) * whole->stride - whole->pad_top + whole->KH;
+  k.N = step->images;
+  k.pad_top = first < 0 ? -first : 0;
+  k.pad_bottom = end > whole->H ? end - whole->H : 0;
+  k.H = (end < whole->H ? end : whole->H) - (first > 0 ? first : 0);
+  return k;
 }
 
-/* Runs p on `chunks` groups of p->key.N images each: the weights are
- * reordered once, each group's input, residual and output in turn through
- * the same blocked buffers. True when the convolution is done or failed for
- * want of memory (latched for sync()); false when oneDNN failed and the
- * caller should compute it another way. */
-static bool
-plan_run(os_backend *be, const conv_plan *p, int chunks, float *y, const float *x,
-         const float *W, const float *bias, const float *residual)
+/* Each call's blocked input and output take about this much at most (or
+ * one output row), so a large tensor costs little more memory than the
+ * lowering's column buffers. */
+#define STEP_BYTES ((size_t)64 << 20)
+
+/* The steps' size, from the shape only: the largest divisor of N whose
+ * images fit STEP_BYTES; for images larger than that, one image in equal
+ * bands of output rows. */
+static conv_step
+step_size(const conv_key *k)
 {
-  size_t src_bytes = p->src_in ? aligned_size(&p->src_md) : 0;
-  size_t weight_bytes = p->weights_in ? aligned_size(&p->weights_md) : 0;
-  size_t dst_bytes = p->dst_out ? aligned_size(&p->dst_md) : 0;
-  char *scratch;
-  char *blocked = workspace_get(be, src_bytes + weight_bytes + dst_bytes, &scratch);
-  if (!blocked)
-    return true;
-  size_t in_floats = dnnl_memory_desc_get_size(&p->user_src) / sizeof(float);
-  size_t out_floats = dnnl_memory_desc_get_size(&p->user_dst) / sizeof(float);
-  conv_memories m = {
-    .user_src = wrap(&p->user_src, x), .user_weights = wrap(&p->user_weights, W),
-    .user_dst = wrap(&p->user_dst, y), .user_residual = residual ? wrap(&p->user_dst, residual) : NULL,
-    .bias = bias ? wrap(&p->bias_md, bias) : NULL,
-    .src = p->src_in ? wrap(&p->src_md, blocked) : NULL,
-    .weights = p->weights_in ? wrap(&p->weights_md, blocked + src_bytes) : NULL,
-    .dst = p->dst_out ? wrap(&p->dst_md, blocked + src_bytes + weight_bytes) : NULL,
-  };
-  dnnl_memory_t src = p->src_in ? m.src : m.user_src;
-  dnnl_memory_t weights = p->weights_in ? m.weights : m.user_weights;
-  dnnl_memory_t dst = p->dst_out ? m.dst : m.user_dst;
-  bool ran = m.user_src && m.user_weights && m.user_dst && src && weights && dst &&
-             (!residual || m.user_residual) && (!bias || m.bias);
-  if (ran && p->weights_in)
-    ran = reorder(p->weights_in, m.user_weights, weights);
-  for (int chunk = 0; ran && chunk < chunks; chunk++) {
-    size_t in_offset = in_floats * chunk, out_offset = out_floats * chunk;
-    /* The user views move along the batch; the blocked ones stay put. */
-    ran = dnnl_memory_set_data_handle(m.user_src, (void *)(x + in_offset)) == dnnl_success &&
-          dnnl_memory_set_data_handle(m.user_dst, y + out_offset) == dnnl_success &&
-          (!residual || dnnl_memory_set_data_handle(m.user_residual,
-                                                    (void *)(residual + out_offset)) == dnnl_success);
-    if (ran && p->src_in)
-      ran = reorder(p->src_in, m.user_src, src);
-    if (ran && residual) {
-      if (p->residual_in)
-        ran = reorder(p->residual_in, m.user_residual, dst);
-      else
-        memcpy(y + out_offset, residual + out_offset, sizeof(float) * out_floats);
-    }
-    if (ran) {
-      dnnl_exec_arg_t args[] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_WEIGHTS, weights },
-                                 { DNNL_ARG_DST, dst }, { DNNL_ARG_BIAS, m.bias } };
-      ran = execute(p->conv, bias ? 4 : 3, args);
-    }
-    if (ran && p->dst_out)
-      ran = reorder(p->dst_out, dst, m.user_dst);
-    ran = ran && dnnl_stream_wait(cache.stream) == dnnl_success;
+  int Ho = k->image_Ho, Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
+  size_t row_bytes = sizeof(float) * ((size_t)k->Cin * k->stride * k->W + (size_t)k->Cout * Wo);
+  size_t image_bytes = row_bytes * Ho;
+  if (image_bytes > STEP_BYTES) {
+    int bands = (int)((image_bytes + STEP_BYTES - 1) / STEP_BYTES);
+    bands = bands < Ho ? bands : Ho;
+    return (conv_step){ .images = 1, .rows = (Ho + bands - 1) / bands };
   }
-  memories_destroy(&m);
-  free(scratch);
+  size_t fit = STEP_BYTES / image_bytes;
+  int images = fit < (size_t)k->N ? (int)fit : k->N;
+  while (k->N % images != 0)
+    images--;
+  return (conv_step){ .images = images, .rows = Ho };
+}
+
+/* The steps in order: *step starts zeroed; false after the last. */
+static bool
+step_next(const conv_key *whole, const conv_step *size, conv_step *step)
+{
+  if (step->rows == 0) {
+    *step = (conv_step){ 0, size->images, 0, size->rows };
+  } else if (step->row + step->rows < whole->image_Ho) {
+    step->row += step->rows;
+  } else if (step->image + step->images < whole->N) {
+    step->image += step->images;
+    step->row = 0;
+  } else {
+    return false;
+  }
+  int left = whole->image_Ho - step->row;
+  step->rows = size->rows < left ? size->rows : left;
+  return true;
+}
+
+static void
+memories_destroy(dnnl_memory_t *memories, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (memories[i])
+      dnnl_memory_destroy(memories[i]);
+}
+
+/* Runs one step with plan p: input (and residual) reordered into the blocked
+ * buffers at `blocked`, the kernel, the output reordered back. `weights` and
+ * `bias` are ready for p. */
+static bool
+step_run(const conv_plan *p, const conv_step *step, const conv_key *whole, char *blocked,
+         size_t src_bytes, dnnl_memory_t weights, dnnl_memory_t bias, float *y, const float *x,
+         const float *residual)
+{
+  int Wo = (whole->W + whole->pad_left + whole->pad_right - whole->KW) / whole->stride + 1;
+  int first_row = step->row * whole->stride - whole->pad_top;
+  size_t in_offset = (size_t)step->image * whole->Cin * whole->image_H * whole->W +
+                     (size_t)(first_row > 0 ? first_row : 0) * whole->W;
+  size_t out_offset = ((size_t)step->image * whole->Cout * whole->image_Ho + step->row) * Wo;
+  /* Views (memory objects) of the backend's buffers and the blocked copies. */
+  struct {
+    dnnl_memory_t user_src, user_dst, user_residual, src, dst;
+  } m = {
+    .user_src = wrap(&p->user_src, x + in_offset),
+    .user_dst = wrap(&p->user_dst, y + out_offset),
+    .user_residual = residual ? wrap(&p->user_dst, residual + out_offset) : NULL,
+    .src = p->src_in ? wrap(&p->src_md, blocked) : NULL,
+    .dst = p->dst_out ? wrap(&p->dst_md, blocked + src_bytes) : NULL,
+  };
+  dnnl_memory_t src = p->src_in ? m.src : m.user_src, dst = p->dst_out ? m.dst : m.user_dst;
+  bool ran = src && dst && m.user_src && m.user_dst && (!residual || m.user_residual);
+  if (ran && p->src_in)
+    ran = reorder(p->src_in, m.user_src, src);
+  /* The kernel adds what the output holds: the residual. */
+  if (ran && residual)
+    ran = reorder(p->residual_in, m.user_residual, dst);
+  if (ran) {
+    dnnl_exec_arg_t args[] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_WEIGHTS, weights },
+                               { DNNL_ARG_DST, dst }, { DNNL_ARG_BIAS, bias } };
+    ran = execute(p->conv, bias ? 4 : 3, args);
+  }
+  if (ran && p->dst_out)
+    ran = reorder(p->dst_out, dst, m.user_dst);
+  ran = ran && dnnl_stream_wait(cache.stream) == dnnl_success;
+  dnnl_memory_t memories[] = { m.user_src, m.user_dst, m.user_residual, m.src, m.dst };
+  memories_destroy(memories, sizeof memories / sizeof *memories);
   return ran;
 }
 
-/* Images per oneDNN call: the largest divisor of N whose blocked input and
- * output copies take at most CHUNK_BYTES (or one image), so that a large
- * batch costs little more memory than the lowering's column buffers. */
-#define CHUNK_BYTES ((size_t)64 << 20)
-
-static int
-images_per_chunk(const conv_key *k)
+/* *weights = p's weights: the backend's own where p takes them as they are,
+ * else the blocked copy at `blocked`, reordered unless it holds p's layout
+ * already (*held, when *holding). */
+static bool
+weights_ready(const conv_plan *p, char *blocked, const float *W, dnnl_memory_t *weights,
+              dnnl_memory_desc_t *held, bool *holding)
 {
-  int Ho = (k->H + k->pad_top + k->pad_bottom - k->KH) / k->stride + 1;
-  int Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
-  size_t image_bytes = sizeof(float) * ((size_t)k->Cin * k->H * k->W + (size_t)k->Cout * Ho * Wo);
-  int most = CHUNK_BYTES / image_bytes > (size_t)k->N ? k->N : (int)(CHUNK_BYTES / image_bytes);
-  for (int chunk = most; chunk > 1; chunk--)
-    if (k->N % chunk == 0)
-      return chunk;
-  return 1;
+  if (*weights)
+    dnnl_memory_destroy(*weights);
+  if (!p->weights_in) {
+    *weights = wrap(&p->user_weights, W);
+    return *weights != NULL;
+  }
+  *weights = wrap(&p->weights_md, blocked);
+  if (!*weights)
+    return false;
+  if (*holding && dnnl_memory_desc_equal(held, &p->weights_md))
+    return true;
+  dnnl_memory_t user = wrap(&p->user_weights, W);
+  *holding = user && reorder(p->weights_in, user, *weights);
+  *held = p->weights_md;
+  if (user)
+    dnnl_memory_destroy(user);
+  return *holding;
+}
+
+static size_t
+larger(size_t a, size_t b)
+{
+  return a > b ? a : b;
+}
+
+/* Runs the convolution `whole` step by step. True when it is done or failed
+ * for want of memory (latched for sync()); false when oneDNN has no usable
+ * kernel for a step (then nothing is written) or failed: the caller then
+ * computes it another way. */
+static bool
+conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const float *W,
+         const float *bias, const float *residual)
+{
+  conv_step size = step_size(whole), step = { 0 };
+  size_t src_bytes = 0, dst_bytes = 0, weight_bytes = 0;
+  /* Every step has a kernel; the blocked buffers' sizes. */
+  while (step_next(whole, &size, &step)) {
+    conv_key key = step_key(whole, &step);
+    const conv_plan *p = key.H > 0 ? plan_for(&key) : NULL; /* H: rows all padding */
+    if (!p || !p->usable)
+      return false;
+    src_bytes = larger(src_bytes, p->src_in ? aligned_size(&p->src_md) : 0);
+    dst_bytes = larger(dst_bytes, p->dst_out ? aligned_size(&p->dst_md) : 0);
+    weight_bytes = larger(weight_bytes, p->weights_in ? aligned_size(&p->weights_md) : 0);
+  }
+  char *owned;
+  char *blocked = workspace_get(be, src_bytes + dst_bytes + weight_bytes, &owned);
+  if (!blocked)
+    return true;
+  dnnl_memory_t weights = NULL, bias_memory = NULL;
+  dnnl_memory_desc_t held;
+  bool holding = false, ran = true;
+  step = (conv_step){ 0 };
+  while (ran && step_next(whole, &size, &step)) {
+    conv_key key = step_key(whole, &step);
+    /* Looked up again: building a later step's plan may have evicted it. */
+    const conv_plan *p = plan_for(&key);
+    ran = p->usable;
+    if (ran && bias && !bias_memory)
+      ran = (bias_memory = wrap(&p->bias_md, bias)) != NULL;
+    ran = ran && weights_ready(p, blocked + src_bytes + dst_bytes, W, &weights, &held, &holding) &&
+          step_run(p, &step, whole, blocked, src_bytes, weights, bias_memory, y, x, residual);
+  }
+  dnnl_memory_t memories[] = { weights, bias_memory };
+  memories_destroy(memories, 2);
+  free(owned);
+  return ran;
 }
 
 bool
@@ -348,20 +451,18 @@ os_cpu_conv2d_onednn(os_backend *be, float *y, const float *x, const float *W,
                      int Cout, int KH, int KW, int stride, int pad_top, int pad_left,
                      int pad_bottom, int pad_right)
 {
-  conv_key key = {
+  conv_key whole = {
     .N = N, .Cin = Cin, .H = H, .W = Wd, .Cout = Cout, .KH = KH, .KW = KW, .stride = stride,
     .pad_top = pad_top, .pad_left = pad_left, .pad_bottom = pad_bottom, .pad_right = pad_right,
+    .image_H = H, .image_Ho = (H + pad_top + pad_bottom - KH) / stride + 1,
     .has_bias = bias != NULL, .has_residual = residual != NULL, .n_threads = os_cpu_threads(be),
   };
   pthread_mutex_lock(&cache.lock);
   /* oneDNN's OpenMP runtime takes its thread count from the caller's
    * OpenMP setting, when building and when running. */
   int caller_threads = omp_get_max_threads();
-  omp_set_num_threads(key.n_threads);
-  int chunk = images_per_chunk(&key);
-  key.N = chunk;
-  const conv_plan *p = plan_for(&key);
-  bool done = p && p->usable && plan_run(be, p, N / chunk, y, x, W, bias, residual);
+  omp_set_num_threads(whole.n_threads);
+  bool done = engine_ready() && conv_run(be, &whole, y, x, W, bias, residual);
   omp_set_num_threads(caller_threads);
   pthread_mutex_unlock(&cache.lock);
   return done;
