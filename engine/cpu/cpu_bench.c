@@ -54,8 +54,9 @@ os_cpu_sgemm_gflops(int n, int n_threads)
 }
 
 /* Channels, strides and paddings as SVD's models use them: the UNet on 14
- * frames of a 256x256 picture's latent, the VAE decoding two frames of it,
- * so that each call takes a fraction of a second. */
+ * frames of a 256x256 picture's latent, the VAE decoding two frames of it
+ * (and one 512x512 level, which oneDNN takes in bands of rows), so that each
+ * call takes a fraction of a second. */
 const os_cpu_conv_case os_cpu_conv_cases[] = {
   { "unet 3x3 320 32x32 x14", 14, 320, 32, 32, 320, 3, 1, 1, 1, 1, 1, true },
   { "unet 3x3 640 16x16 x14", 14, 640, 16, 16, 640, 3, 1, 1, 1, 1, 1, true },
@@ -71,6 +72,7 @@ const os_cpu_conv_case os_cpu_conv_cases[] = {
   { "vae 3x3 512 64x64 x2", 2, 512, 64, 64, 512, 3, 1, 1, 1, 1, 1, true },
   { "vae 3x3 256 128x128 x2", 2, 256, 128, 128, 256, 3, 1, 1, 1, 1, 1, true },
   { "vae 3x3 128 256x256", 1, 128, 256, 256, 128, 3, 1, 1, 1, 1, 1, true },
+  { "vae 3x3 128 512x512 (row bands)", 1, 128, 512, 512, 128, 3, 1, 1, 1, 1, 1, true },
   { "vae 3x3 512->256 128x128", 1, 512, 128, 128, 256, 3, 1, 1, 1, 1, 1, false },
   { "vae 1x1 512->256 128x128", 1, 512, 128, 128, 256, 1, 1, 0, 0, 0, 0, false },
   { "vae conv_in 4->512 32x32 x2", 2, 4, 32, 32, 512, 3, 1, 1, 1, 1, 1, false },
