@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* More distinct shapes than SVD's UNet and VAE use together. */
-#define PLAN_CACHE_SIZE 96
+/* SVD's UNet and VAE at one resolution need well under a hundred step
+ * shapes (a banded image three: first, middle and last band); room for a
+ * few resolutions and thread counts. */
+#define PLAN_CACHE_SIZE 256
 
 /* One oneDNN call: N images of H input rows (a band of the backend's images
  * of image_H rows, giving a band of their image_Ho output rows). */
@@ -132,6 +134,20 @@ conv_primitive_create(conv_plan *p, const dnnl_convolution_desc_t *desc)
   return made;
 }
 
+static bool
+md_by_tag(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag)
+{
+  return dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag) == dnnl_success;
+}
+
+/* An NCHW view with the given image and channel-plane strides. */
+static bool
+md_nchw_view(dnnl_memory_desc_t *md, const dnnl_dims_t dims, int64_t image, int64_t plane)
+{
+  dnnl_dims_t strides = { image, plane, dims[3], 1 };
+  return dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides) == dnnl_success;
+}
+
 /* Builds p's primitives for p->key; p->usable says whether it could. */
 static void
 plan_build(conv_plan *p)
@@ -139,27 +155,28 @@ plan_build(conv_plan *p)
   const conv_key *k = &p->key;
   int Ho = (k->H + k->pad_top + k->pad_bottom - k->KH) / k->stride + 1;
   int Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
+  int64_t in_plane = (int64_t)k->image_H * k->W, out_plane = (int64_t)k->image_Ho * Wo;
   dnnl_dims_t src_dims = { k->N, k->Cin, k->H, k->W };
   dnnl_dims_t weight_dims = { k->Cout, k->Cin, k->KH, k->KW };
   dnnl_dims_t dst_dims = { k->N, k->Cout, Ho, Wo }, bias_dims = { k->Cout };
-  dnnl_dims_t src_strides = { (int64_t)k->Cin * k->image_H * k->W, (int64_t)k->image_H * k->W, k->W, 1 };
-  dnnl_dims_t dst_strides = { (int64_t)k->Cout * k->image_Ho * Wo, (int64_t)k->image_Ho * Wo, Wo, 1 };
   dnnl_dims_t strides = { k->stride, k->stride };
-  dnnl_dims_t pad_before = { k->pad_top, k->pad_left }, pad_after = { k->pad_bottom, k->pad_right };
+  dnnl_dims_t pad_before = { k->pad_top, k->pad_left };
+  dnnl_dims_t pad_after = { k->pad_bottom, k->pad_right };
   dnnl_memory_desc_t any_src, any_weights, any_dst;
   dnnl_convolution_desc_t desc;
   bool built =
-    dnnl_memory_desc_init_by_strides(&p->user_src, 4, src_dims, dnnl_f32, src_strides) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&p->user_weights, 4, weight_dims, dnnl_f32, dnnl_oihw) == dnnl_success &&
-    dnnl_memory_desc_init_by_strides(&p->user_dst, 4, dst_dims, dnnl_f32, dst_strides) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&p->bias_md, 1, bias_dims, dnnl_f32, dnnl_x) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&any_src, 4, src_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-    dnnl_memory_desc_init_by_tag(&any_dst, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+    md_nchw_view(&p->user_src, src_dims, k->Cin * in_plane, in_plane) &&
+    md_by_tag(&p->user_weights, 4, weight_dims, dnnl_oihw) &&
+    md_nchw_view(&p->user_dst, dst_dims, k->Cout * out_plane, out_plane) &&
+    md_by_tag(&p->bias_md, 1, bias_dims, dnnl_x) &&
+    md_by_tag(&any_src, 4, src_dims, dnnl_format_tag_any) &&
+    md_by_tag(&any_weights, 4, weight_dims, dnnl_format_tag_any) &&
+    md_by_tag(&any_dst, 4, dst_dims, dnnl_format_tag_any) &&
     dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                        &any_src, &any_weights, k->has_bias ? &p->bias_md : NULL,
                                        &any_dst, strides, pad_before, pad_after) == dnnl_success &&
-    conv_primitive_create(p, &desc) && make_reorder(&p->user_src, &p->src_md, false, &p->src_in) &&
+    conv_primitive_create(p, &desc) &&
+    make_reorder(&p->user_src, &p->src_md, false, &p->src_in) &&
     make_reorder(&p->user_weights, &p->weights_md, false, &p->weights_in) &&
     make_reorder(&p->user_dst, &p->dst_md, k->has_residual, &p->residual_in) &&
     make_reorder(&p->dst_md, &p->user_dst, false, &p->dst_out);
@@ -223,8 +240,8 @@ aligned_size(const dnnl_memory_desc_t *md)
 
 /* Blocked copies up to this size stay allocated between calls: fresh pages
  * for each call cost as much as the reorders themselves (the kernel zeroes
- * every page on first touch). It holds two chunks (CHUNK_BYTES) and the
- * largest UNet weights. */
+ * every page on first touch). It holds a step's input and output (see
+ * STEP_BYTES) and the largest UNet weights (59 MiB). */
 #define WORKSPACE_KEPT_BYTES ((size_t)192 << 20)
 
 /* `bytes` of scratch for the blocked copies, aligned for oneDNN; *owned is
@@ -235,7 +252,7 @@ workspace_get(os_backend *be, size_t bytes, char **owned)
 {
   *owned = NULL;
   char *base;
-  if (bytes <= cache.workspace_bytes) {
+  if (cache.workspace && bytes <= cache.workspace_bytes) {
     base = cache.workspace;
   } else if (bytes <= WORKSPACE_KEPT_BYTES) {
     free(cache.workspace);
