@@ -6,9 +6,10 @@
 #include "clip_preprocess.h"
 #include "error.h"
 
-void os_image_to_signed_float(const onestep_image *image, float *out)
+void os_image_to_signed_float(const onestep_image *image, float *out, int n_threads)
 {
   size_t plane = (size_t)image->width * image->height;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
   for (int y = 0; y < image->height; y++) {
     const uint8_t *row = image->rgb + (size_t)y * image->stride;
     for (int x = 0; x < image->width; x++)
@@ -45,21 +46,46 @@ static void gaussian_taps(int k, float sigma, float *taps)
     taps[i] /= sum;
 }
 
-/* Blur one [H, W] plane along x (dx = 1) or y (dx = 0) with reflect padding. */
+/* Blur one [H, W] plane along x or y with reflect padding. Each output is
+ * sum_j taps[j] * in[...] accumulated in j order from zero, whatever the loop
+ * shape, so rows are independent and the result does not depend on threads. */
 static void blur_pass(const float *in, float *out, int H, int W, const float *taps, int k,
-                      bool along_x)
+                      bool along_x, int n_threads)
 {
   int front = (k - 1) / 2;
-  for (int y = 0; y < H; y++)
-    for (int x = 0; x < W; x++) {
-      float acc = 0.0f;
-      for (int j = 0; j < k; j++) {
-        int sx = along_x ? reflect_index(x - front + j, W) : x;
-        int sy = along_x ? y : reflect_index(y - front + j, H);
-        acc += taps[j] * in[(size_t)sy * W + sx];
+#pragma omp parallel num_threads(n_threads)
+  {
+    /* along x: the row with its reflected borders; along y: the k source rows */
+    float *padded = along_x ? malloc((size_t)(W + k - 1) * sizeof(float)) : NULL;
+    const float **rows = along_x ? NULL : malloc((size_t)k * sizeof *rows);
+#pragma omp for schedule(static)
+    for (int y = 0; y < H; y++) {
+      float *o = out + (size_t)y * W;
+      if (along_x ? !padded : !rows)
+        continue; /* out of memory: leave the row (never with real sizes) */
+      if (along_x) {
+        const float *row = in + (size_t)y * W;
+        for (int i = 0; i < W + k - 1; i++)
+          padded[i] = row[reflect_index(i - front, W)];
+        for (int x = 0; x < W; x++) {
+          float acc = 0.0f;
+          for (int j = 0; j < k; j++)
+            acc += taps[j] * padded[x + j];
+          o[x] = acc;
+        }
+      } else {
+        for (int j = 0; j < k; j++)
+          rows[j] = in + (size_t)reflect_index(y - front + j, H) * W;
+        for (int x = 0; x < W; x++)
+          o[x] = 0.0f;
+        for (int j = 0; j < k; j++)
+          for (int x = 0; x < W; x++)
+            o[x] += taps[j] * rows[j][x];
       }
-      out[(size_t)y * W + x] = acc;
     }
+    free(padded);
+    free(rows);
+  }
 }
 
 /* Kernel length for one axis: int(max(4 sigma, 3)), made odd. */
@@ -85,10 +111,12 @@ static void cubic_weights(float t, float w[4])
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* Bicubic resize of one plane with align_corners=True and clamped borders. */
-static void bicubic_align_corners(const float *in, int H, int W, float *out, int Ho, int Wo)
+static void bicubic_align_corners(const float *in, int H, int W, float *out, int Ho, int Wo,
+                                  int n_threads)
 {
   float scale_y = Ho > 1 ? (float)(H - 1) / (float)(Ho - 1) : 0.0f;
   float scale_x = Wo > 1 ? (float)(W - 1) / (float)(Wo - 1) : 0.0f;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
   for (int oy = 0; oy < Ho; oy++) {
     float real_y = scale_y * (float)oy;
     int iy = (int)floorf(real_y);
@@ -113,7 +141,7 @@ static void bicubic_align_corners(const float *in, int H, int W, float *out, int
 }
 
 onestep_status os_clip_preprocess(const onestep_image *image, int size,
-                                  const os_preprocess_config *pre, float *out,
+                                  const os_preprocess_config *pre, float *out, int n_threads,
                                   onestep_error *error)
 {
   int H = image->height, W = image->width;
@@ -130,15 +158,15 @@ onestep_status os_clip_preprocess(const onestep_image *image, int size,
                           "CLIP preprocessing: out of memory for a %dx%d image", W, H);
     goto out;
   }
-  os_image_to_signed_float(image, signed_px);
+  os_image_to_signed_float(image, signed_px, n_threads);
   gaussian_taps(kx, sigma_x, taps_x);
   gaussian_taps(ky, sigma_y, taps_y);
   for (int c = 0; c < 3; c++) {
     float *p = signed_px + c * plane;
-    blur_pass(p, tmp, H, W, taps_x, kx, true);
-    blur_pass(tmp, p, H, W, taps_y, ky, false);
+    blur_pass(p, tmp, H, W, taps_x, kx, true, n_threads);
+    blur_pass(tmp, p, H, W, taps_y, ky, false, n_threads);
     float *o = out + (size_t)c * size * size;
-    bicubic_align_corners(p, H, W, o, size, size);
+    bicubic_align_corners(p, H, W, o, size, size, n_threads);
     for (size_t i = 0; i < (size_t)size * size; i++)
       o[i] = ((o[i] + 1.0f) / 2.0f - pre->image_mean[c]) / pre->image_std[c];
   }

@@ -1,4 +1,5 @@
 /* context.c: opening a checkpoint on a backend and binding its models. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -89,6 +90,7 @@ onestep_context *onestep_context_new(const char *model_path, const onestep_conte
   ctx->be = open_backend(params, &ctx->info, error);
   if (!ctx->be)
     goto fail;
+  ctx->host_threads = params->n_threads > 0 ? params->n_threads : omp_get_num_procs();
 
   os_checkpoint_options options = os_checkpoint_default_options();
   options.unet_file = params->unet_file;

@@ -119,7 +119,8 @@ static onestep_status run_clip(generation *g, const onestep_image *image, oneste
     status = out_of_memory(error, "the CLIP input");
     goto out;
   }
-  status = os_clip_preprocess(image, S, &g->ctx->src.config.preprocess, pixels, error);
+  status = os_clip_preprocess(image, S, &g->ctx->src.config.preprocess, pixels,
+                              g->ctx->host_threads, error);
   if (status != ONESTEP_OK)
     goto out;
   int64_t px_shape[4] = {1, 3, S, S}, emb_shape[2] = {1, D};
@@ -154,7 +155,7 @@ static onestep_status run_encode(generation *g, const onestep_image *image, ones
     status = out_of_memory(error, "the VAE encoder input");
     goto out;
   }
-  os_image_to_signed_float(image, x);
+  os_image_to_signed_float(image, x, g->ctx->host_threads);
   if (g->req->noise_image_aug)
     memcpy(noise, g->req->noise_image_aug, n_img * sizeof(float));
   else
@@ -396,6 +397,8 @@ static onestep_status postprocess(generation *g, onestep_error *error)
   int F = g->r.frames, H = g->r.height, W = g->r.width;
   size_t plane = (size_t)H * W, n = (size_t)F * 3 * plane;
   onestep_clip *clip = g->clip;
+  int n_threads = g->ctx->host_threads;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
   for (size_t i = 0; i < n; i++) {
     float p = g->decoded[i] * 0.5f + 0.5f;
     g->decoded[i] = p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p;
@@ -407,15 +410,20 @@ static onestep_status postprocess(generation *g, onestep_error *error)
     clip->rgb_float = malloc(n * sizeof(float));
   if (!clip->rgb || (g->req->want_float_frames && !clip->rgb_float))
     return out_of_memory(error, "the output frames");
+  /* planar float frames to interleaved RGB, one row of one frame per task */
+#pragma omp parallel for collapse(2) num_threads(n_threads) schedule(static)
   for (int f = 0; f < F; f++)
-    for (size_t p = 0; p < plane; p++)
-      for (int c = 0; c < 3; c++) {
-        float v = g->decoded[((size_t)f * 3 + c) * plane + p];
-        size_t o = ((size_t)f * plane + p) * 3 + c;
-        clip->rgb[o] = (uint8_t)nearbyintf(v * 255.0f);
-        if (clip->rgb_float)
-          clip->rgb_float[o] = v;
-      }
+    for (int y = 0; y < H; y++) {
+      const float *planes = g->decoded + (size_t)f * 3 * plane + (size_t)y * W;
+      size_t o = ((size_t)f * plane + (size_t)y * W) * 3;
+      for (int x = 0; x < W; x++)
+        for (int c = 0; c < 3; c++) {
+          float v = planes[(size_t)c * plane + x];
+          clip->rgb[o + 3 * x + c] = (uint8_t)lrintf(v * 255.0f);
+          if (clip->rgb_float)
+            clip->rgb_float[o + 3 * x + c] = v;
+        }
+    }
   return ONESTEP_OK;
 }
 

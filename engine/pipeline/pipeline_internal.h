@@ -14,6 +14,7 @@
 struct onestep_context {
   os_model_source src; /* configs, weight sets, kind and sampling defaults */
   os_backend *be;
+  int host_threads; /* for the pipeline's own loops over pixels (params' n_threads) */
   os_unet *unet;
   os_vae *vae;
   os_clip *clip;

@@ -82,7 +82,7 @@ static void test_clip_preprocess(const char *case_dir)
                                       {0.26862954f, 0.26130258f, 0.27577711f}};
     size_t n = 3 * 224 * 224;
     float *out = malloc(n * sizeof(float));
-    CHECK(os_clip_preprocess(&image, 224, &pre, out, &error) == ONESTEP_OK, "%s", error.message);
+    CHECK(os_clip_preprocess(&image, 224, &pre, out, 2, &error) == ONESTEP_OK, "%s", error.message);
     double rel = relative_l2(out, ref->data, n);
     printf("clip.pixel_values rel err %.3e\n", rel);
     CHECK(rel < 1e-6, "clip.pixel_values rel err %.3e >= 1e-6", rel);
