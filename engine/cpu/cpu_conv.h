@@ -24,6 +24,11 @@ bool os_cpu_conv2d_onednn(os_backend *be, float *y, const float *x, const float 
                           int Wd, int Cout, int KH, int KW, int stride, int pad_top,
                           int pad_left, int pad_bottom, int pad_right);
 
+/* The most blocked input + output bytes one oneDNN call takes (larger
+ * convolutions go in steps of images or bands of rows); 0 restores the
+ * default (64 MiB). For tests, which run the steps on small shapes. */
+void os_cpu_conv2d_onednn_set_step_bytes(size_t bytes);
+
 /* Whether conv2d hands a convolution of this kind to oneDNN (it still falls
  * back to the lowering when oneDNN has no direct kernel for the shape). A
  * rule on the kind of convolution only, from the bench's measurements. */

@@ -241,7 +241,7 @@ aligned_size(const dnnl_memory_desc_t *md)
 /* Blocked copies up to this size stay allocated between calls: fresh pages
  * for each call cost as much as the reorders themselves (the kernel zeroes
  * every page on first touch). It holds a step's input and output (see
- * STEP_BYTES) and the largest UNet weights (59 MiB). */
+ * DEFAULT_STEP_BYTES) and the largest UNet weights (59 MiB). */
 #define WORKSPACE_KEPT_BYTES ((size_t)192 << 20)
 
 /* `bytes` of scratch for the blocked copies, aligned for oneDNN; *owned is
@@ -292,11 +292,20 @@ step_key(const conv_key *whole, const conv_step *step)
 
 /* Each call's blocked input and output take about this much at most (or
  * one output row), so a large tensor costs little more memory than the
- * lowering's column buffers. */
-#define STEP_BYTES ((size_t)64 << 20)
+ * lowering's column buffers. Tests lower it to run the steps on small shapes. */
+#define DEFAULT_STEP_BYTES ((size_t)64 << 20)
+static size_t step_bytes = DEFAULT_STEP_BYTES;
+
+void
+os_cpu_conv2d_onednn_set_step_bytes(size_t bytes)
+{
+  pthread_mutex_lock(&cache.lock);
+  step_bytes = bytes ? bytes : DEFAULT_STEP_BYTES;
+  pthread_mutex_unlock(&cache.lock);
+}
 
 /* The steps' size, from the shape only: the largest divisor of N whose
- * images fit STEP_BYTES; for images larger than that, one image in equal
+ * images fit step_bytes; for images larger than that, one image in equal
  * bands of output rows. */
 static conv_step
 step_size(const conv_key *k)
@@ -304,12 +313,12 @@ step_size(const conv_key *k)
   int Ho = k->image_Ho, Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
   size_t row_bytes = sizeof(float) * ((size_t)k->Cin * k->stride * k->W + (size_t)k->Cout * Wo);
   size_t image_bytes = row_bytes * Ho;
-  if (image_bytes > STEP_BYTES) {
-    int bands = (int)((image_bytes + STEP_BYTES - 1) / STEP_BYTES);
+  if (image_bytes > step_bytes) {
+    int bands = (int)((image_bytes + step_bytes - 1) / step_bytes);
     bands = bands < Ho ? bands : Ho;
     return (conv_step){ .images = 1, .rows = (Ho + bands - 1) / bands };
   }
-  size_t fit = STEP_BYTES / image_bytes;
+  size_t fit = step_bytes / image_bytes;
   int images = fit < (size_t)k->N ? (int)fit : k->N;
   while (k->N % images != 0)
     images--;
