@@ -249,6 +249,10 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
 
   /* Every step works image by image, so chunks of images give the same result. */
   for (int n0 = 0; n0 < N; n0 += chunk) {
+    /* Polled between chunks as well: at full resolution on a CPU one
+     * decoder block is many seconds of work, a chunk a fraction of it. */
+    if (n0 > 0 && (status = os_check_abort(be)) != ONESTEP_OK)
+      goto done;
     int n = N - n0 < chunk ? N - n0 : chunk;
     const float *xc = x + (size_t)n0 * r->cin * P;
     float *yc = y + (size_t)n0 * r->cout * P;

@@ -8,7 +8,8 @@
  *   so that frames fall in more than one window).
  * Not bit for bit: OpenBLAS sums in another order for other matrix sizes, so
  * the bar is float rounding (relative L2 1e-5), far below what a misplaced
- * image, chunk or window would cause.
+ * image, chunk or window would cause. Also: the abort callback is polled
+ * between image chunks of the decode, and an abort there stops the run.
  *
  * Usage: test-layer-chunks CASE_DIR */
 #include <stdlib.h>
@@ -66,6 +67,62 @@ check_case(onestep_context *ctx, const onestep_image *image, const chunk_case *c
   onestep_clip_free(chunked);
 }
 
+/* Abort polls seen while the decode runs; stops at poll number stop_at. */
+typedef struct {
+  onestep_stage stage;
+  int decode_polls, stop_at, polls;
+} poll_counter;
+
+static void
+on_progress(const onestep_progress *progress, void *user_data)
+{
+  ((poll_counter *)user_data)->stage = progress->stage;
+}
+
+static bool
+on_abort(void *user_data)
+{
+  poll_counter *c = user_data;
+  c->decode_polls += c->stage == ONESTEP_STAGE_DECODE;
+  return ++c->polls == c->stop_at;
+}
+
+static int
+decode_polls(onestep_context *ctx, const onestep_image *image, int stop_at, onestep_status *code)
+{
+  poll_counter counter = { .stop_at = stop_at };
+  onestep_request request = onestep_request_default();
+  onestep_error error = {0};
+  request.frames = 3;
+  request.steps = 1;
+  request.progress = on_progress;
+  request.abort = on_abort;
+  request.user_data = &counter;
+  onestep_clip *clip = onestep_generate(ctx, image, &request, &error);
+  *code = clip ? ONESTEP_OK : error.code;
+  onestep_clip_free(clip);
+  return stop_at ? counter.polls : counter.decode_polls;
+}
+
+static void
+check_abort_between_chunks(onestep_context *ctx, const onestep_image *image)
+{
+  onestep_status code;
+  int whole = decode_polls(ctx, image, 0, &code);
+  os_layers_set_image_chunk_budget(1);
+  int chunked = decode_polls(ctx, image, 0, &code);
+  CHECK(code == ONESTEP_OK, "generation failed: %d", code);
+  /* every decoder resnet polls once more per extra image of its 3 */
+  printf("abort polls in the decode: %d with whole batches, %d with one image per chunk\n",
+         whole, chunked);
+  CHECK(chunked > whole, "no polls between image chunks (%d, %d)", chunked, whole);
+  int total = decode_polls(ctx, image, 1 << 30, &code);
+  int stopped = decode_polls(ctx, image, total, &code);
+  CHECK(code == ONESTEP_ERR_ABORTED && stopped == total,
+        "an abort at the last poll (%d) gave code %d after %d polls", total, code, stopped);
+  os_layers_set_image_chunk_budget((size_t)64 << 20);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -91,6 +148,7 @@ main(int argc, char **argv)
   onestep_image image = {w, h, w * 3, rgb};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     check_case(ctx, &image, &cases[i]);
+  check_abort_between_chunks(ctx, &image);
   free(rgb);
   onestep_context_free(ctx);
   return test_exit_status();
