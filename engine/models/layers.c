@@ -325,8 +325,9 @@ bind_temporal_resnet(os_weight_set *ws, os_temporal_resnet_w *r, const char *pre
  * the same buffer one slot up or down: windows of `chunk` frames plus their
  * neighbours go through tmp, and the order of the windows (last first when
  * moving up) overwrites only frames no later window reads. Each kept frame
- * sees the same neighbours, and the same sums, as in one call over all. */
-static void
+ * sees the same neighbours, and the same sums, as in one call over all.
+ * The abort callback is polled between windows. */
+static onestep_status
 conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shift, int B, int F,
                       int C, int P, int chunk, float *tmp)
 {
@@ -335,6 +336,9 @@ conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shi
   float *dst = shift > 0 ? buf + frame : buf;
   int per_batch = (F + chunk - 1) / chunk, windows = B * per_batch;
   for (int i = 0; i < windows; i++) {
+    onestep_status status = i > 0 ? os_check_abort(be) : ONESTEP_OK;
+    if (status != ONESTEP_OK)
+      return status;
     int k = shift > 0 ? windows - 1 - i : i;
     int b = k / per_batch, f0 = (k % per_batch) * chunk;
     int f1 = f0 + chunk < F ? f0 + chunk : F;
@@ -345,6 +349,7 @@ conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shi
     OPS(be)->copy(be, dst + (first + f0) * frame, tmp + (size_t)(f0 - w0) * frame,
                   (size_t)(f1 - f0) * frame * sizeof(float));
   }
+  return ONESTEP_OK;
 }
 
 /* The temporal resnet and the AlphaBlender, in place on xs [B*F, C, P]:
@@ -374,7 +379,9 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
   if (in_place) {
     OPS(be)->group_norm(be, h + frame, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F,
                         r->eps, true);
-    conv_temporal_shifted(be, &r->conv1, h, -1, B, F, C, P, chunk, t);
+    if ((status = conv_temporal_shifted(be, &r->conv1, h, -1, B, F, C, P, chunk, t)) !=
+        ONESTEP_OK)
+      goto done;
   } else {
     OPS(be)->group_norm(be, t, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
                         true);
@@ -387,7 +394,9 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
                       true);
   float *branch = h;
   if (in_place) {
-    conv_temporal_shifted(be, &r->conv2, h, +1, B, F, C, P, chunk, t);
+    if ((status = conv_temporal_shifted(be, &r->conv2, h, +1, B, F, C, P, chunk, t)) !=
+        ONESTEP_OK)
+      goto done;
     branch = h + frame;
     OPS(be)->add(be, branch, xs, branch, n);
   } else {
