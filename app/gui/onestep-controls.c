@@ -18,6 +18,7 @@ struct _OnestepControls
   AdwComboRow    *model_row;
   GtkStringList  *model_names;
   AdwComboRow    *device_row;
+  onestep_precision precision;
   GtkSpinButton  *steps_spin;
   AdwComboRow    *sampler_row;
   GtkSpinButton  *seed_spin;
@@ -343,6 +344,16 @@ onestep_controls_set_device (OnestepControls *self,
   self->updating--;
 }
 
+/* The GPU precision is a preference, not a row: kept for the params. */
+void
+onestep_controls_set_precision (OnestepControls   *self,
+                                onestep_precision  precision)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+
+  self->precision = precision;
+}
+
 OnestepParams *
 onestep_controls_get_params (OnestepControls *self)
 {
@@ -356,6 +367,7 @@ onestep_controls_get_params (OnestepControls *self)
   params->unet_file = g_strdup (self->unet_file);
   /* The rows list the enum values in order. */
   params->device = adw_combo_row_get_selected (self->device_row);
+  params->precision = self->precision;
   params->sampler = adw_combo_row_get_selected (self->sampler_row);
   params->steps = gtk_spin_button_get_value_as_int (self->steps_spin);
   params->seed = (guint32)gtk_spin_button_get_value (self->seed_spin);

@@ -23,6 +23,8 @@ void           onestep_controls_set_model         (OnestepControls          *sel
                                                    int                       steps);
 void           onestep_controls_set_device        (OnestepControls          *self,
                                                    onestep_device            device);
+void           onestep_controls_set_precision     (OnestepControls          *self,
+                                                   onestep_precision         precision);
 OnestepParams *onestep_controls_get_params        (OnestepControls          *self);
 void           onestep_controls_set_params        (OnestepControls          *self,
                                                    const OnestepParams      *params);

@@ -3,7 +3,8 @@
  * The engine context is used from one dedicated thread, which owns it for its
  * whole life (a CUDA context and cuBLAS handle must stay on one thread). Jobs
  * arrive through a queue, each carrying a GTask made on the main thread;
- * progress, previews and results travel back with g_main_context_invoke.
+ * progress, previews and results travel back as idle sources attached to the
+ * task's main context.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -29,6 +30,7 @@ typedef struct
   char                      *model_path;
   char                      *unet_file;
   onestep_device             device;
+  onestep_precision          precision;
   GBytes                    *image;
   int                        image_width;
   int                        image_height;
@@ -50,6 +52,7 @@ typedef struct
   char            *context_path;
   char            *context_unet_file;
   onestep_device   context_device;
+  onestep_precision context_precision;
 } Worker;
 
 /* A progress report or a result on its way to the main thread. */
@@ -119,12 +122,21 @@ static void
 job_deliver (Job      *job,
              Delivery *delivery)
 {
+  GSource *source;
+
   delivery->task = g_object_ref (job->task);
   delivery->progress_func = job->progress_func;
   delivery->result_func = job->result_func;
   delivery->func_data = job->func_data;
-  g_main_context_invoke_full (g_task_get_context (job->task), G_PRIORITY_DEFAULT,
-                              delivery_run, delivery, delivery_free);
+  /* Always a source, never g_main_context_invoke(): that runs the function
+   * right here, on the worker thread, whenever it can acquire the main
+   * context (the worker has no thread-default context of its own). */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, delivery_run, delivery, delivery_free);
+  g_source_set_static_name (source, "[onestep] engine delivery");
+  g_source_attach (source, g_task_get_context (job->task));
+  g_source_unref (source);
 }
 
 static gboolean
@@ -149,6 +161,7 @@ worker_ensure_context (Worker         *worker,
                        const char     *model_path,
                        const char     *unet_file,
                        onestep_device  device,
+                       onestep_precision precision,
                        onestep_error  *error)
 {
   onestep_context_params context_params;
@@ -156,7 +169,8 @@ worker_ensure_context (Worker         *worker,
   if (worker->context != NULL &&
       g_strcmp0 (worker->context_path, model_path) == 0 &&
       g_strcmp0 (worker->context_unet_file, unet_file) == 0 &&
-      worker->context_device == device)
+      worker->context_device == device &&
+      worker->context_precision == precision)
     return TRUE;
 
   g_clear_pointer (&worker->context, onestep_context_free);
@@ -165,6 +179,8 @@ worker_ensure_context (Worker         *worker,
 
   context_params = onestep_context_default_params ();
   context_params.device = device;
+  /* On the CPU, explicit 16-bit precisions would only emulate a GPU's rounding. */
+  context_params.precision = device == ONESTEP_DEVICE_CPU ? ONESTEP_PRECISION_FP32 : precision;
   context_params.unet_file = unet_file;
   worker->context = onestep_context_new (model_path, &context_params, error);
   if (worker->context == NULL)
@@ -173,6 +189,7 @@ worker_ensure_context (Worker         *worker,
   worker->context_path = g_strdup (model_path);
   worker->context_unet_file = g_strdup (unet_file);
   worker->context_device = device;
+  worker->context_precision = precision;
 
   return TRUE;
 }
@@ -183,7 +200,8 @@ worker_load (Worker *worker,
 {
   onestep_error error = { 0 };
 
-  if (!worker_ensure_context (worker, job->model_path, job->unet_file, job->device, &error))
+  if (!worker_ensure_context (worker, job->model_path, job->unet_file, job->device,
+                              job->precision, &error))
     {
       return_engine_error (job->task, &error);
       return;
@@ -246,7 +264,7 @@ worker_generate (Worker *worker,
   int height;
 
   if (!worker_ensure_context (worker, job->params->model_path, job->params->unet_file,
-                              job->params->device, &error))
+                              job->params->device, job->params->precision, &error))
     {
       return_engine_error (job->task, &error);
       return;
@@ -456,6 +474,7 @@ onestep_engine_load_model_async (OnestepEngine       *self,
                                  const char          *model_path,
                                  const char          *unet_file,
                                  onestep_device       device,
+                                 onestep_precision    precision,
                                  GCancellable        *cancellable,
                                  GAsyncReadyCallback  callback,
                                  gpointer             user_data)
@@ -471,6 +490,7 @@ onestep_engine_load_model_async (OnestepEngine       *self,
   job->model_path = g_strdup (model_path);
   job->unet_file = g_strdup (unet_file);
   job->device = device;
+  job->precision = precision;
   onestep_engine_push (self, job);
 }
 

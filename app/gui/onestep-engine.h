@@ -48,6 +48,7 @@ void           onestep_engine_load_model_async  (OnestepEngine              *sel
                                                  const char                 *model_path,
                                                  const char                 *unet_file,
                                                  onestep_device              device,
+                                                 onestep_precision           precision,
                                                  GCancellable               *cancellable,
                                                  GAsyncReadyCallback         callback,
                                                  gpointer                    user_data);

@@ -12,6 +12,7 @@ onestep_params_new (void)
   OnestepParams *self = g_new0 (OnestepParams, 1);
 
   self->device = ONESTEP_DEVICE_AUTO;
+  self->precision = ONESTEP_PRECISION_AUTO;
   self->sampler = ONESTEP_SAMPLER_AUTO;
   self->motion_bucket_id = 127;
   self->noise_aug_strength = 0.02;

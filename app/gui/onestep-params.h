@@ -18,6 +18,7 @@ typedef struct
   char            *model_path;
   char            *unet_file;     /* nullable: replaces the model's UNet */
   onestep_device   device;
+  onestep_precision precision;    /* of the GPU's matrix products */
   onestep_sampler  sampler;
   int              steps;
   guint32          seed;

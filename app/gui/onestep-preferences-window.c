@@ -14,6 +14,7 @@ struct _OnestepPreferencesWindow
 
   AdwActionRow         *models_folder_row;
   AdwComboRow          *device_row;
+  AdwComboRow          *precision_row;
   GtkSpinButton        *steps_spin;
   AdwActionRow         *export_folder_row;
   AdwComboRow          *format_row;
@@ -51,6 +52,7 @@ on_settings_changed (OnestepPreferencesWindow *self)
   update_folder_row (self->models_folder_row, models, default_models);
   update_folder_row (self->export_folder_row, exports, videos ? videos : g_get_home_dir ());
   adw_combo_row_set_selected (self->device_row, g_settings_get_enum (self->settings, "default-device"));
+  adw_combo_row_set_selected (self->precision_row, g_settings_get_enum (self->settings, "gpu-precision"));
   adw_combo_row_set_selected (self->format_row, g_settings_get_enum (self->settings, "export-format"));
 }
 
@@ -58,6 +60,12 @@ static void
 on_device_selected (OnestepPreferencesWindow *self)
 {
   g_settings_set_enum (self->settings, "default-device", adw_combo_row_get_selected (self->device_row));
+}
+
+static void
+on_precision_selected (OnestepPreferencesWindow *self)
+{
+  g_settings_set_enum (self->settings, "gpu-precision", adw_combo_row_get_selected (self->precision_row));
 }
 
 static void
@@ -135,10 +143,12 @@ onestep_preferences_window_class_init (OnestepPreferencesWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, models_folder_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, device_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, precision_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, steps_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, export_folder_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreferencesWindow, format_row);
   gtk_widget_class_bind_template_callback (widget_class, on_device_selected);
+  gtk_widget_class_bind_template_callback (widget_class, on_precision_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_format_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_choose_models_folder);
   gtk_widget_class_bind_template_callback (widget_class, on_choose_export_folder);

@@ -388,7 +388,8 @@ onestep_window_load_model (OnestepWindow *self,
   self->unet_file = g_strdup (unet_file);
   params = onestep_controls_get_params (self->controls);
   onestep_engine_load_model_async (self->engine, model_path, unet_file, params->device,
-                                   self->model_cancellable, on_model_loaded, g_object_ref (self));
+                                   params->precision, self->model_cancellable, on_model_loaded,
+                                   g_object_ref (self));
 }
 
 /* Loads a model folder (or checkpoint) and makes it the current one. */
@@ -463,6 +464,13 @@ onestep_window_close_request (GtkWindow *window)
   return GTK_WINDOW_CLASS (onestep_window_parent_class)->close_request (window);
 }
 
+/* Taken by the next generation (which makes a new engine context for it). */
+static void
+on_precision_changed (OnestepWindow *self)
+{
+  onestep_controls_set_precision (self->controls, g_settings_get_enum (self->settings, "gpu-precision"));
+}
+
 static void
 onestep_window_constructed (GObject *object)
 {
@@ -476,6 +484,8 @@ onestep_window_constructed (GObject *object)
   g_signal_connect_object (self->settings, "changed::models-folder",
                            G_CALLBACK (onestep_window_load_installed_models), self,
                            G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->settings, "changed::gpu-precision",
+                           G_CALLBACK (on_precision_changed), self, G_CONNECT_SWAPPED);
 
   model_path = g_settings_get_string (self->settings, "model-path");
   unet_file = g_settings_get_string (self->settings, "model-unet-file");
@@ -589,6 +599,7 @@ onestep_window_init (OnestepWindow *self)
   if (g_settings_get_boolean (self->settings, "window-maximized"))
     gtk_window_maximize (GTK_WINDOW (self));
   onestep_controls_set_device (self->controls, g_settings_get_enum (self->settings, "default-device"));
+  onestep_controls_set_precision (self->controls, g_settings_get_enum (self->settings, "gpu-precision"));
 
   _onestep_window_dnd_init (self);
 

@@ -148,7 +148,7 @@ test_load (void)
   Run run = { 0 };
 
   onestep_engine_load_model_async (engine, g_getenv ("ONESTEP_TEST_MODEL"), NULL, device,
-                                   NULL, on_loaded, &run);
+                                   ONESTEP_PRECISION_AUTO, NULL, on_loaded, &run);
   wait_for (&run);
   g_assert_no_error (run.error);
   g_assert_true (run.ok);
@@ -160,7 +160,8 @@ test_missing_model (void)
   g_autofree char *missing = g_build_filename (g_get_tmp_dir (), "no-such-onestep-model", NULL);
   Run run = { 0 };
 
-  onestep_engine_load_model_async (engine, missing, NULL, device, NULL, on_loaded, &run);
+  onestep_engine_load_model_async (engine, missing, NULL, device, ONESTEP_PRECISION_AUTO, NULL,
+                                   on_loaded, &run);
   wait_for (&run);
   g_assert_false (run.ok);
   g_assert_error (run.error, ONESTEP_ENGINE_ERROR, ONESTEP_ERR_IO);
