@@ -46,45 +46,53 @@ static void gaussian_taps(int k, float sigma, float *taps)
     taps[i] /= sum;
 }
 
-/* Blur one [H, W] plane along x or y with reflect padding. Each output is
- * sum_j taps[j] * in[...] accumulated in j order from zero, whatever the loop
- * shape, so rows are independent and the result does not depend on threads. */
-static void blur_pass(const float *in, float *out, int H, int W, const float *taps, int k,
-                      bool along_x, int n_threads)
+/* Blur each row of an [H, W] plane along x with reflect padding. Each output
+ * is sum_j taps[j] * in[...] accumulated in j order from zero, whatever the
+ * loop shape, so rows are independent and the result does not depend on
+ * threads. */
+static void blur_rows(const float *in, float *out, int H, int W, const float *taps, int k,
+                      int n_threads)
 {
   int front = (k - 1) / 2;
 #pragma omp parallel num_threads(n_threads)
   {
-    /* along x: the row with its reflected borders; along y: the k source rows */
-    float *padded = along_x ? malloc((size_t)(W + k - 1) * sizeof(float)) : NULL;
-    const float **rows = along_x ? NULL : malloc((size_t)k * sizeof *rows);
+    /* the row with its reflected borders, padded once instead of per tap */
+    float *padded = malloc((size_t)(W + k - 1) * sizeof(float));
 #pragma omp for schedule(static)
     for (int y = 0; y < H; y++) {
-      float *o = out + (size_t)y * W;
-      if (along_x ? !padded : !rows)
+      if (!padded)
         continue; /* out of memory: leave the row (never with real sizes) */
-      if (along_x) {
-        const float *row = in + (size_t)y * W;
-        for (int i = 0; i < W + k - 1; i++)
-          padded[i] = row[reflect_index(i - front, W)];
-        for (int x = 0; x < W; x++) {
-          float acc = 0.0f;
-          for (int j = 0; j < k; j++)
-            acc += taps[j] * padded[x + j];
-          o[x] = acc;
-        }
-      } else {
+      const float *row = in + (size_t)y * W;
+      float *o = out + (size_t)y * W;
+      for (int i = 0; i < W + k - 1; i++)
+        padded[i] = row[reflect_index(i - front, W)];
+      for (int x = 0; x < W; x++) {
+        float acc = 0.0f;
         for (int j = 0; j < k; j++)
-          rows[j] = in + (size_t)reflect_index(y - front + j, H) * W;
-        for (int x = 0; x < W; x++)
-          o[x] = 0.0f;
-        for (int j = 0; j < k; j++)
-          for (int x = 0; x < W; x++)
-            o[x] += taps[j] * rows[j][x];
+          acc += taps[j] * padded[x + j];
+        o[x] = acc;
       }
     }
     free(padded);
-    free(rows);
+  }
+}
+
+/* The same blur along y: output row y sums the k source rows around it, in
+ * the same j order. */
+static void blur_columns(const float *in, float *out, int H, int W, const float *taps, int k,
+                         int n_threads)
+{
+  int front = (k - 1) / 2;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int y = 0; y < H; y++) {
+    float *o = out + (size_t)y * W;
+    for (int x = 0; x < W; x++)
+      o[x] = 0.0f;
+    for (int j = 0; j < k; j++) {
+      const float *row = in + (size_t)reflect_index(y - front + j, H) * W;
+      for (int x = 0; x < W; x++)
+        o[x] += taps[j] * row[x];
+    }
   }
 }
 
@@ -146,8 +154,8 @@ onestep_status os_clip_preprocess(const onestep_image *image, int size,
 {
   int H = image->height, W = image->width;
   size_t plane = (size_t)H * W;
-  float sigma_y = (float)blur_sigma(H, size), sigma_x = (float)blur_sigma(W, size);
-  int ky = blur_kernel_size(blur_sigma(H, size)), kx = blur_kernel_size(blur_sigma(W, size));
+  double sigma_y = blur_sigma(H, size), sigma_x = blur_sigma(W, size);
+  int ky = blur_kernel_size(sigma_y), kx = blur_kernel_size(sigma_x);
   float *signed_px = malloc(3 * plane * sizeof(float));
   float *tmp = malloc(plane * sizeof(float));
   float *taps_x = malloc((size_t)kx * sizeof(float));
@@ -159,12 +167,12 @@ onestep_status os_clip_preprocess(const onestep_image *image, int size,
     goto out;
   }
   os_image_to_signed_float(image, signed_px, n_threads);
-  gaussian_taps(kx, sigma_x, taps_x);
-  gaussian_taps(ky, sigma_y, taps_y);
+  gaussian_taps(kx, (float)sigma_x, taps_x);
+  gaussian_taps(ky, (float)sigma_y, taps_y);
   for (int c = 0; c < 3; c++) {
     float *p = signed_px + c * plane;
-    blur_pass(p, tmp, H, W, taps_x, kx, true, n_threads);
-    blur_pass(tmp, p, H, W, taps_y, ky, false, n_threads);
+    blur_rows(p, tmp, H, W, taps_x, kx, n_threads);
+    blur_columns(tmp, p, H, W, taps_y, ky, n_threads);
     float *o = out + (size_t)c * size * size;
     bicubic_align_corners(p, H, W, o, size, size, n_threads);
     for (size_t i = 0; i < (size_t)size * size; i++)
