@@ -148,13 +148,20 @@ md_nchw_view(dnnl_memory_desc_t *md, const dnnl_dims_t dims, int64_t image, int6
   return dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides) == dnnl_success;
 }
 
+/* Output columns: every step has the whole width. */
+static int
+out_width(const conv_key *k)
+{
+  return (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
+}
+
 /* Builds p's primitives for p->key; p->usable says whether it could. */
 static void
 plan_build(conv_plan *p)
 {
   const conv_key *k = &p->key;
   int Ho = (k->H + k->pad_top + k->pad_bottom - k->KH) / k->stride + 1;
-  int Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
+  int Wo = out_width(k);
   int64_t in_plane = (int64_t)k->image_H * k->W, out_plane = (int64_t)k->image_Ho * Wo;
   dnnl_dims_t src_dims = { k->N, k->Cin, k->H, k->W };
   dnnl_dims_t weight_dims = { k->Cout, k->Cin, k->KH, k->KW };
@@ -310,7 +317,7 @@ os_cpu_conv2d_onednn_set_step_bytes(size_t bytes)
 static conv_step
 step_size(const conv_key *k)
 {
-  int Ho = k->image_Ho, Wo = (k->W + k->pad_left + k->pad_right - k->KW) / k->stride + 1;
+  int Ho = k->image_Ho, Wo = out_width(k);
   size_t row_bytes = sizeof(float) * ((size_t)k->Cin * k->stride * k->W + (size_t)k->Cout * Wo);
   size_t image_bytes = row_bytes * Ho;
   if (image_bytes > step_bytes) {
@@ -360,7 +367,7 @@ step_run(const conv_plan *p, const conv_step *step, const conv_key *whole, char 
          size_t src_bytes, dnnl_memory_t weights, dnnl_memory_t bias, float *y, const float *x,
          const float *residual)
 {
-  int Wo = (whole->W + whole->pad_left + whole->pad_right - whole->KW) / whole->stride + 1;
+  int Wo = out_width(whole);
   int first_row = step->row * whole->stride - whole->pad_top;
   size_t in_offset = (size_t)step->image * whole->Cin * whole->image_H * whole->W +
                      (size_t)(first_row > 0 ? first_row : 0) * whole->W;
