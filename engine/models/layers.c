@@ -212,12 +212,12 @@ add_time_embedding(os_backend *be, const os_linear_w *proj, float *h, const floa
 /* Images per chunk for layers that work image by image, so that their
  * temporaries stay near the budget whatever the frame count (the VAE decoder's
  * full-resolution layers would otherwise hold several frames x 576 x 1024 x C). */
-static size_t image_chunk_budget = (size_t)64 << 20; /* floats */
+static size_t image_chunk_budget = OS_IMAGE_CHUNK_FLOATS;
 
 void
 os_layers_set_image_chunk_budget(size_t floats)
 {
-  image_chunk_budget = floats;
+  image_chunk_budget = floats ? floats : OS_IMAGE_CHUNK_FLOATS;
 }
 
 static int

@@ -77,10 +77,12 @@ onestep_status os_timestep_embedding_forward(os_backend *be, const os_timestep_e
                                              float *y, const float *x, int T);
 
 /* Layers that work image by image (spatial resnets, upsampling) process
- * chunks of images whose temporaries stay near this many floats (default 64 Mi);
- * temporal resnets whose tensors exceed it convolve in place through windows
- * of frames. The result does not depend on it (beyond the CPU's summation
- * order for other matrix sizes). For tests and memory-tight devices. */
+ * chunks of images whose temporaries stay near this many floats (default
+ * below, 0 restores it); temporal resnets whose tensors exceed it convolve in
+ * place through windows of frames. The result does not depend on it (beyond
+ * the CPU's summation order for other matrix sizes). For tests and
+ * memory-tight devices. */
+#define OS_IMAGE_CHUNK_FLOATS ((size_t)64 << 20)
 void os_layers_set_image_chunk_budget(size_t floats);
 
 /* ---- resnets ---- */

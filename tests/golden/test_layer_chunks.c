@@ -21,7 +21,7 @@
 typedef struct {
   const char *what;
   int frames;
-  size_t token_budget, image_budget; /* while chunked; 0 for the token budget: the default */
+  size_t token_budget, image_budget; /* while chunked; 0: the default */
 } chunk_case;
 
 static const chunk_case cases[] = {
@@ -53,7 +53,7 @@ check_case(onestep_context *ctx, const onestep_image *image, const chunk_case *c
   os_layers_set_image_chunk_budget(c->image_budget);
   onestep_clip *chunked = generate(ctx, image, c->frames);
   os_layers_set_token_chunk_budget(0);
-  os_layers_set_image_chunk_budget((size_t)64 << 20);
+  os_layers_set_image_chunk_budget(0);
 
   if (whole && chunked) {
     size_t n = (size_t)whole->frames * whole->height * whole->width * 3;
@@ -120,7 +120,7 @@ check_abort_between_chunks(onestep_context *ctx, const onestep_image *image)
   int stopped = decode_polls(ctx, image, total, &code);
   CHECK(code == ONESTEP_ERR_ABORTED && stopped == total,
         "an abort at the last poll (%d) gave code %d after %d polls", total, code, stopped);
-  os_layers_set_image_chunk_budget((size_t)64 << 20);
+  os_layers_set_image_chunk_budget(0);
 }
 
 int
