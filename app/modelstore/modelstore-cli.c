@@ -115,25 +115,6 @@ token_provider (CliState  *state,
   return onestep_memory_token_provider_new (state->token);
 }
 
-static gboolean
-has_partial_files (OnestepModelDownloader *downloader,
-                   OnestepCatalogModel    *model)
-{
-  g_autofree char *model_dir = onestep_model_downloader_dup_model_dir (downloader, model);
-  GPtrArray *files = onestep_catalog_model_get_files (model);
-
-  for (guint i = 0; i < files->len; i++)
-    {
-      const OnestepCatalogFile *file = g_ptr_array_index (files, i);
-      g_autofree char *partial = g_strconcat (model_dir, G_DIR_SEPARATOR_S, file->local_path,
-                                              ".incomplete", NULL);
-
-      if (g_file_test (partial, G_FILE_TEST_EXISTS))
-        return TRUE;
-    }
-  return FALSE;
-}
-
 static int
 run_list (CliState                *state,
           OnestepModelCatalog     *catalog,
@@ -151,7 +132,7 @@ run_list (CliState                *state,
       g_autofree char *size = g_format_size (onestep_catalog_model_get_total_size (model));
       g_autofree char *page = onestep_catalog_model_dup_page_url (model, onestep_model_downloader_get_base_url (downloader));
       const char *status = entry != NULL ? "installed"
-                           : has_partial_files (downloader, model) ? "partly downloaded"
+                           : onestep_model_downloader_has_partial (downloader, model) ? "partly downloaded"
                            : "not installed";
 
       g_print ("  %-20s %s\n", onestep_catalog_model_get_id (model), onestep_catalog_model_get_name (model));

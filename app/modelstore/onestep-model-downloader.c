@@ -143,6 +143,16 @@ report_progress (DownloadJob *job,
                                 (GDestroyNotify) download_job_unref);
 }
 
+/* Where a file's bytes collect until they are verified and renamed into place. */
+static char *
+partial_path (const char               *model_dir,
+              const OnestepCatalogFile *file)
+{
+  g_autofree char *final_path = g_build_filename (model_dir, file->local_path, NULL);
+
+  return g_strconcat (final_path, PARTIAL_SUFFIX, NULL);
+}
+
 static char *
 file_url (const char               *base_url,
           const OnestepCatalogFile *file)
@@ -208,7 +218,7 @@ plan_files (DownloadJob   *job,
       plan->url = file_url (job->base_url, file);
       plan->description = g_strdup_printf ("%s from %s", file->path, file->repository);
       plan->final_path = g_build_filename (job->model_dir, file->local_path, NULL);
-      plan->partial_path = g_strconcat (plan->final_path, PARTIAL_SUFFIX, NULL);
+      plan->partial_path = partial_path (job->model_dir, file);
 
       if (g_file_test (plan->final_path, G_FILE_TEST_IS_REGULAR))
         {
@@ -591,9 +601,7 @@ onestep_model_downloader_discard_partial (OnestepModelDownloader  *self,
   files = onestep_catalog_model_get_files (model);
   for (guint i = 0; i < files->len; i++)
     {
-      const OnestepCatalogFile *file = g_ptr_array_index (files, i);
-      g_autofree char *partial = g_strconcat (model_dir, G_DIR_SEPARATOR_S, file->local_path,
-                                              PARTIAL_SUFFIX, NULL);
+      g_autofree char *partial = partial_path (model_dir, g_ptr_array_index (files, i));
 
       if (g_unlink (partial) != 0 && errno != ENOENT)
         {
@@ -605,6 +613,28 @@ onestep_model_downloader_discard_partial (OnestepModelDownloader  *self,
         }
     }
   return TRUE;
+}
+
+gboolean
+onestep_model_downloader_has_partial (OnestepModelDownloader *self,
+                                      OnestepCatalogModel    *model)
+{
+  g_autofree char *model_dir = NULL;
+  GPtrArray *files;
+
+  g_return_val_if_fail (ONESTEP_IS_MODEL_DOWNLOADER (self), FALSE);
+  g_return_val_if_fail (ONESTEP_IS_CATALOG_MODEL (model), FALSE);
+
+  model_dir = onestep_model_downloader_dup_model_dir (self, model);
+  files = onestep_catalog_model_get_files (model);
+  for (guint i = 0; i < files->len; i++)
+    {
+      g_autofree char *partial = partial_path (model_dir, g_ptr_array_index (files, i));
+
+      if (g_file_test (partial, G_FILE_TEST_EXISTS))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 char *

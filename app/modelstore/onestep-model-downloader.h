@@ -57,6 +57,9 @@ void                    onestep_model_downloader_download_async      (OnestepMod
 OnestepInstalledModel  *onestep_model_downloader_download_finish     (OnestepModelDownloader  *self,
                                                                       GAsyncResult            *result,
                                                                       GError                 **error);
+/* Whether a stopped download left .incomplete files to resume from. */
+gboolean                onestep_model_downloader_has_partial         (OnestepModelDownloader  *self,
+                                                                      OnestepCatalogModel     *model);
 /* Deletes the .incomplete files a stopped download left. */
 gboolean                onestep_model_downloader_discard_partial     (OnestepModelDownloader  *self,
                                                                       OnestepCatalogModel     *model,

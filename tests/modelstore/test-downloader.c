@@ -317,11 +317,13 @@ test_cancel (Fixture       *fixture,
   assert_download_fails (fixture, "tiny", G_IO_ERROR, G_IO_ERROR_CANCELLED, NULL);
   /* Cancelling is pausing: the partial file stays for resuming. */
   g_assert_cmpuint (file_size (partial), ==, CUT_AT);
+  g_assert_true (onestep_model_downloader_has_partial (fixture->downloader, model));
 
   /* Cancel for good: the partial file goes too. */
   g_assert_true (onestep_model_downloader_discard_partial (fixture->downloader, model, &error));
   g_assert_no_error (error);
   g_assert_false (g_file_test (partial, G_FILE_TEST_EXISTS));
+  g_assert_false (onestep_model_downloader_has_partial (fixture->downloader, model));
 }
 
 static void
