@@ -211,6 +211,7 @@ onestep_export_dialog_export (OnestepExportDialog *self)
 {
   g_autoptr(GTask) task = NULL;
   g_autofree char *file_name = NULL;
+  g_autofree char *path = NULL;
   ExportJob *job;
   guint format;
   const char *name;
@@ -228,18 +229,17 @@ onestep_export_dialog_export (OnestepExportDialog *self)
   format = adw_combo_row_get_selected (self->format_row);
   file_name = g_strconcat (name, extensions[format], NULL);
 
-  job = g_new0 (ExportJob, 1);
-  job->path = g_build_filename (self->folder, file_name, NULL);
-  if (g_file_test (job->path, G_FILE_TEST_EXISTS))
+  path = g_build_filename (self->folder, file_name, NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
     {
       adw_toast_overlay_add_toast (self->toast_overlay,
                                    adw_toast_new_format (_("“%s” already exists: choose another name"),
                                                          file_name));
-      g_free (job->path);
-      g_free (job);
       return;
     }
 
+  job = g_new0 (ExportJob, 1);
+  job->path = g_steal_pointer (&path);
   job->frames = g_bytes_ref (onestep_result_get_frames (self->result));
   job->n_frames = onestep_result_get_n_frames (self->result);
   job->width = onestep_result_get_width (self->result);
