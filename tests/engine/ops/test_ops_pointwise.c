@@ -17,6 +17,17 @@ gelu_double(double v)
   return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
 }
 
+/* geglu's reference: h [T, 2C] -> a * gelu(g) [T, C], a and g the row's halves. */
+static double *
+geglu_want(const float *h, int T, int C)
+{
+  double *want = ops_zeros_double((size_t)T * C);
+  for (int t = 0; t < T; t++)
+    for (int c = 0; c < C; c++)
+      want[t * C + c] = h[t * 2 * C + c] * gelu_double(h[t * 2 * C + C + c]);
+  return want;
+}
+
 static void
 test_activations(os_backend *be)
 {
@@ -48,10 +59,7 @@ test_activations(os_backend *be)
 
   const int T = 7, C = 13;
   float *h = ops_random((size_t)T * 2 * C, 32, -4, 4), *g = ops_zeros((size_t)T * C);
-  double *gwant = ops_zeros_double((size_t)T * C);
-  for (int t = 0; t < T; t++)
-    for (int c = 0; c < C; c++)
-      gwant[t * C + c] = h[t * 2 * C + c] * gelu_double(h[t * 2 * C + C + c]);
+  double *gwant = geglu_want(h, T, C);
   be->ops->geglu(be, g, h, T, C);
   ops_check_pointwise("geglu 7x13", g, gwant, (size_t)T * C, 1e-6);
   free(h), free(g), free(gwant);
@@ -59,10 +67,7 @@ test_activations(os_backend *be)
   /* In place on a threaded size: the output overwrites the input rows. */
   const int T2 = 700, C2 = 64;
   float *inplace = ops_random((size_t)T2 * 2 * C2, 40, -4, 4);
-  double *iwant = ops_zeros_double((size_t)T2 * C2);
-  for (int t = 0; t < T2; t++)
-    for (int c = 0; c < C2; c++)
-      iwant[t * C2 + c] = inplace[t * 2 * C2 + c] * gelu_double(inplace[t * 2 * C2 + C2 + c]);
+  double *iwant = geglu_want(inplace, T2, C2);
   be->ops->geglu(be, inplace, inplace, T2, C2);
   ops_check_pointwise("geglu 700x64 in place", inplace, iwant, (size_t)T2 * C2, 1e-6);
   free(inplace), free(iwant);
