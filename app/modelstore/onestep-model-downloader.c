@@ -305,12 +305,13 @@ set_write_error (GError        **error,
                                 plan->partial_path);
 }
 
-/* Streams the rest of the file into its .incomplete file. Returns the bytes
- * the .incomplete file holds afterwards, or -1 on error. */
+/* Streams the rest of the file into its .incomplete file, which holds have
+ * bytes. Returns the bytes it holds afterwards, or -1 on error. */
 static gint64
 transfer_file (DownloadJob    *job,
                SoupSession    *session,
                const FilePlan *plan,
+               guint64         have,
                const char     *token,
                GCancellable   *cancellable,
                GError        **error)
@@ -322,7 +323,6 @@ transfer_file (DownloadJob    *job,
   g_autofree guint8 *buffer = NULL;
   g_autofree char *page_url = NULL;
   OnestepHubRequest request = hub_request (job, plan, token, &page_url);
-  guint64 have = file_size_or_zero (plan->partial_path);
   guint64 body_offset = 0;
   gssize n;
 
@@ -408,7 +408,7 @@ install_file (DownloadJob    *job,
     }
 
   if ((guint64) have < plan->size &&
-      (have = transfer_file (job, session, plan, token, cancellable, error)) < 0)
+      (have = transfer_file (job, session, plan, (guint64) have, token, cancellable, error)) < 0)
     return FALSE;
 
   if ((guint64) have == plan->size)
