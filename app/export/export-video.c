@@ -63,18 +63,13 @@ set_av_error (GError    **error,
   return FALSE;
 }
 
-static int
-clamp_quality (int quality)
-{
-  return CLAMP (quality, 0, 100);
-}
-
-/* Quality 0..100 onto each encoder's useful CRF range (lower CRF = better). */
+/* Quality 0..100 (checked by onestep_export_write) onto each encoder's useful
+ * CRF range (lower CRF = better). */
 static void
 set_quality_options (VideoWriter   *writer,
                      AVDictionary **options)
 {
-  int quality = clamp_quality (writer->job->options->quality);
+  int quality = writer->job->options->quality;
 
   switch (writer->job->options->format)
     {
@@ -226,7 +221,7 @@ prepare_conversion (VideoWriter *writer,
   if (writer->format->pix_fmt == AV_PIX_FMT_PAL8)
     {
       /* One palette for the whole clip, from its own colours: 32..256 entries. */
-      int colors = 32 + clamp_quality (job->options->quality) * 224 / 100;
+      int colors = 32 + job->options->quality * 224 / 100;
 
       _onestep_palette_build (&writer->palette, job->rgb,
                               (gsize) job->frames * job->width * job->height, colors);
