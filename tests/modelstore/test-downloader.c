@@ -144,21 +144,11 @@ fixture_tear_down (Fixture       *fixture,
 }
 
 static void
-on_downloaded (GObject      *source,
-               GAsyncResult *result,
-               gpointer      user_data)
+store_result (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
 {
-  GTask *outer = user_data;
-  GError *error = NULL;
-  OnestepInstalledModel *installed;
-
-  installed = onestep_model_downloader_download_finish (ONESTEP_MODEL_DOWNLOADER (source),
-                                                        result, &error);
-  if (installed)
-    g_task_return_pointer (outer, installed, g_object_unref);
-  else
-    g_task_return_error (outer, error);
-  g_object_unref (outer);
+  *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
 /* Runs a download to completion on the test's main context (where the
@@ -169,14 +159,14 @@ download (Fixture     *fixture,
           GError     **error)
 {
   OnestepCatalogModel *model = onestep_model_catalog_lookup (fixture->catalog, id);
-  g_autoptr(GTask) outer = g_task_new (NULL, NULL, NULL, NULL);
+  g_autoptr(GAsyncResult) result = NULL;
 
   g_assert_nonnull (model);
   onestep_model_downloader_download_async (fixture->downloader, model, fixture->cancellable,
-                                           on_downloaded, g_object_ref (outer));
-  while (!g_task_get_completed (outer))
+                                           store_result, &result);
+  while (result == NULL)
     g_main_context_iteration (NULL, TRUE);
-  return g_task_propagate_pointer (outer, error);
+  return onestep_model_downloader_download_finish (fixture->downloader, result, error);
 }
 
 static char *
@@ -341,8 +331,8 @@ test_pause_then_resume (Fixture       *fixture,
   g_clear_error (&error);
 
   fixture->cancel_at = 0;
-  g_set_object (&fixture->cancellable, g_cancellable_new ());
   g_object_unref (fixture->cancellable);
+  fixture->cancellable = g_cancellable_new ();
   installed = download (fixture, "tiny", &error);
   g_assert_no_error (error);
   g_assert_cmpint (loopback_hub_get_last_range_start (fixture->hub), ==, CUT_AT);
@@ -394,24 +384,22 @@ test_one_download_per_model (Fixture       *fixture,
                              gconstpointer  data)
 {
   OnestepCatalogModel *model = onestep_model_catalog_lookup (fixture->catalog, "tiny");
-  g_autoptr(GTask) first = g_task_new (NULL, NULL, NULL, NULL);
-  g_autoptr(GTask) second = g_task_new (NULL, NULL, NULL, NULL);
+  g_autoptr(GAsyncResult) first = NULL;
+  g_autoptr(GAsyncResult) second = NULL;
   g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *weights = model_file (fixture, "tiny", WEIGHTS_LOCAL);
 
-  onestep_model_downloader_download_async (fixture->downloader, model, NULL,
-                                           on_downloaded, g_object_ref (first));
-  onestep_model_downloader_download_async (fixture->downloader, model, NULL,
-                                           on_downloaded, g_object_ref (second));
-  while (!g_task_get_completed (first) || !g_task_get_completed (second))
+  onestep_model_downloader_download_async (fixture->downloader, model, NULL, store_result, &first);
+  onestep_model_downloader_download_async (fixture->downloader, model, NULL, store_result, &second);
+  while (first == NULL || second == NULL)
     g_main_context_iteration (NULL, TRUE);
 
-  installed = g_task_propagate_pointer (second, &error);
+  installed = onestep_model_downloader_download_finish (fixture->downloader, second, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
   g_assert_null (installed);
   g_clear_error (&error);
-  installed = g_task_propagate_pointer (first, &error);
+  installed = onestep_model_downloader_download_finish (fixture->downloader, first, &error);
   g_assert_no_error (error);
   assert_file_content (weights, fixture->weights);
 }
@@ -424,7 +412,7 @@ test_gated (Fixture       *fixture,
   g_autoptr(OnestepInstalledModel) installed = NULL;
   g_autoptr(OnestepTokenProvider) wrong = onestep_memory_token_provider_new ("hf_wrong");
   g_autoptr(OnestepTokenProvider) right = onestep_memory_token_provider_new (TOKEN);
-  g_autofree char *weights = g_build_filename (fixture->models_dir, "gated", WEIGHTS_PATH, NULL);
+  g_autofree char *weights = model_file (fixture, "gated", WEIGHTS_PATH);
 
   installed = download (fixture, "gated", &error);
   g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_GATED);
