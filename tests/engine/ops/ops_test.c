@@ -63,6 +63,15 @@ ops_zeros_double(size_t n)
   return checked_calloc(n, sizeof(double));
 }
 
+double *
+ops_to_double(const float *x, size_t n)
+{
+  double *y = ops_zeros_double(n);
+  for (size_t i = 0; i < n; i++)
+    y[i] = x[i];
+  return y;
+}
+
 static bool
 record(const char *what, bool ok, double err, double tol)
 {

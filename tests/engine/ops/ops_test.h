@@ -16,6 +16,8 @@ os_backend *ops_test_backend(int n_threads);
 float *ops_random(size_t n, uint64_t seed, float lo, float hi);
 float *ops_zeros(size_t n);
 double *ops_zeros_double(size_t n);
+/* x widened to double, as a reference to check against or start from. */
+double *ops_to_double(const float *x, size_t n);
 
 /* Max |got - want| / max(max|want|, 1e-30): error relative to the tensor's
  * scale, for ops that accumulate. Prints it; fails above tol. */

@@ -70,9 +70,7 @@ run_case(os_backend *be, attention_case c, float ramp, bool exact_scores, const 
         for (int h = 0; h < c.heads; h++)
           k[((size_t)s * c.Sk + j) * c.k_stride + h * c.hd] = ramp * j;
   }
-  double *want = ops_zeros_double(o_n);
-  for (size_t i = 0; i < o_n; i++) /* columns outside the heads stay untouched */
-    want[i] = o[i];
+  double *want = ops_to_double(o, o_n); /* columns outside the heads stay untouched */
   reference_attention(want, q, k, v, &c);
   be->ops->attention(be, o, q, k, v, c.n_seq, c.Sq, c.Sk, c.heads, c.hd, c.q_stride,
                      c.k_stride, c.v_stride, c.o_stride, c.scale);
@@ -103,9 +101,7 @@ test_attention_interleaved(os_backend *be)
   float *qkv = ops_random((size_t)n_seq * T * 3 * C, 25, -1, 1);
   size_t o_n = (size_t)n_seq * T * c.o_stride;
   float *o = ops_random(o_n, 26, -1, 1);
-  double *want = ops_zeros_double(o_n);
-  for (size_t i = 0; i < o_n; i++)
-    want[i] = o[i];
+  double *want = ops_to_double(o, o_n);
   reference_attention(want, qkv, qkv + C, qkv + 2 * C, &c);
   be->ops->attention(be, o, qkv, qkv + C, qkv + 2 * C, n_seq, T, T, heads, hd, 3 * C, 3 * C,
                      3 * C, C + 5, 0.35f);

@@ -49,9 +49,7 @@ check_case(os_backend *be, const steps_case *c, int index)
     ops_check(what, stepped_ran);
     snprintf(what, sizeof what, "%s: steps = one call", c->what);
     ops_check_exact(what, stepped, whole, ny);
-    double *want = malloc(sizeof(double) * ny);
-    for (size_t i = 0; i < ny; i++)
-      want[i] = lowered[i];
+    double *want = ops_to_double(lowered, ny);
     snprintf(what, sizeof what, "%s: oneDNN = the lowering", c->what);
     ops_check_scaled(what, whole, want, ny, 1e-5);
     free(want);
