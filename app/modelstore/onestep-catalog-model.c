@@ -185,7 +185,8 @@ add_base_components (OnestepCatalogModel  *self,
 {
   JsonArray *components = json_object_get_array_member (object, "base_components");
 
-  if (base == NULL || components == NULL || json_array_get_length (components) == 0)
+  if (base == NULL || !g_str_equal (base->id, self->base_id) ||
+      components == NULL || json_array_get_length (components) == 0)
     {
       g_set_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CATALOGUE,
                    "Catalogue entry %s: \"base\" must name an earlier model and "
@@ -250,9 +251,6 @@ onestep_catalog_model_new_from_json (JsonObject           *object,
       g_ptr_array_add (self->files, file);
     }
 
-  if (self->base_id != NULL &&
-      (base == NULL || !g_str_equal (onestep_catalog_model_get_id (base), self->base_id)))
-    base = NULL;
   if (self->base_id != NULL && !add_base_components (self, object, base, error))
     return NULL;
 
