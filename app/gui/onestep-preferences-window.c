@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "onestep-model-index.h"
 #include "onestep-preferences-window.h"
 
 struct _OnestepPreferencesWindow
@@ -46,7 +47,7 @@ on_settings_changed (OnestepPreferencesWindow *self)
 {
   g_autofree char *models = g_settings_get_string (self->settings, "models-folder");
   g_autofree char *exports = g_settings_get_string (self->settings, "export-folder");
-  g_autofree char *default_models = g_build_filename (g_get_user_data_dir (), "onestep", "models", NULL);
+  g_autofree char *default_models = onestep_model_index_dup_default_dir ();
   const char *videos = g_get_user_special_dir (G_USER_DIRECTORY_VIDEOS);
 
   update_folder_row (self->models_folder_row, models, default_models);
