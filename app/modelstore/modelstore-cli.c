@@ -58,8 +58,7 @@ store_result (GObject      *source,
   g_main_loop_quit (state->loop);
 }
 
-/* Runs the main loop until the operation started with store_result ends;
- * Ctrl+C cancels it. */
+/* Runs the main loop until the operation started with store_result ends. */
 static GAsyncResult *
 wait_for_result (CliState *state)
 {
@@ -116,8 +115,7 @@ token_provider (CliState  *state,
 }
 
 static int
-run_list (CliState                *state,
-          OnestepModelCatalog     *catalog,
+run_list (OnestepModelCatalog     *catalog,
           OnestepModelIndex       *index,
           OnestepModelDownloader  *downloader)
 {
@@ -315,7 +313,7 @@ onestep_modelstore_cli_run (int    argc,
       onestep_model_downloader_set_base_url (downloader, state.hub_url);
 
     if (g_str_equal (action, "list"))
-      return run_list (&state, catalog, index, downloader);
+      return run_list (catalog, index, downloader);
     if (g_str_equal (action, "download"))
       return run_download (&state, catalog, downloader, args[2]);
     return run_import (&state, index, args[2]);
