@@ -6,7 +6,6 @@
 
 #include <glib/gi18n.h>
 
-#include "onestep-model-index.h"
 #include "onestep-window-private.h"
 
 static void
@@ -69,14 +68,8 @@ choose_model_action (GtkWidget  *widget,
                      GVariant   *parameter)
 {
   OnestepWindow *self = ONESTEP_WINDOW (widget);
-  g_autofree char *models_folder = g_settings_get_string (self->settings, "models-folder");
+  g_autofree char *models_folder = _onestep_window_dup_models_folder (self);
   GtkFileChooserNative *chooser;
-
-  if (models_folder[0] == '\0')
-    {
-      g_free (models_folder);
-      models_folder = onestep_model_index_dup_default_dir ();
-    }
 
   chooser = gtk_file_chooser_native_new (_("Choose Model Folder"), GTK_WINDOW (self),
                                          GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,

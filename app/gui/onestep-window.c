@@ -411,20 +411,25 @@ on_model_selected (OnestepWindow         *self,
                              onestep_installed_model_get_unet_file (model));
 }
 
+/* The models folder of the settings, or the default one while none is chosen. */
+char *
+_onestep_window_dup_models_folder (OnestepWindow *self)
+{
+  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
+
+  if (folder[0] == '\0')
+    return onestep_model_index_dup_default_dir ();
+  return g_steal_pointer (&folder);
+}
+
 /* Lists the models of the index in the models folder. */
 static void
 onestep_window_load_installed_models (OnestepWindow *self)
 {
-  g_autofree char *models_dir = g_settings_get_string (self->settings, "models-folder");
+  g_autofree char *models_dir = _onestep_window_dup_models_folder (self);
   g_autoptr(OnestepModelIndex) index = NULL;
   g_autoptr(GPtrArray) models = NULL;
   g_autoptr(GError) error = NULL;
-
-  if (models_dir[0] == '\0')
-    {
-      g_free (models_dir);
-      models_dir = onestep_model_index_dup_default_dir ();
-    }
 
   index = onestep_model_index_new (models_dir, &error);
   if (index == NULL)
