@@ -61,6 +61,11 @@ static const struct {
 
 static const char *subdirs[] = { "unet", "vae", "image_encoder", "scheduler", "feature_extractor" };
 
+/* One file per model, in the order of bench_model_tensors' ranges. */
+static const char *weight_files[] = { "unet/diffusion_pytorch_model.safetensors",
+                                      "vae/diffusion_pytorch_model.safetensors",
+                                      "image_encoder/model.safetensors" };
+
 /* dir/name into out; false when it does not fit. */
 static bool
 join(char *out, size_t size, const char *dir, const char *name)
@@ -97,9 +102,6 @@ write_model(const char *dir, const bench_model_tensors *t)
       return false;
     }
   }
-  static const char *weight_files[] = { "unet/diffusion_pytorch_model.safetensors",
-                                        "vae/diffusion_pytorch_model.safetensors",
-                                        "image_encoder/model.safetensors" };
   int ranges[3][2] = { { t->unet_first, t->unet_last },
                        { t->vae_first, t->vae_last },
                        { t->clip_first, t->clip_last } };
@@ -118,11 +120,8 @@ static void
 remove_model(const char *dir)
 {
   char path[4096];
-  static const char *files[] = { "unet/diffusion_pytorch_model.safetensors",
-                                 "vae/diffusion_pytorch_model.safetensors",
-                                 "image_encoder/model.safetensors" };
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    if (join(path, sizeof path, dir, files[i]))
+  for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++) {
+    if (join(path, sizeof path, dir, weight_files[i]))
       unlink(path);
   }
   for (size_t i = 0; i < sizeof config_files / sizeof config_files[0]; i++) {
