@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "safetensors.h"
+#include "splitmix64.h"
 
 #define POOL_FLOATS ((size_t)32 << 20) /* random values all weights are cut from */
 
@@ -15,15 +16,6 @@ static float *pool;
 static size_t pool_cursor;
 static os_st_tensor **synthetic;
 static int n_synthetic, cap_synthetic;
-
-static uint64_t
-next_random(uint64_t *state)
-{
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 void
 bench_weights_init(void)

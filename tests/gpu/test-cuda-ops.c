@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "splitmix64.h"
 
 typedef struct {
   os_backend *cpu, *gpu;
@@ -43,15 +44,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------------------- */
 /* helpers */
-
-static uint64_t
-next_random(uint64_t *state)
-{
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 static void *
 xmalloc(size_t bytes)
