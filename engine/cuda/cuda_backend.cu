@@ -183,19 +183,13 @@ static const os_backend_ops cuda_ops = {
 // ----------------------------------------------------------------------------
 // creation
 
+// Indexed by os_cuda_precision.
+static const char *const precision_names[] = { "fp32", "tf32", "fp16", "bf16" };
+
 // The environment's choice, when set, overrides the caller's (tests, benchmarks).
 static bool
 parse_precision(const char *text, onestep_precision requested, os_cuda_precision *out)
 {
-  static const struct {
-    const char *name;
-    os_cuda_precision value;
-  } names[] = {
-    { "fp32", OS_CUDA_FP32 },
-    { "tf32", OS_CUDA_TF32 },
-    { "fp16", OS_CUDA_FP16 },
-    { "bf16", OS_CUDA_BF16 },
-  };
   if (!text || !*text) {
     *out = requested == ONESTEP_PRECISION_FP32   ? OS_CUDA_FP32
            : requested == ONESTEP_PRECISION_TF32 ? OS_CUDA_TF32
@@ -203,9 +197,9 @@ parse_precision(const char *text, onestep_precision requested, os_cuda_precision
                                                  : OS_CUDA_FP16; /* auto and fp16 */
     return true;
   }
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    if (strcasecmp(text, names[i].name) == 0) {
-      *out = names[i].value;
+  for (size_t p = 0; p < sizeof precision_names / sizeof precision_names[0]; p++) {
+    if (strcasecmp(text, precision_names[p]) == 0) {
+      *out = (os_cuda_precision)p;
       return true;
     }
   }
@@ -269,7 +263,6 @@ create(onestep_precision requested, onestep_error *error)
   snprintf(cb->device_name, sizeof cb->device_name, "%.200s (sm_%d%d, %.1f GiB)", prop.name,
            prop.major, prop.minor, prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
 
-  static const char *const precision_names[] = { "fp32", "tf32", "fp16", "bf16" };
   snprintf(cb->base.name, sizeof cb->base.name, "%.120s, %s", cb->device_name,
            precision_names[precision]);
 
