@@ -197,9 +197,8 @@ os_cuda_alloc(os_backend *be, size_t bytes)
   os_cuda_backend *cb = os_cuda(be);
   os_cuda_pool *pool = cb->pool;
   size_t size = round_size(bytes);
-  void *ptr = cache_take(pool, size, &size);
+  void *ptr = cache_take(pool, size, &size); // size: the cached block's, when one fits
   if (!ptr) {
-    size = round_size(bytes);
     if (cudaMalloc(&ptr, size) != cudaSuccess) {
       cudaGetLastError(); // out of memory is not sticky: clear it
       cache_release(pool);
