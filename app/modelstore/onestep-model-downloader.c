@@ -41,6 +41,7 @@ typedef struct {
   OnestepCatalogModel    *model;
   char                   *model_dir;
   char                   *base_url;
+  char                   *page_url;  /* where a gated licence is accepted, for messages */
   GMainContext           *context;
   GMutex                  mutex;    /* guards the counters below */
   guint64                 done;
@@ -86,6 +87,7 @@ download_job_clear (DownloadJob *job)
   g_clear_object (&job->model);
   g_clear_pointer (&job->model_dir, g_free);
   g_clear_pointer (&job->base_url, g_free);
+  g_clear_pointer (&job->page_url, g_free);
   g_clear_pointer (&job->context, g_main_context_unref);
   g_mutex_clear (&job->mutex);
 }
@@ -177,16 +179,14 @@ file_size_or_zero (const char *path)
 static OnestepHubRequest
 hub_request (DownloadJob    *job,
              const FilePlan *plan,
-             const char     *token,
-             char          **page_url)
+             const char     *token)
 {
   OnestepHubRequest request;
 
-  *page_url = onestep_catalog_model_dup_page_url (job->model, job->base_url);
   request.url = plan->url;
   request.token = token;
   request.description = plan->description;
-  request.page_url = *page_url;
+  request.page_url = job->page_url;
   return request;
 }
 
@@ -209,7 +209,6 @@ plan_files (DownloadJob   *job,
       const OnestepCatalogFile *file = g_ptr_array_index (files, i);
       FilePlan *plan = g_new0 (FilePlan, 1);
       OnestepHubFileInfo info = { NULL, 0 };
-      g_autofree char *page_url = NULL;
       OnestepHubRequest request;
       guint64 partial_size;
 
@@ -229,7 +228,7 @@ plan_files (DownloadJob   *job,
           continue;
         }
 
-      request = hub_request (job, plan, token, &page_url);
+      request = hub_request (job, plan, token);
       if (!_onestep_hub_query_file (session, &request, &info, cancellable, error))
         return NULL;
 
@@ -321,8 +320,7 @@ transfer_file (DownloadJob    *job,
   g_autoptr(GFileOutputStream) output = NULL;
   g_autoptr(GError) local_error = NULL;
   g_autofree guint8 *buffer = NULL;
-  g_autofree char *page_url = NULL;
-  OnestepHubRequest request = hub_request (job, plan, token, &page_url);
+  OnestepHubRequest request = hub_request (job, plan, token);
   guint64 body_offset = 0;
   gssize n;
 
@@ -564,6 +562,7 @@ onestep_model_downloader_download_async (OnestepModelDownloader *self,
   job->model = g_object_ref (model);
   job->model_dir = onestep_model_downloader_dup_model_dir (self, model);
   job->base_url = g_strdup (self->base_url);
+  job->page_url = onestep_catalog_model_dup_page_url (model, self->base_url);
   job->context = g_main_context_ref_thread_default ();
   g_mutex_init (&job->mutex);
 
