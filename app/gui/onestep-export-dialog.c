@@ -383,6 +383,15 @@ onestep_export_dialog_class_init (OnestepExportDialogClass *klass)
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
 }
 
+/* Where clips go while no export folder is chosen. */
+const char *
+onestep_export_dialog_get_default_folder (void)
+{
+  const char *videos = g_get_user_special_dir (G_USER_DIRECTORY_VIDEOS);
+
+  return videos != NULL ? videos : g_get_home_dir ();
+}
+
 static void
 onestep_export_dialog_init (OnestepExportDialog *self)
 {
@@ -392,14 +401,8 @@ onestep_export_dialog_init (OnestepExportDialog *self)
 
   self->settings = g_settings_new (SCHEMA_ID);
   folder = g_settings_get_string (self->settings, "export-folder");
-  if (folder[0] == '\0')
-    {
-      const char *videos = g_get_user_special_dir (G_USER_DIRECTORY_VIDEOS);
-
-      g_free (folder);
-      folder = g_strdup (videos != NULL ? videos : g_get_home_dir ());
-    }
-  onestep_export_dialog_set_folder (self, folder);
+  onestep_export_dialog_set_folder (self, folder[0] != '\0' ? folder
+                                                             : onestep_export_dialog_get_default_folder ());
   adw_combo_row_set_selected (self->format_row, g_settings_get_enum (self->settings, "export-format"));
   on_format_changed (self);
 }

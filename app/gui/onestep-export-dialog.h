@@ -17,5 +17,6 @@ G_DECLARE_FINAL_TYPE (OnestepExportDialog, onestep_export_dialog, ONESTEP, EXPOR
 OnestepExportDialog *onestep_export_dialog_new    (GtkWindow           *parent,
                                                    OnestepResult       *result);
 void                 onestep_export_dialog_export (OnestepExportDialog *self);
+const char          *onestep_export_dialog_get_default_folder (void);
 
 G_END_DECLS

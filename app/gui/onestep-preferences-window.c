@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "onestep-export-dialog.h"
 #include "onestep-model-index.h"
 #include "onestep-preferences-window.h"
 
@@ -48,10 +49,9 @@ on_settings_changed (OnestepPreferencesWindow *self)
   g_autofree char *models = g_settings_get_string (self->settings, "models-folder");
   g_autofree char *exports = g_settings_get_string (self->settings, "export-folder");
   g_autofree char *default_models = onestep_model_index_dup_default_dir ();
-  const char *videos = g_get_user_special_dir (G_USER_DIRECTORY_VIDEOS);
 
   update_folder_row (self->models_folder_row, models, default_models);
-  update_folder_row (self->export_folder_row, exports, videos ? videos : g_get_home_dir ());
+  update_folder_row (self->export_folder_row, exports, onestep_export_dialog_get_default_folder ());
   adw_combo_row_set_selected (self->device_row, g_settings_get_enum (self->settings, "default-device"));
   adw_combo_row_set_selected (self->precision_row, g_settings_get_enum (self->settings, "gpu-precision"));
   adw_combo_row_set_selected (self->format_row, g_settings_get_enum (self->settings, "export-format"));
