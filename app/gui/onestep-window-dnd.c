@@ -6,7 +6,6 @@
 
 #include <glib/gi18n.h>
 
-#include "onestep-image.h"
 #include "onestep-window-private.h"
 
 static void
@@ -75,12 +74,7 @@ onestep_window_open_texture (OnestepWindow *self,
   g_return_if_fail (ONESTEP_IS_WINDOW (self));
   g_return_if_fail (GDK_IS_TEXTURE (texture));
 
-  g_set_object (&self->source, texture);
-  g_clear_pointer (&self->image, g_bytes_unref);
-  self->image = onestep_image_rgb_from_texture (texture);
-  self->image_width = gdk_texture_get_width (texture);
-  self->image_height = gdk_texture_get_height (texture);
-
+  _onestep_window_set_source (self, texture);
   onestep_controls_prepare_new_image (self->controls);
   gtk_stack_set_visible_child_name (self->main_stack, "main");
   adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, TRUE);

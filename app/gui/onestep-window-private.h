@@ -55,6 +55,8 @@ void _onestep_window_report_error       (OnestepWindow  *self,
                                          const char     *hint,
                                          const char     *details);
 void _onestep_window_cancel_generation  (OnestepWindow  *self);
+void _onestep_window_set_source         (OnestepWindow  *self,
+                                         GdkTexture     *source);
 char *_onestep_window_dup_models_folder (OnestepWindow  *self);
 void _onestep_window_generate           (OnestepWindow  *self);
 void _onestep_window_dnd_init           (OnestepWindow  *self);

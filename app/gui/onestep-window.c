@@ -271,6 +271,18 @@ on_controls_changed (OnestepWindow *self)
   _onestep_window_generate (self);
 }
 
+/* The image that clips are generated from, kept as packed RGB for the engine. */
+void
+_onestep_window_set_source (OnestepWindow *self,
+                            GdkTexture    *source)
+{
+  g_set_object (&self->source, source);
+  g_clear_pointer (&self->image, g_bytes_unref);
+  self->image = onestep_image_rgb_from_texture (source);
+  self->image_width = gdk_texture_get_width (source);
+  self->image_height = gdk_texture_get_height (source);
+}
+
 static void
 on_history_result_activated (OnestepWindow *self,
                              OnestepResult *result)
@@ -282,13 +294,7 @@ on_history_result_activated (OnestepWindow *self,
   _onestep_window_cancel_generation (self);
   onestep_controls_set_params (self->controls, onestep_result_get_params (result));
   if (source != NULL && source != self->source)
-    {
-      g_set_object (&self->source, source);
-      g_clear_pointer (&self->image, g_bytes_unref);
-      self->image = onestep_image_rgb_from_texture (source);
-      self->image_width = gdk_texture_get_width (source);
-      self->image_height = gdk_texture_get_height (source);
-    }
+    _onestep_window_set_source (self, source);
   self->have_result = TRUE;
   onestep_window_show_result (self, result);
   _onestep_window_set_status (self, status);
