@@ -57,6 +57,7 @@ typedef struct {
   char                     *partial_path;
   char                     *expected_hash;
   guint64                   size;
+  guint64                   size_on_disk;  /* the final file's or the .incomplete file's */
   gboolean                  in_place;
 } FilePlan;
 
@@ -190,27 +191,25 @@ hub_request (DownloadJob    *job,
   return request;
 }
 
-/* Works out what each file needs: its URL, expected hash and size, and whether
- * it is already in place (a final file exists only after it was verified). */
+/* Works out what each file needs: its URL, expected hash and size, how much of
+ * it is on disk, and whether it is already in place (a final file exists only
+ * after it was verified). */
 static GPtrArray *
 plan_files (DownloadJob   *job,
             SoupSession   *session,
             const char    *token,
-            guint64       *bytes_needed,
             GCancellable  *cancellable,
             GError       **error)
 {
   g_autoptr(GPtrArray) plans = g_ptr_array_new_with_free_func ((GDestroyNotify) file_plan_free);
   GPtrArray *files = onestep_catalog_model_get_files (job->model);
 
-  *bytes_needed = 0;
   for (guint i = 0; i < files->len; i++)
     {
       const OnestepCatalogFile *file = g_ptr_array_index (files, i);
       FilePlan *plan = g_new0 (FilePlan, 1);
       OnestepHubFileInfo info = { NULL, 0 };
       OnestepHubRequest request;
-      guint64 partial_size;
 
       g_ptr_array_add (plans, plan);
       plan->file = file;
@@ -223,8 +222,7 @@ plan_files (DownloadJob   *job,
         {
           plan->in_place = TRUE;
           plan->size = file_size_or_zero (plan->final_path);
-          job->total += plan->size;
-          job->done += plan->size;
+          plan->size_on_disk = plan->size;
           continue;
         }
 
@@ -253,15 +251,12 @@ plan_files (DownloadJob   *job,
           return NULL;
         }
 
-      partial_size = file_size_or_zero (plan->partial_path);
-      if (partial_size > plan->size)
+      plan->size_on_disk = file_size_or_zero (plan->partial_path);
+      if (plan->size_on_disk > plan->size)
         {
           g_unlink (plan->partial_path);
-          partial_size = 0;
+          plan->size_on_disk = 0;
         }
-      job->total += plan->size;
-      job->done += partial_size;
-      *bytes_needed += plan->size - partial_size;
     }
   return g_steal_pointer (&plans);
 }
@@ -482,10 +477,19 @@ run_download (DownloadJob   *job,
       return NULL;
     }
 
+  if (!(plans = plan_files (job, session, token, cancellable, error)))
+    return NULL;
   g_mutex_lock (&job->mutex);
-  plans = plan_files (job, session, token, &bytes_needed, cancellable, error);
+  for (guint i = 0; i < plans->len; i++)
+    {
+      const FilePlan *plan = g_ptr_array_index (plans, i);
+
+      job->total += plan->size;
+      job->done += plan->size_on_disk;
+    }
+  bytes_needed = job->total - job->done;
   g_mutex_unlock (&job->mutex);
-  if (plans == NULL || !check_free_space (job, bytes_needed, error))
+  if (!check_free_space (job, bytes_needed, error))
     return NULL;
   report_progress (job, 0);
 
