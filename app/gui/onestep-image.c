@@ -93,3 +93,16 @@ onestep_image_fit (GBytes *rgb,
 
   return g_bytes_new_take (packed, (gsize)target_width * target_height * 3);
 }
+
+/* Frame number frame of packed RGB8 frames, sharing their memory. */
+GdkTexture *
+onestep_image_frame_texture (GBytes *frames,
+                             int     frame,
+                             int     width,
+                             int     height)
+{
+  gsize frame_size = (gsize)width * height * 3;
+  g_autoptr(GBytes) pixels = g_bytes_new_from_bytes (frames, frame * frame_size, frame_size);
+
+  return gdk_memory_texture_new (width, height, GDK_MEMORY_R8G8B8, pixels, (gsize)width * 3);
+}

@@ -12,6 +12,7 @@
 #include <epoxy/gl.h>
 #include <glib/gi18n.h>
 
+#include "onestep-image.h"
 #include "onestep-preview.h"
 
 struct _OnestepPreview
@@ -76,9 +77,7 @@ onestep_preview_frame_pixels (OnestepPreview *self)
 static void
 onestep_preview_update_picture (OnestepPreview *self)
 {
-  g_autoptr(GBytes) pixels = NULL;
   g_autoptr(GdkTexture) texture = NULL;
-  gsize frame_size;
 
   if (self->frames == NULL)
     {
@@ -86,10 +85,7 @@ onestep_preview_update_picture (OnestepPreview *self)
       return;
     }
 
-  frame_size = (gsize)self->width * self->height * 3;
-  pixels = g_bytes_new_from_bytes (self->frames, frame_size * self->frame, frame_size);
-  texture = gdk_memory_texture_new (self->width, self->height, GDK_MEMORY_R8G8B8,
-                                    pixels, self->width * 3);
+  texture = onestep_image_frame_texture (self->frames, self->frame, self->width, self->height);
   gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (texture));
 }
 

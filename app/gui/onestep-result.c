@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "onestep-image.h"
 #include "onestep-result.h"
 
 struct _OnestepResult
@@ -154,17 +155,10 @@ GdkTexture *
 onestep_result_create_texture (OnestepResult *self,
                                int            frame)
 {
-  gsize frame_size;
-  g_autoptr(GBytes) pixels = NULL;
-
   g_return_val_if_fail (ONESTEP_IS_RESULT (self), NULL);
   g_return_val_if_fail (frame >= 0 && frame < self->n_frames, NULL);
 
-  frame_size = (gsize)self->width * self->height * 3;
-  pixels = g_bytes_new_from_bytes (self->frames, frame * frame_size, frame_size);
-
-  return gdk_memory_texture_new (self->width, self->height, GDK_MEMORY_R8G8B8,
-                                 pixels, self->width * 3);
+  return onestep_image_frame_texture (self->frames, frame, self->width, self->height);
 }
 
 static const char *
