@@ -185,6 +185,19 @@ model_kind_label (onestep_model_kind kind)
     }
 }
 
+/* The position of the size preset of width x height; n_presets when there is none. */
+static guint
+onestep_controls_find_preset (OnestepControls *self,
+                              int              width,
+                              int              height)
+{
+  for (guint i = 0; i < self->n_presets; i++)
+    if (self->preset_width[i] == width && self->preset_height[i] == height)
+      return i;
+
+  return self->n_presets;
+}
+
 static void
 onestep_controls_add_preset (OnestepControls *self,
                              GtkStringList   *names,
@@ -194,9 +207,8 @@ onestep_controls_add_preset (OnestepControls *self,
 {
   g_autofree char *label = NULL;
 
-  for (guint i = 0; i < self->n_presets; i++)
-    if (self->preset_width[i] == width && self->preset_height[i] == height)
-      return;
+  if (onestep_controls_find_preset (self, width, height) < self->n_presets)
+    return;
 
   /* Translators: a frame size preset, e.g. "Native (1024 × 576)" */
   label = g_strdup_printf (_("%s (%d × %d)"), name, width, height);
@@ -396,7 +408,7 @@ void
 onestep_controls_set_params (OnestepControls     *self,
                              const OnestepParams *params)
 {
-  guint size = self->n_presets;
+  guint size;
 
   g_return_if_fail (ONESTEP_IS_CONTROLS (self));
   g_return_if_fail (params != NULL);
@@ -412,9 +424,7 @@ onestep_controls_set_params (OnestepControls     *self,
   gtk_spin_button_set_value (self->motion_spin, params->motion_bucket_id);
   gtk_spin_button_set_value (self->noise_spin, params->noise_aug_strength);
 
-  for (guint i = 0; i < self->n_presets; i++)
-    if (self->preset_width[i] == params->width && self->preset_height[i] == params->height)
-      size = i;
+  size = onestep_controls_find_preset (self, params->width, params->height);
   adw_combo_row_set_selected (self->size_row, size);
   if (size == self->n_presets)
     {
