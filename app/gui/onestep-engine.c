@@ -14,6 +14,7 @@
 
 #include "onestep-engine.h"
 #include "onestep-image.h"
+#include "onestep-main-context.h"
 
 typedef enum
 {
@@ -122,21 +123,12 @@ static void
 job_deliver (Job      *job,
              Delivery *delivery)
 {
-  GSource *source;
-
   delivery->task = g_object_ref (job->task);
   delivery->progress_func = job->progress_func;
   delivery->result_func = job->result_func;
   delivery->func_data = job->func_data;
-  /* Always a source, never g_main_context_invoke(): that runs the function
-   * right here, on the worker thread, whenever it can acquire the main
-   * context (the worker has no thread-default context of its own). */
-  source = g_idle_source_new ();
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, delivery_run, delivery, delivery_free);
-  g_source_set_static_name (source, "[onestep] engine delivery");
-  g_source_attach (source, g_task_get_context (job->task));
-  g_source_unref (source);
+  onestep_main_context_post (g_task_get_context (job->task), "[onestep] engine delivery",
+                             delivery_run, delivery, delivery_free);
 }
 
 static gboolean

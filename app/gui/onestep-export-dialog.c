@@ -8,6 +8,7 @@
 
 #include "export.h"
 #include "onestep-export-dialog.h"
+#include "onestep-main-context.h"
 
 struct _OnestepExportDialog
 {
@@ -104,19 +105,11 @@ export_progress_report (int      frames_written,
 {
   GTask *task = user_data;
   ExportProgress *progress = g_new0 (ExportProgress, 1);
-  GSource *source;
 
   progress->task = g_object_ref (task);
   progress->fraction = (double)frames_written / MAX (1, frames_total);
-  /* A source, not g_main_context_invoke(): that would run the widget update
-   * right here, on the export thread, whenever it can acquire the main
-   * context (the thread has no thread-default context of its own). */
-  source = g_idle_source_new ();
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, export_progress_show, progress, export_progress_free);
-  g_source_set_static_name (source, "[onestep] export progress");
-  g_source_attach (source, g_task_get_context (task));
-  g_source_unref (source);
+  onestep_main_context_post (g_task_get_context (task), "[onestep] export progress",
+                             export_progress_show, progress, export_progress_free);
 }
 
 static void

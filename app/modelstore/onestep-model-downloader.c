@@ -6,6 +6,7 @@
 
 #include "onestep-file-hash.h"
 #include "onestep-hub-client.h"
+#include "onestep-main-context.h"
 #include "onestep-model-downloader.h"
 #include "onestep-modelstore-error.h"
 
@@ -141,9 +142,9 @@ report_progress (DownloadJob *job,
   g_mutex_unlock (&job->mutex);
 
   if (queue)
-    g_main_context_invoke_full (job->context, G_PRIORITY_DEFAULT, emit_progress,
-                                g_atomic_rc_box_acquire (job),
-                                (GDestroyNotify) download_job_unref);
+    onestep_main_context_post (job->context, "[onestep] download progress", emit_progress,
+                               g_atomic_rc_box_acquire (job),
+                               (GDestroyNotify) download_job_unref);
 }
 
 /* Where a file's bytes collect until they are verified and renamed into place. */
