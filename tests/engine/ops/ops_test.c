@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "splitmix64.h"
+
 static int checks_run, checks_failed;
 
 os_backend *
@@ -29,16 +31,6 @@ checked_calloc(size_t n, size_t size)
     exit(2);
   }
   return p;
-}
-
-/* splitmix64: a tiny, well-mixed generator, enough for test data. */
-static uint64_t
-next_random(uint64_t *state)
-{
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 float *

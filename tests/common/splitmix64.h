@@ -1,5 +1,5 @@
-/* splitmix64.h: the small, well-mixed generator the GPU tests and the
- * benchmark draw their random values from. */
+/* splitmix64.h: the small, well-mixed generator the op tests, the GPU tests
+ * and the benchmark draw their random values from. */
 #ifndef SPLITMIX64_H
 #define SPLITMIX64_H
 
