@@ -1,18 +1,8 @@
 /* test_util.c: see test_util.h. */
 #include "test_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
-
-int test_failures;
-
-int test_summary(const char *what)
-{
-  if (test_failures)
-    fprintf(stderr, "%d check(s) failed\n", test_failures);
-  else
-    printf("%s: all checks passed\n", what);
-  return test_failures ? 1 : 0;
-}
 
 os_safetensors *open_component(const char *model_dir, const char *comp, const char *file)
 {

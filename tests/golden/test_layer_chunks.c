@@ -138,7 +138,7 @@ main(int argc, char **argv)
   onestep_context *ctx = onestep_context_new(model, &params, &error);
   CHECK(ctx != NULL, "%s", error.message);
   if (!ctx)
-    return test_exit_status();
+    return test_summary("layer-chunks");
 
   const onestep_model_info *info = onestep_context_get_info(ctx);
   int w = info->default_width, h = info->default_height;
@@ -151,5 +151,5 @@ main(int argc, char **argv)
   check_abort_between_chunks(ctx, &image);
   free(rgb);
   onestep_context_free(ctx);
-  return test_exit_status();
+  return test_summary("layer-chunks");
 }

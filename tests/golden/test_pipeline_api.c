@@ -207,5 +207,5 @@ int main(int argc, char **argv)
   onestep_context_free(ctx);
   test_names();
   g_object_unref(pixbuf);
-  return test_exit_status();
+  return test_summary("pipeline-api");
 }

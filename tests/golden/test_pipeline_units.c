@@ -142,5 +142,5 @@ int main(int argc, char **argv)
   test_clip_preprocess(argv[1]);
   test_linspace();
   test_euler();
-  return test_exit_status();
+  return test_summary("pipeline-units");
 }
