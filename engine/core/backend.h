@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend_grad.h"
 #include "onestep.h"
 
 typedef struct os_backend os_backend;
@@ -115,6 +116,9 @@ typedef struct os_backend_ops {
   /* y [N, Ca+Cb, P] = concat(a [N,Ca,P], b [N,Cb,P]) along channels. */
   void (*concat_channels)(os_backend *be, float *y, const float *a, int Ca, const float *b,
                           int Cb, int N, int P);
+
+  /* Backward and training ops (backend_grad.h); NULL where the backend cannot train. */
+  const os_backend_grad_ops *grad;
 } os_backend_ops;
 
 struct os_backend {
