@@ -115,9 +115,11 @@ attention_query_tile_direct(const attention_args *a, attention_scratch *w, int s
   }
 }
 
-static void
-attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int head,
-                     int first_query)
+/* One tile of queries through all keys: leaves in w each row's running max,
+ * sum of exponentials and unnormalised output; returns the tile's rows. */
+static int
+attention_query_tile_accumulate(const attention_args *a, attention_scratch *w, int seq,
+                                int head, int first_query)
 {
   int rows = a->Sq - first_query < Q_TILE ? a->Sq - first_query : Q_TILE;
   int hd = a->head_dim;
@@ -140,7 +142,14 @@ attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, cols, 1.0f, w->scores,
                 cols, v, a->v_stride, 1.0f, w->acc, hd);
   }
+  return rows;
+}
 
+static void
+attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int head,
+                     int first_query)
+{
+  int rows = attention_query_tile_accumulate(a, w, seq, head, first_query), hd = a->head_dim;
   float *o = a->o + ((size_t)seq * a->Sq + first_query) * a->o_stride + (size_t)head * hd;
   for (int r = 0; r < rows; r++) {
     float inv_sum = (float)(1.0 / w->row_sum[r]);
@@ -213,4 +222,135 @@ os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const
   free(owned_q);
   free(owned_k);
   free(owned_v);
+}
+
+/* --- backward ---
+ * Per tile of queries: the forward's pass over the keys gives each row's max,
+ * sum and output O, hence delta_i = sum_j P_ij dP_ij = dO_i . O_i; a second
+ * pass recomputes P tile by tile and adds dV += P^T dO, dS = P (dO V^T - delta),
+ * dQ += scale dS K, dK += scale dS^T Q. A task is one (sequence, head) and owns
+ * its slices of dK and dV, so sums run in a fixed order on one thread. */
+
+typedef struct {
+  float *dq, *dk, *dv;
+  const float *dout;
+} attention_grads;
+
+typedef struct {
+  attention_scratch forward;
+  float *dp;     /* [Q_TILE, K_TILE]: dP, then dS */
+  double *delta; /* [Q_TILE] */
+} attention_backward_scratch;
+
+/* p = exp(s - max) / sum and ds = p (dp - delta), row by row. */
+OS_CPU_VECTOR_CLONES static void
+softmax_tile(float *scores, const attention_scratch *w, int rows, int cols)
+{
+  for (int r = 0; r < rows; r++) {
+    float *s = scores + (size_t)r * cols, max = w->row_max[r];
+    float inv_sum = (float)(1.0 / w->row_sum[r]);
+    for (int c = 0; c < cols; c += OS_LANES)
+      os_vf_store(s + c, os_vf_exp(os_vf_load(s + c, cols - c) - max) * inv_sum, cols - c);
+  }
+}
+
+OS_CPU_VECTOR_CLONES static void
+softmax_backward_tile(float *dp, const float *p, const double *delta, int rows, int cols)
+{
+  for (int r = 0; r < rows; r++) {
+    float *d = dp + (size_t)r * cols, row_delta = (float)delta[r];
+    const float *pr = p + (size_t)r * cols;
+    for (int c = 0; c < cols; c += OS_LANES)
+      os_vf_store(d + c, os_vf_load(pr + c, cols - c) * (os_vf_load(d + c, cols - c) - row_delta),
+                  cols - c);
+  }
+}
+
+static void
+attention_backward_query_tile(const attention_args *a, const attention_grads *g,
+                              attention_backward_scratch *w, int seq, int head,
+                              int first_query)
+{
+  attention_scratch *fw = &w->forward;
+  int rows = attention_query_tile_accumulate(a, fw, seq, head, first_query), hd = a->head_dim;
+  size_t head_offset = (size_t)head * hd, first_row = (size_t)seq * a->Sq + first_query;
+  const float *q = a->q + first_row * a->q_stride + head_offset;
+  const float *dout = g->dout + first_row * a->o_stride + head_offset;
+  float *dq = g->dq ? g->dq + first_row * a->q_stride + head_offset : NULL;
+  for (int r = 0; r < rows; r++) {
+    const float *o = fw->acc + (size_t)r * hd, *dor = dout + (size_t)r * a->o_stride;
+    double dot_o = 0.0;
+    for (int d = 0; d < hd; d++)
+      dot_o += (double)dor[d] * o[d];
+    w->delta[r] = dot_o / fw->row_sum[r];
+  }
+
+  for (int first_key = 0; first_key < a->Sk; first_key += K_TILE) {
+    int cols = a->Sk - first_key < K_TILE ? a->Sk - first_key : K_TILE;
+    size_t key_row = (size_t)seq * a->Sk + first_key;
+    const float *k = a->k + key_row * a->k_stride + head_offset;
+    const float *v = a->v + key_row * a->v_stride + head_offset;
+    float *p = fw->scores;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hd, a->scale, q,
+                a->q_stride, k, a->k_stride, 0.0f, p, cols);
+    softmax_tile(p, fw, rows, cols);
+    if (g->dv)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, hd, rows, 1.0f, p, cols, dout,
+                  a->o_stride, 1.0f, g->dv + key_row * a->v_stride + head_offset, a->v_stride);
+    if (!dq && !g->dk)
+      continue;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hd, 1.0f, dout,
+                a->o_stride, v, a->v_stride, 0.0f, w->dp, cols);
+    softmax_backward_tile(w->dp, p, w->delta, rows, cols);
+    if (dq)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, cols, a->scale, w->dp,
+                  cols, k, a->k_stride, 1.0f, dq, a->q_stride);
+    if (g->dk)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, hd, rows, a->scale, w->dp,
+                  cols, q, a->q_stride, 1.0f, g->dk + key_row * a->k_stride + head_offset,
+                  a->k_stride);
+  }
+}
+
+void
+os_cpu_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const float *do_,
+                          const float *q, const float *k, const float *v, int n_seq, int Sq,
+                          int Sk, int heads, int head_dim, int q_stride, int k_stride,
+                          int v_stride, int o_stride, float scale)
+{
+  if (n_seq <= 0 || Sq <= 0 || Sk <= 0 || heads <= 0 || (!dq && !dk && !dv))
+    return;
+  attention_args args = {
+    .q = q, .k = k, .v = v, .Sq = Sq, .Sk = Sk, .head_dim = head_dim, .q_stride = q_stride,
+    .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride, .scale = scale,
+  };
+  attention_grads grads = { .dq = dq, .dk = dk, .dv = dv, .dout = do_ };
+  int n_threads = os_cpu_threads(be);
+  /* floats: the doubles row_sum and delta first (two each), then scores, dP,
+   * acc and row_max. */
+  size_t per_thread = 4 * (size_t)Q_TILE + 2 * (size_t)Q_TILE * K_TILE +
+                      (size_t)Q_TILE * head_dim + Q_TILE;
+  float *scratch = os_cpu_scratch(be, sizeof(float) * per_thread * n_threads);
+  if (!scratch)
+    return;
+  int n_tasks = n_seq * heads;
+  os_cpu_blas_single_thread();
+#pragma omp parallel num_threads(n_threads)
+  {
+    float *mine = scratch + per_thread * omp_get_thread_num();
+    attention_backward_scratch w = {
+      .forward = { .row_sum = (double *)mine },
+      .delta = (double *)mine + Q_TILE,
+    };
+    w.forward.scores = mine + 4 * Q_TILE;
+    w.dp = w.forward.scores + (size_t)Q_TILE * K_TILE;
+    w.forward.acc = w.dp + (size_t)Q_TILE * K_TILE;
+    w.forward.row_max = w.forward.acc + (size_t)Q_TILE * head_dim;
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < n_tasks; task++)
+      for (int first_query = 0; first_query < Sq; first_query += Q_TILE)
+        attention_backward_query_tile(&args, &grads, &w, task / heads, task % heads,
+                                      first_query);
+  }
+  free(scratch);
 }

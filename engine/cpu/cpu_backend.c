@@ -79,6 +79,28 @@ os_cpu_blas_single_thread(void)
     openblas_set_num_threads(1);
 }
 
+static const os_backend_grad_ops cpu_grad_ops = {
+  .linear_backward = os_cpu_linear_backward,
+  .conv2d_backward = os_cpu_conv2d_backward,
+  .conv_temporal_backward = os_cpu_conv_temporal_backward,
+  .group_norm_backward = os_cpu_group_norm_backward,
+  .layer_norm_backward = os_cpu_layer_norm_backward,
+  .attention_backward = os_cpu_attention_backward,
+  .silu_backward = os_cpu_silu_backward,
+  .gelu_backward = os_cpu_gelu_backward,
+  .quick_gelu_backward = os_cpu_quick_gelu_backward,
+  .geglu_backward = os_cpu_geglu_backward,
+  .axpy = os_cpu_axpy,
+  .dot = os_cpu_dot,
+  .sum_rows = os_cpu_sum_rows,
+  .sum_channel_planes = os_cpu_sum_channel_planes,
+  .upsample_nearest_backward = os_cpu_upsample_nearest_backward,
+  .split_channels = os_cpu_split_channels,
+  .loss = os_cpu_loss,
+  .adamw_step = os_cpu_adamw_step,
+  .ema_update = os_cpu_ema_update,
+};
+
 static const os_backend_ops cpu_ops = {
   .name = "cpu",
   .is_host = true,
@@ -110,6 +132,7 @@ static const os_backend_ops cpu_ops = {
   .permute_0213 = os_cpu_permute_0213,
   .upsample_nearest = os_cpu_upsample_nearest,
   .concat_channels = os_cpu_concat_channels,
+  .grad = &cpu_grad_ops,
 };
 
 os_backend *

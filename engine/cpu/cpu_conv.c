@@ -202,20 +202,30 @@ os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const fl
   free(owned_w);
 }
 
+/* W is [Cout, Cin, 3]: each tap as a contiguous [Cout, Cin] matrix, in
+ * scratch for the caller to free (NULL when out of memory). */
+static float *
+pack_taps(os_backend *be, const float *W, int Cout, int Cin)
+{
+  float *taps = os_cpu_scratch(be, sizeof(float) * 3 * (size_t)Cout * Cin);
+  if (!taps)
+    return NULL;
+  for (int o = 0; o < Cout; o++)
+    for (int i = 0; i < Cin; i++)
+      for (int k = 0; k < 3; k++)
+        taps[((size_t)k * Cout + o) * Cin + i] = W[((size_t)o * Cin + i) * 3 + k];
+  return taps;
+}
+
 void
 os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
                      const float *bias, int B, int F, int Cin, int Cout, int HW)
 {
   size_t in_frame = (size_t)Cin * HW, out_frame = (size_t)Cout * HW;
   fill_channel_bias(y, bias, B * F, Cout, HW, os_cpu_threads(be));
-  /* W is [Cout, Cin, 3]: pack each tap as a contiguous [Cout, Cin] matrix. */
-  float *taps = os_cpu_scratch(be, sizeof(float) * 3 * (size_t)Cout * Cin);
+  float *taps = pack_taps(be, W, Cout, Cin);
   if (!taps)
     return;
-  for (int o = 0; o < Cout; o++)
-    for (int i = 0; i < Cin; i++)
-      for (int k = 0; k < 3; k++)
-        taps[((size_t)k * Cout + o) * Cin + i] = W[((size_t)o * Cin + i) * 3 + k];
   /* Tap k adds W_k x[f + k - 1] to every frame f that has that neighbour:
    * one batched product over those frames. */
   for (int b = 0; b < B; b++)
@@ -229,4 +239,166 @@ os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
                           y + frame * out_frame, HW, (int64_t)out_frame, last - first + 1);
     }
   free(taps);
+}
+
+/* The backward works in bands of output rows of one image, one after the
+ * other, so that dW sums images and bands in a fixed order; each band's
+ * products are spread over the workers by os_cpu_gemm. Bands hold at most
+ * COLUMN_BUFFER_MAX_BYTES of columns, from the shape only. */
+static int
+backward_band_rows(int Ho, size_t column_row_bytes)
+{
+  size_t rows = COLUMN_BUFFER_MAX_BYTES / column_row_bytes;
+  if (rows < 1)
+    rows = 1;
+  return rows < (size_t)Ho ? (int)rows : Ho;
+}
+
+/* im2col of output rows oy0..oy1, one task per input channel. */
+static void
+im2col_rows_parallel(const conv_shape *s, const float *x, float *col, int oy0, int oy1,
+                     int n_threads)
+{
+  conv_shape one = *s;
+  one.Cin = 1;
+  size_t plane = (size_t)s->H * s->W, channel_cols = (size_t)s->KH * s->KW * (oy1 - oy0) * s->Wo;
+#pragma omp parallel for num_threads(n_threads) if (channel_cols * s->Cin >= OS_CPU_PARALLEL_MIN)
+  for (int c = 0; c < s->Cin; c++)
+    im2col_rows(&one, x + c * plane, col + c * channel_cols, oy0, oy1);
+}
+
+/* The adjoint of im2col_rows: x[c][iy][ix] += col[...] for every column entry
+ * that im2col read from inside the image; one task per input channel, each
+ * pixel's terms added in a fixed order. */
+static void
+col2im_rows_parallel(const conv_shape *s, float *x, const float *col, int oy0, int oy1,
+                     int n_threads)
+{
+  size_t plane = (size_t)s->H * s->W, row_len = (size_t)(oy1 - oy0) * s->Wo;
+#pragma omp parallel for num_threads(n_threads) \
+    if (row_len * s->KH * s->KW * s->Cin >= OS_CPU_PARALLEL_MIN)
+  for (int c = 0; c < s->Cin; c++) {
+    float *xc = x + c * plane;
+    for (int kh = 0; kh < s->KH; kh++)
+      for (int kw = 0; kw < s->KW; kw++) {
+        const float *in = col + (((size_t)c * s->KH + kh) * s->KW + kw) * row_len;
+        int ox0 = 0, ox1 = s->Wo;
+        while (ox0 < s->Wo && ox0 * s->stride - s->pad_left + kw < 0)
+          ox0++;
+        while (ox1 > ox0 && (ox1 - 1) * s->stride - s->pad_left + kw >= s->W)
+          ox1--;
+        for (int oy = oy0; oy < oy1; oy++, in += s->Wo) {
+          int iy = oy * s->stride - s->pad_top + kh;
+          if (iy < 0 || iy >= s->H)
+            continue;
+          float *out = xc + (size_t)iy * s->W - s->pad_left + kw;
+          for (int ox = ox0; ox < ox1; ox++)
+            out[ox * s->stride] += in[ox];
+        }
+      }
+  }
+}
+
+void
+os_cpu_conv2d_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                       const float *x, const float *W, const os_conv2d_shape *shape)
+{
+  conv_shape s = {
+    .Cin = shape->Cin, .H = shape->H, .W = shape->W, .KH = shape->KH, .KW = shape->KW,
+    .stride = shape->stride, .pad_top = shape->pad_top, .pad_left = shape->pad_left,
+    .Ho = os_conv2d_out_h(shape), .Wo = os_conv2d_out_w(shape),
+  };
+  int N = shape->N, Cout = shape->Cout, K = s.Cin * s.KH * s.KW;
+  size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
+  if (N <= 0 || Cout <= 0 || s.Ho <= 0 || s.Wo <= 0)
+    return;
+  if (db)
+    os_cpu_sum_channels(be, db, dy, N, Cout, out_plane);
+  if (!dx && !dW)
+    return;
+  bool pointwise = s.KH == 1 && s.KW == 1 && s.stride == 1 && s.pad_top == 0 &&
+                   s.pad_left == 0 && shape->pad_bottom == 0 && shape->pad_right == 0;
+  int P = (int)out_plane;
+  if (pointwise) { /* the image is its own columns */
+    for (int n = 0; n < N; n++) {
+      const float *dyn = dy + (size_t)n * Cout * out_plane;
+      const float *xn = x + (size_t)n * s.Cin * in_plane;
+      if (dW)
+        os_cpu_gemm(be, false, true, Cout, K, P, 1.0f, dyn, P, xn, P, 1.0f, dW, K);
+      if (dx)
+        os_cpu_gemm(be, true, false, K, P, Cout, 1.0f, W, K, dyn, P, 1.0f,
+                    dx + (size_t)n * s.Cin * in_plane, P);
+    }
+    return;
+  }
+  int rows = backward_band_rows(s.Ho, sizeof(float) * (size_t)K * s.Wo);
+  size_t buffer_floats = (size_t)K * s.Wo * rows;
+  float *col = dW ? os_cpu_scratch(be, sizeof(float) * buffer_floats) : NULL;
+  float *dcol = dx ? os_cpu_scratch(be, sizeof(float) * buffer_floats) : NULL;
+  int n_threads = os_cpu_threads(be);
+  if ((!dW || col) && (!dx || dcol))
+    for (int n = 0; n < N; n++)
+      for (int oy0 = 0; oy0 < s.Ho; oy0 += rows) {
+        int oy1 = oy0 + rows < s.Ho ? oy0 + rows : s.Ho, cols = (oy1 - oy0) * s.Wo;
+        const float *dy_band = dy + (size_t)n * Cout * out_plane + (size_t)oy0 * s.Wo;
+        if (dW) { /* dW[Cout, K] += dy_band [Cout, cols] col^T */
+          im2col_rows_parallel(&s, x + (size_t)n * s.Cin * in_plane, col, oy0, oy1, n_threads);
+          os_cpu_gemm(be, false, true, Cout, K, cols, 1.0f, dy_band, P, col, cols, 1.0f, dW, K);
+        }
+        if (dx) { /* dcol [K, cols] = W^T dy_band, scattered back onto dx */
+          os_cpu_gemm(be, true, false, K, cols, Cout, 1.0f, W, K, dy_band, P, 0.0f, dcol, cols);
+          col2im_rows_parallel(&s, dx + (size_t)n * s.Cin * in_plane, dcol, oy0, oy1,
+                               n_threads);
+        }
+      }
+  free(col);
+  free(dcol);
+}
+
+void
+os_cpu_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                              const float *x, const float *W, int B, int F, int Cin, int Cout,
+                              int HW)
+{
+  size_t in_frame = (size_t)Cin * HW, out_frame = (size_t)Cout * HW;
+  if (db)
+    os_cpu_sum_channels(be, db, dy, B * F, Cout, HW);
+  if (dx) {
+    /* dx[f + k - 1] += W_k^T dy[f]: per tap, the frames of an element in one batch. */
+    float *taps = pack_taps(be, W, Cout, Cin);
+    if (!taps)
+      return;
+    for (int k = 0; k < 3; k++) {
+      int first = k == 0 ? 1 : 0, last = k == 2 ? F - 2 : F - 1;
+      for (int b = 0; b < B && first <= last; b++) {
+        size_t frame = (size_t)b * F + first;
+        os_cpu_gemm_batched(be, true, false, Cin, HW, Cout, 1.0f,
+                            taps + (size_t)k * Cout * Cin, Cin, 0, dy + frame * out_frame, HW,
+                            (int64_t)out_frame, 1.0f, dx + (frame + k - 1) * in_frame, HW,
+                            (int64_t)in_frame, last - first + 1);
+      }
+    }
+    free(taps);
+  }
+  if (!dW)
+    return;
+  /* dW_k [Cout, Cin] += sum over frames of dy[f] x[f + k - 1]^T, frame by
+   * frame in a fixed order, into packed taps that are then scattered. */
+  float *dtaps = os_cpu_scratch(be, sizeof(float) * 3 * (size_t)Cout * Cin);
+  if (!dtaps)
+    return;
+  memset(dtaps, 0, sizeof(float) * 3 * (size_t)Cout * Cin);
+  for (int k = 0; k < 3; k++)
+    for (int b = 0; b < B; b++)
+      for (int f = k == 0 ? 1 : 0; f <= (k == 2 ? F - 2 : F - 1); f++) {
+        size_t frame = (size_t)b * F + f;
+        os_cpu_gemm(be, false, true, Cout, Cin, HW, 1.0f, dy + frame * out_frame, HW,
+                    x + (frame + k - 1) * in_frame, HW, 1.0f, dtaps + (size_t)k * Cout * Cin,
+                    Cin);
+      }
+  for (int o = 0; o < Cout; o++)
+    for (int i = 0; i < Cin; i++)
+      for (int k = 0; k < 3; k++)
+        dW[((size_t)o * Cin + i) * 3 + k] += dtaps[((size_t)k * Cout + o) * Cin + i];
+  free(dtaps);
 }

@@ -4,6 +4,7 @@
 #include "cpu_internal.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "cpu_simd.h"
 
@@ -150,5 +151,214 @@ os_cpu_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C
     float *plane = x + (size_t)nc * P;
     for (int p = 0; p < P; p++)
       plane[p] += value;
+  }
+}
+
+/* --- backwards: dx += dy * f'(x) --- */
+
+/* The activations' backward vector loops, each over one span. */
+typedef void (*activation_backward_span)(float *dx, const float *dy, const float *x, size_t n);
+
+/* sigmoid(x) = 1 / (1 + e^-x), as the forwards compute it. */
+static inline os_vf
+os_vf_sigmoid(os_vf x)
+{
+  return 1.0f / (1.0f + os_vf_exp(-x));
+}
+
+/* Phi(x), the standard normal CDF, as 0.5 erfc(-x / sqrt 2) like os_vf_gelu. */
+static inline os_vf
+os_vf_normal_cdf(os_vf x)
+{
+  os_vi sign = (os_vi)x & (int32_t)0x80000000;
+  os_vf tail = os_vf_erfc_nonnegative((os_vf)((os_vi)x ^ sign) * 0.70710678118654752f);
+  return 0.5f * os_vf_select(sign != 0, tail, 2.0f - tail);
+}
+
+/* gelu'(x) = Phi(x) + x phi(x). */
+static inline os_vf
+os_vf_gelu_derivative(os_vf x)
+{
+  os_vf density = 0.39894228040143268f * os_vf_exp(-0.5f * x * x);
+  return os_vf_normal_cdf(x) + x * density;
+}
+
+OS_CPU_VECTOR_CLONES static void
+silu_backward_span(float *dx, const float *dy, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf v = os_vf_load(x + i, n - i), s = os_vf_sigmoid(v);
+    os_vf d = s * (1.0f + v * (1.0f - s));
+    os_vf_store(dx + i, os_vf_load(dx + i, n - i) + os_vf_load(dy + i, n - i) * d, n - i);
+  }
+}
+
+OS_CPU_VECTOR_CLONES static void
+gelu_backward_span(float *dx, const float *dy, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf d = os_vf_gelu_derivative(os_vf_load(x + i, n - i));
+    os_vf_store(dx + i, os_vf_load(dx + i, n - i) + os_vf_load(dy + i, n - i) * d, n - i);
+  }
+}
+
+/* d/dx x sigmoid(a x) = s + a x s (1 - s), s = sigmoid(a x). */
+OS_CPU_VECTOR_CLONES static void
+quick_gelu_backward_span(float *dx, const float *dy, const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf v = os_vf_load(x + i, n - i), s = os_vf_sigmoid(1.702f * v);
+    os_vf d = s + 1.702f * v * s * (1.0f - s);
+    os_vf_store(dx + i, os_vf_load(dx + i, n - i) + os_vf_load(dy + i, n - i) * d, n - i);
+  }
+}
+
+static void
+apply_activation_backward(os_backend *be, activation_backward_span kernel, float *dx,
+                          const float *dy, const float *x, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t n_spans = (n + SPAN - 1) / SPAN;
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t s = 0; s < n_spans; s++) {
+    size_t start = s * SPAN;
+    kernel(dx + start, dy + start, x + start, n - start < SPAN ? n - start : SPAN);
+  }
+}
+
+void
+os_cpu_silu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+  apply_activation_backward(be, silu_backward_span, dx, dy, x, n);
+}
+
+void
+os_cpu_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+  apply_activation_backward(be, gelu_backward_span, dx, dy, x, n);
+}
+
+void
+os_cpu_quick_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x,
+                           size_t n)
+{
+  apply_activation_backward(be, quick_gelu_backward_span, dx, dy, x, n);
+}
+
+/* y = hidden * gelu(gate): d hidden += dy gelu(gate), d gate += dy hidden gelu'(gate). */
+OS_CPU_VECTOR_CLONES static void
+geglu_backward_row(float *d_hidden, float *d_gate, const float *dy, const float *hidden,
+                   const float *gate, int C)
+{
+  for (int c = 0; c < C; c += OS_LANES) {
+    os_vf g = os_vf_load(gate + c, C - c), up = os_vf_load(dy + c, C - c);
+    os_vf_store(d_hidden + c, os_vf_load(d_hidden + c, C - c) + up * os_vf_gelu(g), C - c);
+    os_vf_store(d_gate + c,
+                os_vf_load(d_gate + c, C - c) +
+                    up * os_vf_load(hidden + c, C - c) * os_vf_gelu_derivative(g),
+                C - c);
+  }
+}
+
+void
+os_cpu_geglu_backward(os_backend *be, float *dx, const float *dy, const float *x, int T, int C)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
+  for (int t = 0; t < T; t++) {
+    size_t row = (size_t)t * 2 * C;
+    geglu_backward_row(dx + row, dx + row + C, dy + (size_t)t * C, x + row, x + row + C, C);
+  }
+}
+
+void
+os_cpu_axpy(os_backend *be, float *y, const float *x, float alpha, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] += alpha * x[i];
+}
+
+/* sum a_i b_i in double over one span, in a fixed order like os_cpu_sum. */
+static double
+dot_span(const float *a, const float *b, size_t n)
+{
+  double lane[8] = { 0 };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++)
+      lane[j] += (double)a[i + j] * b[i + j];
+  double total = 0.0;
+  for (; i < n; i++)
+    total += (double)a[i] * b[i];
+  for (int j = 0; j < 8; j++)
+    total += lane[j];
+  return total;
+}
+
+double
+os_cpu_dot(os_backend *be, const float *a, const float *b, size_t n)
+{
+  /* Partial sums of fixed spans, added in span order: the same for any
+   * thread count. */
+  size_t n_spans = (n + SPAN - 1) / SPAN;
+  double *partial = os_cpu_scratch(be, sizeof(double) * n_spans);
+  if (!partial)
+    return 0.0;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t s = 0; s < n_spans; s++) {
+    size_t start = s * SPAN;
+    partial[s] = dot_span(a + start, b + start, n - start < SPAN ? n - start : SPAN);
+  }
+  double total = 0.0;
+  for (size_t s = 0; s < n_spans; s++)
+    total += partial[s];
+  free(partial);
+  return total;
+}
+
+/* Columns per task of sum_rows: each task owns its columns' sums. */
+#define SUM_ROWS_COLUMNS 64
+
+void
+os_cpu_sum_rows(os_backend *be, float *dv, const float *dx, int G, int R, int C)
+{
+  int chunks = (C + SUM_ROWS_COLUMNS - 1) / SUM_ROWS_COLUMNS;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)G * R * C >= OS_CPU_PARALLEL_MIN)
+  for (int task = 0; task < G * chunks; task++) {
+    int g = task / chunks, c0 = task % chunks * SUM_ROWS_COLUMNS;
+    int width = C - c0 < SUM_ROWS_COLUMNS ? C - c0 : SUM_ROWS_COLUMNS;
+    double sums[SUM_ROWS_COLUMNS] = { 0 };
+    const float *rows = dx + (size_t)g * R * C + c0;
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < width; c++)
+        sums[c] += rows[(size_t)r * C + c];
+    for (int c = 0; c < width; c++)
+      dv[(size_t)g * C + c0 + c] += (float)sums[c];
+  }
+}
+
+void
+os_cpu_sum_channel_planes(os_backend *be, float *dv, const float *dx, int N, int C, int P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++)
+    dv[nc] += (float)os_cpu_sum(dx + (size_t)nc * P, P);
+}
+
+void
+os_cpu_sum_channels(os_backend *be, float *dv, const float *dx, int N, int C, size_t P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int c = 0; c < C; c++) {
+    double total = 0.0;
+    for (int n = 0; n < N; n++)
+      total += os_cpu_sum(dx + ((size_t)n * C + c) * P, P);
+    dv[c] += (float)total;
   }
 }

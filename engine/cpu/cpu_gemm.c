@@ -158,3 +158,17 @@ os_cpu_linear(os_backend *be, float *y, const float *x, const float *W, const fl
   if (residual && residual != y)
     os_cpu_add(be, y, y, residual, (size_t)T * out);
 }
+
+void
+os_cpu_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                       const float *x, const float *W, int T, int in, int out)
+{
+  if (T <= 0 || out <= 0 || in <= 0)
+    return;
+  if (dx) /* dx[T,in] += dy[T,out] W[out,in] */
+    os_cpu_gemm(be, false, false, T, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+  if (dW) /* dW[out,in] += dy^T x: each element one sum over all T in one sgemm */
+    os_cpu_gemm(be, true, false, out, in, T, 1.0f, dy, out, x, in, 1.0f, dW, in);
+  if (db)
+    os_cpu_sum_rows(be, db, dy, 1, T, out);
+}

@@ -53,6 +53,8 @@ void os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int 
                          int ldc, int64_t stride_c, int batch);
 void os_cpu_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                    const float *residual, int T, int in, int out);
+void os_cpu_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                            const float *x, const float *W, int T, int in, int out);
 
 /* cpu_conv.c */
 void os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
@@ -61,6 +63,11 @@ void os_cpu_conv2d(os_backend *be, float *y, const float *x, const float *W, con
                    int pad_right);
 void os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
                           const float *bias, int B, int F, int Cin, int Cout, int HW);
+void os_cpu_conv2d_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                            const float *x, const float *W, const os_conv2d_shape *shape);
+void os_cpu_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *db,
+                                   const float *dy, const float *x, const float *W, int B,
+                                   int F, int Cin, int Cout, int HW);
 
 /* cpu_norm.c */
 void os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
@@ -68,11 +75,23 @@ void os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *ga
                        float eps, bool silu);
 void os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                        const float *beta, int T, int C, float eps);
+void os_cpu_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *gamma,
+                                const float *beta, int N, int C, int HW, int G,
+                                int frames_per_stat, float eps, bool silu);
+void os_cpu_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *gamma, int T,
+                                int C, float eps);
 
 /* cpu_attention.c */
 void os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
                       int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
                       int k_stride, int v_stride, int o_stride, float scale);
+void os_cpu_attention_backward(os_backend *be, float *dq, float *dk, float *dv,
+                               const float *do_, const float *q, const float *k,
+                               const float *v, int n_seq, int Sq, int Sk, int heads,
+                               int head_dim, int q_stride, int k_stride, int v_stride,
+                               int o_stride, float scale);
 
 /* cpu_elementwise.c */
 void os_cpu_fill(os_backend *be, float *dst, float value, size_t n);
@@ -86,6 +105,18 @@ void os_cpu_blend(os_backend *be, float *y, const float *a, const float *b, floa
 void os_cpu_scale(os_backend *be, float *y, const float *x, float alpha, size_t n);
 void os_cpu_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C);
 void os_cpu_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P);
+void os_cpu_silu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void os_cpu_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void os_cpu_quick_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x,
+                                size_t n);
+void os_cpu_geglu_backward(os_backend *be, float *dx, const float *dy, const float *x, int T,
+                           int C);
+void os_cpu_axpy(os_backend *be, float *y, const float *x, float alpha, size_t n);
+double os_cpu_dot(os_backend *be, const float *a, const float *b, size_t n);
+void os_cpu_sum_rows(os_backend *be, float *dv, const float *dx, int G, int R, int C);
+void os_cpu_sum_channel_planes(os_backend *be, float *dv, const float *dx, int N, int C, int P);
+/* dv[c] += sum over n and p of dx[n, c, p] (a bias's gradient over images). */
+void os_cpu_sum_channels(os_backend *be, float *dv, const float *dx, int N, int C, size_t P);
 
 /* cpu_layout.c */
 void os_cpu_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int inner);
@@ -93,5 +124,17 @@ void os_cpu_upsample_nearest(os_backend *be, float *y, const float *x, int N, in
                              int W, int Ho, int Wo);
 void os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
                             int Cb, int N, int P);
+void os_cpu_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                      int H, int W, int Ho, int Wo);
+void os_cpu_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
+                           int N, int P);
+
+/* cpu_optim.c */
+double os_cpu_loss(os_backend *be, float *grad, const float *pred, const float *target,
+                   size_t n, os_loss_kind kind, float c, float scale);
+void os_cpu_adamw_step(os_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay,
+                       int64_t step);
+void os_cpu_ema_update(os_backend *be, float *e, const float *p, float mu, size_t n);
 
 #endif

@@ -97,3 +97,53 @@ os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const f
     memcpy(out + a_len, b + n * b_len, sizeof(float) * b_len);
   }
 }
+
+void
+os_cpu_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                 int H, int W, int Ho, int Wo)
+{
+  int n_threads = os_cpu_threads(be);
+  int *src_x = os_cpu_scratch(be, sizeof(int) * Wo);
+  if (!src_x)
+    return;
+  for (int ox = 0; ox < Wo; ox++)
+    src_x[ox] = nearest_source(ox, W, Wo);
+  /* One plane per task, its output pixels added in raster order. */
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * Ho * Wo >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++) {
+    float *in = dx + (size_t)nc * H * W;
+    const float *out = dy + (size_t)nc * Ho * Wo;
+    for (int oy = 0; oy < Ho; oy++) {
+      float *in_row = in + (size_t)nearest_source(oy, H, Ho) * W;
+      const float *out_row = out + (size_t)oy * Wo;
+      for (int ox = 0; ox < Wo; ox++)
+        in_row[src_x[ox]] += out_row[ox];
+    }
+  }
+  free(src_x);
+}
+
+/* dst += src over n values. */
+static void
+accumulate(float *restrict dst, const float *restrict src, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dst[i] += src[i];
+}
+
+void
+os_cpu_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
+                      int N, int P)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t a_len = (size_t)Ca * P, b_len = (size_t)Cb * P;
+#pragma omp parallel for num_threads(n_threads) if ((a_len + b_len) * N >= OS_CPU_PARALLEL_MIN)
+  for (int n = 0; n < N; n++) {
+    const float *in = dy + n * (a_len + b_len);
+    if (da)
+      accumulate(da + n * a_len, in, a_len);
+    if (db)
+      accumulate(db + n * b_len, in + a_len, b_len);
+  }
+}

@@ -4,6 +4,7 @@
 #include "cpu_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "cpu_simd.h"
 
@@ -91,4 +92,200 @@ os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
       yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
     }
   }
+}
+
+/* --- backwards ---
+ * With xhat = (x - mean) rstd, z = xhat gamma + beta and y = z or silu(z),
+ * dz = dy or dy silu'(z); then dgamma += sum dz xhat, dbeta += sum dz and
+ * dx += rstd (gamma dz - mean(gamma dz) - xhat mean(gamma dz xhat)), the
+ * means over the statistics' unit. */
+
+/* dz and xhat for 8 values of one channel, z recomputed as the forward does. */
+static inline void
+norm_dz_xhat(os_vf *dz, os_vf *xhat, const float *dy, const float *x, size_t left, float mean,
+             float rstd, float scale, float shift, bool silu)
+{
+  os_vf centred = os_vf_load(x, left) - mean, up = os_vf_load(dy, left);
+  if (silu) {
+    os_vf z = centred * scale + shift, s = 1.0f / (1.0f + os_vf_exp(-z));
+    up = up * (s * (1.0f + z * (1.0f - s)));
+  }
+  *dz = up;
+  *xhat = centred * rstd;
+}
+
+/* sums[0] += sum dz, sums[1] += sum dz xhat over one channel's n values, in
+ * double per lane (lanes past n load zeros: dz = 0 there). */
+OS_CPU_VECTOR_CLONES static void
+norm_channel_sums(double sums[2], const float *dy, const float *x, size_t n, float mean,
+                  float rstd, float scale, float shift, bool silu)
+{
+  double lane_dz[OS_LANES] = { 0 }, lane_dz_xhat[OS_LANES] = { 0 };
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf dz, xhat;
+    norm_dz_xhat(&dz, &xhat, dy + i, x + i, n - i, mean, rstd, scale, shift, silu);
+    os_vf product = dz * xhat;
+    for (int j = 0; j < OS_LANES; j++) {
+      lane_dz[j] += dz[j];
+      lane_dz_xhat[j] += product[j];
+    }
+  }
+  for (int j = 0; j < OS_LANES; j++) {
+    sums[0] += lane_dz[j];
+    sums[1] += lane_dz_xhat[j];
+  }
+}
+
+/* dx += dz * scale - (offset + xhat * slope) over one channel (scale = gamma rstd). */
+OS_CPU_VECTOR_CLONES static void
+norm_channel_dx(float *dx, const float *dy, const float *x, size_t n, float mean, float rstd,
+                float scale, float shift, bool silu, float offset, float slope)
+{
+  for (size_t i = 0; i < n; i += OS_LANES) {
+    os_vf dz, xhat;
+    norm_dz_xhat(&dz, &xhat, dy + i, x + i, n - i, mean, rstd, scale, shift, silu);
+    os_vf_store(dx + i, os_vf_load(dx + i, n - i) + (dz * scale - (offset + xhat * slope)),
+                n - i);
+  }
+}
+
+void
+os_cpu_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma,
+                           const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                           float eps, bool silu)
+{
+  int per_group = C / G, n_stats = N / frames_per_stat;
+  size_t span = (size_t)per_group * HW;
+  int n_units = n_stats * G;
+  /* Per (statistics unit, channel): sum dz and sum dz xhat, for dgamma and
+   * dbeta (added over units in order afterwards) and for dx. */
+  double *sums = os_cpu_scratch(be, sizeof(double) * 2 * n_stats * C);
+  if (!sums)
+    return;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+  for (int u = 0; u < n_units; u++) {
+    int g = u % G, first_image = u / G * frames_per_stat;
+    size_t count = span * frames_per_stat;
+    double total = 0.0;
+    for (int f = 0; f < frames_per_stat; f++)
+      total += os_cpu_sum(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
+    double mean = total / count, deviations = 0.0;
+    for (int f = 0; f < frames_per_stat; f++)
+      deviations += sum_squared_deviations(
+          x + ((size_t)(first_image + f) * C + g * per_group) * HW, span, mean);
+    float rstd = (float)(1.0 / sqrt(deviations / count + eps)), mean_f = (float)mean;
+    double *unit_sums = sums + 2 * ((size_t)(u / G) * C + g * per_group);
+    double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
+    for (int c = g * per_group; c < (g + 1) * per_group; c++) {
+      double *channel = unit_sums + 2 * (c - g * per_group);
+      channel[0] = channel[1] = 0.0;
+      float scale = gamma ? rstd * gamma[c] : rstd, shift = beta ? beta[c] : 0.0f;
+      for (int f = 0; f < frames_per_stat; f++) {
+        size_t offset = ((size_t)(first_image + f) * C + c) * HW;
+        norm_channel_sums(channel, dy + offset, x + offset, HW, mean_f, rstd, scale, shift,
+                          silu);
+      }
+      double gamma_c = gamma ? gamma[c] : 1.0;
+      sum_dxhat += gamma_c * channel[0];
+      sum_dxhat_xhat += gamma_c * channel[1];
+    }
+    if (!dx)
+      continue;
+    float offset = (float)(rstd * sum_dxhat / count), slope = (float)(rstd * sum_dxhat_xhat / count);
+    for (int c = g * per_group; c < (g + 1) * per_group; c++) {
+      float scale = gamma ? rstd * gamma[c] : rstd, shift = beta ? beta[c] : 0.0f;
+      for (int f = 0; f < frames_per_stat; f++) {
+        size_t at = ((size_t)(first_image + f) * C + c) * HW;
+        norm_channel_dx(dx + at, dy + at, x + at, HW, mean_f, rstd, scale, shift, silu, offset,
+                        slope);
+      }
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    double d_beta = 0.0, d_gamma = 0.0;
+    for (int b = 0; b < n_stats; b++) {
+      d_beta += sums[2 * ((size_t)b * C + c)];
+      d_gamma += sums[2 * ((size_t)b * C + c) + 1];
+    }
+    if (dbeta)
+      dbeta[c] += (float)d_beta;
+    if (dgamma)
+      dgamma[c] += (float)d_gamma;
+  }
+  free(sums);
+}
+
+/* LayerNorm's dgamma and dbeta sum over rows in blocks of rows fixed by T
+ * (at most this many blocks), whose partial sums are added in order. */
+#define LAYER_NORM_MAX_BLOCKS 256
+#define LAYER_NORM_MIN_BLOCK_ROWS 16
+
+void
+os_cpu_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma, int T, int C,
+                           float eps)
+{
+  if (T <= 0 || C <= 0)
+    return;
+  int block_rows = (T + LAYER_NORM_MAX_BLOCKS - 1) / LAYER_NORM_MAX_BLOCKS;
+  if (block_rows < LAYER_NORM_MIN_BLOCK_ROWS)
+    block_rows = LAYER_NORM_MIN_BLOCK_ROWS;
+  int n_blocks = (T + block_rows - 1) / block_rows;
+  bool params = dgamma || dbeta;
+  /* Per block: C partial sums of dy xhat, then C of dy. */
+  double *partial = params ? os_cpu_scratch(be, sizeof(double) * 2 * n_blocks * C) : NULL;
+  if (params && !partial)
+    return;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic) \
+    if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
+  for (int block = 0; block < n_blocks; block++) {
+    double *d_gamma = params ? partial + 2 * (size_t)block * C : NULL;
+    double *d_beta = params ? d_gamma + C : NULL;
+    if (params)
+      for (int c = 0; c < 2 * C; c++)
+        d_gamma[c] = 0.0;
+    int t1 = (block + 1) * block_rows < T ? (block + 1) * block_rows : T;
+    for (int t = block * block_rows; t < t1; t++) {
+      const float *xr = x + (size_t)t * C, *dyr = dy + (size_t)t * C;
+      double mean = os_cpu_sum(xr, C) / C;
+      float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
+      float mean_f = (float)mean;
+      double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
+      for (int c = 0; c < C; c++) {
+        float xhat = (xr[c] - mean_f) * rstd;
+        double dxhat = (double)dyr[c] * (gamma ? gamma[c] : 1.0f);
+        sum_dxhat += dxhat;
+        sum_dxhat_xhat += dxhat * xhat;
+        if (params) {
+          d_gamma[c] += (double)dyr[c] * xhat;
+          d_beta[c] += dyr[c];
+        }
+      }
+      if (!dx)
+        continue;
+      float *dxr = dx + (size_t)t * C;
+      float offset = (float)(rstd * sum_dxhat / C), slope = (float)(rstd * sum_dxhat_xhat / C);
+      for (int c = 0; c < C; c++) {
+        float xhat = (xr[c] - mean_f) * rstd, gamma_rstd = gamma ? gamma[c] * rstd : rstd;
+        dxr[c] += dyr[c] * gamma_rstd - (offset + xhat * slope);
+      }
+    }
+  }
+  if (!params)
+    return;
+  for (int c = 0; c < C; c++) {
+    double d_gamma = 0.0, d_beta = 0.0;
+    for (int block = 0; block < n_blocks; block++) {
+      d_gamma += partial[2 * (size_t)block * C + c];
+      d_beta += partial[(2 * (size_t)block + 1) * C + c];
+    }
+    if (dgamma)
+      dgamma[c] += (float)d_gamma;
+    if (dbeta)
+      dbeta[c] += (float)d_beta;
+  }
+  free(partial);
 }
