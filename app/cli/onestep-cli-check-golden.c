@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "golden.h"
+#include "golden_train.h"
 #include "onestep-cli.h"
 
 typedef struct {
@@ -79,6 +80,27 @@ onestep_cli_check_golden (int    argc,
       return 2;
     }
 
+  os_golden_kind kind;
+  if (os_golden_case_kind (cases[0], &kind, &engine_error) != ONESTEP_OK)
+    {
+      onestep_cli_fail ("%s", engine_error.message);
+      return 1;
+    }
+  if (kind == OS_GOLDEN_KIND_TRAINING)
+    {
+      os_golden_options check = {
+        .model_dir = model,
+        .params = params,
+        .tolerance = tolerance,
+        .program = "onestep-cli",
+      };
+      return os_golden_train_check (cases[0], &check) == OS_GOLDEN_PASSED ? 0 : 1;
+    }
+  if (kind == OS_GOLDEN_KIND_OSV)
+    {
+      onestep_cli_fail ("%s: OSV cases are not supported yet", cases[0]);
+      return 1;
+    }
   golden = os_golden_case_open (cases[0], &engine_error);
   if (golden == NULL)
     {

@@ -78,3 +78,17 @@ os_philox_normal(uint64_t seed, uint64_t stream, uint64_t offset, float *out, si
       out[i++] = z[lane];
   }
 }
+
+void
+os_philox_uniform(uint64_t seed, uint64_t stream, uint64_t offset, double *out, size_t n)
+{
+  const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  for (size_t i = 0; i < n; i++) {
+    uint64_t position = offset + i, block = position / 4;
+    const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
+                             (uint32_t)(stream >> 32)};
+    uint32_t bits[4];
+    os_philox4x32_10(ctr, key, bits);
+    out[i] = open_uniform(bits[position % 4]);
+  }
+}

@@ -19,4 +19,7 @@ void os_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 /* out[i] = the standard normal number at position offset + i of (seed, stream). */
 void os_philox_normal(uint64_t seed, uint64_t stream, uint64_t offset, float *out, size_t n);
 
+/* out[i] = the uniform number in (0, 1) at position offset + i of (seed, stream). */
+void os_philox_uniform(uint64_t seed, uint64_t stream, uint64_t offset, double *out, size_t n);
+
 #endif

@@ -302,6 +302,23 @@ os_weights_param_count(const os_weight_set *ws)
   return ws->n_params;
 }
 
+int
+os_weights_count(const os_weight_set *ws)
+{
+  return ws->n_entries;
+}
+
+const char *
+os_weights_entry(const os_weight_set *ws, int i, const float **bound, int *ndim,
+                 const int64_t **shape)
+{
+  const weight_entry *e = &ws->entries[i];
+  *bound = e->bound;
+  *ndim = e->tensor->ndim;
+  *shape = e->tensor->shape;
+  return e->name;
+}
+
 const char *
 os_weights_dtype_name(const os_weight_set *ws)
 {

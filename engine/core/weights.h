@@ -44,6 +44,13 @@ bool os_weights_has(const os_weight_set *ws, const char *name);
 /* The latched error, or an error naming the first unused tensor. */
 onestep_status os_weights_finish(os_weight_set *ws, onestep_error *error);
 int64_t os_weights_param_count(const os_weight_set *ws);
+
+/* The set's tensors in name order, for code that walks them all (training
+ * picks its tensors by name pattern): name, shape, and the backend pointer
+ * once taken (else NULL). */
+int os_weights_count(const os_weight_set *ws);
+const char *os_weights_entry(const os_weight_set *ws, int i, const float **bound, int *ndim,
+                             const int64_t **shape);
 const char *os_weights_dtype_name(const os_weight_set *ws); /* dtype of most tensors */
 
 #endif

@@ -2,7 +2,6 @@
  * recorded tensors through the engine's safetensors reader. */
 #include "golden.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include "config_json.h"
 #include "error.h"
+#include "golden_compare.h"
 #include "safetensors.h"
 
 typedef struct {
@@ -261,6 +261,24 @@ read_case(os_golden_case *golden, const char *case_dir, onestep_error *error)
   return status;
 }
 
+onestep_status
+os_golden_case_kind(const char *case_dir, os_golden_kind *kind, onestep_error *error)
+{
+  char *path = joined(case_dir, '/', "golden.json");
+  os_json_file f = {0};
+  if (!path)
+    return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  onestep_status status = os_json_open(&f, path, error);
+  if (status == ONESTEP_OK) {
+    *kind = os_json_get(&f, "iterations") ? OS_GOLDEN_KIND_OSV
+            : os_json_get(&f, "steps")    ? OS_GOLDEN_KIND_TRAINING
+                                          : OS_GOLDEN_KIND_INFERENCE;
+    os_json_close(&f);
+  }
+  free(path);
+  return status;
+}
+
 os_golden_case *
 os_golden_case_open(const char *case_dir, onestep_error *error)
 {
@@ -322,18 +340,7 @@ compare(const char *name, float *data, int ndim, const int64_t *shape, void *use
   if (!t->shape_ok)
     return;
   size_t n = (size_t)os_shape_numel(t->ndim, t->shape);
-  double diff2 = 0.0, ref2 = 0.0, max_abs = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)data[i] - t->reference[i];
-    diff2 += d * d;
-    ref2 += (double)t->reference[i] * t->reference[i];
-    max_abs = fabs(d) > max_abs ? fabs(d) : max_abs;
-  }
-  /* An all-zero reference is compared absolutely. */
-  t->rel_err = ref2 > 0.0 ? sqrt(diff2 / ref2) : sqrt(diff2);
-  t->max_abs = max_abs;
-  if (isnan(t->rel_err))
-    t->rel_err = INFINITY;
+  t->rel_err = os_golden_rel_err(data, t->reference, n, &t->max_abs);
   if (state->stage_by_stage)
     for (size_t i = 0; i < n; i++)
       data[i] = t->reference[i];

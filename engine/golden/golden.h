@@ -11,6 +11,16 @@
 
 typedef struct os_golden_case os_golden_case;
 
+typedef enum {
+  OS_GOLDEN_KIND_INFERENCE = 0, /* "runs": pipeline calls (golden.md) */
+  OS_GOLDEN_KIND_TRAINING,      /* "steps": optimiser steps (golden_train.h) */
+  OS_GOLDEN_KIND_OSV,           /* "iterations": OSV's LGP and ACD iterations */
+} os_golden_kind;
+
+/* Which kind of case CASE_DIR/golden.json records. */
+onestep_status os_golden_case_kind(const char *case_dir, os_golden_kind *kind,
+                                   onestep_error *error);
+
 /* Reads CASE_DIR/golden.json and CASE_DIR/golden.safetensors: every run's
  * parameters and noise, and every recorded tensor with the shape golden.json
  * gives. */

@@ -90,14 +90,15 @@ os_bind_norm(os_weight_set *ws, os_norm_w *n, const char *prefix, int channels)
 }
 
 float
-os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix)
+os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix,
+                  const float **mix_factor)
 {
-  const float *mix_factor = os_weights_take(ws, name, 1, (int64_t[]){1});
-  if (!mix_factor)
+  *mix_factor = os_weights_take(ws, name, 1, (int64_t[]){1});
+  if (!*mix_factor)
     return 0.0f; /* the set has latched the error */
   os_backend *be = os_weight_set_backend(ws);
   float m = 0.0f;
-  OPS(be)->download(be, &m, mix_factor, sizeof m);
+  OPS(be)->download(be, &m, *mix_factor, sizeof m);
   float alpha = 1.0f / (1.0f + expf(-m));
   return switch_mix ? 1.0f - alpha : alpha;
 }
@@ -421,7 +422,8 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
   os_format_name(name, sizeof name, "%s.temporal_res_block", prefix);
   bind_temporal_resnet(ws, &r->temporal, name, cout, temb_dim, temporal_eps);
   os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
-  r->spatial_alpha = os_bind_mix_alpha(ws, name, switch_mix);
+  r->spatial_alpha = os_bind_mix_alpha(ws, name, switch_mix, &r->mix_factor);
+  r->switch_mix = switch_mix;
 }
 
 onestep_status

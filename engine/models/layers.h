@@ -49,8 +49,10 @@ void os_bind_conv_temporal(os_weight_set *ws, os_conv_w *c, const char *prefix, 
 void os_bind_norm(os_weight_set *ws, os_norm_w *n, const char *prefix, int channels);
 /* AlphaBlender's weight of the spatial side from its [1] mix factor m, read
  * once at bind: sigmoid(m), or 1 - sigmoid(m) where the blend is switched
- * (the VAE decoder), computed in float32 as the reference does. */
-float os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix);
+ * (the VAE decoder), computed in float32 as the reference does. *mix_factor
+ * gets the tensor itself (training reads and updates it). */
+float os_bind_mix_alpha(os_weight_set *ws, const char *name, bool switch_mix,
+                        const float **mix_factor);
 
 /* y[T,out] = x W^T + b (+ residual, which may equal y). */
 void os_linear_forward(os_backend *be, const os_linear_w *l, float *y, const float *x, int T,
@@ -119,6 +121,8 @@ typedef struct {
   os_resnet2d_w spatial;
   os_temporal_resnet_w temporal;
   float spatial_alpha; /* out = alpha * spatial + (1 - alpha) * temporal */
+  const float *mix_factor; /* [1]: alpha = sigmoid(mix_factor), or 1 - that when switched */
+  bool switch_mix;
 } os_st_resblock_w;
 
 void os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, int cin,

@@ -68,7 +68,7 @@ os_bind_st_transformer(os_weight_set *ws, os_st_transformer_w *t, const char *pr
   os_format_name(name, sizeof name, "%s.time_pos_embed", prefix);
   os_bind_timestep_embedding(ws, &t->time_pos_embed, name, channels, 4 * channels, channels);
   os_format_name(name, sizeof name, "%s.time_mixer.mix_factor", prefix);
-  t->spatial_alpha = os_bind_mix_alpha(ws, name, false);
+  t->spatial_alpha = os_bind_mix_alpha(ws, name, false, &t->mix_factor);
   for (int l = 0; l < n_layers; l++) {
     os_format_name(name, sizeof name, "%s.transformer_blocks.%d", prefix, l);
     bind_spatial_block(ws, &t->spatial[l], name, channels, heads, context_dim);

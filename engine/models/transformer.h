@@ -25,6 +25,7 @@ typedef struct {
   os_linear_w proj_in, proj_out;
   os_timestep_embedding_w time_pos_embed;
   float spatial_alpha; /* out = alpha * spatial + (1 - alpha) * temporal */
+  const float *mix_factor; /* [1]: alpha = sigmoid(mix_factor) */
   os_spatial_block_w spatial[OS_MAX_TRANSFORMER_LAYERS];
   os_temporal_block_w temporal[OS_MAX_TRANSFORMER_LAYERS];
 } os_st_transformer_w;

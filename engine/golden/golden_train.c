@@ -1,0 +1,348 @@
+/* golden_train.c: training cases (docs/training.md): the recorded optimiser
+ * steps of a LoRA + full-tensor run through the UNet, every recorded tensor
+ * compared. */
+#include "golden_train.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_json.h"
+#include "denoiser.h"
+#include "error.h"
+#include "golden_compare.h"
+#include "pipeline_internal.h"
+#include "safetensors.h"
+#include "tape_ops.h"
+#include "train_optim.h"
+
+#define MAX_TARGETS 64
+
+typedef struct {
+  const char *name; /* the case folder's last component */
+  os_json_file json;
+  os_safetensors *st;
+  double tolerance;
+  int compared, failed;
+  double worst;
+  char worst_key[512];
+} train_report;
+
+/* Counts one comparison; prints its row when asked or when it fails. */
+static double
+count(train_report *c, const char *key, double rel, double max_abs, bool print_row)
+{
+  bool ok = rel <= c->tolerance;
+  c->compared++;
+  c->failed += !ok;
+  if (c->compared == 1 || rel > c->worst) {
+    c->worst = rel;
+    snprintf(c->worst_key, sizeof c->worst_key, "%s", key);
+  }
+  if (print_row || !ok)
+    printf("%-56s %12.3e %12.3e  %s\n", key, rel, max_abs, ok ? "ok" : "FAILED");
+  return rel;
+}
+
+/* The case's tensor as float32 (n values expected), or NULL. */
+static float *
+reference(train_report *c, const char *key, size_t n)
+{
+  const os_st_tensor *ref = os_safetensors_find(c->st, key);
+  if (!ref || (size_t)os_shape_numel(ref->ndim, ref->shape) != n)
+    return NULL;
+  float *want = malloc((n ? n : 1) * sizeof(float));
+  if (want)
+    os_dtype_to_f32(want, ref->data, ref->dtype, n);
+  return want;
+}
+
+/* n backend floats against the case's tensor `key`. */
+static double
+compare_tensor(train_report *c, os_backend *be, const char *key, const float *data, size_t n,
+               bool print_row)
+{
+  float *want = reference(c, key, n);
+  float *host = malloc((n ? n : 1) * sizeof(float));
+  double rel = INFINITY, max_abs = INFINITY;
+  if (want && host) {
+    be->ops->download(be, host, data, n * sizeof(float));
+    rel = os_golden_rel_err(host, want, n, &max_abs);
+  } else {
+    printf("%-56s missing from the case or of another size\n", key);
+  }
+  free(want);
+  free(host);
+  return count(c, key, rel, max_abs, print_row);
+}
+
+static void
+compare_scalar(train_report *c, const char *key, double value, double expected)
+{
+  float x = (float)value, ref = (float)expected;
+  double max_abs, rel = os_golden_rel_err(&x, &ref, 1, &max_abs);
+  count(c, key, rel, max_abs, true);
+}
+
+typedef enum { TRAINED_VALUE, TRAINED_GRAD, TRAINED_EMA } trained_field;
+
+/* One field of every trained tensor against "PREFIX<name>"; one summary row. */
+static void
+compare_trained(train_report *c, os_backend *be, os_train_params *p, const char *prefix,
+                trained_field field)
+{
+  double worst = 0.0;
+  char key[600], worst_key[600] = "";
+  for (int i = 0; i < os_train_params_count(p); i++) {
+    os_train_tensor *t = os_train_params_tensor(p, i);
+    const float *data = field == TRAINED_VALUE ? t->value : field == TRAINED_GRAD ? t->grad : t->ema;
+    snprintf(key, sizeof key, "%s%s", prefix, t->name);
+    double rel = compare_tensor(c, be, key, data, t->n, false);
+    if (i == 0 || rel > worst) {
+      worst = rel;
+      snprintf(worst_key, sizeof worst_key, "%s", key);
+    }
+  }
+  printf("%-56s %12.3e  (%d tensors, worst %s)\n", prefix, worst, os_train_params_count(p),
+         worst_key);
+}
+
+/* A backend copy of the case's tensor `key` (n values), or NULL. */
+static float *
+upload(train_report *c, os_backend *be, const char *key, size_t n, onestep_error *error)
+{
+  float *host = reference(c, key, n);
+  float *dev = host ? be->ops->alloc(be, n * sizeof(float)) : NULL;
+  if (dev)
+    be->ops->upload(be, dev, host, n * sizeof(float));
+  else
+    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
+                 c->st->path, key);
+  free(host);
+  return dev;
+}
+
+static float *
+host_tensor(train_report *c, const char *key, size_t n, onestep_error *error)
+{
+  float *host = reference(c, key, n);
+  if (!host)
+    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
+                 c->st->path, key);
+  return host;
+}
+
+typedef struct {
+  int B, F, h, w, cross_dim;
+  os_loss_config loss;
+  os_adam_config adam;
+  double max_grad_norm;
+  float ema_decay;
+} train_settings;
+
+/* One recorded step: forward, loss, backward, clip, AdamW, EMA, each compared. */
+static onestep_status
+run_step(train_report *c, onestep_context *ctx, os_train_params *p, os_tape *tape,
+         const train_settings *s, int step, const cJSON *recorded, onestep_error *error)
+{
+  os_backend *be = ctx->be;
+  int B = s->B;
+  size_t per = (size_t)s->F * 4 * s->h * s->w, n = B * per;
+  char key[600], prefix[64];
+  snprintf(prefix, sizeof prefix, "step%d.", step);
+#define KEY(name) (snprintf(key, sizeof key, "%s%s", prefix, name), key)
+  onestep_status status = ONESTEP_ERR_FORMAT;
+  float *dD = NULL, *x = NULL;
+  float *x0 = upload(c, be, KEY("x0"), n, error);
+  float *noise = x0 ? upload(c, be, KEY("noise"), n, error) : NULL;
+  float *cond = noise ? upload(c, be, KEY("cond_latent"), (size_t)B * 4 * s->h * s->w, error) : NULL;
+  float *ehs = cond ? upload(c, be, KEY("encoder_hidden_states"), (size_t)B * s->cross_dim, error)
+                    : NULL;
+  float *ids = ehs ? host_tensor(c, KEY("added_time_ids"), (size_t)B * 3, error) : NULL;
+  float *sigma = ids ? host_tensor(c, KEY("sigma"), (size_t)B, error) : NULL;
+  dD = sigma ? be->ops->alloc(be, n * sizeof(float)) : NULL;
+  x = dD ? be->ops->alloc(be, n * sizeof(float)) : NULL;
+  if (!x) {
+    if (sigma)
+      os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  /* x = x0 + sigma_b * noise_b */
+  be->ops->copy(be, x, x0, n * sizeof(float));
+  for (int b = 0; b < B; b++)
+    be->ops->grad->axpy(be, x + b * per, noise + b * per, sigma[b], per);
+  os_denoise_input in = {.B = B, .F = s->F, .h = s->h, .w = s->w, .sigma = sigma,
+                         .cond_latent = os_tape_leaf(tape, cond, (size_t)B * 4 * s->h * s->w, NULL),
+                         .context = os_tape_leaf(tape, ehs, (size_t)B * s->cross_dim, NULL),
+                         .added_time_ids = ids};
+  os_tv out;
+  os_tv D = os_train_denoise(ctx->unet, p, tape, os_tape_leaf(tape, x, n, NULL), &in, &out);
+  if ((status = os_tape_status(tape, error)) != ONESTEP_OK)
+    goto done;
+  compare_tensor(c, be, KEY("model_output"), os_tape_data(tape, out), n, true);
+  compare_tensor(c, be, KEY("denoised"), os_tape_data(tape, D), n, true);
+  be->ops->fill(be, dD, 0.0f, n);
+  double loss = os_train_batch_loss(be, os_tape_data(tape, D), x0, sigma, B, per, &s->loss, dD);
+  compare_scalar(c, KEY("loss"), loss, cJSON_GetObjectItem(recorded, "loss")->valuedouble);
+  os_train_params_zero_grad(p);
+  if ((status = os_tape_backward(tape, D, dD, error)) != ONESTEP_OK)
+    goto done;
+  double norm = os_train_grad_norm(p);
+  compare_scalar(c, KEY("grad_norm_before_clip"), norm,
+                 cJSON_GetObjectItem(recorded, "grad_norm_before_clip")->valuedouble);
+  os_train_clip_grads(p, norm, s->max_grad_norm);
+  compare_trained(c, be, p, KEY("grad."), TRAINED_GRAD);
+  os_train_adam_step(p, &s->adam, step + 1);
+  compare_trained(c, be, p, KEY("param."), TRAINED_VALUE);
+  os_train_ema_update(p, s->ema_decay);
+  compare_trained(c, be, p, KEY("ema."), TRAINED_EMA);
+  status = be->ops->sync(be, error);
+#undef KEY
+done:
+  os_tape_reset(tape);
+  float *device[] = {x0, noise, cond, ehs, dD, x};
+  for (size_t i = 0; i < sizeof device / sizeof *device; i++)
+    if (device[i])
+      be->ops->free(be, device[i]);
+  free(ids);
+  free(sigma);
+  return status;
+}
+
+/* The case's settings; the strings point into the JSON document. */
+static onestep_status
+read_settings(train_report *c, train_settings *s, os_train_spec *spec, const char **lora,
+              const char **full, onestep_error *error)
+{
+  os_json_file *j = &c->json;
+  s->B = os_json_int_min(j, "batch", 1, 1);
+  s->F = os_json_int_min(j, "frames", 1, 1);
+  int hw[2] = {0, 0};
+  os_json_int_list(j, "latent_hw", NULL, 0, hw, 2);
+  s->h = hw[0];
+  s->w = hw[1];
+  const cJSON *l = os_json_get(j, "lora");
+  spec->rank = cJSON_GetObjectItem(l, "rank") ? cJSON_GetObjectItem(l, "rank")->valueint : 0;
+  spec->alpha = cJSON_GetObjectItem(l, "alpha") ? (float)cJSON_GetObjectItem(l, "alpha")->valuedouble
+                                                : 0.0f;
+  spec->n_lora_targets = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItem(l, "targets"))
+    if (cJSON_IsString(item) && spec->n_lora_targets < MAX_TARGETS)
+      lora[spec->n_lora_targets++] = item->valuestring;
+  spec->lora_targets = lora;
+  spec->n_full_targets = os_json_string_list(j, "full_targets", NULL, 0, full, MAX_TARGETS);
+  spec->full_targets = full;
+  const char *loss = os_json_string(j, "loss", "mse");
+  s->loss.kind = strcmp(loss, "huber") == 0 ? OS_LOSS_PSEUDO_HUBER : OS_LOSS_SQUARED;
+  s->loss.huber_c = (float)os_json_number(j, "huber_c", 0.0);
+  s->loss.edm_weight = s->loss.kind == OS_LOSS_SQUARED;
+  const cJSON *o = os_json_get(j, "optimizer");
+  const cJSON *betas = cJSON_GetObjectItem(o, "betas");
+  s->adam = (os_adam_config){
+    .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
+    .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
+    .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
+    .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
+    .weight_decay = cJSON_GetObjectItem(o, "weight_decay")
+                        ? (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "weight_decay"))
+                        : 0.0f,
+  };
+  s->max_grad_norm = os_json_number(j, "max_grad_norm", 0.0);
+  s->ema_decay = (float)os_json_number(j, "ema_decay", 0.0);
+  if (j->status == ONESTEP_OK && (s->h < 1 || s->w < 1 || !o || !l))
+    os_json_fail(j, ONESTEP_ERR_FORMAT, "latent_hw, lora or optimizer is missing");
+  if (j->status != ONESTEP_OK)
+    return os_error_set(error, j->status, "%s", j->error->message);
+  return ONESTEP_OK;
+}
+
+static char *
+case_path(const char *dir, const char *name)
+{
+  size_t size = strlen(dir) + strlen(name) + 2;
+  char *path = malloc(size);
+  if (path)
+    snprintf(path, size, "%s/%s", dir, name);
+  return path;
+}
+
+os_golden_result
+os_golden_train_check(const char *case_dir, const os_golden_options *options)
+{
+  train_report c = {.tolerance = options->tolerance};
+  train_settings s = {0};
+  os_train_spec spec = {0};
+  const char *lora[MAX_TARGETS], *full[MAX_TARGETS];
+  onestep_error error = {0};
+  onestep_context *ctx = NULL;
+  os_train_params *p = NULL;
+  os_tape *tape = NULL;
+  os_golden_result result = OS_GOLDEN_FAILED;
+  char *json_path = case_path(case_dir, "golden.json");
+  char *st_path = case_path(case_dir, "golden.safetensors");
+  char *peft_path = case_path(case_dir, "lora_init/adapter_model.safetensors");
+  char *model = NULL;
+  const char *base = strrchr(case_dir, '/');
+  c.name = base && base[1] ? base + 1 : case_dir;
+
+  if (!json_path || !st_path || !peft_path) {
+    os_error_set(&error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  if (os_json_open(&c.json, json_path, &error) != ONESTEP_OK ||
+      read_settings(&c, &s, &spec, lora, full, &error) != ONESTEP_OK)
+    goto done;
+  if (!(c.st = os_safetensors_open(st_path, &error)))
+    goto done;
+  model = options->model_dir ? strdup(options->model_dir)
+                             : case_path(case_dir, os_json_string(&c.json, "model", "model"));
+  ctx = model ? onestep_context_new(model, &options->params, &error) : NULL;
+  if (!ctx) {
+    if (error.code == ONESTEP_ERR_DEVICE)
+      result = OS_GOLDEN_NO_DEVICE;
+    goto done;
+  }
+  if (!ctx->be->ops->grad) {
+    os_error_set(&error, ONESTEP_ERR_DEVICE, "the %s backend cannot train yet", ctx->be->ops->name);
+    result = OS_GOLDEN_NO_DEVICE;
+    goto done;
+  }
+  s.cross_dim = ctx->src.config.unet.cross_attention_dim;
+  printf("case %s (training): model %s on %s\n", c.name, model, ctx->info.device_name);
+  if (!(p = os_train_params_new(ctx->src.unet, &spec, &error)) ||
+      (spec.n_lora_targets > 0 && os_train_params_load_peft(p, peft_path, &error) != ONESTEP_OK))
+    goto done;
+  if (!(tape = os_tape_new(ctx->be))) {
+    os_error_set(&error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  printf("%-56s %12s %12s  %s\n", "tensor", "rel err", "max abs", "result");
+  compare_trained(&c, ctx->be, p, "init.", TRAINED_VALUE);
+  const cJSON *steps = os_json_get(&c.json, "steps"), *recorded;
+  int step = 0;
+  cJSON_ArrayForEach(recorded, steps) {
+    if (run_step(&c, ctx, p, tape, &s, step++, recorded, &error) != ONESTEP_OK)
+      goto done;
+  }
+  printf("golden %s: %d of %d tensors, worst rel err %.3e (%s), tolerance %.0e\n", c.name,
+         c.compared - c.failed, c.compared, c.worst, c.worst_key, c.tolerance);
+  result = c.failed == 0 && c.compared > 0 ? OS_GOLDEN_PASSED : OS_GOLDEN_FAILED;
+done:
+  if (error.code != ONESTEP_OK)
+    fprintf(stderr, "%s: %s\n", options->program, error.message);
+  os_tape_free(tape);
+  os_train_params_free(p);
+  onestep_context_free(ctx);
+  if (c.st)
+    os_safetensors_close(c.st);
+  if (c.json.root)
+    os_json_close(&c.json);
+  free(json_path);
+  free(st_path);
+  free(peft_path);
+  free(model);
+  return result;
+}

@@ -1,0 +1,222 @@
+/* tape.c: see tape.h. */
+#include "tape.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+typedef struct {
+  float *data;
+  float *grad;
+  size_t n;
+  bool owns_data;  /* allocated by the tape (op outputs) */
+  bool owns_grad;  /* intermediate gradient, allocated on first use */
+  bool needs_grad; /* a leaf with a gradient buffer, or computed from one */
+} tape_tensor;
+
+struct os_tape {
+  os_backend *be;
+  tape_tensor *tensors;
+  int n_tensors, tensor_capacity;
+  os_tape_node *nodes;
+  int n_nodes, node_capacity;
+  bool recording;
+  onestep_error latched;
+};
+
+os_tape *
+os_tape_new(os_backend *be)
+{
+  os_tape *tape = calloc(1, sizeof *tape);
+  if (tape) {
+    tape->be = be;
+    tape->recording = true;
+  }
+  return tape;
+}
+
+void
+os_tape_reset(os_tape *tape)
+{
+  os_backend *be = tape->be;
+  for (int i = 0; i < tape->n_tensors; i++) {
+    tape_tensor *t = &tape->tensors[i];
+    if (t->owns_data)
+      be->ops->free(be, t->data);
+    if (t->owns_grad)
+      be->ops->free(be, t->grad);
+  }
+  tape->n_tensors = 0;
+  tape->n_nodes = 0;
+  tape->latched = (onestep_error){0};
+}
+
+void
+os_tape_free(os_tape *tape)
+{
+  if (!tape)
+    return;
+  os_tape_reset(tape);
+  free(tape->tensors);
+  free(tape->nodes);
+  free(tape);
+}
+
+os_backend *
+os_tape_backend(const os_tape *tape)
+{
+  return tape->be;
+}
+
+void
+os_tape_set_recording(os_tape *tape, bool recording)
+{
+  tape->recording = recording;
+}
+
+os_tv
+os_tape_fail(os_tape *tape, const char *what)
+{
+  if (tape->latched.code == ONESTEP_OK)
+    os_error_set(&tape->latched, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory for %s", what);
+  return OS_TAPE_NONE;
+}
+
+onestep_status
+os_tape_status(const os_tape *tape, onestep_error *error)
+{
+  if (tape->latched.code != ONESTEP_OK && error)
+    *error = tape->latched;
+  return tape->latched.code;
+}
+
+static os_tv
+add_tensor(os_tape *tape, tape_tensor t)
+{
+  if (tape->n_tensors == tape->tensor_capacity) {
+    int capacity = tape->tensor_capacity ? 2 * tape->tensor_capacity : 1024;
+    tape_tensor *grown = realloc(tape->tensors, (size_t)capacity * sizeof *grown);
+    if (!grown)
+      return os_tape_fail(tape, "the tape's tensor list");
+    tape->tensors = grown;
+    tape->tensor_capacity = capacity;
+  }
+  tape->tensors[tape->n_tensors] = t;
+  return tape->n_tensors++;
+}
+
+os_tv
+os_tape_leaf(os_tape *tape, const float *data, size_t n, float *grad)
+{
+  if (tape->latched.code != ONESTEP_OK)
+    return OS_TAPE_NONE;
+  bool needs_grad = grad != NULL && tape->recording;
+  return add_tensor(tape, (tape_tensor){.data = (float *)data, .grad = needs_grad ? grad : NULL,
+                                        .n = n, .needs_grad = needs_grad});
+}
+
+os_tv
+os_tape_alloc(os_tape *tape, size_t n)
+{
+  if (tape->latched.code != ONESTEP_OK)
+    return OS_TAPE_NONE;
+  float *data = tape->be->ops->alloc(tape->be, (n ? n : 1) * sizeof(float));
+  if (!data)
+    return os_tape_fail(tape, "an activation");
+  os_tv v = add_tensor(tape, (tape_tensor){.data = data, .n = n, .owns_data = true});
+  if (v == OS_TAPE_NONE)
+    tape->be->ops->free(tape->be, data);
+  return v;
+}
+
+float *
+os_tape_data(const os_tape *tape, os_tv v)
+{
+  return v == OS_TAPE_NONE ? NULL : tape->tensors[v].data;
+}
+
+size_t
+os_tape_size(const os_tape *tape, os_tv v)
+{
+  return v == OS_TAPE_NONE ? 0 : tape->tensors[v].n;
+}
+
+bool
+os_tape_requires_grad(const os_tape *tape, os_tv v)
+{
+  return v != OS_TAPE_NONE && tape->tensors[v].needs_grad;
+}
+
+float *
+os_tape_grad_for(os_tape *tape, os_tv v)
+{
+  if (v == OS_TAPE_NONE || !tape->tensors[v].needs_grad)
+    return NULL;
+  tape_tensor *t = &tape->tensors[v];
+  if (!t->grad) {
+    t->grad = tape->be->ops->alloc(tape->be, (t->n ? t->n : 1) * sizeof(float));
+    if (!t->grad) {
+      os_tape_fail(tape, "a gradient");
+      return NULL;
+    }
+    t->owns_grad = true;
+    tape->be->ops->fill(tape->be, t->grad, 0.0f, t->n);
+  }
+  return t->grad;
+}
+
+os_tape_node *
+os_tape_record(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in, const os_tv *in)
+{
+  if (!tape->recording || out == OS_TAPE_NONE)
+    return NULL;
+  bool any = false;
+  for (int i = 0; i < n_in; i++)
+    any |= os_tape_requires_grad(tape, in[i]);
+  if (!any)
+    return NULL;
+  if (tape->n_nodes == tape->node_capacity) {
+    int capacity = tape->node_capacity ? 2 * tape->node_capacity : 1024;
+    os_tape_node *grown = realloc(tape->nodes, (size_t)capacity * sizeof *grown);
+    if (!grown) {
+      os_tape_fail(tape, "the tape's node list");
+      return NULL;
+    }
+    tape->nodes = grown;
+    tape->node_capacity = capacity;
+  }
+  os_tape_node *node = &tape->nodes[tape->n_nodes++];
+  memset(node, 0, sizeof *node);
+  node->backward = backward;
+  node->out = out;
+  for (int i = 0; i < OS_TAPE_MAX_INPUTS; i++)
+    node->in[i] = i < n_in ? in[i] : OS_TAPE_NONE;
+  tape->tensors[out].needs_grad = true;
+  return node;
+}
+
+onestep_status
+os_tape_backward(os_tape *tape, os_tv out, const float *dout, onestep_error *error)
+{
+  if (tape->latched.code != ONESTEP_OK)
+    return os_tape_status(tape, error);
+  os_backend *be = tape->be;
+  float *seed = os_tape_grad_for(tape, out);
+  if (seed)
+    be->ops->grad->axpy(be, seed, dout, 1.0f, tape->tensors[out].n);
+  for (int i = tape->n_nodes - 1; i >= 0 && tape->latched.code == ONESTEP_OK; i--) {
+    const os_tape_node *node = &tape->nodes[i];
+    tape_tensor *y = &tape->tensors[node->out];
+    if (!y->grad)
+      continue; /* nothing downstream depends on it */
+    node->backward(tape, node, y->grad);
+    /* An intermediate's gradient is complete once its producer has used it. */
+    if (y->owns_grad) {
+      be->ops->free(be, y->grad);
+      y->grad = NULL;
+      y->owns_grad = false;
+    }
+  }
+  return os_tape_status(tape, error);
+}
