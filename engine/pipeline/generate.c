@@ -8,6 +8,7 @@
 #include "clip_preprocess.h"
 #include "error.h"
 #include "grid.h"
+#include "image_encode.h"
 #include "philox.h"
 #include "request_resolve.h"
 #include "sampler.h"
@@ -109,33 +110,19 @@ static onestep_status run_clip(generation *g, const onestep_image *image, oneste
 {
   const os_clip_config *cc = &g->ctx->src.config.clip;
   int S = cc->image_size, D = cc->projection_dim;
-  size_t n_px = (size_t)3 * S * S;
-  float *pixels = malloc(n_px * sizeof(float));
+  float *pixels = malloc((size_t)3 * S * S * sizeof(float));
   g->image_embeds = malloc((size_t)D * sizeof(float));
-  scratch s = {g->be};
-  float *pixels_dev = scratch_alloc(&s, n_px), *embeds_dev = scratch_alloc(&s, D);
-  onestep_status status;
-  if (!pixels || !g->image_embeds || !pixels_dev || !embeds_dev) {
-    status = out_of_memory(error, "the CLIP input");
-    goto out;
+  if (!pixels || !g->image_embeds) {
+    free(pixels);
+    return out_of_memory(error, "the CLIP input");
   }
-  status = os_clip_preprocess(image, S, &g->ctx->src.config.preprocess, pixels,
-                              g->ctx->host_threads, error);
-  if (status != ONESTEP_OK)
-    goto out;
+  onestep_status status = os_image_embed(g->ctx, image, pixels, g->image_embeds, error);
   int64_t px_shape[4] = {1, 3, S, S}, emb_shape[2] = {1, D};
-  tap(g, "clip.pixel_values", pixels, 4, px_shape);
-  g->be->ops->upload(g->be, pixels_dev, pixels, n_px * sizeof(float));
-  status = os_clip_forward(g->ctx->clip, g->be, pixels_dev, embeds_dev, error);
-  if (status != ONESTEP_OK)
-    goto out;
-  g->be->ops->download(g->be, g->image_embeds, embeds_dev, (size_t)D * sizeof(float));
-  status = g->be->ops->sync(g->be, error);
-  if (status == ONESTEP_OK)
+  if (status == ONESTEP_OK) {
+    tap(g, "clip.pixel_values", pixels, 4, px_shape);
     tap(g, "clip.image_embeds", g->image_embeds, 2, emb_shape);
-out:
+  }
   free(pixels);
-  scratch_free(&s);
   return status;
 }
 
@@ -147,11 +134,8 @@ static onestep_status run_encode(generation *g, const onestep_image *image, ones
   float *x = malloc(n_img * sizeof(float)), *noise = malloc(n_img * sizeof(float));
   float *std = malloc(n_lat * sizeof(float));
   g->image_latents = malloc(n_lat * sizeof(float));
-  scratch s = {g->be};
-  float *x_dev = scratch_alloc(&s, n_img), *mean_dev = scratch_alloc(&s, n_lat);
-  float *std_dev = scratch_alloc(&s, n_lat);
   onestep_status status = ONESTEP_OK;
-  if (!x || !noise || !std || !g->image_latents || !x_dev || !mean_dev || !std_dev) {
+  if (!x || !noise || !std || !g->image_latents) {
     status = out_of_memory(error, "the VAE encoder input");
     goto out;
   }
@@ -166,13 +150,7 @@ static onestep_status run_encode(generation *g, const onestep_image *image, ones
   for (size_t i = 0; i < n_img; i++)
     x[i] = x[i] + g->req->noise_aug_strength * noise[i];
   tap(g, "vae_enc.input", x, 4, img_shape);
-  g->be->ops->upload(g->be, x_dev, x, n_img * sizeof(float));
-  status = os_vae_encode(g->ctx->vae, g->be, x_dev, H, W, mean_dev, std_dev, error);
-  if (status != ONESTEP_OK)
-    goto out;
-  g->be->ops->download(g->be, g->image_latents, mean_dev, n_lat * sizeof(float));
-  g->be->ops->download(g->be, std, std_dev, n_lat * sizeof(float));
-  status = g->be->ops->sync(g->be, error);
+  status = os_image_encode_latent(g->ctx, x, H, W, g->image_latents, std, error);
   if (status != ONESTEP_OK)
     goto out;
   tap(g, "vae_enc.mean", g->image_latents, 4, lat_shape);
@@ -181,7 +159,6 @@ out:
   free(x);
   free(noise);
   free(std);
-  scratch_free(&s);
   return status;
 }
 
