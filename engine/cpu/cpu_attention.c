@@ -312,6 +312,47 @@ attention_backward_query_tile(const attention_args *a, const attention_grads *g,
   }
 }
 
+/* Few keys: the whole (sequence, head) row by row with vector loops, as the
+ * forward's direct path; delta_i = sum_j P_ij dP_ij straight from the row. */
+OS_CPU_VECTOR_CLONES static void
+attention_backward_direct(const attention_args *a, const attention_grads *g, int seq, int head)
+{
+  int hd = a->head_dim, Sk = a->Sk;
+  size_t head_offset = (size_t)head * hd;
+  const float *k = a->k + (size_t)seq * Sk * a->k_stride + head_offset;
+  const float *v = a->v + (size_t)seq * Sk * a->v_stride + head_offset;
+  float *dk = g->dk ? g->dk + (size_t)seq * Sk * a->k_stride + head_offset : NULL;
+  float *dv = g->dv ? g->dv + (size_t)seq * Sk * a->v_stride + head_offset : NULL;
+  float p[DIRECT_MAX_KEYS], dp[DIRECT_MAX_KEYS];
+  for (int i = 0; i < a->Sq; i++) {
+    size_t token = (size_t)seq * a->Sq + i;
+    const float *q = a->q + token * a->q_stride + head_offset;
+    const float *dout = g->dout + token * a->o_stride + head_offset;
+    for (int j = 0; j < Sk; j++)
+      p[j] = a->scale * dot(q, k + (size_t)j * a->k_stride, hd);
+    float max = os_cpu_max(p, Sk);
+    for (int j = 0; j < Sk; j += OS_LANES)
+      os_vf_store(p + j, os_vf_exp(os_vf_load(p + j, Sk - j) - max), Sk - j);
+    float inv_sum = (float)(1.0 / os_cpu_sum(p, Sk));
+    double delta = 0.0;
+    for (int j = 0; j < Sk; j++) {
+      p[j] *= inv_sum;
+      dp[j] = dot(dout, v + (size_t)j * a->v_stride, hd);
+      delta += (double)p[j] * dp[j];
+      if (dv)
+        axpy(dv + (size_t)j * a->v_stride, p[j], dout, hd);
+    }
+    float *dq = g->dq ? g->dq + token * a->q_stride + head_offset : NULL;
+    for (int j = 0; j < Sk; j++) {
+      float ds = a->scale * p[j] * (dp[j] - (float)delta);
+      if (dq)
+        axpy(dq, ds, k + (size_t)j * a->k_stride, hd);
+      if (dk)
+        axpy(dk + (size_t)j * a->k_stride, ds, q, hd);
+    }
+  }
+}
+
 void
 os_cpu_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const float *do_,
                           const float *q, const float *k, const float *v, int n_seq, int Sq,
@@ -348,9 +389,12 @@ os_cpu_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const
     w.forward.row_max = w.forward.acc + (size_t)Q_TILE * head_dim;
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < n_tasks; task++)
-      for (int first_query = 0; first_query < Sq; first_query += Q_TILE)
-        attention_backward_query_tile(&args, &grads, &w, task / heads, task % heads,
-                                      first_query);
+      if (Sk <= DIRECT_MAX_KEYS)
+        attention_backward_direct(&args, &grads, task / heads, task % heads);
+      else
+        for (int first_query = 0; first_query < Sq; first_query += Q_TILE)
+          attention_backward_query_tile(&args, &grads, &w, task / heads, task % heads,
+                                        first_query);
   }
   free(scratch);
 }

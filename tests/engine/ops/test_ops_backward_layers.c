@@ -350,6 +350,11 @@ test_shapes(os_backend *be1, os_backend *be2, bool large)
     heads * hd + 3, heads * hd + 1, heads * hd, heads * hd + 2, 1.0f / sqrtf((float)hd),
   };
   run_case(attention_case(&a), be1, be2, large);
+  /* Attention across frames: a few keys (the row-by-row path). */
+  int frames = grad_random_int(2, 14);
+  attention_shape temporal = { 3 * r, frames, frames + 1, heads, hd, heads * hd,
+                               heads * hd + 2, heads * hd + 1, heads * hd, 0.4f };
+  run_case(attention_case(&temporal), be1, be2, large);
   /* Cross-attention to a single key. */
   attention_shape one_key = { 3, grad_random_int(2, 5) * r, 1, 2, 4, 8, 8, 8, 8, 0.5f };
   run_case(attention_case(&one_key), be1, be2, large);
