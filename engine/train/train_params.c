@@ -289,6 +289,19 @@ os_train_params_lora_count(const os_train_params *p)
   return p->n_adapters;
 }
 
+const os_lora_adapter *
+os_train_params_adapter(const os_train_params *p, int i)
+{
+  return &p->adapters[i];
+}
+
+int
+os_train_params_full_index(const os_train_params *p, const float *w)
+{
+  const weight_route *r = find_route(p, w);
+  return r ? r->full : -1;
+}
+
 float
 os_train_params_lora_scale(const os_train_params *p)
 {

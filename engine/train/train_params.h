@@ -59,6 +59,9 @@ os_train_tensor *os_train_params_tensor(os_train_params *p, int i);
 int os_train_params_find(const os_train_params *p, const char *name);
 int64_t os_train_params_numel(const os_train_params *p);
 int os_train_params_lora_count(const os_train_params *p);
+const os_lora_adapter *os_train_params_adapter(const os_train_params *p, int i);
+/* The full-trained tensor whose base is w, or -1. */
+int os_train_params_full_index(const os_train_params *p, const float *w);
 float os_train_params_lora_scale(const os_train_params *p); /* alpha / rank */
 
 void os_train_params_set_view(os_train_params *p, os_train_view view);
