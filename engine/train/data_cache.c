@@ -305,7 +305,7 @@ os_data_cache_close(os_data_cache *c)
 {
   if (!c)
     return;
-  for (int i = 0; i < c->n_shards; i++)
+  for (int i = 0; c->shards && i < c->n_shards; i++)
     if (c->shards[i].st)
       os_safetensors_close(c->shards[i].st);
   free(c->shards);
