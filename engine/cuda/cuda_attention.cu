@@ -12,13 +12,16 @@
 //   fp16/bf16 mode, other long sequences, where cuBLAS on the tensor cores wins:
 //   scores for a block of queries (all heads), row softmax, times V.
 //
-// The backward (fp32 in every mode, head_dim <= 128) is FlashAttention-2's
-// without atomics: the flash kernel, asked for row statistics instead of the
-// output, gives each query's log-sum-exp and D = dO . O; then one kernel with
-// a warp per query row sums dQ over all keys, and one with a warp per key row
-// sums dK and dV over all queries, each recomputing the probabilities tile by
-// tile. Every gradient element has one owner adding in a fixed order, so the
-// results are reproducible.
+// The backward is fp32 in every mode, and reproducible: every gradient
+// element has one owner adding in a fixed order. Two paths, as the forward's:
+// - flash (head_dim <= 128): FlashAttention-2's backward without atomics. The
+//   flash kernel, asked for row statistics instead of the output, gives each
+//   query's log-sum-exp and D = dO . O; then one kernel with a warp per query
+//   row sums dQ over all keys, and one with a warp per key row sums dK and dV
+//   over all queries, each recomputing the probabilities tile by tile.
+// - blocked GEMM (wider heads: the VAE's 512): per block of queries, P as in
+//   the forward, dV += P^T dO, dS = P (dO V^T - rowsum), dQ += scale dS K,
+//   dK += scale dS^T Q, all cuBLAS fp32.
 
 #include <math.h>
 
@@ -319,15 +322,37 @@ softmax_rows_kernel(float *scores, int n)
     row[j] *= inv;
 }
 
+// dS = P (dP - sum_j P dP) in place of dP, rows of length n (one block per row).
+__global__ void
+softmax_backward_rows_kernel(float *dp, const float *p, int n)
+{
+  const float *prow = p + (size_t)blockIdx.x * n;
+  float *drow = dp + (size_t)blockIdx.x * n;
+  double dot = 0.0;
+  for (int j = threadIdx.x; j < n; j += blockDim.x)
+    dot += (double)prow[j] * drow[j];
+  float row_dot = (float)os_block_sum(dot);
+  for (int j = threadIdx.x; j < n; j += blockDim.x)
+    drow[j] = prow[j] * (drow[j] - row_dot);
+}
+
+// Query rows per block whose scores for every head (`buffers` copies of
+// them) fit the budget.
+static int
+blocked_rows(const attn_shape *sh, int buffers)
+{
+  size_t row_bytes = (size_t)buffers * sh->heads * sh->Sk * sizeof(float);
+  size_t rows = SCORES_BUDGET / row_bytes;
+  return rows < 1 ? 1 : rows < (size_t)sh->Sq ? (int)rows : sh->Sq;
+}
+
 static void
 blocked(os_cuda_backend *cb, float *o, const float *q, const float *k, const float *v,
         int n_seq, const attn_shape *sh)
 {
   os_backend *be = &cb->base;
+  int rows = blocked_rows(sh, 1);
   size_t row_bytes = (size_t)sh->heads * sh->Sk * sizeof(float);
-  int rows = SCORES_BUDGET / row_bytes < (size_t)sh->Sq ? (int)(SCORES_BUDGET / row_bytes) : sh->Sq;
-  if (rows < 1)
-    rows = 1;
   float *scores = (float *)os_cuda_scratch(cb, row_bytes * rows, "attention scores");
   if (!scores)
     return;
@@ -379,6 +404,55 @@ os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, cons
     blocked(cb, o, q, k, v, n_seq, &sh);
 }
 
+static void
+blocked_backward(os_cuda_backend *cb, float *dq, float *dk, float *dv, const float *d_o,
+                 const float *q, const float *k, const float *v, int n_seq, const attn_shape *sh)
+{
+  int rows = blocked_rows(sh, 2), D = sh->head_dim, H = sh->heads, Sk = sh->Sk;
+  size_t block_floats = (size_t)rows * H * Sk;
+  float *probs = (float *)os_cuda_scratch(cb, 2 * block_floats * sizeof(float),
+                                          "attention backward scores");
+  if (!probs)
+    return;
+  float *grads = probs + block_floats;
+  for (int s = 0; s < n_seq; s++) {
+    const float *qs = q + (size_t)s * sh->Sq * sh->q_stride;
+    const float *dos = d_o + (size_t)s * sh->Sq * sh->o_stride;
+    const float *ks = k + (size_t)s * Sk * sh->k_stride;
+    const float *vs = v + (size_t)s * Sk * sh->v_stride;
+    for (int r0 = 0; r0 < sh->Sq; r0 += rows) {
+      int R = sh->Sq - r0 < rows ? sh->Sq - r0 : rows;
+      int64_t per_head = (int64_t)R * Sk;
+      const float *q_block = qs + (size_t)r0 * sh->q_stride;
+      const float *do_block = dos + (size_t)r0 * sh->o_stride;
+      // P[h] = softmax(scale Q K^T), heads D floats apart in the token rows
+      os_cuda_gemm_fp32(cb, false, true, R, Sk, D, sh->scale, q_block, sh->q_stride, D, ks,
+                        sh->k_stride, D, 0.0f, probs, Sk, per_head, H);
+      softmax_rows_kernel<<<R * H, 256, 0, cb->stream>>>(probs, Sk);
+      os_cuda_check_launch(cb, "attention backward softmax");
+      if (dv)
+        os_cuda_gemm_fp32(cb, true, false, Sk, D, R, 1.0f, probs, Sk, per_head, do_block,
+                          sh->o_stride, D, 1.0f, dv + (size_t)s * Sk * sh->v_stride,
+                          sh->v_stride, D, H);
+      if (!dq && !dk)
+        continue;
+      os_cuda_gemm_fp32(cb, false, true, R, Sk, D, 1.0f, do_block, sh->o_stride, D, vs,
+                        sh->v_stride, D, 0.0f, grads, Sk, per_head, H);
+      softmax_backward_rows_kernel<<<R * H, 256, 0, cb->stream>>>(grads, probs, Sk);
+      os_cuda_check_launch(cb, "attention backward dS");
+      if (dq)
+        os_cuda_gemm_fp32(cb, false, false, R, D, Sk, sh->scale, grads, Sk, per_head, ks,
+                          sh->k_stride, D, 1.0f,
+                          dq + ((size_t)s * sh->Sq + r0) * sh->q_stride, sh->q_stride, D, H);
+      if (dk)
+        os_cuda_gemm_fp32(cb, true, false, Sk, D, R, sh->scale, grads, Sk, per_head, q_block,
+                          sh->q_stride, D, 1.0f, dk + (size_t)s * Sk * sh->k_stride,
+                          sh->k_stride, D, H);
+    }
+  }
+  os_cuda_free(&cb->base, probs);
+}
+
 void
 os_cuda_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const float *d_o,
                            const float *q, const float *k, const float *v, int n_seq, int Sq,
@@ -388,14 +462,15 @@ os_cuda_attention_backward(os_backend *be, float *dq, float *dk, float *dv, cons
   os_cuda_backend *cb = os_cuda(be);
   if (n_seq <= 0 || Sq <= 0 || heads <= 0 || head_dim <= 0 || (!dq && !dk && !dv))
     return;
-  if (Sk <= 0 || head_dim > 32 * FLASH_MAX_SLOTS) {
-    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT,
-                  "attention_backward over %d keys with head_dim %d (the CUDA backward takes "
-                  "head dims up to %d)",
-                  Sk, head_dim, 32 * FLASH_MAX_SLOTS);
+  if (Sk <= 0) {
+    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT, "attention_backward over %d keys", Sk);
     return;
   }
   attn_shape sh = { Sq, Sk, heads, head_dim, q_stride, k_stride, v_stride, o_stride, scale };
+  if (head_dim > 32 * FLASH_MAX_SLOTS) {
+    blocked_backward(cb, dq, dk, dv, d_o, q, k, v, n_seq, &sh);
+    return;
+  }
   float2 *row_stats = (float2 *)os_cuda_scratch(cb, (size_t)n_seq * heads * Sq * sizeof(float2),
                                                 "attention row statistics");
   if (!row_stats)
