@@ -603,6 +603,35 @@ test_linear_backward(harness *h, int T, int in, int out, bool want_dx, bool want
   t_free(h, &db);
 }
 
+/* conv2d_backward needs cuDNN, which the backend loads on first use: when it
+ * is missing, that is one failure with the backend's reason, and the other
+ * ops are still checked. */
+static bool
+gpu_has_cudnn(harness *h)
+{
+  static int usable = -1;
+  if (usable >= 0)
+    return usable;
+  os_backend *g = h->gpu;
+  os_conv2d_shape k = { 1, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 1 };
+  float *buf = g->ops->alloc(g, 4 * 9 * sizeof(float));
+  if (!buf) {
+    fprintf(stderr, "cannot allocate the cuDNN probe\n");
+    exit(2);
+  }
+  g->ops->fill(g, buf, 1.0f, 4 * 9);
+  g->ops->grad->conv2d_backward(g, buf, buf + 9, NULL, buf + 18, buf + 27, buf + 27, &k);
+  onestep_error error = { 0 };
+  usable = g->ops->sync(g, &error) == ONESTEP_OK;
+  g->ops->free(g, buf);
+  if (!usable) {
+    h->checks++;
+    h->failures++;
+    printf("FAIL %-16s %s\n", "conv2d_backward", error.message);
+  }
+  return usable;
+}
+
 typedef struct {
   os_conv2d_shape shape;
   tensor x, w, dy, dx, dw, db;
@@ -620,7 +649,7 @@ run_conv_backward_gpu(harness *h, void *ctx)
 static void
 test_conv2d_backward(harness *h, os_conv2d_shape k, const char *want, bool determinism)
 {
-  if (!CPU_HAS(h, conv2d_backward))
+  if (!CPU_HAS(h, conv2d_backward) || !gpu_has_cudnn(h))
     return;
   int Ho = os_conv2d_out_h(&k), Wo = os_conv2d_out_w(&k);
   conv_grad_run c = { k };
@@ -1201,7 +1230,9 @@ main(void)
   test_attention_backward(&h, 3, 40, 40, 2, 64, 0, true, true);    /* packed q, k, v */
   test_attention_backward(&h, 1, 20, 70, 2, 80, 3, false, false);  /* CLIP's head dim */
   test_attention_backward(&h, 4, 14, 14, 5, 4, 1, false, false);   /* tiny heads, frames */
-  test_attention_backward(&h, 1, 9, 5, 1, 128, 2, false, false);   /* the widest head */
+  test_attention_backward(&h, 1, 9, 5, 1, 128, 2, false, false);   /* the widest flash head */
+  test_attention_backward(&h, 2, 48, 31, 1, 512, 4, false, true);  /* the VAE's: cuBLAS path */
+  test_attention_backward(&h, 2, 24, 24, 2, 160, 0, true, false);  /* packed, cuBLAS path */
   test_pointwise_backward(&h);
   test_sums_and_layout_backward(&h);
   test_training_ops(&h);
