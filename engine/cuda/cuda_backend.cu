@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "cuda_common.h"
+#include "cuda_cudnn.h"
 
 // cuBLAS's workspace for split-K and cuBLASLt heuristics (llm.c uses 32 MiB too).
 #define OS_CUBLAS_WORKSPACE (32u << 20)
@@ -133,6 +134,7 @@ cuda_destroy(os_backend *be)
     if (cb->queued[i])
       cudaEventDestroy(cb->queued[i]);
   os_cuda_derived_destroy(cb);
+  os_cuda_cudnn_destroy(cb);
   if (cb->pool)
     os_cuda_pool_free_all(cb->pool);
   if (cb->cublas_workspace)
@@ -145,7 +147,29 @@ cuda_destroy(os_backend *be)
 }
 
 // ----------------------------------------------------------------------------
-// the op table
+// the op tables
+
+static const os_backend_grad_ops cuda_grad_ops = {
+  .linear_backward = os_cuda_linear_backward,
+  .conv2d_backward = os_cuda_conv2d_backward,
+  .conv_temporal_backward = os_cuda_conv_temporal_backward,
+  .group_norm_backward = os_cuda_group_norm_backward,
+  .layer_norm_backward = os_cuda_layer_norm_backward,
+  .attention_backward = os_cuda_attention_backward,
+  .silu_backward = os_cuda_silu_backward,
+  .gelu_backward = os_cuda_gelu_backward,
+  .quick_gelu_backward = os_cuda_quick_gelu_backward,
+  .geglu_backward = os_cuda_geglu_backward,
+  .axpy = os_cuda_axpy,
+  .dot = os_cuda_dot,
+  .sum_rows = os_cuda_sum_rows,
+  .sum_channel_planes = os_cuda_sum_channel_planes,
+  .upsample_nearest_backward = os_cuda_upsample_nearest_backward,
+  .split_channels = os_cuda_split_channels,
+  .loss = os_cuda_loss,
+  .adamw_step = os_cuda_adamw_step,
+  .ema_update = os_cuda_ema_update,
+};
 
 static const os_backend_ops cuda_ops = {
   .name = "cuda",
@@ -178,6 +202,7 @@ static const os_backend_ops cuda_ops = {
   .permute_0213 = os_cuda_permute_0213,
   .upsample_nearest = os_cuda_upsample_nearest,
   .concat_channels = os_cuda_concat_channels,
+  .grad = &cuda_grad_ops,
 };
 
 // ----------------------------------------------------------------------------

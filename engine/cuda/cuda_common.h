@@ -31,6 +31,7 @@ typedef enum {
 typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
 typedef struct os_cuda_profile os_cuda_profile;
+typedef struct os_cuda_cudnn os_cuda_cudnn;
 
 typedef struct {
   os_backend base;
@@ -54,6 +55,7 @@ typedef struct {
   cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
   unsigned long long launches;
   os_cuda_profile *profile; /* per-op times (cuda_profile.cu), NULL unless asked for */
+  os_cuda_cudnn *cudnn;     /* loaded by the first conv2d_backward (cuda_cudnn.cu) */
 } os_cuda_backend;
 
 static inline os_cuda_backend *
@@ -88,7 +90,9 @@ void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
 /* ---------------------------------------------------------------------------- */
 /* derived weights (cuda_derived.cu): converted copies of constant operands,
  * cached by source pointer and dropped when the source is freed or written by
- * upload/copy/fill. Only weight arguments (linear/conv W) go through here. */
+ * upload/copy/fill or by the ops that update weights in place (axpy,
+ * adamw_step, ema_update). Only weight arguments (linear/conv W) go through
+ * here. */
 
 typedef enum {
   OS_DERIVED_HALF = 0,       /* fp16 copy */
@@ -143,6 +147,12 @@ void os_cuda_gemm_typed(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, 
                         const os_cuda_operand *B, int ldb, int64_t stride_b, float beta,
                         float *C, int ldc, int64_t stride_c, int batch);
 
+/* The same on fp32 buffers in exact fp32 whatever the precision (backward ops). */
+void os_cuda_gemm_fp32(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, int N, int K,
+                       float alpha, const float *A, int lda, int64_t stride_a, const float *B,
+                       int ldb, int64_t stride_b, float beta, float *C, int ldc, int64_t stride_c,
+                       int batch);
+
 void os_cuda_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
                   int ldc);
@@ -152,24 +162,42 @@ void os_cuda_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int
                           int ldc, int64_t stride_c, int batch);
 void os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                     const float *residual, int T, int in, int out);
+void os_cuda_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                             const float *x, const float *W, int T, int in, int out);
 
 /* ---------------------------------------------------------------------------- */
-/* other ops, one file each */
+/* other ops, one file each; each backward beside its forward (backend_grad.h) */
 
 void os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                     const float *residual, int N, int Cin, int H, int Wd, int Cout, int KH,
                     int KW, int stride, int pad_top, int pad_left, int pad_bottom,
                     int pad_right);
+void os_cuda_conv2d_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                             const float *x, const float *W, const os_conv2d_shape *shape);
 void os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
                            const float *bias, int B, int F, int Cin, int Cout, int HW);
+void os_cuda_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *db,
+                                    const float *dy, const float *x, const float *W, int B, int F,
+                                    int Cin, int Cout, int HW);
 void os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                         const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                         float eps, bool silu);
+void os_cuda_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                 const float *dy, const float *x, const float *gamma,
+                                 const float *beta, int N, int C, int HW, int G,
+                                 int frames_per_stat, float eps, bool silu);
 void os_cuda_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                         const float *beta, int T, int C, float eps);
+void os_cuda_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                 const float *dy, const float *x, const float *gamma, int T,
+                                 int C, float eps);
 void os_cuda_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
                        int n_seq, int Sq, int Sk, int heads, int head_dim, int q_stride,
                        int k_stride, int v_stride, int o_stride, float scale);
+void os_cuda_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const float *d_o,
+                                const float *q, const float *k, const float *v, int n_seq, int Sq,
+                                int Sk, int heads, int head_dim, int q_stride, int k_stride,
+                                int v_stride, int o_stride, float scale);
 /* cuda_attention_wmma.cu: false when the precision or head_dim does not suit it. */
 bool os_cuda_attention_tensor_cores(os_cuda_backend *cb, float *o, const float *q, const float *k,
                                     const float *v, int n_seq, int Sq, int Sk, int heads,
@@ -192,6 +220,33 @@ void os_cuda_add_channel_vector(os_backend *be, float *x, const float *v, int N,
  * the epilogue of convolutions. */
 void os_cuda_bias_residual(os_cuda_backend *cb, float *y, const float *bias,
                            const float *residual, int N, int C, int P);
+void os_cuda_silu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void os_cuda_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void os_cuda_quick_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x,
+                                 size_t n);
+void os_cuda_geglu_backward(os_backend *be, float *dx, const float *dy, const float *x, int T,
+                            int C);
+void os_cuda_axpy(os_backend *be, float *y, const float *x, float alpha, size_t n);
+double os_cuda_dot(os_backend *be, const float *a, const float *b, size_t n);
+void os_cuda_sum_rows(os_backend *be, float *dv, const float *dx, int G, int R, int C);
+void os_cuda_sum_channel_planes(os_backend *be, float *dv, const float *dx, int N, int C, int P);
+/* db[c] += sum over n and p of dy[n, c, p]: the bias gradient of convolutions. */
+void os_cuda_channel_sums(os_cuda_backend *cb, float *db, const float *dy, int N, int C, int P);
+
+/* Whole-buffer sums returned to the host (dot, loss): each of a fixed number
+ * of blocks writes a partial sum in double, which the host adds in order. */
+#define OS_CUDA_REDUCE_BLOCKS 256u
+unsigned os_cuda_reduce_blocks(size_t n);
+/* Waits for the partials and returns their sum (NaN with the error latched). */
+double os_cuda_sum_partials(os_cuda_backend *cb, const double *partial, unsigned blocks);
+
+/* cuda_optim.cu */
+double os_cuda_loss(os_backend *be, float *grad, const float *pred, const float *target,
+                    size_t n, os_loss_kind kind, float c, float scale);
+void os_cuda_adamw_step(os_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                        float lr, float beta1, float beta2, float eps, float weight_decay,
+                        int64_t step);
+void os_cuda_ema_update(os_backend *be, float *e, const float *p, float mu, size_t n);
 
 /* cuda_layout.cu */
 void os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I);
@@ -199,6 +254,10 @@ void os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, i
                               int W, int Ho, int Wo);
 void os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
                              int Cb, int N, int P);
+void os_cuda_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                       int H, int W, int Ho, int Wo);
+void os_cuda_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
+                            int N, int P);
 
 /* ---------------------------------------------------------------------------- */
 /* profiling (cuda_profile.cu), with ONESTEP_CUDA_PROFILE=1 */

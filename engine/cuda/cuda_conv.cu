@@ -6,7 +6,10 @@
 // type, so memory stays bounded even for the decoder's 1024x576 layers. A 1x1,
 // stride 1, unpadded convolution in fp32 is a plain GEMM on x.
 
+#include <string.h>
+
 #include "cuda_common.h"
+#include "cuda_cudnn.h"
 #include "cuda_types.cuh"
 
 // Column-matrix scratch per chunk. Large, so that each GEMM fills the GPU
@@ -124,4 +127,172 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
   }
   os_cuda_operand_release(cb, &w);
   os_cuda_bias_residual(cb, y, bias, residual, N, Cout, (int)P);
+}
+
+// ----------------------------------------------------------------------------
+// backward: cuDNN's deterministic fp32 algorithms, bias by channel sums
+
+// Copies between x [planes, H, W] and the interior of its padded copy
+// [planes, H + pt + pb, W + pl + pr] (whose border the caller zeroed):
+// padded = x, or x += padded. Row (plane, y) of x.
+__global__ void
+padded_interior_kernel(float *padded, float *x, const float *x_in, unsigned H, unsigned W,
+                       unsigned pad_top, unsigned pad_left, unsigned Hp, unsigned Wp,
+                       bool into_padded)
+{
+  unsigned y = blockIdx.x % H, plane = blockIdx.x / H;
+  size_t row = (size_t)blockIdx.x * W;
+  size_t padded_row = ((size_t)plane * Hp + y + pad_top) * Wp + pad_left;
+  OS_CUDA_ROW_LOOP(i, W)
+  {
+    if (into_padded)
+      padded[padded_row + i] = x_in[row + i];
+    else
+      x[row + i] += padded[padded_row + i];
+  }
+}
+
+static void
+padded_interior(os_cuda_backend *cb, float *padded, float *x, const float *x_in,
+                const os_conv2d_shape *s, int planes, bool into_padded)
+{
+  unsigned Hp = s->H + s->pad_top + s->pad_bottom, Wp = s->W + s->pad_left + s->pad_right;
+  padded_interior_kernel<<<(unsigned)planes * s->H, os_cuda_row_threads(s->W), 0, cb->stream>>>(
+      padded, x, x_in, s->H, s->W, s->pad_top, s->pad_left, Hp, Wp, into_padded);
+  os_cuda_check_launch(cb, "conv2d_backward padding");
+}
+
+typedef struct {
+  os_cudnn_tensor x, dy;
+  os_cudnn_filter w;
+  os_cudnn_convolution conv;
+} conv_descriptors;
+
+// cuDNN's legacy API pads symmetrically; other padding runs on an explicitly
+// padded x (pad 0), `padded` true.
+static bool
+describe(os_cuda_backend *cb, os_cuda_cudnn *dnn, conv_descriptors *d,
+         const os_conv2d_shape *s, bool padded)
+{
+  int Hp = padded ? s->H + s->pad_top + s->pad_bottom : s->H;
+  int Wp = padded ? s->W + s->pad_left + s->pad_right : s->W;
+  int pad_h = padded ? 0 : s->pad_top, pad_w = padded ? 0 : s->pad_left;
+  return os_cuda_cudnn_check(cb, dnn, dnn->cudnnCreateTensorDescriptor(&d->x), "descriptor") &&
+         os_cuda_cudnn_check(cb, dnn, dnn->cudnnCreateTensorDescriptor(&d->dy), "descriptor") &&
+         os_cuda_cudnn_check(cb, dnn, dnn->cudnnCreateFilterDescriptor(&d->w), "descriptor") &&
+         os_cuda_cudnn_check(cb, dnn, dnn->cudnnCreateConvolutionDescriptor(&d->conv),
+                             "descriptor") &&
+         os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnSetTensor4dDescriptor(d->x, OS_CUDNN_TENSOR_NCHW,
+                                                             OS_CUDNN_DATA_FLOAT, s->N, s->Cin,
+                                                             Hp, Wp),
+                             "conv2d_backward x shape") &&
+         os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnSetTensor4dDescriptor(d->dy, OS_CUDNN_TENSOR_NCHW,
+                                                             OS_CUDNN_DATA_FLOAT, s->N, s->Cout,
+                                                             os_conv2d_out_h(s),
+                                                             os_conv2d_out_w(s)),
+                             "conv2d_backward dy shape") &&
+         os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnSetFilter4dDescriptor(d->w, OS_CUDNN_DATA_FLOAT,
+                                                             OS_CUDNN_TENSOR_NCHW, s->Cout,
+                                                             s->Cin, s->KH, s->KW),
+                             "conv2d_backward weight shape") &&
+         os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnSetConvolution2dDescriptor(
+                                 d->conv, pad_h, pad_w, s->stride, s->stride, 1, 1,
+                                 OS_CUDNN_CROSS_CORRELATION, OS_CUDNN_DATA_FLOAT),
+                             "conv2d_backward convolution") &&
+         os_cuda_cudnn_check(cb, dnn, dnn->cudnnSetConvolutionMathType(d->conv, OS_CUDNN_FMA_MATH),
+                             "conv2d_backward math type");
+}
+
+static void
+release_descriptors(os_cuda_cudnn *dnn, conv_descriptors *d)
+{
+  if (d->x)
+    dnn->cudnnDestroyTensorDescriptor(d->x);
+  if (d->dy)
+    dnn->cudnnDestroyTensorDescriptor(d->dy);
+  if (d->w)
+    dnn->cudnnDestroyFilterDescriptor(d->w);
+  if (d->conv)
+    dnn->cudnnDestroyConvolutionDescriptor(d->conv);
+}
+
+void
+os_cuda_conv2d_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                        const float *x, const float *W, const os_conv2d_shape *s)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  int Ho = os_conv2d_out_h(s), Wo = os_conv2d_out_w(s);
+  if (s->N <= 0 || s->Cout <= 0 || Ho <= 0 || Wo <= 0)
+    return;
+  if (db)
+    os_cuda_channel_sums(cb, db, dy, s->N, s->Cout, Ho * Wo);
+  if (!dx && !dW)
+    return;
+  os_cuda_cudnn *dnn = os_cuda_cudnn_get(cb, "conv2d_backward");
+  if (!dnn)
+    return;
+
+  bool padded = s->pad_top != s->pad_bottom || s->pad_left != s->pad_right;
+  size_t padded_bytes = (size_t)s->N * s->Cin * (s->H + s->pad_top + s->pad_bottom) *
+                        (s->W + s->pad_left + s->pad_right) * sizeof(float);
+  int planes = s->N * s->Cin;
+  const float one = 1.0f, zero = 0.0f;
+  conv_descriptors d;
+  memset(&d, 0, sizeof d);
+  size_t data_bytes = 0, filter_bytes = 0;
+  void *workspace = NULL;
+  float *staged = NULL; // the padded x (for dW), then the padded dx
+  bool ok = describe(cb, dnn, &d, s, padded);
+  if (ok && dx)
+    ok = os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnGetConvolutionBackwardDataWorkspaceSize(
+                                 dnn->handle, d.w, d.dy, d.conv, d.x, OS_CUDNN_BWD_DATA_ALGO_1,
+                                 &data_bytes),
+                             "conv2d_backward workspace");
+  if (ok && dW)
+    ok = os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                                 dnn->handle, d.x, d.dy, d.conv, d.w, OS_CUDNN_BWD_FILTER_ALGO_1,
+                                 &filter_bytes),
+                             "conv2d_backward workspace");
+  size_t workspace_bytes = data_bytes > filter_bytes ? data_bytes : filter_bytes;
+  if (ok && workspace_bytes)
+    ok = (workspace = os_cuda_scratch(cb, workspace_bytes, "conv2d_backward workspace")) != NULL;
+  if (ok && padded)
+    ok = (staged = (float *)os_cuda_scratch(cb, padded_bytes, "conv2d_backward padding")) != NULL;
+
+  if (ok && dW) {
+    const float *x_used = x;
+    if (padded) {
+      cudaMemsetAsync(staged, 0, padded_bytes, cb->stream);
+      padded_interior(cb, staged, NULL, x, s, planes, true);
+      x_used = staged;
+    }
+    ok = os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnConvolutionBackwardFilter(
+                                 dnn->handle, &one, d.x, x_used, d.dy, dy, d.conv,
+                                 OS_CUDNN_BWD_FILTER_ALGO_1, workspace, workspace_bytes, &one,
+                                 d.w, dW),
+                             "conv2d_backward filter");
+    os_cuda_check_launch(cb, "conv2d_backward filter");
+  }
+  if (ok && dx) {
+    // padded: the whole padded gradient, whose interior is then added to dx
+    ok = os_cuda_cudnn_check(cb, dnn,
+                             dnn->cudnnConvolutionBackwardData(
+                                 dnn->handle, &one, d.w, W, d.dy, dy, d.conv,
+                                 OS_CUDNN_BWD_DATA_ALGO_1, workspace, workspace_bytes,
+                                 padded ? &zero : &one, d.x, padded ? staged : dx),
+                             "conv2d_backward data");
+    os_cuda_check_launch(cb, "conv2d_backward data");
+    if (ok && padded)
+      padded_interior(cb, staged, dx, NULL, s, planes, false);
+  }
+  os_cuda_free(be, staged);
+  os_cuda_free(be, workspace);
+  release_descriptors(dnn, &d);
 }

@@ -8,6 +8,10 @@
 // f. The weight is regrouped once into [Cout, 3 Cin] (a cached derived
 // weight). One GEMM with K = 3 Cin writes each output once, instead of three
 // GEMMs with K = Cin accumulating into it.
+//
+// The backward (fp32 in every mode) stages the same way: the input gradient
+// is the forward's GEMM with the taps transposed and reversed over staged dy
+// frames; the weight gradient sums, per frame, dy times the staged x frames.
 
 #include "cuda_common.h"
 #include "cuda_types.cuh"
@@ -87,4 +91,97 @@ os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
   os_cuda_operand_release(cb, &staged);
   os_cuda_operand_release(cb, &w);
   os_cuda_bias_residual(cb, y, bias, NULL, B * F, Cout, HW);
+}
+
+// ----------------------------------------------------------------------------
+// backward
+
+// W [Cout, Cin, 3] -> [Cin, 3 Cout], column j Cout + o holding W[o, i, 2 - j]:
+// dx[f] = sum_k W_k^T dy[f + 1 - k], and the staged dy frames f, f+1, f+2
+// are dy[f-1], dy[f], dy[f+1], which meet taps 2, 1 and 0.
+__global__ void
+reversed_taps_kernel(float *reversed, const float *W, int cout, int cin)
+{
+  size_t n = (size_t)cout * cin;
+  OS_CUDA_GRID_STRIDE(e, n)
+  {
+    size_t o = e / cin, i = e % cin;
+    for (int k = 0; k < 3; k++)
+      reversed[i * 3 * cout + (size_t)(2 - k) * cout + o] = W[e * 3 + k];
+  }
+}
+
+// dW[o, i, k] += taps_grad[o, k, i], the gradient of the regrouped taps.
+__global__ void
+add_taps_grad_kernel(float *dW, const float *taps_grad, int cout, int cin)
+{
+  size_t n = (size_t)cout * cin;
+  OS_CUDA_GRID_STRIDE(e, n)
+  {
+    size_t o = e / cin, i = e % cin;
+    for (int k = 0; k < 3; k++)
+      dW[e * 3 + k] += taps_grad[(o * 3 + k) * cin + i];
+  }
+}
+
+void
+os_cuda_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                               const float *x, const float *W, int B, int F, int Cin, int Cout,
+                               int HW)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (B <= 0 || F <= 0 || Cin <= 0 || Cout <= 0 || HW <= 0)
+    return;
+  if (db)
+    os_cuda_channel_sums(cb, db, dy, B * F, Cout, HW);
+  if (!dx && !dW)
+    return;
+  size_t taps_n = (size_t)Cout * Cin * 3, taps_bytes = taps_n * sizeof(float);
+  size_t frame_in = (size_t)Cin * HW, frame_out = (size_t)Cout * HW;
+  int widest = Cin > Cout ? Cin : Cout;
+  size_t per_pixel = (size_t)(F + 2) * widest * sizeof(float);
+  size_t pc = STAGE_BUDGET / per_pixel < (size_t)HW ? STAGE_BUDGET / per_pixel : (size_t)HW;
+  if (pc == 0)
+    pc = 1;
+  float *staged = (float *)os_cuda_scratch(cb, per_pixel * pc, "temporal backward staging");
+  float *reversed = dx ? (float *)os_cuda_scratch(cb, taps_bytes, "temporal reversed taps") : NULL;
+  float *taps_grad = dW ? (float *)os_cuda_scratch(cb, taps_bytes, "temporal taps gradient") : NULL;
+  bool ok = staged && (!dx || reversed) && (!dW || taps_grad);
+  if (ok && dx) {
+    reversed_taps_kernel<<<os_cuda_blocks((size_t)Cout * Cin), OS_CUDA_THREADS, 0, cb->stream>>>(
+        reversed, W, Cout, Cin);
+    os_cuda_check_launch(cb, "temporal reversed taps");
+  }
+  if (ok && dW)
+    cudaMemsetAsync(taps_grad, 0, taps_bytes, cb->stream);
+
+  for (int b = 0; ok && b < B; b++) {
+    const float *xb = x + (size_t)b * F * frame_in, *dyb = dy + (size_t)b * F * frame_out;
+    for (size_t p0 = 0; p0 < (size_t)HW; p0 += pc) {
+      size_t cols = (size_t)HW - p0 < pc ? (size_t)HW - p0 : pc;
+      if (dW) {
+        // taps_grad[Cout, 3 Cin] += dy[f] x-frames(f-1, f, f+1)^T, frame by frame
+        stage_frames(cb, staged, CUDA_R_32F, xb, F, Cin, HW, p0, cols);
+        for (int f = 0; f < F; f++)
+          os_cuda_gemm_fp32(cb, false, true, Cout, 3 * Cin, (int)cols, 1.0f,
+                            dyb + f * frame_out + p0, HW, 0, staged + (size_t)f * Cin * cols,
+                            (int)cols, 0, 1.0f, taps_grad, 3 * Cin, 0, 1);
+      }
+      if (dx) {
+        // dx[f] += reversed [Cin, 3 Cout] times staged dy frames f..f+2, one GEMM
+        stage_frames(cb, staged, CUDA_R_32F, dyb, F, Cout, HW, p0, cols);
+        os_cuda_gemm_fp32(cb, false, false, Cin, (int)cols, 3 * Cout, 1.0f, reversed, 3 * Cout, 0,
+                          staged, (int)cols, (int64_t)(Cout * cols), 1.0f,
+                          dx + (size_t)b * F * frame_in + p0, HW, (int64_t)frame_in, F);
+      }
+    }
+  }
+  if (ok && dW) {
+    add_taps_grad_kernel<<<os_cuda_blocks((size_t)Cout * Cin), OS_CUDA_THREADS, 0, cb->stream>>>(
+        dW, taps_grad, Cout, Cin);
+    os_cuda_check_launch(cb, "temporal taps gradient");
+  }
+  os_cuda_free(be, staged);
+  os_cuda_free(be, reversed);
+  os_cuda_free(be, taps_grad);
 }

@@ -7,7 +7,8 @@
 // Precision (ONESTEP_CUDA_PRECISION): fp32 is exact single precision; tf32
 // lets cuBLAS round operands to tf32 on the tensor cores; fp16 and bf16 convert
 // both operands to 16 bits (weights once, cached; activations per call) and
-// accumulate in fp32 into an fp32 C.
+// accumulate in fp32 into an fp32 C. Backward GEMMs are fp32 in every mode
+// (os_cuda_gemm_fp32): gradients are not rounded.
 
 #include "cuda_common.h"
 #include "cuda_types.cuh"
@@ -93,22 +94,42 @@ extent_of(int rows, int cols, int ld, int64_t stride, int batch)
 // ----------------------------------------------------------------------------
 // GEMM
 
+static void
+gemm_with(os_cuda_backend *cb, cublasComputeType_t compute, bool trans_a, bool trans_b, int M,
+          int N, int K, float alpha, const os_cuda_operand *A, int lda, int64_t stride_a,
+          const os_cuda_operand *B, int ldb, int64_t stride_b, float beta, float *C, int ldc,
+          int64_t stride_c, int batch)
+{
+  if (M <= 0 || N <= 0 || batch <= 0)
+    return;
+  cublasStatus_t status = cublasGemmStridedBatchedEx(
+      cb->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+      K, &alpha, B->ptr, B->type, ldb, stride_b, A->ptr, A->type, lda, stride_a, &beta, C,
+      CUDA_R_32F, ldc, stride_c, batch, compute, CUBLAS_GEMM_DEFAULT);
+  os_cuda_check_cublas(cb, status, "GEMM");
+}
+
 void
 os_cuda_gemm_typed(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, int N, int K,
                    float alpha, const os_cuda_operand *A, int lda, int64_t stride_a,
                    const os_cuda_operand *B, int ldb, int64_t stride_b, float beta, float *C,
                    int ldc, int64_t stride_c, int batch)
 {
-  if (M <= 0 || N <= 0 || batch <= 0)
-    return;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   if (A->type == CUDA_R_32F && cb->precision == OS_CUDA_TF32)
     compute = CUBLAS_COMPUTE_32F_FAST_TF32;
-  cublasStatus_t status = cublasGemmStridedBatchedEx(
-      cb->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-      K, &alpha, B->ptr, B->type, ldb, stride_b, A->ptr, A->type, lda, stride_a, &beta, C,
-      CUDA_R_32F, ldc, stride_c, batch, compute, CUBLAS_GEMM_DEFAULT);
-  os_cuda_check_cublas(cb, status, "GEMM");
+  gemm_with(cb, compute, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
+            beta, C, ldc, stride_c, batch);
+}
+
+void
+os_cuda_gemm_fp32(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, int N, int K,
+                  float alpha, const float *A, int lda, int64_t stride_a, const float *B, int ldb,
+                  int64_t stride_b, float beta, float *C, int ldc, int64_t stride_c, int batch)
+{
+  os_cuda_operand a = { A, CUDA_R_32F, NULL }, b = { B, CUDA_R_32F, NULL };
+  gemm_with(cb, CUBLAS_COMPUTE_32F, trans_a, trans_b, M, N, K, alpha, &a, lda, stride_a, &b, ldb,
+            stride_b, beta, C, ldc, stride_c, batch);
 }
 
 // The shared path of gemm, gemm_batched and linear; a_is_weight marks A as a
@@ -170,4 +191,19 @@ os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const f
            1);
   if (bias)
     os_cuda_add_row_vector(be, y, bias, 1, T, out);
+}
+
+void
+os_cuda_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                        const float *x, const float *W, int T, int in, int out)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (dx) // dx[T,in] += dy[T,out] W[out,in]
+    os_cuda_gemm_fp32(cb, false, false, T, in, out, 1.0f, dy, out, 0, W, in, 0, 1.0f, dx, in, 0,
+                      1);
+  if (dW) // dW[out,in] += dy^T x
+    os_cuda_gemm_fp32(cb, true, false, out, in, T, 1.0f, dy, out, 0, x, in, 0, 1.0f, dW, in, 0,
+                      1);
+  if (db)
+    os_cuda_sum_rows(be, db, dy, 1, T, out);
 }

@@ -8,7 +8,13 @@
 // (deterministic, no atomics). One read of x gives both sums: values are
 // shifted by K, the mean of the group's first 32 values, so that
 // var = E[(x-K)^2] - E[x-K]^2 does not cancel (K is close to the mean).
+//
+// The backward recomputes the statistics the same way, then per (image,
+// channel) row the sums of dv and dv * xhat (v the normalised, scaled value
+// before SiLU), which give both the statistics' terms of dx and, added over
+// images, dgamma and dbeta: every sum in a fixed order, in double.
 
+#include "cuda_activation.cuh"
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
 
@@ -106,14 +112,21 @@ gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats,
   }
 }
 
+// The statistic of row (image, channel) `row`.
+__device__ __forceinline__ int
+row_stat(const gn_shape sh, unsigned row)
+{
+  unsigned c = row % sh.C, image = row / sh.C;
+  return (int)(image / sh.frames_per_stat) * sh.G + (int)c / (sh.C / sh.G);
+}
+
 // One block per (image, channel) row of HW values.
 __global__ void
 gn_apply_kernel(float *y, const float *x, const float *stats, const float *gamma,
                 const float *beta, gn_shape sh, bool silu)
 {
-  unsigned row = blockIdx.x;
-  unsigned c = row % sh.C, image = row / sh.C;
-  int s = (int)(image / sh.frames_per_stat) * sh.G + (int)c / (sh.C / sh.G);
+  unsigned row = blockIdx.x, c = row % sh.C;
+  int s = row_stat(sh, row);
   float mean = stats[2 * s], rstd = stats[2 * s + 1];
   float a = rstd * (gamma ? gamma[c] : 1.0f);
   float b = beta ? beta[c] : 0.0f;
@@ -122,8 +135,160 @@ gn_apply_kernel(float *y, const float *x, const float *stats, const float *gamma
   OS_CUDA_ROW_LOOP(p, (unsigned)sh.HW)
   {
     float v = (in[p] - mean) * a + b;
-    out[p] = silu ? v / (1.0f + expf(-v)) : v;
+    out[p] = silu ? silu_of(v) : v;
   }
+}
+
+// ----------------------------------------------------------------------------
+// backward kernels
+
+// dv = dy * d(SiLU)/dv at v = xhat gamma + beta (dy itself without SiLU).
+__device__ __forceinline__ float
+pre_silu_grad(float dy, float xhat, float gamma, float beta, bool silu)
+{
+  return silu ? dy * silu_grad_of(xhat * gamma + beta) : dy;
+}
+
+// sums[2 row] = sum_p dv, sums[2 row + 1] = sum_p dv xhat; one block per row.
+__global__ void
+gn_backward_rows_kernel(double *sums, const float *dy, const float *x, const float *stats,
+                        const float *gamma, const float *beta, gn_shape sh, bool silu)
+{
+  unsigned row = blockIdx.x, c = row % sh.C;
+  int s = row_stat(sh, row);
+  float mean = stats[2 * s], rstd = stats[2 * s + 1];
+  float gc = gamma ? gamma[c] : 1.0f, bc = beta ? beta[c] : 0.0f;
+  const float *in = x + (size_t)row * sh.HW, *grad = dy + (size_t)row * sh.HW;
+  double dv_sum = 0.0, dv_xhat_sum = 0.0;
+  OS_CUDA_ROW_LOOP(p, (unsigned)sh.HW)
+  {
+    float xhat = (in[p] - mean) * rstd;
+    float dv = pre_silu_grad(grad[p], xhat, gc, bc, silu);
+    dv_sum += dv;
+    dv_xhat_sum += (double)dv * xhat;
+  }
+  dv_sum = os_block_sum(dv_sum);
+  dv_xhat_sum = os_block_sum(dv_xhat_sum);
+  if (threadIdx.x == 0) {
+    sums[2 * row] = dv_sum;
+    sums[2 * row + 1] = dv_xhat_sum;
+  }
+}
+
+// One warp per statistic: with dxhat = dv gamma, coef[2s] = mean(dxhat) and
+// coef[2s + 1] = mean(dxhat xhat) over the statistic's elements.
+__global__ void
+gn_backward_stats_kernel(float *coef, const double *sums, const float *gamma, gn_shape sh,
+                         int n_stats)
+{
+  int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (s >= n_stats)
+    return;
+  int unit = s / sh.G, g = s % sh.G, group_channels = sh.C / sh.G;
+  int rows = sh.frames_per_stat * group_channels;
+  double dxhat = 0.0, dxhat_xhat = 0.0;
+  for (int t = lane; t < rows; t += 32) {
+    int f = t / group_channels, c = g * group_channels + t % group_channels;
+    size_t row = (size_t)(unit * sh.frames_per_stat + f) * sh.C + c;
+    double gc = gamma ? gamma[c] : 1.0;
+    dxhat += gc * sums[2 * row];
+    dxhat_xhat += gc * sums[2 * row + 1];
+  }
+  dxhat = os_warp_sum(dxhat);
+  dxhat_xhat = os_warp_sum(dxhat_xhat);
+  if (lane == 0) {
+    coef[2 * s] = (float)(dxhat / sh.stat_len);
+    coef[2 * s + 1] = (float)(dxhat_xhat / sh.stat_len);
+  }
+}
+
+// dbeta[c] += sum over images of sum dv, dgamma[c] += of sum dv xhat; in image order.
+__global__ void
+gn_backward_params_kernel(float *dgamma, float *dbeta, const double *sums, int N, int C)
+{
+  OS_CUDA_GRID_STRIDE(c, (size_t)C)
+  {
+    double dv = 0.0, dv_xhat = 0.0;
+    for (int n = 0; n < N; n++) {
+      dv += sums[2 * ((size_t)n * C + c)];
+      dv_xhat += sums[2 * ((size_t)n * C + c) + 1];
+    }
+    if (dbeta)
+      dbeta[c] += (float)dv;
+    if (dgamma)
+      dgamma[c] += (float)dv_xhat;
+  }
+}
+
+// dx += rstd (dv gamma - mean(dxhat) - xhat mean(dxhat xhat)); one block per row.
+__global__ void
+gn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float *stats,
+                         const float *coef, const float *gamma, const float *beta, gn_shape sh,
+                         bool silu)
+{
+  unsigned row = blockIdx.x, c = row % sh.C;
+  int s = row_stat(sh, row);
+  float mean = stats[2 * s], rstd = stats[2 * s + 1];
+  float mean_dxhat = coef[2 * s], mean_dxhat_xhat = coef[2 * s + 1];
+  float gc = gamma ? gamma[c] : 1.0f, bc = beta ? beta[c] : 0.0f;
+  size_t base = (size_t)row * sh.HW;
+  OS_CUDA_ROW_LOOP(p, (unsigned)sh.HW)
+  {
+    float xhat = (x[base + p] - mean) * rstd;
+    float dv = pre_silu_grad(dy[base + p], xhat, gc, bc, silu);
+    dx[base + p] += rstd * (dv * gc - mean_dxhat - xhat * mean_dxhat_xhat);
+  }
+}
+
+// The shape of a call, or false (error latched) when the arguments do not fit.
+static bool
+make_shape(os_cuda_backend *cb, gn_shape *sh, int N, int C, int HW, int G, int frames_per_stat)
+{
+  if (G <= 0 || C % G != 0 || frames_per_stat <= 0 || N % frames_per_stat != 0) {
+    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT,
+                  "group_norm: %d channels in %d groups over %d images, %d per statistic", C, G,
+                  N, frames_per_stat);
+    return false;
+  }
+  sh->C = C;
+  sh->HW = HW;
+  sh->G = G;
+  sh->frames_per_stat = frames_per_stat;
+  sh->group_len = (size_t)(C / G) * HW;
+  sh->stat_len = sh->group_len * frames_per_stat;
+  sh->chunk_len = CHUNK;
+  if ((sh->stat_len + sh->chunk_len - 1) / sh->chunk_len > 65535)
+    sh->chunk_len = (sh->stat_len + 65534) / 65535;
+  sh->chunks = (int)((sh->stat_len + sh->chunk_len - 1) / sh->chunk_len);
+  return true;
+}
+
+#define STAT_WARPS 8 // statistics per block of the one-warp-per-statistic kernels
+
+static unsigned
+stat_blocks(int n_stats)
+{
+  return (unsigned)((n_stats + STAT_WARPS - 1) / STAT_WARPS);
+}
+
+// stats[2s] = mean, stats[2s + 1] = 1 / sqrt(var + eps) of every statistic.
+static bool
+compute_stats(os_cuda_backend *cb, float *stats, const float *x, const gn_shape *sh, int n_stats,
+              float eps)
+{
+  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh->chunks * 2 * sizeof(float),
+                                            "group_norm partial sums");
+  if (!partial)
+    return false;
+  gn_shift_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(stats, x, *sh,
+                                                                            n_stats);
+  gn_partial_kernel<<<dim3(n_stats, sh->chunks), 256, 0, cb->stream>>>(partial, x, stats, *sh);
+  gn_finalize_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(stats, partial, *sh,
+                                                                               n_stats, eps);
+  os_cuda_check_launch(cb, "group_norm statistics");
+  os_cuda_free(&cb->base, partial);
+  return true;
 }
 
 void
@@ -132,41 +297,52 @@ os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                    float eps, bool silu)
 {
   os_cuda_backend *cb = os_cuda(be);
-  if (N <= 0 || C <= 0 || HW <= 0)
-    return;
-  if (G <= 0 || C % G != 0 || frames_per_stat <= 0 || N % frames_per_stat != 0) {
-    os_cuda_latch(cb, ONESTEP_ERR_INVALID_ARGUMENT,
-                  "group_norm: %d channels in %d groups over %d images, %d per statistic", C, G,
-                  N, frames_per_stat);
-    return;
-  }
   gn_shape sh;
-  sh.C = C;
-  sh.HW = HW;
-  sh.G = G;
-  sh.frames_per_stat = frames_per_stat;
-  sh.group_len = (size_t)(C / G) * HW;
-  sh.stat_len = sh.group_len * frames_per_stat;
-  sh.chunk_len = CHUNK;
-  if ((sh.stat_len + sh.chunk_len - 1) / sh.chunk_len > 65535)
-    sh.chunk_len = (sh.stat_len + 65534) / 65535;
-  sh.chunks = (int)((sh.stat_len + sh.chunk_len - 1) / sh.chunk_len);
+  if (N <= 0 || C <= 0 || HW <= 0 || !make_shape(cb, &sh, N, C, HW, G, frames_per_stat))
+    return;
   int n_stats = N / frames_per_stat * G;
-
-  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh.chunks * 2 * sizeof(float),
-                                            "group_norm partial sums");
   float *stats = (float *)os_cuda_scratch(cb, (size_t)n_stats * 2 * sizeof(float),
                                           "group_norm statistics");
-  if (partial && stats) {
-    int warps = 8, stat_blocks = (n_stats + warps - 1) / warps;
-    gn_shift_kernel<<<stat_blocks, warps * 32, 0, cb->stream>>>(stats, x, sh, n_stats);
-    gn_partial_kernel<<<dim3(n_stats, sh.chunks), 256, 0, cb->stream>>>(partial, x, stats, sh);
-    gn_finalize_kernel<<<stat_blocks, warps * 32, 0, cb->stream>>>(stats, partial, sh, n_stats,
-                                                                   eps);
+  if (stats && compute_stats(cb, stats, x, &sh, n_stats, eps)) {
     gn_apply_kernel<<<(unsigned)((size_t)N * C), os_cuda_row_threads(HW), 0, cb->stream>>>(
         y, x, stats, gamma, beta, sh, silu);
     os_cuda_check_launch(cb, "group_norm");
   }
-  os_cuda_free(be, partial);
   os_cuda_free(be, stats);
+}
+
+void
+os_cuda_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                            const float *dy, const float *x, const float *gamma,
+                            const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                            float eps, bool silu)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  gn_shape sh;
+  if (N <= 0 || C <= 0 || HW <= 0 || (!dx && !dgamma && !dbeta) ||
+      !make_shape(cb, &sh, N, C, HW, G, frames_per_stat))
+    return;
+  int n_stats = N / frames_per_stat * G;
+  unsigned rows = (unsigned)((size_t)N * C), threads = os_cuda_row_threads(HW);
+  float *stats = (float *)os_cuda_scratch(cb, (size_t)n_stats * 4 * sizeof(float),
+                                          "group_norm statistics");
+  double *sums = (double *)os_cuda_scratch(cb, (size_t)rows * 2 * sizeof(double),
+                                           "group_norm row sums");
+  float *coef = stats ? stats + 2 * (size_t)n_stats : NULL;
+  if (stats && sums && compute_stats(cb, stats, x, &sh, n_stats, eps)) {
+    gn_backward_rows_kernel<<<rows, threads, 0, cb->stream>>>(sums, dy, x, stats, gamma, beta,
+                                                              sh, silu);
+    if (dgamma || dbeta)
+      gn_backward_params_kernel<<<os_cuda_blocks(C), OS_CUDA_THREADS, 0, cb->stream>>>(
+          dgamma, dbeta, sums, N, C);
+    if (dx) {
+      gn_backward_stats_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(
+          coef, sums, gamma, sh, n_stats);
+      gn_backward_apply_kernel<<<rows, threads, 0, cb->stream>>>(dx, dy, x, stats, coef, gamma,
+                                                                 beta, sh, silu);
+    }
+    os_cuda_check_launch(cb, "group_norm_backward");
+  }
+  os_cuda_free(be, stats);
+  os_cuda_free(be, sums);
 }

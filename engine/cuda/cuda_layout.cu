@@ -1,4 +1,5 @@
-// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels).
+// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels)
+// and the backwards of the last two (upsample_nearest_backward, split_channels).
 // Row-shaped copies derive their indices once per row, then copy the row with
 // coalesced reads and writes; permute_0213 with single-element rows is a
 // batched matrix transpose through shared-memory tiles.
@@ -89,6 +90,48 @@ upsample_nearest_kernel(float *y, const float *x, unsigned H, unsigned W, unsign
   OS_CUDA_ROW_LOOP(ox, Wo) { dst[ox] = src[nearest_source(ox, W, Wo)]; }
 }
 
+// The outputs [begin, end) whose nearest source is `src`: a contiguous range,
+// since nearest_source is monotonic. The estimate src * out / in lands at or
+// next to the boundary; the loops move it to where float rounding puts it.
+__device__ __forceinline__ void
+nearest_range(unsigned src, unsigned in, unsigned out, unsigned *begin, unsigned *end)
+{
+  unsigned d = (unsigned)(((unsigned long long)src * out) / in);
+  while (d > 0 && nearest_source(d - 1, in, out) >= src)
+    d--;
+  while (d < out && nearest_source(d, in, out) < src)
+    d++;
+  *begin = d;
+  while (d < out && nearest_source(d, in, out) == src)
+    d++;
+  *end = d;
+}
+
+// dx[plane, iy, ix] += every dy that upsample_nearest copied from it, added in
+// output order (rows, then columns), as a scatter over dy would. Gathering
+// per source pixel needs no atomics, so the sum is reproducible. Row (plane, iy).
+__global__ void
+upsample_nearest_backward_kernel(float *dx, const float *dy, unsigned H, unsigned W, unsigned Ho,
+                                 unsigned Wo)
+{
+  unsigned row = blockIdx.x;
+  unsigned iy = row % H, plane = row / H;
+  unsigned oy_begin, oy_end;
+  nearest_range(iy, H, Ho, &oy_begin, &oy_end);
+  const float *grad = dy + (size_t)plane * Ho * Wo;
+  float *out = dx + (size_t)row * W;
+  OS_CUDA_ROW_LOOP(ix, W)
+  {
+    unsigned ox_begin, ox_end;
+    nearest_range(ix, W, Wo, &ox_begin, &ox_end);
+    float acc = out[ix];
+    for (unsigned oy = oy_begin; oy < oy_end; oy++)
+      for (unsigned ox = ox_begin; ox < ox_end; ox++)
+        acc += grad[(size_t)oy * Wo + ox];
+    out[ix] = acc;
+  }
+}
+
 // y [N, Ca+Cb, P] = concat(a [N, Ca, P], b [N, Cb, P]) along channels.
 // Output row (n, c).
 __global__ void
@@ -100,6 +143,21 @@ concat_channels_kernel(float *y, const float *a, unsigned Ca, const float *b, un
   const float *src = c < Ca ? a + ((size_t)img * Ca + c) * P : b + ((size_t)img * Cb + (c - Ca)) * P;
   float *dst = y + (size_t)row * P;
   OS_CUDA_ROW_LOOP(p, P) { dst[p] = src[p]; }
+}
+
+// concat_channels' backward: da += dy's first Ca channels, db += the rest
+// (either may be NULL). Row (n, c) of dy.
+__global__ void
+split_channels_kernel(float *da, float *db, const float *dy, unsigned Ca, unsigned Cb, unsigned P)
+{
+  unsigned row = blockIdx.x;
+  unsigned c = row % (Ca + Cb), img = row / (Ca + Cb);
+  float *dst = c < Ca ? (da ? da + ((size_t)img * Ca + c) * P : NULL)
+                      : (db ? db + ((size_t)img * Cb + (c - Ca)) * P : NULL);
+  if (!dst)
+    return;
+  const float *src = dy + (size_t)row * P;
+  OS_CUDA_ROW_LOOP(p, P) { dst[p] += src[p]; }
 }
 
 static unsigned
@@ -159,4 +217,30 @@ os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const 
   concat_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(y, a, Ca, b,
                                                                                    Cb, P);
   os_cuda_check_launch(cb, "concat_channels");
+}
+
+void
+os_cuda_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                  int H, int W, int Ho, int Wo)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  size_t rows = (size_t)N * C * H;
+  if (rows == 0 || W <= 0 || Ho <= 0 || Wo <= 0)
+    return;
+  upsample_nearest_backward_kernel<<<(unsigned)rows, os_cuda_row_threads(W), 0, cb->stream>>>(
+      dx, dy, H, W, Ho, Wo);
+  os_cuda_check_launch(cb, "upsample_nearest_backward");
+}
+
+void
+os_cuda_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
+                       int N, int P)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  size_t rows = (size_t)N * (Ca + Cb);
+  if (rows == 0 || P <= 0 || (!da && !db))
+    return;
+  split_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(da, db, dy, Ca,
+                                                                                  Cb, P);
+  os_cuda_check_launch(cb, "split_channels");
 }

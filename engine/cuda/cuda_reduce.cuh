@@ -3,8 +3,9 @@
 #ifndef ONESTEP_CUDA_REDUCE_CUH
 #define ONESTEP_CUDA_REDUCE_CUH
 
-__device__ __forceinline__ float
-os_warp_sum(float v)
+template <typename T>
+__device__ __forceinline__ T
+os_warp_sum(T v)
 {
   for (int offset = 16; offset > 0; offset >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -19,41 +20,53 @@ os_warp_max(float v)
   return v;
 }
 
-// Sum (or max) over the block (blockDim.x a multiple of 32, at most 1024); every
-// thread gets the total. Uses 33 floats of shared memory.
-template <bool is_max>
-__device__ __forceinline__ float
-os_block_reduce(float v)
+// Sum (or max, float only) over the block (blockDim.x a multiple of 32, at
+// most 1024); every thread gets the total. Uses 33 values of shared memory.
+template <typename T, bool is_max>
+__device__ __forceinline__ T
+os_warp_reduce(T v)
 {
-  __shared__ float partial[32];
-  __shared__ float total;
+  if constexpr (is_max)
+    return os_warp_max(v);
+  else
+    return os_warp_sum(v);
+}
+
+template <typename T, bool is_max>
+__device__ __forceinline__ T
+os_block_reduce(T v)
+{
+  __shared__ T partial[32];
+  __shared__ T total;
   int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = is_max ? os_warp_max(v) : os_warp_sum(v);
+  v = os_warp_reduce<T, is_max>(v);
   if (lane == 0)
     partial[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float s = lane < (int)(blockDim.x / 32) ? partial[lane] : (is_max ? -INFINITY : 0.0f);
-    s = is_max ? os_warp_max(s) : os_warp_sum(s);
+    T s = lane < (int)(blockDim.x / 32) ? partial[lane] : (is_max ? (T)-INFINITY : (T)0);
+    s = os_warp_reduce<T, is_max>(s);
     if (lane == 0)
       total = s;
   }
   __syncthreads();
-  float result = total;
+  T result = total;
   __syncthreads(); // partial/total may be reused by a following call
   return result;
 }
 
-__device__ __forceinline__ float
-os_block_sum(float v)
+// float, or double where a reduction must not lose digits (dot, loss, gradient sums)
+template <typename T>
+__device__ __forceinline__ T
+os_block_sum(T v)
 {
-  return os_block_reduce<false>(v);
+  return os_block_reduce<T, false>(v);
 }
 
 __device__ __forceinline__ float
 os_block_max(float v)
 {
-  return os_block_reduce<true>(v);
+  return os_block_reduce<float, true>(v);
 }
 
 #endif

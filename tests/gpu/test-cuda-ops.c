@@ -7,9 +7,16 @@
  * to 5e-5 (summation order only), while attention, whose GPU kernels also
  * round the probabilities or stay fp32 for small shapes, is held to 2e-3 (fp16)
  * and 1e-2 (bf16); tf32, whose hardware rounding the CPU does not reproduce,
- * to 2e-3 everywhere. Pointwise ops and norms at 1e-5, data movement exactly. Also checks that GPU results are bitwise reproducible,
- * that an impossible allocation returns NULL, and that memory accounting
- * returns to where it was. Exits 77 (skip) when no usable GPU is found. */
+ * to 2e-3 everywhere. Pointwise ops and norms at 1e-5, data movement exactly.
+ * Every backward and training op (backend_grad.h) is compared the same way,
+ * with its gradient outputs pre-filled so that accumulation is checked too:
+ * fp32 on the GPU in every mode, held to 1e-5 in fp32 (to the attention
+ * tolerance where the CPU rounds its operands). Also checks that GPU results
+ * are bitwise reproducible, that no slot of the CUDA grad table is empty,
+ * that updating a weight in place (adamw_step, ema_update, axpy) drops its
+ * cached converted copies, that an impossible allocation returns NULL, and
+ * that memory accounting returns to where it was. Exits 77 (skip) when no
+ * usable GPU is found. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +33,7 @@ typedef struct {
   double tol_gemm;      /* ops whose products go through the GEMM precision */
   double tol_attention; /* attention: the GPU's kernels differ by precision */
   double tol_float;   /* pointwise, norms: fp32 arithmetic on both sides */
+  double tol_grad;    /* backward ops: fp32 on the GPU in every mode */
   int failures, checks;
 } harness;
 
@@ -132,16 +140,21 @@ compare(harness *h, const char *op, const char *shape, const tensor *t, double t
   free(got);
 }
 
-/* Runs `run` twice on the GPU into t and demands identical bits. */
+/* Runs `run` twice on the GPU into t, each time from t's present contents
+ * (gradients accumulate into them), and demands identical bits. */
 static void
 check_deterministic(harness *h, const char *op, const tensor *t,
                     void (*run)(harness *h, void *ctx), void *ctx)
 {
+  check_sync(h, op);
+  float *start = download(h->gpu, t->g, t->n);
   run(h, ctx);
   check_sync(h, op);
   float *first = download(h->gpu, t->g, t->n);
+  h->gpu->ops->upload(h->gpu, t->g, start, t->n * sizeof(float));
   run(h, ctx);
   float *second = download(h->gpu, t->g, t->n);
+  free(start);
   bool ok = memcmp(first, second, t->n * sizeof(float)) == 0;
   h->checks++;
   h->failures += !ok;
@@ -506,6 +519,565 @@ test_layout(harness *h)
 }
 
 /* ---------------------------------------------------------------------------- */
+/* backward and training ops (backend_grad.h) */
+
+/* Every slot of os_backend_grad_ops, so that a new slot missing from the
+ * CUDA table (or from this list: see the size check) fails the test. */
+#define GRAD_SLOTS(X)                                                                          \
+  X(linear_backward) X(conv2d_backward) X(conv_temporal_backward) X(group_norm_backward)       \
+  X(layer_norm_backward) X(attention_backward) X(silu_backward) X(gelu_backward)               \
+  X(quick_gelu_backward) X(geglu_backward) X(axpy) X(dot) X(sum_rows) X(sum_channel_planes)    \
+  X(upsample_nearest_backward) X(split_channels) X(loss) X(adamw_step) X(ema_update)
+#define GRAD_SLOT_COUNT(slot) +1
+_Static_assert(sizeof(os_backend_grad_ops) == (0 GRAD_SLOTS(GRAD_SLOT_COUNT)) * sizeof(void (*)(void)),
+               "GRAD_SLOTS lists every slot of os_backend_grad_ops");
+
+static void
+test_grad_table(harness *h)
+{
+  const os_backend_grad_ops *grad = h->gpu->ops->grad;
+  int missing = 0;
+#define GRAD_SLOT_CHECK(slot)                                                                  \
+  if (!grad || !grad->slot) {                                                                  \
+    printf("     CUDA grad table lacks %s\n", #slot);                                          \
+    missing++;                                                                                 \
+  }
+  GRAD_SLOTS(GRAD_SLOT_CHECK)
+#undef GRAD_SLOT_CHECK
+  h->checks++;
+  h->failures += missing > 0;
+  printf("%-4s %-16s %-44s %d empty slots\n", missing ? "FAIL" : "ok", "grad table", "CUDA",
+         missing);
+}
+
+/* The CPU reference of a backward op; its absence is a failure, not a skip. */
+static bool
+cpu_has(harness *h, const char *slot, bool present)
+{
+  if (!present) {
+    h->checks++;
+    h->failures++;
+    printf("FAIL %-16s the CPU backend has no %s to compare with\n", slot, slot);
+  }
+  return present;
+}
+#define CPU_HAS(h, slot) cpu_has(h, #slot, (h)->cpu->ops->grad && (h)->cpu->ops->grad->slot)
+
+/* Compares a value both backends returned to the host. */
+static void
+compare_scalar(harness *h, const char *op, const char *shape, double got, double want, double tol)
+{
+  check_sync(h, op);
+  double err = fabs(got - want) / (fabs(want) > 0 ? fabs(want) : 1.0);
+  bool ok = err <= tol && isfinite(got);
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s rel err %9.2e  tol %7.0e\n", ok ? "ok" : "FAIL", op, shape, err, tol);
+}
+
+static void
+test_linear_backward(harness *h, int T, int in, int out, bool want_dx, bool want_db)
+{
+  if (!CPU_HAS(h, linear_backward))
+    return;
+  tensor x = t_random(h, (size_t)T * in, -1, 1), W = t_random(h, (size_t)out * in, -0.3f, 0.3f);
+  tensor dy = t_random(h, (size_t)T * out, -1, 1);
+  tensor dx = t_output(h, (size_t)T * in), dW = t_output(h, (size_t)out * in);
+  tensor db = t_output(h, out);
+  ON_BOTH(h)
+  be->ops->grad->linear_backward(be, want_dx ? P(dx) : NULL, P(dW), want_db ? P(db) : NULL,
+                                 P(dy), P(x), P(W), T, in, out);
+  char shape[96];
+  snprintf(shape, sizeof shape, "T=%d %d->%d%s%s", T, in, out, want_dx ? "" : ", no dx",
+           want_db ? "" : ", no db");
+  if (want_dx)
+    compare(h, "linear_bwd dx", shape, &dx, h->tol_grad);
+  compare(h, "linear_bwd dW", shape, &dW, h->tol_grad);
+  if (want_db)
+    compare(h, "linear_bwd db", shape, &db, h->tol_grad);
+  t_free(h, &x);
+  t_free(h, &W);
+  t_free(h, &dy);
+  t_free(h, &dx);
+  t_free(h, &dW);
+  t_free(h, &db);
+}
+
+/* conv2d_backward needs cuDNN, which the backend loads on first use: when it
+ * is missing, that is one failure with the backend's reason, and the other
+ * ops are still checked. */
+static bool
+gpu_has_cudnn(harness *h)
+{
+  static int usable = -1;
+  if (usable >= 0)
+    return usable;
+  os_backend *g = h->gpu;
+  os_conv2d_shape k = { 1, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 1 };
+  float *buf = g->ops->alloc(g, 4 * 9 * sizeof(float));
+  if (!buf) {
+    fprintf(stderr, "cannot allocate the cuDNN probe\n");
+    exit(2);
+  }
+  g->ops->fill(g, buf, 1.0f, 4 * 9);
+  g->ops->grad->conv2d_backward(g, buf, buf + 9, NULL, buf + 18, buf + 27, buf + 27, &k);
+  onestep_error error = { 0 };
+  usable = g->ops->sync(g, &error) == ONESTEP_OK;
+  g->ops->free(g, buf);
+  if (!usable) {
+    h->checks++;
+    h->failures++;
+    printf("FAIL %-16s %s\n", "conv2d_backward", error.message);
+  }
+  return usable;
+}
+
+typedef struct {
+  os_conv2d_shape shape;
+  tensor x, w, dy, dx, dw, db;
+} conv_grad_run;
+
+static void
+run_conv_backward_gpu(harness *h, void *ctx)
+{
+  conv_grad_run *c = ctx;
+  h->gpu->ops->grad->conv2d_backward(h->gpu, c->dx.g, c->dw.g, c->db.g, c->dy.g, c->x.g, c->w.g,
+                                     &c->shape);
+}
+
+/* want: which gradients to ask for ("xwb", any subset). */
+static void
+test_conv2d_backward(harness *h, os_conv2d_shape k, const char *want, bool determinism)
+{
+  if (!CPU_HAS(h, conv2d_backward) || !gpu_has_cudnn(h))
+    return;
+  int Ho = os_conv2d_out_h(&k), Wo = os_conv2d_out_w(&k);
+  conv_grad_run c = { k };
+  c.x = t_random(h, (size_t)k.N * k.Cin * k.H * k.W, -1, 1);
+  c.w = t_random(h, (size_t)k.Cout * k.Cin * k.KH * k.KW, -0.3f, 0.3f);
+  c.dy = t_random(h, (size_t)k.N * k.Cout * Ho * Wo, -1, 1);
+  c.dx = t_output(h, c.x.n);
+  c.dw = t_output(h, c.w.n);
+  c.db = t_output(h, k.Cout);
+  bool want_x = strchr(want, 'x'), want_w = strchr(want, 'w'), want_b = strchr(want, 'b');
+  ON_BOTH(h)
+  be->ops->grad->conv2d_backward(be, want_x ? P(c.dx) : NULL, want_w ? P(c.dw) : NULL,
+                                 want_b ? P(c.db) : NULL, P(c.dy), P(c.x), P(c.w), &k);
+  char shape[96];
+  snprintf(shape, sizeof shape, "%dx%dx%dx%d->%d k%dx%d s%d pad %d%d%d%d", k.N, k.Cin, k.H, k.W,
+           k.Cout, k.KH, k.KW, k.stride, k.pad_top, k.pad_left, k.pad_bottom, k.pad_right);
+  if (want_x)
+    compare(h, "conv2d_bwd dx", shape, &c.dx, h->tol_grad);
+  if (want_w)
+    compare(h, "conv2d_bwd dW", shape, &c.dw, h->tol_grad);
+  if (want_b)
+    compare(h, "conv2d_bwd db", shape, &c.db, h->tol_grad);
+  if (determinism) /* all three requested */
+    check_deterministic(h, "conv2d_bwd dW", &c.dw, run_conv_backward_gpu, &c);
+  tensor *all[] = { &c.x, &c.w, &c.dy, &c.dx, &c.dw, &c.db };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    t_free(h, all[i]);
+}
+
+static void
+test_conv_temporal_backward(harness *h, int B, int F, int Cin, int Cout, int HW)
+{
+  if (!CPU_HAS(h, conv_temporal_backward))
+    return;
+  tensor x = t_random(h, (size_t)B * F * Cin * HW, -1, 1);
+  tensor w = t_random(h, (size_t)Cout * Cin * 3, -0.3f, 0.3f);
+  tensor dy = t_random(h, (size_t)B * F * Cout * HW, -1, 1);
+  tensor dx = t_output(h, x.n), dw = t_output(h, w.n), db = t_output(h, Cout);
+  ON_BOTH(h)
+  be->ops->grad->conv_temporal_backward(be, P(dx), P(dw), P(db), P(dy), P(x), P(w), B, F, Cin,
+                                        Cout, HW);
+  char shape[96];
+  snprintf(shape, sizeof shape, "B=%d F=%d %d->%d HW=%d", B, F, Cin, Cout, HW);
+  compare(h, "temporal_bwd dx", shape, &dx, h->tol_grad);
+  compare(h, "temporal_bwd dW", shape, &dw, h->tol_grad);
+  compare(h, "temporal_bwd db", shape, &db, h->tol_grad);
+  tensor *all[] = { &x, &w, &dy, &dx, &dw, &db };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    t_free(h, all[i]);
+}
+
+typedef struct {
+  int N, C, HW, G, fps;
+  bool silu;
+  tensor x, gamma, beta, dy, dx, dgamma, dbeta;
+} norm_grad_run;
+
+static void
+run_group_norm_backward_gpu(harness *h, void *ctx)
+{
+  norm_grad_run *r = ctx;
+  h->gpu->ops->grad->group_norm_backward(h->gpu, r->dx.g, r->dgamma.g, r->dbeta.g, r->dy.g,
+                                         r->x.g, r->gamma.g, r->beta.g, r->N, r->C, r->HW, r->G,
+                                         r->fps, 1e-5f, r->silu);
+}
+
+static void
+test_group_norm_backward(harness *h, int N, int C, int HW, int G, int fps, bool silu,
+                         bool determinism)
+{
+  if (!CPU_HAS(h, group_norm_backward))
+    return;
+  norm_grad_run r = { N, C, HW, G, fps, silu };
+  r.x = t_random(h, (size_t)N * C * HW, 2.0f, 4.0f); /* an offset mean, as in the forward test */
+  r.gamma = t_random(h, C, 0.5f, 1.5f);
+  r.beta = t_random(h, C, -0.5f, 0.5f);
+  r.dy = t_random(h, r.x.n, -1, 1);
+  r.dx = t_output(h, r.x.n);
+  r.dgamma = t_output(h, C);
+  r.dbeta = t_output(h, C);
+  ON_BOTH(h)
+  be->ops->grad->group_norm_backward(be, P(r.dx), P(r.dgamma), P(r.dbeta), P(r.dy), P(r.x),
+                                     P(r.gamma), P(r.beta), N, C, HW, G, fps, 1e-5f, silu);
+  char shape[96];
+  snprintf(shape, sizeof shape, "N=%d C=%d HW=%d G=%d frames/stat=%d%s", N, C, HW, G, fps,
+           silu ? " silu" : "");
+  compare(h, "gn_bwd dx", shape, &r.dx, h->tol_grad);
+  compare(h, "gn_bwd dgamma", shape, &r.dgamma, h->tol_grad);
+  compare(h, "gn_bwd dbeta", shape, &r.dbeta, h->tol_grad);
+  if (determinism)
+    check_deterministic(h, "gn_bwd dx", &r.dx, run_group_norm_backward_gpu, &r);
+  tensor *all[] = { &r.x, &r.gamma, &r.beta, &r.dy, &r.dx, &r.dgamma, &r.dbeta };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    t_free(h, all[i]);
+}
+
+static void
+test_layer_norm_backward(harness *h, int T, int C)
+{
+  if (!CPU_HAS(h, layer_norm_backward))
+    return;
+  tensor x = t_random(h, (size_t)T * C, -2.0f, 6.0f), dy = t_random(h, (size_t)T * C, -1, 1);
+  tensor gamma = t_random(h, C, 0.5f, 1.5f);
+  tensor dx = t_output(h, x.n), dgamma = t_output(h, C), dbeta = t_output(h, C);
+  ON_BOTH(h)
+  be->ops->grad->layer_norm_backward(be, P(dx), P(dgamma), P(dbeta), P(dy), P(x), P(gamma), T,
+                                     C, 1e-5f);
+  char shape[96];
+  snprintf(shape, sizeof shape, "T=%d C=%d", T, C);
+  compare(h, "ln_bwd dx", shape, &dx, h->tol_grad);
+  compare(h, "ln_bwd dgamma", shape, &dgamma, h->tol_grad);
+  compare(h, "ln_bwd dbeta", shape, &dbeta, h->tol_grad);
+  tensor *all[] = { &x, &dy, &gamma, &dx, &dgamma, &dbeta };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    t_free(h, all[i]);
+}
+
+typedef struct {
+  int n_seq, Sq, Sk, heads, D, qs, ks, vs, os;
+  tensor q, k, v, d_o, dq, dk, dv;
+} attn_grad_run;
+
+static void
+run_attention_backward_gpu(harness *h, void *ctx)
+{
+  attn_grad_run *a = ctx;
+  h->gpu->ops->grad->attention_backward(h->gpu, a->dq.g, a->dk.g, a->dv.g, a->d_o.g, a->q.g,
+                                        a->k.g, a->v.g, a->n_seq, a->Sq, a->Sk, a->heads, a->D,
+                                        a->qs, a->ks, a->vs, a->os, 1.0f / sqrtf((float)a->D));
+}
+
+/* Token rows padded by `pad` floats beyond heads * D (q, k, v, the output
+ * and their gradients each by a different amount), or, when packed, q, k
+ * and v interleaved in one buffer and their gradients likewise (Sq == Sk). */
+static void
+test_attention_backward(harness *h, int n_seq, int Sq, int Sk, int heads, int D, int pad,
+                        bool packed, bool determinism)
+{
+  if (!CPU_HAS(h, attention_backward))
+    return;
+  int width = heads * D;
+  attn_grad_run a = { n_seq, Sq, Sk, heads, D };
+  if (packed) {
+    a.qs = a.ks = a.vs = 3 * width;
+    a.q = t_random(h, (size_t)n_seq * Sq * 3 * width, -2, 2);
+    a.dq = t_output(h, a.q.n);
+    a.k = a.v = a.q;
+    a.dk = a.dv = a.dq;
+    a.k.c += width, a.k.g += width, a.v.c += 2 * width, a.v.g += 2 * width;
+    a.dk.c += width, a.dk.g += width, a.dv.c += 2 * width, a.dv.g += 2 * width;
+  } else {
+    a.qs = width + pad, a.ks = width + 2 * pad, a.vs = width + 3 * pad;
+    a.q = t_random(h, (size_t)n_seq * Sq * a.qs, -2, 2);
+    a.k = t_random(h, (size_t)n_seq * Sk * a.ks, -2, 2);
+    a.v = t_random(h, (size_t)n_seq * Sk * a.vs, -2, 2);
+    a.dq = t_output(h, a.q.n);
+    a.dk = t_output(h, a.k.n);
+    a.dv = t_output(h, a.v.n);
+  }
+  a.os = width + pad;
+  a.d_o = t_random(h, (size_t)n_seq * Sq * a.os, -1, 1);
+  ON_BOTH(h)
+  be->ops->grad->attention_backward(be, P(a.dq), P(a.dk), P(a.dv), P(a.d_o), P(a.q), P(a.k),
+                                    P(a.v), n_seq, Sq, Sk, heads, D, a.qs, a.ks, a.vs, a.os,
+                                    1.0f / sqrtf((float)D));
+  char shape[96];
+  snprintf(shape, sizeof shape, "%d seq, %d x %d tokens, %d x %d, %s", n_seq, Sq, Sk, heads, D,
+           packed ? "packed" : "padded rows");
+  if (packed) {
+    tensor all = a.dq; /* dq, dk and dv interleaved */
+    compare(h, "attn_bwd dqkv", shape, &all, h->tol_grad);
+  } else {
+    compare(h, "attn_bwd dq", shape, &a.dq, h->tol_grad);
+    compare(h, "attn_bwd dk", shape, &a.dk, h->tol_grad);
+    compare(h, "attn_bwd dv", shape, &a.dv, h->tol_grad);
+  }
+  if (determinism) /* packed: the whole interleaved gradient */
+    check_deterministic(h, "attn_bwd", packed ? &a.dq : &a.dk, run_attention_backward_gpu, &a);
+  t_free(h, &a.q);
+  t_free(h, &a.dq);
+  t_free(h, &a.d_o);
+  if (!packed) {
+    t_free(h, &a.k);
+    t_free(h, &a.v);
+    t_free(h, &a.dk);
+    t_free(h, &a.dv);
+  }
+}
+
+static void
+test_pointwise_backward(harness *h)
+{
+  const size_t n = 10007;
+  tensor x = t_random(h, n, -6, 6), dy = t_random(h, n, -1, 1), dx = t_output(h, n);
+  char shape[64];
+  snprintf(shape, sizeof shape, "n=%zu", n);
+  if (CPU_HAS(h, silu_backward)) {
+    ON_BOTH(h) be->ops->grad->silu_backward(be, P(dx), P(dy), P(x), n);
+    compare(h, "silu_backward", shape, &dx, h->tol_grad);
+  }
+  if (CPU_HAS(h, gelu_backward)) {
+    ON_BOTH(h) be->ops->grad->gelu_backward(be, P(dx), P(dy), P(x), n);
+    compare(h, "gelu_backward", shape, &dx, h->tol_grad);
+  }
+  if (CPU_HAS(h, quick_gelu_backward)) {
+    ON_BOTH(h) be->ops->grad->quick_gelu_backward(be, P(dx), P(dy), P(x), n);
+    compare(h, "quick_gelu_bwd", shape, &dx, h->tol_grad);
+  }
+  if (CPU_HAS(h, axpy)) {
+    ON_BOTH(h) be->ops->grad->axpy(be, P(dx), P(dy), -0.37f, n);
+    compare(h, "axpy", shape, &dx, h->tol_grad);
+  }
+  if (CPU_HAS(h, dot)) {
+    double want = h->cpu->ops->grad->dot(h->cpu, x.c, dy.c, n);
+    double got = h->gpu->ops->grad->dot(h->gpu, x.g, dy.g, n);
+    compare_scalar(h, "dot", shape, got, want, h->tol_grad);
+  }
+  t_free(h, &x);
+  t_free(h, &dy);
+  t_free(h, &dx);
+
+  int T = 33, C = 40;
+  if (CPU_HAS(h, geglu_backward)) {
+    tensor g = t_random(h, (size_t)T * 2 * C, -4, 4), gdy = t_random(h, (size_t)T * C, -1, 1);
+    tensor gdx = t_output(h, g.n);
+    ON_BOTH(h) be->ops->grad->geglu_backward(be, P(gdx), P(gdy), P(g), T, C);
+    compare(h, "geglu_backward", "T=33 C=40", &gdx, h->tol_grad);
+    t_free(h, &g);
+    t_free(h, &gdy);
+    t_free(h, &gdx);
+  }
+}
+
+static void
+test_sums_and_layout_backward(harness *h)
+{
+  if (CPU_HAS(h, sum_rows)) {
+    int G = 3, R = 700, C = 45; /* several row chunks, a ragged column tile */
+    tensor x = t_random(h, (size_t)G * R * C, -1, 1), v = t_output(h, (size_t)G * C);
+    ON_BOTH(h) be->ops->grad->sum_rows(be, P(v), P(x), G, R, C);
+    compare(h, "sum_rows", "G=3 R=700 C=45", &v, h->tol_grad);
+    t_free(h, &x);
+    t_free(h, &v);
+  }
+  if (CPU_HAS(h, sum_channel_planes)) {
+    int N = 3, C = 7, Pp = 333;
+    tensor x = t_random(h, (size_t)N * C * Pp, -1, 1), v = t_output(h, (size_t)N * C);
+    ON_BOTH(h) be->ops->grad->sum_channel_planes(be, P(v), P(x), N, C, Pp);
+    compare(h, "sum_channel_pl", "N=3 C=7 P=333", &v, h->tol_grad);
+    t_free(h, &x);
+    t_free(h, &v);
+  }
+  if (CPU_HAS(h, upsample_nearest_backward)) {
+    /* doubling, a non-integer enlargement and a reduction (sources skipped) */
+    static const int sizes[][4] = { { 6, 9, 12, 18 }, { 7, 9, 10, 13 }, { 9, 12, 5, 7 } };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      int N = 2, C = 3, H = sizes[i][0], W = sizes[i][1], Ho = sizes[i][2], Wo = sizes[i][3];
+      tensor dy = t_random(h, (size_t)N * C * Ho * Wo, -1, 1);
+      tensor dx = t_output(h, (size_t)N * C * H * W);
+      ON_BOTH(h) be->ops->grad->upsample_nearest_backward(be, P(dx), P(dy), N, C, H, W, Ho, Wo);
+      char shape[64];
+      snprintf(shape, sizeof shape, "2x3x%dx%d <- %dx%d", H, W, Ho, Wo);
+      compare(h, "upsample_bwd", shape, &dx, h->tol_grad);
+      t_free(h, &dy);
+      t_free(h, &dx);
+    }
+  }
+  if (CPU_HAS(h, split_channels)) {
+    int N = 3, Ca = 5, Cb = 7, Pp = 99;
+    tensor dy = t_random(h, (size_t)N * (Ca + Cb) * Pp, -1, 1);
+    tensor da = t_output(h, (size_t)N * Ca * Pp), db = t_output(h, (size_t)N * Cb * Pp);
+    ON_BOTH(h) be->ops->grad->split_channels(be, P(da), P(db), P(dy), Ca, Cb, N, Pp);
+    compare(h, "split_channels", "3 x (5 + 7) x 99, da", &da, 0);
+    compare(h, "split_channels", "3 x (5 + 7) x 99, db", &db, 0);
+    ON_BOTH(h) be->ops->grad->split_channels(be, NULL, P(db), P(dy), Ca, Cb, N, Pp);
+    compare(h, "split_channels", "3 x (5 + 7) x 99, da NULL", &db, 0);
+    t_free(h, &dy);
+    t_free(h, &da);
+    t_free(h, &db);
+  }
+}
+
+static void
+test_training_ops(harness *h)
+{
+  const size_t n = 20011;
+  char shape[64];
+  if (CPU_HAS(h, loss)) {
+    tensor pred = t_random(h, n, -2, 2), target = t_random(h, n, -2, 2), grad = t_output(h, n);
+    static const char *names[] = { "squared", "pseudo-Huber c=0.03" };
+    for (int kind = OS_LOSS_SQUARED; kind <= OS_LOSS_PSEUDO_HUBER; kind++) {
+      double sums[2] = { 0.0, 0.0 };
+      ON_BOTH(h)
+      sums[side_] = be->ops->grad->loss(be, P(grad), P(pred), P(target), n, (os_loss_kind)kind,
+                                        0.03f, 0.5f / n);
+      snprintf(shape, sizeof shape, "%s n=%zu", names[kind], n);
+      compare_scalar(h, "loss", shape, sums[1], sums[0], h->tol_grad);
+      compare(h, "loss grad", shape, &grad, h->tol_grad);
+    }
+    t_free(h, &pred);
+    t_free(h, &target);
+    t_free(h, &grad);
+  }
+  if (CPU_HAS(h, adamw_step)) {
+    tensor p = t_random(h, n, -1, 1), g = t_random(h, n, -1, 1);
+    tensor m = t_random(h, n, -0.1f, 0.1f), v = t_random(h, n, 0.0f, 0.01f);
+    for (int64_t step = 1; step <= 3; step++) { /* the bias corrections change per step */
+      ON_BOTH(h)
+      be->ops->grad->adamw_step(be, P(p), P(g), P(m), P(v), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f,
+                                step);
+    }
+    snprintf(shape, sizeof shape, "3 steps, n=%zu", n);
+    compare(h, "adamw p", shape, &p, h->tol_grad);
+    compare(h, "adamw m", shape, &m, h->tol_grad);
+    compare(h, "adamw v", shape, &v, h->tol_grad);
+    t_free(h, &p);
+    t_free(h, &g);
+    t_free(h, &m);
+    t_free(h, &v);
+  }
+  if (CPU_HAS(h, ema_update)) {
+    tensor e = t_random(h, n, -1, 1), p = t_random(h, n, -1, 1);
+    ON_BOTH(h) be->ops->grad->ema_update(be, P(e), P(p), 0.999f, n);
+    snprintf(shape, sizeof shape, "mu=0.999 n=%zu", n);
+    compare(h, "ema_update", shape, &e, h->tol_grad);
+    t_free(h, &e);
+    t_free(h, &p);
+  }
+}
+
+/* ---------------------------------------------------------------------------- */
+/* weights updated in place (training spec section 10) */
+
+typedef enum { UPDATE_ADAMW, UPDATE_EMA, UPDATE_AXPY, UPDATE_COUNT } weight_update;
+
+/* A linear layer (whose weight has cached fp16/bf16 copies) and a temporal
+ * convolution (whose weight has cached regrouped taps in every precision). */
+typedef struct {
+  int T, in, out, F, Cin, Cout, HW;
+  tensor x_lin, x_tmp, y_lin, y_tmp;
+} cached_layers;
+
+static void
+forward_cached_layers(harness *h, cached_layers *l, const float *w_lin, const float *w_tmp)
+{
+  os_backend *g = h->gpu;
+  g->ops->linear(g, l->y_lin.g, l->x_lin.g, w_lin, NULL, NULL, l->T, l->in, l->out);
+  g->ops->conv_temporal(g, l->y_tmp.g, l->x_tmp.g, w_tmp, NULL, 1, l->F, l->Cin, l->Cout, l->HW);
+}
+
+static void
+update_weight(harness *h, weight_update u, tensor *w, const tensor *other, tensor *m, tensor *v)
+{
+  os_backend *g = h->gpu;
+  if (u == UPDATE_ADAMW)
+    g->ops->grad->adamw_step(g, w->g, other->g, m->g, v->g, w->n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f,
+                             1);
+  else if (u == UPDATE_EMA)
+    g->ops->grad->ema_update(g, w->g, other->g, 0.5f, w->n);
+  else
+    g->ops->grad->axpy(g, w->g, other->g, -0.25f, w->n);
+}
+
+/* forward; update the weights in place; forward again: the second forward
+ * must equal one with fresh copies of the updated weights (that the cache
+ * never saw), and differ from the first. */
+static void
+test_weight_update_invalidates_cache(harness *h)
+{
+  static const char *names[] = { "adamw_step", "ema_update", "axpy" };
+  cached_layers l = { 64, 96, 80, 4, 16, 24, 50 };
+  l.x_lin = t_random(h, (size_t)l.T * l.in, -1, 1);
+  l.x_tmp = t_random(h, (size_t)l.F * l.Cin * l.HW, -1, 1);
+  l.y_lin = t_output(h, (size_t)l.T * l.out);
+  l.y_tmp = t_output(h, (size_t)l.F * l.Cout * l.HW);
+  for (int u = 0; u < UPDATE_COUNT; u++) {
+    tensor w[2] = { t_random(h, (size_t)l.out * l.in, -0.3f, 0.3f),
+                    t_random(h, (size_t)l.Cout * l.Cin * 3, -0.3f, 0.3f) };
+    tensor after[2];
+    forward_cached_layers(h, &l, w[0].g, w[1].g);
+    check_sync(h, names[u]);
+    float *before_lin = download(h->gpu, l.y_lin.g, l.y_lin.n);
+    float *before_tmp = download(h->gpu, l.y_tmp.g, l.y_tmp.n);
+    for (int i = 0; i < 2; i++) {
+      tensor other = t_random(h, w[i].n, -1, 1), m = t_random(h, w[i].n, -0.1f, 0.1f);
+      tensor v = t_random(h, w[i].n, 0.0f, 0.01f);
+      update_weight(h, (weight_update)u, &w[i], &other, &m, &v);
+      t_free(h, &other);
+      t_free(h, &m);
+      t_free(h, &v);
+    }
+    forward_cached_layers(h, &l, w[0].g, w[1].g);
+    float *after_lin = download(h->gpu, l.y_lin.g, l.y_lin.n);
+    float *after_tmp = download(h->gpu, l.y_tmp.g, l.y_tmp.n);
+    for (int i = 0; i < 2; i++) {
+      after[i] = t_output(h, w[i].n);
+      h->gpu->ops->copy(h->gpu, after[i].g, w[i].g, w[i].n * sizeof(float));
+    }
+    forward_cached_layers(h, &l, after[0].g, after[1].g);
+    float *fresh_lin = download(h->gpu, l.y_lin.g, l.y_lin.n);
+    float *fresh_tmp = download(h->gpu, l.y_tmp.g, l.y_tmp.n);
+    check_sync(h, names[u]);
+    bool ok = memcmp(after_lin, fresh_lin, l.y_lin.n * sizeof(float)) == 0 &&
+              memcmp(after_tmp, fresh_tmp, l.y_tmp.n * sizeof(float)) == 0 &&
+              memcmp(after_lin, before_lin, l.y_lin.n * sizeof(float)) != 0 &&
+              memcmp(after_tmp, before_tmp, l.y_tmp.n * sizeof(float)) != 0;
+    h->checks++;
+    h->failures += !ok;
+    printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", names[u], "linear, conv_temporal weights",
+           ok ? "the next forward uses the updated weights" : "a forward used a stale cached weight");
+    free(before_lin);
+    free(before_tmp);
+    free(after_lin);
+    free(after_tmp);
+    free(fresh_lin);
+    free(fresh_tmp);
+    for (int i = 0; i < 2; i++) {
+      t_free(h, &w[i]);
+      t_free(h, &after[i]);
+    }
+  }
+  t_free(h, &l.x_lin);
+  t_free(h, &l.x_tmp);
+  t_free(h, &l.y_lin);
+  t_free(h, &l.y_tmp);
+}
+
+/* ---------------------------------------------------------------------------- */
 /* memory */
 
 static void
@@ -557,6 +1129,8 @@ configure_precision(harness *h)
   default:
     h->tol_gemm = h->tol_attention = 1e-4;
   }
+  /* where the CPU rounds product operands and the GPU's backward does not */
+  h->tol_grad = precision == ONESTEP_PRECISION_FP32 ? 1e-5 : h->tol_attention;
   return precision;
 }
 
@@ -631,6 +1205,38 @@ main(void)
 
   test_pointwise(&h);
   test_layout(&h);
+
+  test_grad_table(&h);
+  test_linear_backward(&h, 77, 96, 64, true, true);
+  test_linear_backward(&h, 40, 33, 17, false, false);
+  /* 3x3 same padding, VAE downsampler (stride 2, pad right/bottom only),
+   * 1x1 shortcut, non-square kernel with left/right padding only, and each
+   * gradient alone */
+  test_conv2d_backward(&h, (os_conv2d_shape){ 2, 8, 12, 14, 16, 3, 3, 1, 1, 1, 1, 1 }, "xwb", true);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 2, 8, 16, 16, 12, 3, 3, 2, 0, 0, 1, 1 }, "xwb", false);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 2, 16, 9, 11, 8, 1, 1, 1, 0, 0, 0, 0 }, "xwb", false);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 1, 6, 10, 11, 5, 1, 3, 1, 0, 1, 0, 1 }, "xwb", false);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 1, 6, 10, 11, 5, 3, 3, 2, 1, 0, 2, 1 }, "x", false);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 1, 6, 10, 11, 5, 3, 3, 2, 1, 0, 2, 1 }, "w", false);
+  test_conv2d_backward(&h, (os_conv2d_shape){ 1, 6, 10, 11, 5, 3, 3, 2, 1, 0, 2, 1 }, "b", false);
+  test_conv_temporal_backward(&h, 2, 5, 12, 16, 30);
+  test_conv_temporal_backward(&h, 1, 1, 8, 8, 20); /* one frame: only the centre tap */
+  test_group_norm_backward(&h, 4, 32, 50, 8, 1, true, true);
+  test_group_norm_backward(&h, 4, 32, 50, 8, 1, false, false);
+  test_group_norm_backward(&h, 6, 16, 30, 4, 3, true, false); /* across frames */
+  test_group_norm_backward(&h, 6, 16, 30, 4, 3, false, false);
+  test_layer_norm_backward(&h, 50, 96);
+  test_attention_backward(&h, 2, 37, 53, 3, 32, 5, false, true);   /* Sq != Sk, padded rows */
+  test_attention_backward(&h, 3, 40, 40, 2, 64, 0, true, true);    /* packed q, k, v */
+  test_attention_backward(&h, 1, 20, 70, 2, 80, 3, false, false);  /* CLIP's head dim */
+  test_attention_backward(&h, 4, 14, 14, 5, 4, 1, false, false);   /* tiny heads, frames */
+  test_attention_backward(&h, 1, 9, 5, 1, 128, 2, false, false);   /* the widest flash head */
+  test_attention_backward(&h, 2, 48, 31, 1, 512, 4, false, true);  /* the VAE's: cuBLAS path */
+  test_attention_backward(&h, 2, 24, 24, 2, 160, 0, true, false);  /* packed, cuBLAS path */
+  test_pointwise_backward(&h);
+  test_sums_and_layout_backward(&h);
+  test_training_ops(&h);
+  test_weight_update_invalidates_cache(&h);
 
   printf("%d of %d checks passed; GPU peak %.1f MiB\n", h.checks - h.failures, h.checks,
          gpu->peak_bytes / (1024.0 * 1024.0));
