@@ -21,6 +21,7 @@ struct _OnestepWindow
   OnestepPreview       *preview;
   GtkLabel             *status_label;
   GtkProgressBar       *progress_bar;
+  GtkWidget            *get_model_button;
   GtkWidget            *stop_button;
   OnestepControls      *controls;
   OnestepHistory       *history;
