@@ -429,9 +429,10 @@ onestep_window_set_model (OnestepWindow *self,
   onestep_window_load_model (self, model_path, NULL);
 }
 
-static void
-on_model_selected (OnestepWindow         *self,
-                   OnestepInstalledModel *model)
+/* Loads a model of the index (the Model row's choice, or the model manager's). */
+void
+_onestep_window_use_model (OnestepWindow         *self,
+                           OnestepInstalledModel *model)
 {
   onestep_window_load_model (self, onestep_installed_model_get_path (model),
                              onestep_installed_model_get_unet_file (model));
@@ -449,8 +450,8 @@ _onestep_window_dup_models_folder (OnestepWindow *self)
 }
 
 /* Lists the models of the index in the models folder. */
-static void
-onestep_window_load_installed_models (OnestepWindow *self)
+void
+_onestep_window_load_installed_models (OnestepWindow *self)
 {
   g_autofree char *models_dir = _onestep_window_dup_models_folder (self);
   g_autoptr(OnestepModelIndex) index = NULL;
@@ -511,9 +512,9 @@ onestep_window_constructed (GObject *object)
 
   G_OBJECT_CLASS (onestep_window_parent_class)->constructed (object);
 
-  onestep_window_load_installed_models (self);
+  _onestep_window_load_installed_models (self);
   g_signal_connect_object (self->settings, "changed::models-folder",
-                           G_CALLBACK (onestep_window_load_installed_models), self,
+                           G_CALLBACK (_onestep_window_load_installed_models), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::gpu-precision",
                            G_CALLBACK (on_precision_changed), self, G_CONNECT_SWAPPED);
@@ -606,7 +607,8 @@ onestep_window_class_init (OnestepWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, history);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, compare_view);
   gtk_widget_class_bind_template_callback (widget_class, on_controls_changed);
-  gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
+  gtk_widget_class_bind_template_callback_full (widget_class, "on_model_selected",
+                                                G_CALLBACK (_onestep_window_use_model));
   gtk_widget_class_bind_template_callback (widget_class, on_history_result_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_compare_export_requested);
 

@@ -221,6 +221,8 @@ test_empty_state (void)
   g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_status_page_titled,
                                         "Get a Model"));
   g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+                                        "win.manage-models"));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
                                         "win.choose-model"));
   save_screenshot (GTK_WIDGET (window), "empty-state.png");
 }
@@ -304,7 +306,7 @@ check_image_without_model (void)
   wait_for_paint (GTK_WIDGET (window));
   g_assert_cmpuint (count_colors (gtk_widget_get_first_child (GTK_WIDGET (preview))), >, 32);
   g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
-                                        "win.choose-model"));
+                                        "win.manage-models"));
   g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
   save_screenshot (GTK_WIDGET (window), "image-without-model.png");
 }
