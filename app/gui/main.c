@@ -9,6 +9,19 @@
 
 #include "onestep-application.h"
 
+/* GSettings aborts on a schema it cannot find; say how to run Onestep instead. */
+static gboolean
+schema_installed (void)
+{
+  GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+  g_autoptr(GSettingsSchema) schema = NULL;
+
+  if (source != NULL)
+    schema = g_settings_schema_source_lookup (source, SCHEMA_ID, TRUE);
+
+  return schema != NULL;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -21,6 +34,14 @@ main (int   argc,
   textdomain (GETTEXT_PACKAGE);
 
   g_set_application_name (_("Onestep"));
+  if (!schema_installed ())
+    {
+      g_printerr (_("Onestep’s settings schema %s is not installed. Run Onestep from its build "
+                    "folder with “meson devenv -C _build onestep”, or install it with "
+                    "“meson install -C _build”.\n"), SCHEMA_ID);
+      return 1;
+    }
+
   app = onestep_application_new ();
 
   return g_application_run (G_APPLICATION (app), argc, argv);

@@ -17,8 +17,10 @@ struct _OnestepControls
 
   AdwComboRow    *model_row;
   GtkStringList  *model_names;
+  AdwActionRow   *no_model_row;
   AdwComboRow    *device_row;
   onestep_precision precision;
+  AdwActionRow   *steps_row;
   GtkSpinButton  *steps_spin;
   AdwComboRow    *sampler_row;
   GtkSpinButton  *seed_spin;
@@ -73,6 +75,31 @@ on_value_changed (OnestepControls *self)
 
   if (self->updating == 0)
     g_signal_emit (self, signals[CHANGED], 0);
+}
+
+/* Every clip starts as a one-step preview; the steps say how far it is then
+ * refined. */
+static void
+on_steps_changed (OnestepControls *self)
+{
+  int steps = gtk_spin_button_get_value_as_int (self->steps_spin);
+  g_autofree char *subtitle = NULL;
+
+  if (steps <= 1)
+    subtitle = g_strdup (_("Off: the quick one-step clip is the result"));
+  else
+    subtitle = g_strdup_printf (_("After the quick one-step clip, refine it with up to %d steps "
+                                  "for more detail"), steps);
+  adw_action_row_set_subtitle (self->steps_row, subtitle);
+}
+
+static void
+on_model_names_changed (OnestepControls *self)
+{
+  gboolean have_models = g_list_model_get_n_items (G_LIST_MODEL (self->model_names)) > 0;
+
+  gtk_widget_set_visible (GTK_WIDGET (self->model_row), have_models);
+  gtk_widget_set_visible (GTK_WIDGET (self->no_model_row), !have_models);
 }
 
 static void
@@ -131,7 +158,9 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-controls.ui");
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, model_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, model_names);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, no_model_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, device_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, steps_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, steps_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, sampler_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, seed_spin);
@@ -145,6 +174,8 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, motion_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, noise_spin);
   gtk_widget_class_bind_template_callback (widget_class, on_value_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_steps_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_model_names_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_new_seed_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
@@ -167,6 +198,8 @@ onestep_controls_init (OnestepControls *self)
   gtk_spin_button_set_value (self->width_spin, 1024);
   gtk_spin_button_set_value (self->height_spin, 576);
   adw_combo_row_set_model (self->size_row, G_LIST_MODEL (sizes));
+  on_steps_changed (self);
+  on_model_names_changed (self);
   self->updating--;
 }
 

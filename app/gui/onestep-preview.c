@@ -111,6 +111,8 @@ onestep_preview_update_position (OnestepPreview *self)
   if (self->n_frames > 0)
     position = g_strdup_printf ("%d / %d", self->frame + 1, self->n_frames);
   gtk_label_set_label (self->position_label, position ? position : "");
+  /* A still (the opened image) has nothing to play. */
+  gtk_widget_set_sensitive (self->controls, self->n_frames > 1);
 }
 
 static void
@@ -595,19 +597,6 @@ onestep_preview_set_frames (OnestepPreview *self,
   if (self->frame >= n_frames)
     onestep_preview_show_frame (self, 0);
 
-  onestep_preview_update_position (self);
-  onestep_preview_update_playback (self);
-  onestep_preview_redraw (self);
-}
-
-void
-onestep_preview_clear (OnestepPreview *self)
-{
-  g_return_if_fail (ONESTEP_IS_PREVIEW (self));
-
-  g_clear_pointer (&self->frames, g_bytes_unref);
-  self->n_frames = 0;
-  self->frame = 0;
   onestep_preview_update_position (self);
   onestep_preview_update_playback (self);
   onestep_preview_redraw (self);

@@ -6,6 +6,8 @@
 
 #include <glib/gi18n.h>
 
+#include "onestep-model-manager.h"
+#include "onestep-secret-token-provider.h"
 #include "onestep-window-private.h"
 
 static void
@@ -83,6 +85,41 @@ choose_model_action (GtkWidget  *widget,
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (chooser), TRUE);
   g_signal_connect_object (chooser, "response", G_CALLBACK (on_model_chosen), self, 0);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (chooser));
+}
+
+/* The catalogue, downloads and imports for the models folder; tokens for
+ * gated models go to the keyring. */
+static void
+manage_models_action (GtkWidget  *widget,
+                      const char *action_name,
+                      GVariant   *parameter)
+{
+  OnestepWindow *self = ONESTEP_WINDOW (widget);
+  g_autofree char *models_folder = _onestep_window_dup_models_folder (self);
+  g_autoptr(OnestepTokenProvider) tokens = onestep_secret_token_provider_new ();
+  g_autoptr(OnestepModelCatalog) catalog = NULL;
+  g_autoptr(OnestepModelIndex) index = NULL;
+  g_autoptr(OnestepModelDownloader) downloader = NULL;
+  g_autoptr(GError) error = NULL;
+  OnestepModelManager *manager;
+
+  if ((catalog = onestep_model_catalog_new_default (&error)) == NULL ||
+      (index = onestep_model_index_new (models_folder, &error)) == NULL)
+    {
+      _onestep_window_report_error (self, _("The models could not be listed"),
+                                    _("Choose another models folder in the preferences."),
+                                    error->message);
+      return;
+    }
+
+  downloader = onestep_model_downloader_new (index, tokens);
+  manager = onestep_model_manager_new (GTK_WINDOW (self), catalog, index, downloader, tokens);
+  g_signal_connect_object (manager, "model-chosen", G_CALLBACK (_onestep_window_use_model), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (manager, "models-changed",
+                           G_CALLBACK (_onestep_window_load_installed_models), self,
+                           G_CONNECT_SWAPPED);
+  gtk_window_present (GTK_WINDOW (manager));
 }
 
 static void
@@ -203,5 +240,6 @@ _onestep_window_class_actions_init (GtkWidgetClass *widget_class)
   gtk_widget_class_install_action (widget_class, "win.stop", NULL, stop_action);
   gtk_widget_class_install_action (widget_class, "win.compare", NULL, compare_action);
   gtk_widget_class_install_action (widget_class, "win.choose-model", NULL, choose_model_action);
+  gtk_widget_class_install_action (widget_class, "win.manage-models", NULL, manage_models_action);
   gtk_widget_class_install_action (widget_class, "win.show-error", "(ss)", show_error_action);
 }

@@ -76,25 +76,17 @@ onestep_window_open_texture (OnestepWindow *self,
 
   _onestep_window_set_source (self, texture);
   onestep_controls_prepare_new_image (self->controls);
-  gtk_stack_set_visible_child_name (self->main_stack, "main");
-  adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, TRUE);
   adw_view_stack_set_visible_child_name (self->view_stack, "preview");
-  onestep_preview_clear (self->preview);
+  /* The image itself, until the first clip takes its place. */
+  onestep_preview_set_frames (self->preview, self->image, 1, self->image_width,
+                              self->image_height, 1);
   g_clear_object (&self->current_result);
   _onestep_window_update_actions (self);
 
+  /* Without a model the window asks for one; while one loads, generation
+   * starts when it is ready. */
   if (self->model_loaded)
     _onestep_window_generate (self);
-  else if (self->model_cancellable == NULL)
-    {
-      AdwToast *toast = adw_toast_new (_("Choose a model to bring the image to life"));
-
-      adw_toast_set_button_label (toast, _("_Choose Model"));
-      adw_toast_set_action_name (toast, "win.choose-model");
-      adw_toast_overlay_add_toast (self->toast_overlay, toast);
-      _onestep_window_set_status (self, _("No model"));
-    }
-  /* Otherwise the model is loading and generation starts when it is ready. */
 }
 
 /* Opens what was dropped: a file, the first of a list of files, or an image. */

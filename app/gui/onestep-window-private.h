@@ -5,6 +5,7 @@
 #pragma once
 
 #include "onestep-controls.h"
+#include "onestep-installed-model.h"
 #include "onestep-window.h"
 
 G_BEGIN_DECLS
@@ -21,6 +22,7 @@ struct _OnestepWindow
   OnestepPreview       *preview;
   GtkLabel             *status_label;
   GtkProgressBar       *progress_bar;
+  GtkWidget            *get_model_button;
   GtkWidget            *stop_button;
   OnestepControls      *controls;
   OnestepHistory       *history;
@@ -58,6 +60,9 @@ void _onestep_window_cancel_generation  (OnestepWindow  *self);
 void _onestep_window_set_source         (OnestepWindow  *self,
                                          GdkTexture     *source);
 char *_onestep_window_dup_models_folder (OnestepWindow  *self);
+void _onestep_window_load_installed_models (OnestepWindow *self);
+void _onestep_window_use_model          (OnestepWindow  *self,
+                                         OnestepInstalledModel *model);
 void _onestep_window_generate           (OnestepWindow  *self);
 void _onestep_window_dnd_init           (OnestepWindow  *self);
 void _onestep_window_class_actions_init (GtkWidgetClass *widget_class);

@@ -35,10 +35,25 @@ G_DEFINE_FINAL_TYPE (OnestepWindow, onestep_window, ADW_TYPE_APPLICATION_WINDOW)
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
+/* The page of the main stack: the next step to take while there is no model
+ * (getting one) or no image (dropping one), else the image and its clips. */
+static const char *
+onestep_window_get_page_name (OnestepWindow *self)
+{
+  if (self->image != NULL)
+    return "main";
+  if (self->model_loaded || self->model_cancellable != NULL)
+    return "empty";
+  return "no-model";
+}
+
+/* Brings what the window offers in line with its state: the actions, the
+ * page, and the buttons and prompt beside the progress. */
 void
 _onestep_window_update_actions (OnestepWindow *self)
 {
   gboolean can_generate = self->image != NULL && self->model_loaded;
+  gboolean needs_model = !self->model_loaded && self->model_cancellable == NULL;
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", self->current_result != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.play-pause", self->current_result != NULL);
@@ -46,6 +61,13 @@ _onestep_window_update_actions (OnestepWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.compare", can_generate);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", self->generate_cancellable != NULL);
   gtk_widget_set_visible (self->export_button, self->current_result != NULL);
+
+  gtk_stack_set_visible_child_name (self->main_stack, onestep_window_get_page_name (self));
+  adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, self->image != NULL);
+  gtk_widget_set_visible (self->stop_button, self->generate_cancellable != NULL);
+  gtk_widget_set_visible (self->get_model_button, needs_model);
+  if (needs_model)
+    _onestep_window_set_status (self, _("Choose a model to bring this image to life"));
 }
 
 void
@@ -353,11 +375,9 @@ on_model_loaded (GObject      *object,
 
   if (!ok)
     {
+      _onestep_window_update_actions (self);
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        {
-          _onestep_window_set_status (self, _("No model"));
-          onestep_window_show_error (self, _("The model could not be loaded"), error);
-        }
+        onestep_window_show_error (self, _("The model could not be loaded"), error);
       return;
     }
 
@@ -409,9 +429,10 @@ onestep_window_set_model (OnestepWindow *self,
   onestep_window_load_model (self, model_path, NULL);
 }
 
-static void
-on_model_selected (OnestepWindow         *self,
-                   OnestepInstalledModel *model)
+/* Loads a model of the index (the Model row's choice, or the model manager's). */
+void
+_onestep_window_use_model (OnestepWindow         *self,
+                           OnestepInstalledModel *model)
 {
   onestep_window_load_model (self, onestep_installed_model_get_path (model),
                              onestep_installed_model_get_unet_file (model));
@@ -429,8 +450,8 @@ _onestep_window_dup_models_folder (OnestepWindow *self)
 }
 
 /* Lists the models of the index in the models folder. */
-static void
-onestep_window_load_installed_models (OnestepWindow *self)
+void
+_onestep_window_load_installed_models (OnestepWindow *self)
 {
   g_autofree char *models_dir = _onestep_window_dup_models_folder (self);
   g_autoptr(OnestepModelIndex) index = NULL;
@@ -491,9 +512,9 @@ onestep_window_constructed (GObject *object)
 
   G_OBJECT_CLASS (onestep_window_parent_class)->constructed (object);
 
-  onestep_window_load_installed_models (self);
+  _onestep_window_load_installed_models (self);
   g_signal_connect_object (self->settings, "changed::models-folder",
-                           G_CALLBACK (onestep_window_load_installed_models), self,
+                           G_CALLBACK (_onestep_window_load_installed_models), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::gpu-precision",
                            G_CALLBACK (on_precision_changed), self, G_CONNECT_SWAPPED);
@@ -580,12 +601,14 @@ onestep_window_class_init (OnestepWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, preview);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, status_label);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, progress_bar);
+  gtk_widget_class_bind_template_child (widget_class, OnestepWindow, get_model_button);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, stop_button);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, controls);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, history);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, compare_view);
   gtk_widget_class_bind_template_callback (widget_class, on_controls_changed);
-  gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
+  gtk_widget_class_bind_template_callback_full (widget_class, "on_model_selected",
+                                                G_CALLBACK (_onestep_window_use_model));
   gtk_widget_class_bind_template_callback (widget_class, on_history_result_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_compare_export_requested);
 

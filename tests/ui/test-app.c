@@ -1,7 +1,8 @@
 /* test-app.c: drives the real Onestep application and window in-process.
  *
- * It loads the tiny test model, drops an image through the drop target's own
- * code path, waits for the one-step clip and its refinement, checks that the
+ * It starts without a model, which asks for one, drops an image through the
+ * drop target's own code path, which shows it at once, then loads the tiny
+ * test model, waits for the one-step clip and its refinement, checks that the
  * preview drew a picture, runs the step comparison and exports a clip. Window
  * snapshots are saved as PNG screenshots along the way.
  *
@@ -61,7 +62,30 @@ is_true (gpointer data)
   return *(gboolean *)data;
 }
 
-/* Waits until the widget's window has painted a frame since now. */
+static gboolean
+transition_running (GtkWidget *widget)
+{
+  if (GTK_IS_STACK (widget) && gtk_stack_get_transition_running (GTK_STACK (widget)))
+    return TRUE;
+  if (ADW_IS_SQUEEZER (widget) && adw_squeezer_get_transition_running (ADW_SQUEEZER (widget)))
+    return TRUE;
+
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child;
+       child = gtk_widget_get_next_sibling (child))
+    if (transition_running (child))
+      return TRUE;
+
+  return FALSE;
+}
+
+static gboolean
+transitions_done (gpointer widget)
+{
+  return !transition_running (widget);
+}
+
+/* Waits until the widget's window has painted a frame since now, after any
+ * page transition: screenshots show where a change leads, not a crossfade. */
 static void
 wait_for_paint (GtkWidget *widget)
 {
@@ -70,6 +94,7 @@ wait_for_paint (GtkWidget *widget)
   gulong handler;
 
   g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, widget));
+  g_assert_true (wait_until (transitions_done, widget));
   clock = gtk_widget_get_frame_clock (widget);
   handler = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), &painted);
   gtk_widget_queue_draw (widget);
@@ -133,6 +158,49 @@ count_colors (GtkWidget *widget)
   return g_hash_table_size (colors);
 }
 
+typedef gboolean (*WidgetPredicate) (GtkWidget     *widget,
+                                     gconstpointer  data);
+
+/* The first mapped widget from root down that the predicate accepts: what
+ * the user can see. */
+static GtkWidget *
+find_mapped_widget (GtkWidget       *root,
+                    WidgetPredicate  predicate,
+                    gconstpointer    data)
+{
+  if (!gtk_widget_get_mapped (root))
+    return NULL;
+  if (predicate (root, data))
+    return root;
+
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_mapped_widget (child, predicate, data);
+
+      if (found != NULL)
+        return found;
+    }
+
+  return NULL;
+}
+
+static gboolean
+is_status_page_titled (GtkWidget     *widget,
+                       gconstpointer  title)
+{
+  return ADW_IS_STATUS_PAGE (widget) &&
+         g_strcmp0 (adw_status_page_get_title (ADW_STATUS_PAGE (widget)), title) == 0;
+}
+
+static gboolean
+is_button_for_action (GtkWidget     *widget,
+                      gconstpointer  action_name)
+{
+  return GTK_IS_BUTTON (widget) &&
+         g_strcmp0 (gtk_actionable_get_action_name (GTK_ACTIONABLE (widget)), action_name) == 0;
+}
+
 static GtkWindow *
 find_window (GType type)
 {
@@ -144,11 +212,18 @@ find_window (GType type)
   return NULL;
 }
 
+/* The first run, with no model: the window says how to get one. */
 static void
 test_empty_state (void)
 {
   wait_for_paint (GTK_WIDGET (window));
   g_assert_null (onestep_window_get_current_result (window));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_status_page_titled,
+                                        "Get a Model"));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+                                        "win.manage-models"));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+                                        "win.choose-model"));
   save_screenshot (GTK_WIDGET (window), "empty-state.png");
 }
 
@@ -203,27 +278,55 @@ on_result_counted (OnestepWindow *win,
   (*n_results)++;
 }
 
+static gboolean
+preview_has_frames (gpointer data)
+{
+  return onestep_preview_get_n_frames (onestep_window_get_preview (window)) > 0;
+}
+
+/* An image dropped before there is a model is shown at once as a still, with
+ * the way to a model beside it and no Stop button. */
 static void
-test_generate (void)
+check_image_without_model (void)
 {
   g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GFile) image = g_file_new_for_path (g_getenv ("ONESTEP_TEST_IMAGE"));
+  OnestepPreview *preview = onestep_window_get_preview (window);
+
+  /* The drop target hands its value to this same function. */
+  g_value_init (&value, G_TYPE_FILE);
+  g_value_set_object (&value, image);
+  g_assert_true (onestep_window_drop (window, &value));
+  g_assert_true (wait_until (preview_has_frames, NULL));
+
+  g_assert_cmpint (onestep_preview_get_n_frames (preview), ==, 1);
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_null (onestep_window_get_current_result (window));
+
+  wait_for_paint (GTK_WIDGET (window));
+  g_assert_cmpuint (count_colors (gtk_widget_get_first_child (GTK_WIDGET (preview))), >, 32);
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+                                        "win.manage-models"));
+  g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
+  save_screenshot (GTK_WIDGET (window), "image-without-model.png");
+}
+
+/* The user drops an image first, then chooses a model, which brings it to
+ * life: the one-step clip, then its refinement. */
+static void
+test_generate (void)
+{
   OnestepPreview *preview = onestep_window_get_preview (window);
   OnestepResult *result;
   GtkWidget *display;
   guint n_results = 0;
   gulong handler;
 
-  onestep_window_set_model (window, g_getenv ("ONESTEP_TEST_MODEL"));
-  g_assert_true (wait_until (model_loaded, NULL));
+  check_image_without_model ();
 
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_ready), &n_results);
-
-  /* The drop target hands its value to this same function. */
-  g_value_init (&value, G_TYPE_FILE);
-  g_value_set_object (&value, image);
-  g_assert_true (onestep_window_drop (window, &value));
-
+  onestep_window_set_model (window, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_true (wait_until (model_loaded, NULL));
   g_assert_true (wait_until (refinement_done, NULL));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (n_results, ==, 2);
@@ -348,6 +451,25 @@ test_export (void)
   g_assert_cmpint (st.st_size, >, 0);
 }
 
+/* With a model but no image, a window offers to take one. */
+static void
+test_model_without_image (void)
+{
+  OnestepWindow *second = onestep_window_new (GTK_APPLICATION (app),
+                                              onestep_application_get_engine (app));
+
+  gtk_window_present (GTK_WINDOW (second));
+  onestep_window_set_model (second, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_true (wait_until ((Condition)onestep_window_get_model_loaded, second));
+
+  wait_for_paint (GTK_WIDGET (second));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (second), is_status_page_titled,
+                                        "Drop an Image"));
+  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (second), is_button_for_action, "win.open"));
+  save_screenshot (GTK_WIDGET (second), "model-without-image.png");
+  gtk_window_destroy (GTK_WINDOW (second));
+}
+
 static void
 on_error_reported (OnestepWindow *win,
                    const char    *what_failed,
@@ -433,6 +555,7 @@ main (int   argc,
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
+  g_test_add_func ("/ui/model-without-image", test_model_without_image);
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
