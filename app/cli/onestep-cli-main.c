@@ -15,6 +15,7 @@ static const struct {
   { "check-golden", onestep_cli_check_golden, "compare the engine with a golden case" },
   { "info", onestep_cli_info, "validate and describe a model" },
   { "bench", onestep_cli_bench, "measure sgemm and UNet FLOP/s on this machine" },
+  { "train", onestep_cli_train, "make a latent cache of clips and train on it (prepare|diffusion)" },
   { "models", onestep_modelstore_cli_run, "list, download or import models (list|download NAME|import PATH)" },
 };
 

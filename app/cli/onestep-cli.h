@@ -13,6 +13,10 @@ int onestep_cli_generate (int argc, char **argv);
 int onestep_cli_check_golden (int argc, char **argv);
 int onestep_cli_info (int argc, char **argv);
 int onestep_cli_bench (int argc, char **argv);
+/* `train ACTION`: dispatches to the actions below. */
+int onestep_cli_train (int argc, char **argv);
+int onestep_cli_train_prepare (int argc, char **argv);
+int onestep_cli_train_diffusion (int argc, char **argv);
 
 /* The model options of generate and info (--unet, --lora, --frames-hint). */
 typedef struct {
