@@ -117,6 +117,29 @@ typedef struct os_backend_ops {
   void (*concat_channels)(os_backend *be, float *y, const float *a, int Ca, const float *b,
                           int Cb, int N, int P);
 
+  /* --- the discriminator's layers (training.md section 5) --- */
+  /* y = x for x >= 0, slope * x below (slope 0: ReLU). May run in place. */
+  void (*leaky_relu)(os_backend *be, float *y, const float *x, float slope, size_t n);
+  /* PixelShuffle(r): x [N, C*r*r, H, W] -> y [N, C, H*r, W*r],
+   * y[n, c, h*r + i, w*r + j] = x[n, (c*r + i)*r + j, h, w]. */
+  void (*pixel_shuffle)(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                        int r);
+  /* Bilinear resize x [N,C,H,W] -> y [N,C,Ho,Wo] as PyTorch's interpolate with a
+   * size, align_corners false, no antialias: src = max((dst + 0.5) * in / out - 0.5, 0). */
+  void (*resize_bilinear)(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                          int Ho, int Wo);
+  /* StyleGAN-T's BatchNormLocal on x [N, C, P]: per channel, statistics over
+   * each virtual batch of `group` consecutive samples (group divides N) and
+   * all P positions, biased variance; y = gamma * (x - mean) / sqrt(var + eps) + beta. */
+  void (*batch_norm_local)(os_backend *be, float *y, const float *x, const float *gamma,
+                           const float *beta, int N, int C, int P, int group, float eps);
+  /* y = W / sigma with sigma = u^T W v, W viewed as [rows, cols] (u [rows], v [cols]). */
+  void (*spectral_normalize)(os_backend *be, float *y, const float *W, const float *u,
+                             const float *v, int rows, int cols);
+  /* Projection on a per-sample vector: y[n, p] = sum_c x[n, c, p] * e[n, c] for x [N, C, P]. */
+  void (*channel_projection)(os_backend *be, float *y, const float *x, const float *e, int N,
+                             int C, int P);
+
   /* Backward and training ops (backend_grad.h); NULL where the backend cannot train. */
   const os_backend_grad_ops *grad;
 } os_backend_ops;

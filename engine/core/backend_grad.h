@@ -97,6 +97,26 @@ typedef struct os_backend_grad_ops {
   void (*split_channels)(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
                          int N, int P);
 
+  /* --- the discriminator's layers (forwards in backend.h) --- */
+  void (*leaky_relu_backward)(os_backend *be, float *dx, const float *dy, const float *x,
+                              float slope, size_t n);
+  /* dx [N, C*r*r, H, W] += dy [N, C, H*r, W*r] rearranged back. */
+  void (*pixel_shuffle_backward)(os_backend *be, float *dx, const float *dy, int N, int C, int H,
+                                 int W, int r);
+  /* dx [N,C,H,W] += each output pixel's gradient spread with its bilinear weights. */
+  void (*resize_bilinear_backward)(os_backend *be, float *dx, const float *dy, int N, int C,
+                                   int H, int W, int Ho, int Wo);
+  void (*batch_norm_local_backward)(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                    const float *dy, const float *x, const float *gamma, int N,
+                                    int C, int P, int group, float eps);
+  /* dW += dy / sigma - (<dy, W> / sigma^2) u v^T: the gradient through sigma's
+   * dependence on W, with u and v held constant (PyTorch's spectral_norm). */
+  void (*spectral_normalize_backward)(os_backend *be, float *dW, const float *dy, const float *W,
+                                      const float *u, const float *v, int rows, int cols);
+  /* dx[n, c, p] += dy[n, p] e[n, c]; de[n, c] += sum_p dy[n, p] x[n, c, p]. */
+  void (*channel_projection_backward)(os_backend *be, float *dx, float *de, const float *dy,
+                                      const float *x, const float *e, int N, int C, int P);
+
   /* --- training --- */
   /* Returns sum_i loss(pred_i, target_i) (double, on the host) and, when grad
    * is not NULL, adds scale * dloss/dpred to grad. */
@@ -111,6 +131,11 @@ typedef struct os_backend_grad_ops {
                      int64_t step);
   /* e = mu * e + (1 - mu) * p. */
   void (*ema_update)(os_backend *be, float *e, const float *p, float mu, size_t n);
+  /* One power iteration of spectral normalisation, in place (no gradient):
+   * v = normalize(W^T u), then u = normalize(W v), normalize(a) = a / max(|a|, eps),
+   * W viewed as [rows, cols]. */
+  void (*spectral_norm_power_iteration)(os_backend *be, float *u, float *v, const float *W,
+                                        int rows, int cols, float eps);
 } os_backend_grad_ops;
 
 #endif

@@ -96,9 +96,16 @@ static const os_backend_grad_ops cpu_grad_ops = {
   .sum_channel_planes = os_cpu_sum_channel_planes,
   .upsample_nearest_backward = os_cpu_upsample_nearest_backward,
   .split_channels = os_cpu_split_channels,
+  .leaky_relu_backward = os_cpu_leaky_relu_backward,
+  .pixel_shuffle_backward = os_cpu_pixel_shuffle_backward,
+  .resize_bilinear_backward = os_cpu_resize_bilinear_backward,
+  .batch_norm_local_backward = os_cpu_batch_norm_local_backward,
+  .spectral_normalize_backward = os_cpu_spectral_normalize_backward,
+  .channel_projection_backward = os_cpu_channel_projection_backward,
   .loss = os_cpu_loss,
   .adamw_step = os_cpu_adamw_step,
   .ema_update = os_cpu_ema_update,
+  .spectral_norm_power_iteration = os_cpu_spectral_norm_power_iteration,
 };
 
 static const os_backend_ops cpu_ops = {
@@ -132,6 +139,12 @@ static const os_backend_ops cpu_ops = {
   .permute_0213 = os_cpu_permute_0213,
   .upsample_nearest = os_cpu_upsample_nearest,
   .concat_channels = os_cpu_concat_channels,
+  .leaky_relu = os_cpu_leaky_relu,
+  .pixel_shuffle = os_cpu_pixel_shuffle,
+  .resize_bilinear = os_cpu_resize_bilinear,
+  .batch_norm_local = os_cpu_batch_norm_local,
+  .spectral_normalize = os_cpu_spectral_normalize,
+  .channel_projection = os_cpu_channel_projection,
   .grad = &cpu_grad_ops,
 };
 

@@ -362,3 +362,59 @@ os_cpu_sum_channels(os_backend *be, float *dv, const float *dx, int N, int C, si
     dv[c] += (float)total;
   }
 }
+
+/* --- the discriminator's activation and projection --- */
+
+void
+os_cpu_leaky_relu(os_backend *be, float *y, const float *x, float slope, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = x[i] >= 0.0f ? x[i] : slope * x[i];
+}
+
+void
+os_cpu_leaky_relu_backward(os_backend *be, float *dx, const float *dy, const float *x,
+                           float slope, size_t n)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    dx[i] += x[i] >= 0.0f ? dy[i] : slope * dy[i];
+}
+
+void
+os_cpu_channel_projection(os_backend *be, float *y, const float *x, const float *e, int N, int C,
+                          int P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int np = 0; np < N * P; np++) {
+    int n = np / P, p = np % P;
+    const float *xn = x + (size_t)n * C * P + p;
+    double total = 0.0;
+    for (int c = 0; c < C; c++)
+      total += (double)xn[(size_t)c * P] * e[(size_t)n * C + c];
+    y[np] = (float)total;
+  }
+}
+
+void
+os_cpu_channel_projection_backward(os_backend *be, float *dx, float *de, const float *dy,
+                                   const float *x, const float *e, int N, int C, int P)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int nc = 0; nc < N * C; nc++) {
+    const float *dyn = dy + (size_t)(nc / C) * P;
+    if (dx) {
+      float scale = e[nc];
+      float *row = dx + (size_t)nc * P;
+      for (int p = 0; p < P; p++)
+        row[p] += dyn[p] * scale;
+    }
+    if (de)
+      de[nc] += (float)dot_span(dyn, x + (size_t)nc * P, (size_t)P);
+  }
+}

@@ -82,6 +82,18 @@ void os_cpu_group_norm_backward(os_backend *be, float *dx, float *dgamma, float 
 void os_cpu_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
                                 const float *dy, const float *x, const float *gamma, int T,
                                 int C, float eps);
+void os_cpu_batch_norm_local(os_backend *be, float *y, const float *x, const float *gamma,
+                             const float *beta, int N, int C, int P, int group, float eps);
+void os_cpu_batch_norm_local_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                      const float *dy, const float *x, const float *gamma, int N,
+                                      int C, int P, int group, float eps);
+void os_cpu_spectral_normalize(os_backend *be, float *y, const float *W, const float *u,
+                               const float *v, int rows, int cols);
+void os_cpu_spectral_normalize_backward(os_backend *be, float *dW, const float *dy,
+                                        const float *W, const float *u, const float *v, int rows,
+                                        int cols);
+void os_cpu_spectral_norm_power_iteration(os_backend *be, float *u, float *v, const float *W,
+                                          int rows, int cols, float eps);
 
 /* cpu_attention.c */
 void os_cpu_attention(os_backend *be, float *o, const float *q, const float *k, const float *v,
@@ -117,6 +129,13 @@ void os_cpu_sum_rows(os_backend *be, float *dv, const float *dx, int G, int R, i
 void os_cpu_sum_channel_planes(os_backend *be, float *dv, const float *dx, int N, int C, int P);
 /* dv[c] += sum over n and p of dx[n, c, p] (a bias's gradient over images). */
 void os_cpu_sum_channels(os_backend *be, float *dv, const float *dx, int N, int C, size_t P);
+void os_cpu_leaky_relu(os_backend *be, float *y, const float *x, float slope, size_t n);
+void os_cpu_leaky_relu_backward(os_backend *be, float *dx, const float *dy, const float *x,
+                                float slope, size_t n);
+void os_cpu_channel_projection(os_backend *be, float *y, const float *x, const float *e, int N,
+                               int C, int P);
+void os_cpu_channel_projection_backward(os_backend *be, float *dx, float *de, const float *dy,
+                                        const float *x, const float *e, int N, int C, int P);
 
 /* cpu_layout.c */
 void os_cpu_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int inner);
@@ -128,6 +147,14 @@ void os_cpu_upsample_nearest_backward(os_backend *be, float *dx, const float *dy
                                       int H, int W, int Ho, int Wo);
 void os_cpu_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,
                            int N, int P);
+void os_cpu_pixel_shuffle(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                          int r);
+void os_cpu_pixel_shuffle_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                   int H, int W, int r);
+void os_cpu_resize_bilinear(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                            int Ho, int Wo);
+void os_cpu_resize_bilinear_backward(os_backend *be, float *dx, const float *dy, int N, int C,
+                                     int H, int W, int Ho, int Wo);
 
 /* cpu_optim.c */
 double os_cpu_loss(os_backend *be, float *grad, const float *pred, const float *target,

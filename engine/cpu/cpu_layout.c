@@ -1,4 +1,5 @@
-/* cpu_layout.c: permutes, nearest resize and channel concatenation. */
+/* cpu_layout.c: permutes, nearest and bilinear resize, pixel shuffle and
+ * channel concatenation. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
@@ -146,4 +147,124 @@ os_cpu_split_channels(os_backend *be, float *da, float *db, const float *dy, int
     if (db)
       accumulate(db + n * b_len, in + a_len, b_len);
   }
+}
+
+/* --- pixel shuffle --- */
+
+void
+os_cpu_pixel_shuffle(os_backend *be, float *y, const float *x, int N, int C, int H, int W, int r)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t Wo = (size_t)W * r;
+  /* One output row per task: y[n, c, h*r + i, :] gathers x[n, (c*r + i)*r + j, h, :]. */
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * H * W * r * r >= OS_CPU_PARALLEL_MIN)
+  for (int row = 0; row < N * C * H * r; row++) {
+    int i = row % r, h = row / r % H, nc = row / (r * H);
+    float *out = y + (size_t)row * Wo;
+    const float *in = x + (((size_t)nc * r + i) * r * H + h) * W;
+    for (int j = 0; j < r; j++, in += (size_t)H * W)
+      for (int w = 0; w < W; w++)
+        out[(size_t)w * r + j] = in[w];
+  }
+}
+
+void
+os_cpu_pixel_shuffle_backward(os_backend *be, float *dx, const float *dy, int N, int C, int H,
+                              int W, int r)
+{
+  int n_threads = os_cpu_threads(be);
+  size_t Wo = (size_t)W * r;
+  /* The same walk; each element of dx is written by exactly one task. */
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * H * W * r * r >= OS_CPU_PARALLEL_MIN)
+  for (int row = 0; row < N * C * H * r; row++) {
+    int i = row % r, h = row / r % H, nc = row / (r * H);
+    const float *out = dy + (size_t)row * Wo;
+    float *in = dx + (((size_t)nc * r + i) * r * H + h) * W;
+    for (int j = 0; j < r; j++, in += (size_t)H * W)
+      for (int w = 0; w < W; w++)
+        in[w] += out[(size_t)w * r + j];
+  }
+}
+
+/* --- bilinear resize --- */
+
+/* One output coordinate's two source indices and weights. */
+typedef struct {
+  int i0, i1;
+  float l0, l1;
+} bilinear_tap;
+
+/* PyTorch's linear source index for an explicit size (align_corners false):
+ * negative positions clamp to 0 and the upper neighbour to the last index. */
+static bilinear_tap *
+bilinear_taps(os_backend *be, int in, int out)
+{
+  bilinear_tap *taps = os_cpu_scratch(be, sizeof *taps * out);
+  if (!taps)
+    return NULL;
+  double scale = (double)in / out;
+  for (int d = 0; d < out; d++) {
+    double src = fmax((d + 0.5) * scale - 0.5, 0.0);
+    int i0 = (int)src;
+    double l1 = src - i0;
+    taps[d] = (bilinear_tap){ i0, i0 < in - 1 ? i0 + 1 : i0, (float)(1.0 - l1), (float)l1 };
+  }
+  return taps;
+}
+
+void
+os_cpu_resize_bilinear(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
+                       int Ho, int Wo)
+{
+  bilinear_tap *ty = bilinear_taps(be, H, Ho), *tx = bilinear_taps(be, W, Wo);
+  int n_threads = os_cpu_threads(be);
+  if (ty && tx) {
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * Ho * Wo >= OS_CPU_PARALLEL_MIN)
+    for (int row = 0; row < N * C * Ho; row++) {
+      int oy = row % Ho, nc = row / Ho;
+      const float *r0 = x + ((size_t)nc * H + ty[oy].i0) * W;
+      const float *r1 = x + ((size_t)nc * H + ty[oy].i1) * W;
+      float *out = y + (size_t)row * Wo;
+      for (int ox = 0; ox < Wo; ox++) {
+        bilinear_tap t = tx[ox];
+        out[ox] = ty[oy].l0 * (t.l0 * r0[t.i0] + t.l1 * r0[t.i1]) +
+                  ty[oy].l1 * (t.l0 * r1[t.i0] + t.l1 * r1[t.i1]);
+      }
+    }
+  }
+  free(ty);
+  free(tx);
+}
+
+void
+os_cpu_resize_bilinear_backward(os_backend *be, float *dx, const float *dy, int N, int C, int H,
+                                int W, int Ho, int Wo)
+{
+  bilinear_tap *ty = bilinear_taps(be, H, Ho), *tx = bilinear_taps(be, W, Wo);
+  int n_threads = os_cpu_threads(be);
+  if (ty && tx) {
+    /* One plane per task, its output pixels scattered in raster order. */
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)N * C * Ho * Wo >= OS_CPU_PARALLEL_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+      float *plane = dx + (size_t)nc * H * W;
+      for (int oy = 0; oy < Ho; oy++) {
+        float *r0 = plane + (size_t)ty[oy].i0 * W, *r1 = plane + (size_t)ty[oy].i1 * W;
+        const float *g = dy + ((size_t)nc * Ho + oy) * Wo;
+        for (int ox = 0; ox < Wo; ox++) {
+          bilinear_tap t = tx[ox];
+          float g0 = ty[oy].l0 * g[ox], g1 = ty[oy].l1 * g[ox];
+          r0[t.i0] += t.l0 * g0;
+          r0[t.i1] += t.l1 * g0;
+          r1[t.i0] += t.l0 * g1;
+          r1[t.i1] += t.l1 * g1;
+        }
+      }
+    }
+  }
+  free(ty);
+  free(tx);
 }

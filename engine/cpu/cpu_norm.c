@@ -1,6 +1,7 @@
-/* cpu_norm.c: GroupNorm and LayerNorm. Statistics are accumulated in double,
- * two-pass (mean, then biased variance), each by a single thread in a fixed
- * order so results do not depend on the thread count. */
+/* cpu_norm.c: GroupNorm, LayerNorm, BatchNormLocal and spectral normalisation.
+ * Statistics are accumulated in double, two-pass (mean, then biased
+ * variance), each by a single thread in a fixed order so results do not
+ * depend on the thread count. */
 #include "cpu_internal.h"
 
 #include <math.h>
@@ -288,4 +289,197 @@ os_cpu_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbet
       dbeta[c] += (float)d_beta;
   }
   free(partial);
+}
+
+/* --- BatchNormLocal --- */
+
+/* Mean and 1 / sqrt(var + eps) of channel c over the samples of one virtual
+ * batch (first sample n0): `group` planes of P values, P * C apart. */
+static void
+virtual_batch_stats(const float *x, int n0, int c, int C, int P, int group, float eps,
+                    double *mean, double *rstd)
+{
+  double total = 0.0, squares = 0.0;
+  for (int k = 0; k < group; k++)
+    total += os_cpu_sum(x + ((size_t)(n0 + k) * C + c) * P, P);
+  *mean = total / ((double)group * P);
+  for (int k = 0; k < group; k++)
+    squares += sum_squared_deviations(x + ((size_t)(n0 + k) * C + c) * P, P, *mean);
+  *rstd = 1.0 / sqrt(squares / ((double)group * P) + eps);
+}
+
+void
+os_cpu_batch_norm_local(os_backend *be, float *y, const float *x, const float *gamma,
+                        const float *beta, int N, int C, int P, int group, float eps)
+{
+  int n_threads = os_cpu_threads(be);
+  int n_units = N / group * C;
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int unit = 0; unit < n_units; unit++) {
+    int c = unit % C, n0 = unit / C * group;
+    double mean, rstd;
+    virtual_batch_stats(x, n0, c, C, P, group, eps, &mean, &rstd);
+    float scale = (float)(gamma[c] * rstd);
+    for (int k = 0; k < group; k++) {
+      size_t at = ((size_t)(n0 + k) * C + c) * P;
+      normalize_span(y + at, x + at, (size_t)P, (float)mean, scale, beta[c], false);
+    }
+  }
+}
+
+void
+os_cpu_batch_norm_local_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
+                                 const float *dy, const float *x, const float *gamma, int N,
+                                 int C, int P, int group, float eps)
+{
+  int n_threads = os_cpu_threads(be);
+  int n_units = N / group * C;
+  /* Per unit: sum dy and sum dy * xhat, added into dgamma / dbeta in unit order. */
+  double *sums = os_cpu_scratch(be, sizeof(double) * 2 * n_units);
+  if (!sums)
+    return;
+  double count = (double)group * P;
+#pragma omp parallel for num_threads(n_threads) if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
+  for (int unit = 0; unit < n_units; unit++) {
+    int c = unit % C, n0 = unit / C * group;
+    double mean, rstd, sum_dy = 0.0, sum_dy_xhat = 0.0;
+    virtual_batch_stats(x, n0, c, C, P, group, eps, &mean, &rstd);
+    for (int k = 0; k < group; k++) {
+      size_t at = ((size_t)(n0 + k) * C + c) * P;
+      for (int p = 0; p < P; p++) {
+        sum_dy += dy[at + p];
+        sum_dy_xhat += dy[at + p] * ((x[at + p] - mean) * rstd);
+      }
+    }
+    sums[2 * unit] = sum_dy;
+    sums[2 * unit + 1] = sum_dy_xhat;
+    if (!dx)
+      continue;
+    double mean_dy = sum_dy / count, mean_dy_xhat = sum_dy_xhat / count;
+    double scale = gamma[c] * rstd;
+    for (int k = 0; k < group; k++) {
+      size_t at = ((size_t)(n0 + k) * C + c) * P;
+      for (int p = 0; p < P; p++) {
+        double xhat = (x[at + p] - mean) * rstd;
+        dx[at + p] += (float)(scale * (dy[at + p] - mean_dy - xhat * mean_dy_xhat));
+      }
+    }
+  }
+  for (int unit = 0; unit < n_units; unit++) {
+    if (dbeta)
+      dbeta[unit % C] += (float)sums[2 * unit];
+    if (dgamma)
+      dgamma[unit % C] += (float)sums[2 * unit + 1];
+  }
+  free(sums);
+}
+
+/* --- spectral normalisation --- */
+
+/* out[i] = sum_j W[i, j] v[j] in double, row by row. */
+static void
+matrix_vector(os_backend *be, double *out, const float *W, const double *v, int rows, int cols)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) \
+    if ((size_t)rows * cols >= OS_CPU_PARALLEL_MIN)
+  for (int i = 0; i < rows; i++) {
+    const float *row = W + (size_t)i * cols;
+    double total = 0.0;
+    for (int j = 0; j < cols; j++)
+      total += row[j] * v[j];
+    out[i] = total;
+  }
+}
+
+/* sigma = u^T W v, in double. */
+static bool
+spectral_sigma(os_backend *be, const float *W, const float *u, const float *v, int rows,
+               int cols, double *sigma)
+{
+  double *v_d = os_cpu_scratch(be, sizeof(double) * cols);
+  double *wv = os_cpu_scratch(be, sizeof(double) * rows);
+  bool ok = v_d && wv;
+  if (ok) {
+    for (int j = 0; j < cols; j++)
+      v_d[j] = v[j];
+    matrix_vector(be, wv, W, v_d, rows, cols);
+    *sigma = 0.0;
+    for (int i = 0; i < rows; i++)
+      *sigma += u[i] * wv[i];
+  }
+  free(v_d);
+  free(wv);
+  return ok;
+}
+
+void
+os_cpu_spectral_normalize(os_backend *be, float *y, const float *W, const float *u,
+                          const float *v, int rows, int cols)
+{
+  double sigma;
+  if (!spectral_sigma(be, W, u, v, rows, cols, &sigma))
+    return;
+  size_t n = (size_t)rows * cols;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (size_t i = 0; i < n; i++)
+    y[i] = (float)(W[i] / sigma);
+}
+
+void
+os_cpu_spectral_normalize_backward(os_backend *be, float *dW, const float *dy, const float *W,
+                                   const float *u, const float *v, int rows, int cols)
+{
+  double sigma;
+  if (!spectral_sigma(be, W, u, v, rows, cols, &sigma))
+    return;
+  size_t n = (size_t)rows * cols;
+  double along = os_cpu_dot(be, dy, W, n) / (sigma * sigma);
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
+  for (int i = 0; i < rows; i++) {
+    double ui = along * u[i];
+    for (int j = 0; j < cols; j++) {
+      size_t at = (size_t)i * cols + j;
+      dW[at] += (float)(dy[at] / sigma - ui * v[j]);
+    }
+  }
+}
+
+/* a / max(|a|, eps) over n values, in place. */
+static void
+normalize_vector(double *a, int n, double eps)
+{
+  double norm = 0.0;
+  for (int i = 0; i < n; i++)
+    norm += a[i] * a[i];
+  norm = fmax(sqrt(norm), eps);
+  for (int i = 0; i < n; i++)
+    a[i] /= norm;
+}
+
+void
+os_cpu_spectral_norm_power_iteration(os_backend *be, float *u, float *v, const float *W,
+                                     int rows, int cols, float eps)
+{
+  double *u_d = os_cpu_scratch(be, sizeof(double) * rows);
+  double *v_d = os_cpu_scratch(be, sizeof(double) * cols);
+  if (u_d && v_d) {
+    /* v = W^T u: column sums, accumulated row by row in a fixed order. */
+    for (int j = 0; j < cols; j++)
+      v_d[j] = 0.0;
+    for (int i = 0; i < rows; i++)
+      for (int j = 0; j < cols; j++)
+        v_d[j] += (double)W[(size_t)i * cols + j] * u[i];
+    normalize_vector(v_d, cols, eps);
+    matrix_vector(be, u_d, W, v_d, rows, cols);
+    normalize_vector(u_d, rows, eps);
+    for (int j = 0; j < cols; j++)
+      v[j] = (float)v_d[j];
+    for (int i = 0; i < rows; i++)
+      u[i] = (float)u_d[i];
+  }
+  free(u_d);
+  free(v_d);
 }
