@@ -523,3 +523,195 @@ os_tape_concat_channels(os_tape *t, os_tv a, int Ca, os_tv b, int Cb, int N, int
     memcpy(nd->shape.i, (int[]){Ca, Cb, N, P}, 4 * sizeof(int));
   return y;
 }
+
+static void
+drop_channels_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  float *dx = os_tape_grad_for(t, nd->in[0]);
+  const int *i = nd->shape.i; /* N, C, skip, P */
+  size_t kept = (size_t)(i[1] - i[2]) * i[3];
+  for (int n = 0; n < i[0] && dx; n++)
+    GRAD(t)->axpy(BE(t), dx + ((size_t)n * i[1] + i[2]) * i[3], dy + n * kept, 1.0f, kept);
+}
+
+os_tv
+os_tape_drop_channels(os_tape *t, os_tv x, int N, int C, int skip, int P)
+{
+  if (x == OS_TAPE_NONE)
+    return x;
+  size_t kept = (size_t)(C - skip) * P;
+  os_tv y = os_tape_alloc(t, N * kept);
+  if (y == OS_TAPE_NONE)
+    return y;
+  for (int n = 0; n < N; n++)
+    OPS(t)->copy(BE(t), DATA(t, y) + n * kept, DATA(t, x) + ((size_t)n * C + skip) * P,
+                 kept * sizeof(float));
+  os_tape_node *nd = os_tape_record(t, drop_channels_backward, y, 1, &x);
+  if (nd)
+    memcpy(nd->shape.i, (int[]){N, C, skip, P}, 4 * sizeof(int));
+  return y;
+}
+
+/* ---- the discriminator's layers ---- */
+
+static void
+leaky_relu_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  float *dx = os_tape_grad_for(t, nd->in[0]);
+  if (dx)
+    GRAD(t)->leaky_relu_backward(BE(t), dx, dy, DATA(t, nd->in[0]), nd->f[0],
+                                 os_tape_size(t, nd->in[0]));
+}
+
+os_tv
+os_tape_leaky_relu(os_tape *t, os_tv x, float slope, size_t n)
+{
+  if (x == OS_TAPE_NONE)
+    return x;
+  os_tv y = os_tape_alloc(t, n);
+  if (y == OS_TAPE_NONE)
+    return y;
+  OPS(t)->leaky_relu(BE(t), DATA(t, y), DATA(t, x), slope, n);
+  os_tape_node *nd = os_tape_record(t, leaky_relu_backward, y, 1, &x);
+  if (nd)
+    nd->f[0] = slope;
+  return y;
+}
+
+static void
+pixel_shuffle_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  const int *i = nd->shape.i;
+  float *dx = os_tape_grad_for(t, nd->in[0]);
+  if (dx)
+    GRAD(t)->pixel_shuffle_backward(BE(t), dx, dy, i[0], i[1], i[2], i[3], i[4]);
+}
+
+os_tv
+os_tape_pixel_shuffle(os_tape *t, os_tv x, int N, int C, int H, int W, int r)
+{
+  if (x == OS_TAPE_NONE)
+    return x;
+  os_tv y = os_tape_alloc(t, (size_t)N * C * H * W * r * r);
+  if (y == OS_TAPE_NONE)
+    return y;
+  OPS(t)->pixel_shuffle(BE(t), DATA(t, y), DATA(t, x), N, C, H, W, r);
+  os_tape_node *nd = os_tape_record(t, pixel_shuffle_backward, y, 1, &x);
+  if (nd)
+    memcpy(nd->shape.i, (int[]){N, C, H, W, r}, 5 * sizeof(int));
+  return y;
+}
+
+static void
+resize_bilinear_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  const int *i = nd->shape.i;
+  float *dx = os_tape_grad_for(t, nd->in[0]);
+  if (dx)
+    GRAD(t)->resize_bilinear_backward(BE(t), dx, dy, i[0], i[1], i[2], i[3], i[4], i[5]);
+}
+
+os_tv
+os_tape_resize_bilinear(os_tape *t, os_tv x, int N, int C, int H, int W, int Ho, int Wo)
+{
+  if (x == OS_TAPE_NONE)
+    return x;
+  os_tv y = os_tape_alloc(t, (size_t)N * C * Ho * Wo);
+  if (y == OS_TAPE_NONE)
+    return y;
+  OPS(t)->resize_bilinear(BE(t), DATA(t, y), DATA(t, x), N, C, H, W, Ho, Wo);
+  os_tape_node *nd = os_tape_record(t, resize_bilinear_backward, y, 1, &x);
+  if (nd)
+    memcpy(nd->shape.i, (int[]){N, C, H, W, Ho, Wo}, 6 * sizeof(int));
+  return y;
+}
+
+static void
+batch_norm_local_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  const int *i = nd->shape.i;
+  GRAD(t)->batch_norm_local_backward(BE(t), os_tape_grad_for(t, nd->in[0]),
+                                     os_tape_grad_for(t, nd->in[1]),
+                                     os_tape_grad_for(t, nd->in[2]), dy, DATA(t, nd->in[0]),
+                                     DATA(t, nd->in[1]), i[0], i[1], i[2], i[3], nd->f[0]);
+}
+
+os_tv
+os_tape_batch_norm_local(os_tape *t, os_tv x, os_tv gamma, os_tv beta, int N, int C, int P,
+                         int group, float eps)
+{
+  if (!all_valid(3, (os_tv[]){x, gamma, beta}))
+    return OS_TAPE_NONE;
+  os_tv y = os_tape_alloc(t, (size_t)N * C * P);
+  if (y == OS_TAPE_NONE)
+    return y;
+  OPS(t)->batch_norm_local(BE(t), DATA(t, y), DATA(t, x), DATA(t, gamma), DATA(t, beta), N, C, P,
+                           group, eps);
+  os_tape_node *nd = os_tape_record(t, batch_norm_local_backward, y, 3, (os_tv[]){x, gamma, beta});
+  if (nd) {
+    memcpy(nd->shape.i, (int[]){N, C, P, group}, 4 * sizeof(int));
+    nd->f[0] = eps;
+  }
+  return y;
+}
+
+static void
+spectral_norm_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  float *dW = os_tape_grad_for(t, nd->in[0]);
+  if (dW)
+    GRAD(t)->spectral_normalize_backward(BE(t), dW, dy, DATA(t, nd->in[0]), DATA(t, nd->in[1]),
+                                         DATA(t, nd->in[2]), nd->shape.i[0], nd->shape.i[1]);
+}
+
+/* A tape-owned copy of n backend floats (a constant). */
+static os_tv
+snapshot(os_tape *t, const float *src, size_t n)
+{
+  os_tv v = os_tape_alloc(t, n);
+  if (v != OS_TAPE_NONE)
+    OPS(t)->copy(BE(t), DATA(t, v), src, n * sizeof(float));
+  return v;
+}
+
+os_tv
+os_tape_spectral_norm(os_tape *t, os_tv W, float *u, float *v, int rows, int cols, float eps)
+{
+  if (W == OS_TAPE_NONE)
+    return W;
+  GRAD(t)->spectral_norm_power_iteration(BE(t), u, v, DATA(t, W), rows, cols, eps);
+  /* Later forwards advance u and v again: the backward needs this one's. */
+  os_tv u_now = snapshot(t, u, (size_t)rows), v_now = snapshot(t, v, (size_t)cols);
+  os_tv y = os_tape_alloc(t, (size_t)rows * cols);
+  if (!all_valid(3, (os_tv[]){u_now, v_now, y}))
+    return OS_TAPE_NONE;
+  OPS(t)->spectral_normalize(BE(t), DATA(t, y), DATA(t, W), u, v, rows, cols);
+  os_tape_node *nd = os_tape_record(t, spectral_norm_backward, y, 3, (os_tv[]){W, u_now, v_now});
+  if (nd)
+    memcpy(nd->shape.i, (int[]){rows, cols}, 2 * sizeof(int));
+  return y;
+}
+
+static void
+channel_projection_backward(os_tape *t, const os_tape_node *nd, const float *dy)
+{
+  const int *i = nd->shape.i;
+  GRAD(t)->channel_projection_backward(BE(t), os_tape_grad_for(t, nd->in[0]),
+                                       os_tape_grad_for(t, nd->in[1]), dy, DATA(t, nd->in[0]),
+                                       DATA(t, nd->in[1]), i[0], i[1], i[2]);
+}
+
+os_tv
+os_tape_channel_projection(os_tape *t, os_tv x, os_tv e, int N, int C, int P)
+{
+  if (!all_valid(2, (os_tv[]){x, e}))
+    return OS_TAPE_NONE;
+  os_tv y = os_tape_alloc(t, (size_t)N * P);
+  if (y == OS_TAPE_NONE)
+    return y;
+  OPS(t)->channel_projection(BE(t), DATA(t, y), DATA(t, x), DATA(t, e), N, C, P);
+  os_tape_node *nd = os_tape_record(t, channel_projection_backward, y, 2, (os_tv[]){x, e});
+  if (nd)
+    memcpy(nd->shape.i, (int[]){N, C, P}, 3 * sizeof(int));
+  return y;
+}

@@ -41,5 +41,28 @@ os_tv os_tape_add_channel_vector(os_tape *t, os_tv x, os_tv v, int N, int C, int
 os_tv os_tape_permute_0213(os_tape *t, os_tv x, int A, int B, int C, int I);
 os_tv os_tape_upsample_nearest(os_tape *t, os_tv x, int N, int C, int H, int W, int Ho, int Wo);
 os_tv os_tape_concat_channels(os_tape *t, os_tv a, int Ca, os_tv b, int Cb, int N, int P);
+/* x [N, C, P] without its first `skip` channels: [N, C - skip, P]. */
+os_tv os_tape_drop_channels(os_tape *t, os_tv x, int N, int C, int skip, int P);
+
+/* ---- the discriminator's layers (training.md section 5) ---- */
+
+/* x for x >= 0, slope * x below. */
+os_tv os_tape_leaky_relu(os_tape *t, os_tv x, float slope, size_t n);
+/* PixelShuffle(r): [N, C*r*r, H, W] -> [N, C, H*r, W*r]. */
+os_tv os_tape_pixel_shuffle(os_tape *t, os_tv x, int N, int C, int H, int W, int r);
+/* Bilinear resize [N,C,H,W] -> [N,C,Ho,Wo] (align_corners false, no antialias). */
+os_tv os_tape_resize_bilinear(os_tape *t, os_tv x, int N, int C, int H, int W, int Ho, int Wo);
+/* BatchNormLocal on x [N, C, P], virtual batches of `group` samples. */
+os_tv os_tape_batch_norm_local(os_tape *t, os_tv x, os_tv gamma, os_tv beta, int N, int C, int P,
+                               int group, float eps);
+/* PyTorch's spectral_norm in training mode: advances the persistent u [rows]
+ * and v [cols] (backend memory, the caller's) by one power iteration, then
+ * returns W / sigma, sigma = u^T W v, W viewed as [rows, cols]. The backward
+ * holds this forward's u and v constant (no gradient through the iteration)
+ * but differentiates sigma's dependence on W. */
+os_tv os_tape_spectral_norm(os_tape *t, os_tv W, float *u, float *v, int rows, int cols,
+                            float eps);
+/* y[n, p] = sum_c x[n, c, p] e[n, c] for x [N, C, P], e [N, C]. */
+os_tv os_tape_channel_projection(os_tape *t, os_tv x, os_tv e, int N, int C, int P);
 
 #endif
