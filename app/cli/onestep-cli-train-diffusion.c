@@ -27,7 +27,7 @@ on_interrupt (int signum)
 typedef struct {
   char *model, *data, *device;
   char *lora_targets, *train_targets, *loss;
-  int lora_rank, batch, threads;
+  int lora_rank, batch, threads, memory_budget_mb;
   double lora_alpha, lr, weight_decay, max_grad_norm, ema, huber_c;
   gint64 seed;
 } RunSettings;
@@ -63,6 +63,7 @@ settings_to_json (const RunSettings *s)
   DOUBLE ("lora_alpha", s->lora_alpha);
   INT ("batch", s->batch);
   INT ("threads", s->threads);
+  INT ("memory_budget_mb", s->memory_budget_mb);
   DOUBLE ("lr", s->lr);
   DOUBLE ("weight_decay", s->weight_decay);
   DOUBLE ("max_grad_norm", s->max_grad_norm);
@@ -111,6 +112,7 @@ settings_from_json (RunSettings *s,
   s->lora_alpha = json_object_get_double_member_with_default (o, "lora_alpha", s->lora_rank);
   s->batch = json_object_get_int_member (o, "batch");
   s->threads = json_object_get_int_member_with_default (o, "threads", 0);
+  s->memory_budget_mb = json_object_get_int_member_with_default (o, "memory_budget_mb", 0);
   s->lr = json_object_get_double_member (o, "lr");
   s->weight_decay = json_object_get_double_member_with_default (o, "weight_decay", 0.0);
   s->max_grad_norm = json_object_get_double_member_with_default (o, "max_grad_norm", 0.0);
@@ -231,6 +233,7 @@ onestep_cli_train_diffusion (int    argc,
     { "threads", 0, 0, G_OPTION_ARG_INT, &s.threads, "CPU threads (default: all cores)", "N" },
     { "max-grad-norm", 0, 0, G_OPTION_ARG_DOUBLE, &s.max_grad_norm, "Clip gradients to this global norm (default 1; 0: never)", "N" },
     { "ema", 0, 0, G_OPTION_ARG_DOUBLE, &s.ema, "EMA decay (default 0.999)", "MU" },
+    { "memory-budget", 0, 0, G_OPTION_ARG_INT, &s.memory_budget_mb, "Recompute UNet blocks in the backward once the device holds this many MB (default 0: keep every activation)", "MB" },
     { "save-every", 0, 0, G_OPTION_ARG_INT64, &save_every, "Checkpoint every N steps (default 100)", "N" },
     { "export-ema", 0, 0, G_OPTION_ARG_NONE, &export_ema, "Export the EMA instead of the trained values", NULL },
     { NULL }
@@ -324,6 +327,7 @@ onestep_cli_train_diffusion (int    argc,
   params.ema_decay = (float) s.ema;
   params.batch = s.batch;
   params.seed = (uint64_t) s.seed;
+  params.checkpoint_budget = (size_t) MAX (s.memory_budget_mb, 0) << 20;
 
   onestep_trainer *trainer = onestep_trainer_new (&params, &engine_error);
   if (trainer == NULL)

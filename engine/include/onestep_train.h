@@ -71,6 +71,10 @@ typedef struct {
   float ema_decay;
   int batch;
   uint64_t seed;
+  /* Gradient checkpointing: once the device holds more than this many bytes
+   * during the forward, each further UNet block keeps only its output and is
+   * recomputed in the backward (the same gradients). 0: keep everything. */
+  size_t checkpoint_budget;
 } onestep_train_params;
 
 /* The defaults: LoRA rank 8 (alpha 8) on the attention projections, MSE,

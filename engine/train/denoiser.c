@@ -31,6 +31,7 @@ os_train_denoise(const os_unet *unet, os_train_params *params, os_tape *tape, os
     .context = in->context,
     .added_time_ids = in->added_time_ids,
     .B = B, .F = F, .h = in->h, .w = in->w,
+    .checkpoint_budget = in->checkpoint_budget,
   };
   os_tv out = os_unet_graph_forward(unet, params, tape, &gin);
   if (model_output)

@@ -16,6 +16,7 @@ typedef struct {
   os_tv cond_latent;       /* [B, 4, h, w] */
   os_tv context;           /* [B, cross_attention_dim] */
   const float *added_time_ids; /* host [B, 3] */
+  size_t checkpoint_budget;    /* see os_unet_graph_input */
 } os_denoise_input;
 
 /* f(x, sigma) [B, F, 4, h, w]; *model_output (may be NULL) gets F's output. */

@@ -47,6 +47,8 @@ os_tape_reset(os_tape *tape)
     if (t->owns_grad)
       be->ops->free(be, t->grad);
   }
+  for (int i = 0; i < tape->n_nodes; i++)
+    free(tape->nodes[i].closure);
   tape->n_tensors = 0;
   tape->n_nodes = 0;
   tape->latched = (onestep_error){0};
@@ -166,16 +168,9 @@ os_tape_grad_for(os_tape *tape, os_tv v)
   return t->grad;
 }
 
-os_tape_node *
-os_tape_record(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in, const os_tv *in)
+static os_tape_node *
+add_node(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in, const os_tv *in)
 {
-  if (!tape->recording || out == OS_TAPE_NONE)
-    return NULL;
-  bool any = false;
-  for (int i = 0; i < n_in; i++)
-    any |= os_tape_requires_grad(tape, in[i]);
-  if (!any)
-    return NULL;
   if (tape->n_nodes == tape->node_capacity) {
     int capacity = tape->node_capacity ? 2 * tape->node_capacity : 1024;
     os_tape_node *grown = realloc(tape->nodes, (size_t)capacity * sizeof *grown);
@@ -194,6 +189,90 @@ os_tape_record(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in,
     node->in[i] = i < n_in ? in[i] : OS_TAPE_NONE;
   tape->tensors[out].needs_grad = true;
   return node;
+}
+
+os_tape_node *
+os_tape_record(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in, const os_tv *in)
+{
+  if (!tape->recording || out == OS_TAPE_NONE)
+    return NULL;
+  bool any = false;
+  for (int i = 0; i < n_in; i++)
+    any |= os_tape_requires_grad(tape, in[i]);
+  return any ? add_node(tape, backward, out, n_in, in) : NULL;
+}
+
+/* Runs a segment on a tape of its own, with the given inputs as leaves
+ * (grads: where their gradients go, or NULL). */
+static os_tv
+run_segment(os_tape *sub, const os_tape_node *node, os_tape *parent, float *const *grads)
+{
+  os_tv leaves[OS_TAPE_MAX_INPUTS];
+  for (int i = 0; i < OS_TAPE_MAX_INPUTS; i++)
+    leaves[i] = node->in[i] == OS_TAPE_NONE
+                    ? OS_TAPE_NONE
+                    : os_tape_leaf(sub, os_tape_data(parent, node->in[i]),
+                                   os_tape_size(parent, node->in[i]), grads ? grads[i] : NULL);
+  return node->segment(sub, leaves, node->closure);
+}
+
+static void
+segment_backward(os_tape *tape, const os_tape_node *node, const float *dy)
+{
+  float *grads[OS_TAPE_MAX_INPUTS];
+  for (int i = 0; i < OS_TAPE_MAX_INPUTS; i++)
+    grads[i] = os_tape_grad_for(tape, node->in[i]);
+  os_tape *sub = os_tape_new(tape->be);
+  if (!sub) {
+    os_tape_fail(tape, "a checkpointed segment");
+    return;
+  }
+  os_tv y = run_segment(sub, node, tape, grads);
+  onestep_error error = {0};
+  if (y != OS_TAPE_NONE && os_tape_backward(sub, y, dy, &error) != ONESTEP_OK &&
+      tape->latched.code == ONESTEP_OK)
+    tape->latched = error;
+  if (y == OS_TAPE_NONE && tape->latched.code == ONESTEP_OK)
+    os_tape_status(sub, &tape->latched);
+  os_tape_free(sub);
+}
+
+os_tv
+os_tape_checkpoint(os_tape *tape, os_tape_segment_fn fn, int n_in, const os_tv *in,
+                   const void *closure, size_t closure_size)
+{
+  if (tape->latched.code != ONESTEP_OK || n_in > OS_TAPE_MAX_INPUTS)
+    return OS_TAPE_NONE;
+  /* The forward runs on a scratch tape so that its activations go with it. */
+  os_tape_node probe = {.segment = fn, .closure = (void *)closure};
+  for (int i = 0; i < OS_TAPE_MAX_INPUTS; i++)
+    probe.in[i] = i < n_in ? in[i] : OS_TAPE_NONE;
+  os_tape *sub = os_tape_new(tape->be);
+  if (!sub)
+    return os_tape_fail(tape, "a checkpointed segment");
+  sub->recording = false;
+  os_tv y_sub = run_segment(sub, &probe, tape, NULL);
+  os_tv y = OS_TAPE_NONE;
+  if (y_sub == OS_TAPE_NONE) {
+    os_tape_status(sub, &tape->latched);
+  } else if ((y = os_tape_alloc(tape, os_tape_size(sub, y_sub))) != OS_TAPE_NONE) {
+    tape->be->ops->copy(tape->be, os_tape_data(tape, y), os_tape_data(sub, y_sub),
+                        os_tape_size(sub, y_sub) * sizeof(float));
+  }
+  os_tape_free(sub);
+  if (y == OS_TAPE_NONE || !tape->recording)
+    return y;
+  /* Trained weights inside may need gradients even when no input does. */
+  void *copy = malloc(closure_size ? closure_size : 1);
+  os_tape_node *node = copy ? add_node(tape, segment_backward, y, n_in, in) : NULL;
+  if (!node) {
+    free(copy);
+    return os_tape_fail(tape, "a checkpointed segment");
+  }
+  memcpy(copy, closure, closure_size);
+  node->segment = fn;
+  node->closure = copy;
+  return y;
 }
 
 onestep_status

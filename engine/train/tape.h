@@ -55,6 +55,21 @@ onestep_status os_tape_status(const os_tape *tape, onestep_error *error);
 /* Latches an out-of-memory error naming what failed; returns OS_TAPE_NONE. */
 os_tv os_tape_fail(os_tape *tape, const char *what);
 
+/* ---- gradient checkpointing ---- */
+
+/* A piece of a model: computes its output on `tape` from `inputs` (tensors
+ * on that tape) and whatever closure holds (weights are read through the
+ * training parameters, so their gradients reach the same buffers on any
+ * tape). Must compute the same every time it runs. */
+typedef os_tv (*os_tape_segment_fn)(os_tape *tape, const os_tv *inputs, void *closure);
+
+/* Runs fn as a checkpointed segment: its activations are freed at once and
+ * only its output is kept; the backward runs it again, recording, and
+ * back-propagates through it. closure (closure_size bytes) is copied. The
+ * gradients are bit-identical to running fn directly. */
+os_tv os_tape_checkpoint(os_tape *tape, os_tape_segment_fn fn, int n_in, const os_tv *in,
+                         const void *closure, size_t closure_size);
+
 /* ---- nodes (for tape_ops.c) ---- */
 
 typedef struct os_tape_node os_tape_node;
@@ -72,6 +87,9 @@ struct os_tape_node {
     os_conv2d_shape conv;
   } shape;
   float f[OS_TAPE_MAX_ARGS];
+  /* checkpointed segments only */
+  os_tape_segment_fn segment;
+  void *closure; /* owned by the tape */
 };
 
 /* Records a node for out when recording and one of its inputs needs a

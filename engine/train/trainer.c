@@ -302,6 +302,7 @@ onestep_trainer_step(onestep_trainer *t, onestep_train_stats *stats, onestep_err
     .cond_latent = os_tape_leaf(tape, t->cond, (size_t)B * t->cond_floats, NULL),
     .context = os_tape_leaf(tape, t->embeds, (size_t)B * t->cross_dim, NULL),
     .added_time_ids = ids,
+    .checkpoint_budget = p->checkpoint_budget,
   };
   os_tv D = os_train_denoise(t->ctx->unet, t->train, tape, os_tape_leaf(tape, t->x, n, NULL), &in,
                              NULL);

@@ -19,6 +19,7 @@ typedef struct {
   int B, F, N;
   os_tv temb_silu; /* [N, temb] */
   os_tv ctx;       /* [B, cross_attention_dim] */
+  size_t checkpoint_budget;
 } graph;
 
 static os_tv
@@ -278,11 +279,46 @@ time_conditioning(graph *g, const os_unet_graph_input *in)
   return temb;
 }
 
+/* ---- checkpointed blocks ---- */
+
+/* A resnet or transformer block as a tape segment: inputs x, temb_silu, ctx. */
+typedef struct {
+  graph g; /* its tape and tensors are replaced by the segment's */
+  const os_st_resblock_w *resblock;
+  const os_st_transformer_w *transformer;
+  int H, W;
+} block_closure;
+
+static os_tv
+run_block(os_tape *tape, const os_tv *in, void *closure)
+{
+  block_closure *c = closure;
+  graph g = c->g;
+  g.t = tape;
+  g.temb_silu = in[1];
+  g.ctx = in[2];
+  return c->resblock ? st_resblock(&g, c->resblock, in[0], c->H, c->W)
+                     : st_transformer(&g, c->transformer, in[0], c->H, c->W);
+}
+
+/* Runs one block, checkpointed once the backend holds more than the budget. */
+static os_tv
+block(graph *g, const os_st_resblock_w *resblock, const os_st_transformer_w *transformer,
+      os_tv x, int H, int W)
+{
+  block_closure c = {.g = *g, .resblock = resblock, .transformer = transformer, .H = H, .W = W};
+  os_tv in[3] = {x, g->temb_silu, g->ctx};
+  os_backend *be = os_tape_backend(g->t);
+  if (g->checkpoint_budget && be->bytes_in_use > g->checkpoint_budget)
+    return os_tape_checkpoint(g->t, run_block, 3, in, &c, sizeof c);
+  return run_block(g->t, in, &c);
+}
+
 static os_tv
 block_layer(graph *g, const unet_block *b, int j, os_tv x, int H, int W)
 {
-  x = st_resblock(g, &b->resnets[j], x, H, W);
-  return b->has_attention ? st_transformer(g, &b->attentions[j], x, H, W) : x;
+  x = block(g, &b->resnets[j], NULL, x, H, W);
+  return b->has_attention ? block(g, NULL, &b->attentions[j], x, H, W) : x;
 }
 
 os_tv
@@ -291,7 +327,7 @@ os_unet_graph_forward(const os_unet *u, os_train_params *params, os_tape *tape,
 {
   const os_unet_config *c = &u->cfg;
   graph g = {.t = tape, .p = params, .u = u, .B = in->B, .F = in->F, .N = in->B * in->F,
-             .ctx = in->context};
+             .ctx = in->context, .checkpoint_budget = in->checkpoint_budget};
   int N = g.N, H = in->h, W = in->w, L = c->n_levels;
   skip_map skips[4 * OS_MAX_LEVELS * MAX_BLOCK_LAYERS];
   int n_skips = 0;
@@ -315,9 +351,9 @@ os_unet_graph_forward(const os_unet *u, os_train_params *params, os_tape *tape,
       skips[n_skips++] = (skip_map){x, b->channels, H, W};
     }
   }
-  x = st_resblock(&g, &u->mid_resnets[0], x, H, W);
-  x = st_transformer(&g, &u->mid_attention, x, H, W);
-  x = st_resblock(&g, &u->mid_resnets[1], x, H, W);
+  x = block(&g, &u->mid_resnets[0], NULL, x, H, W);
+  x = block(&g, NULL, &u->mid_attention, x, H, W);
+  x = block(&g, &u->mid_resnets[1], NULL, x, H, W);
   for (int i = 0; i < L; i++) {
     const unet_block *b = &u->up[i];
     for (int j = 0; j < b->n_resnets; j++) {

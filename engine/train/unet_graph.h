@@ -19,6 +19,10 @@ typedef struct {
   os_tv context;                /* [B, cross_attention_dim] */
   const float *added_time_ids;  /* host [B, 3] */
   int B, F, h, w;
+  /* Gradient checkpointing: once the backend holds more than this many
+   * bytes, each further block keeps only its output and is recomputed in the
+   * backward (same gradients, bit for bit). 0: keep every activation. */
+  size_t checkpoint_budget;
 } os_unet_graph_input;
 
 /* Returns the output [B, F, out_channels, h, w] (OS_TAPE_NONE after an
