@@ -12,6 +12,7 @@
  * memory. Weights come from bench-weights.c.
  *
  * Usage: bench-gpu [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only
+ *        | --train-memory FRAMES [--size WxH]
  *        | --memory [--size WxH] | --memory-faults [--size WxH]
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
  *   S: stop starting new measurements after S seconds (default 300);
@@ -23,6 +24,9 @@
  *   --memory: the engine's own peak memory per piece at WxH (default
  *   1024x576) on a backend that computes nothing (bench-memory.h), in seconds,
  *   anywhere; exits 1 when a piece leaks or fails the dry backend's checks;
+ *   --train-memory F: one LoRA training step of the UNet at F frames and
+ *   WxH on the same dry backend, with and without gradient checkpointing
+ *   (bench-train-memory.h);
  *   --memory-faults: the same models with every allocation failing in turn
  *   (bench_memory_faults): the error paths free everything and touch no
  *   freed buffer. */
@@ -34,6 +38,7 @@
 
 #include "backend.h"
 #include "bench-memory.h"
+#include "bench-train-memory.h"
 #include "bench-pipeline.h"
 #include "bench-weights.h"
 #include "clip.h"
@@ -288,7 +293,7 @@ free_models(bench *b, os_weight_set *sets[3])
 
 /* The dry run: models bound on the dry backend, weights read in place. */
 static int
-run_memory(const int64_t params[3], int width, int height, bool faults)
+run_memory(const int64_t params[3], int width, int height, bool faults, int train_frames)
 {
   os_backend *dry = bench_dry_backend_new();
   if (!dry) {
@@ -307,8 +312,15 @@ run_memory(const int64_t params[3], int width, int height, bool faults)
   os_layers_set_token_chunk_budget(OS_DEVICE_TOKEN_CHUNK_FLOATS);
   bench_memory_models m = { b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
                             { params[0], params[1], params[2] } };
-  int status = faults ? bench_memory_faults(dry, &m, width, height)
-                      : bench_memory(dry, &m, width, height);
+  int status;
+  if (train_frames > 0)
+    /* The paper's setting: a LoRA step at 14 frames with checkpointing (a 4 GiB budget). */
+    status = bench_train_memory(dry, b.unet, sets[0], params[0], train_frames, width, height,
+                                (size_t)4 << 30) |
+             bench_train_memory(dry, b.unet, sets[0], params[0], train_frames, width, height, 0);
+  else
+    status = faults ? bench_memory_faults(dry, &m, width, height)
+                    : bench_memory(dry, &m, width, height);
   free_models(&b, sets);
   dry->ops->destroy(dry);
   return status;
@@ -318,7 +330,7 @@ int
 main(int argc, char **argv)
 {
   bool bind_only = false, memory = false, memory_faults = false;
-  int memory_width = WIDTH, memory_height = HEIGHT;
+  int memory_width = WIDTH, memory_height = HEIGHT, train_frames = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bind-only") == 0)
       bind_only = true;
@@ -326,6 +338,9 @@ main(int argc, char **argv)
       memory = true;
     else if (strcmp(argv[i], "--memory-faults") == 0)
       memory = memory_faults = true;
+    else if (strcmp(argv[i], "--train-memory") == 0 && i + 1 < argc &&
+             (train_frames = atoi(argv[++i])) > 0)
+      memory = true;
     else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc &&
              sscanf(argv[++i], "%dx%d", &memory_width, &memory_height) == 2 &&
              memory_width >= 64 && memory_height >= 64 && memory_width % 64 == 0 &&
@@ -341,6 +356,7 @@ main(int argc, char **argv)
       fprintf(stderr,
               "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n"
               "       | --memory [--size WxH] | --memory-faults [--size WxH]\n"
+              "       | --train-memory FRAMES [--size WxH]\n"
               "         (W and H multiples of 64)\n",
               argv[0]);
       return 2;
@@ -379,7 +395,7 @@ main(int argc, char **argv)
   if (bind_only)
     return counts_match ? 0 : 1;
   if (memory)
-    return run_memory(counts, memory_width, memory_height, memory_faults);
+    return run_memory(counts, memory_width, memory_height, memory_faults, train_frames);
 
   os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!be) {

@@ -439,6 +439,140 @@ dry_concat_channels(os_backend *be, float *y, const float *a, int Ca, const floa
   check_alias(be, "concat_channels", "b", y, ny, b, nb, false);
 }
 
+/* ---- backward and training: nothing computed, like the rest ---- */
+
+static void
+dry_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                    const float *x, const float *W, int T, int in, int out)
+{
+}
+
+static void
+dry_conv2d_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                    const float *x, const float *W, const os_conv2d_shape *shape)
+{
+}
+
+static void
+dry_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
+                           const float *x, const float *W, int B, int F, int Cin, int Cout, int HW)
+{
+}
+
+static void
+dry_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta, const float *dy,
+                        const float *x, const float *gamma, const float *beta, int N, int C, int HW,
+                        int G, int frames_per_stat, float eps, bool silu)
+{
+}
+
+static void
+dry_layer_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta, const float *dy,
+                        const float *x, const float *gamma, int T, int C, float eps)
+{
+}
+
+static void
+dry_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const float *do_,
+                       const float *q, const float *k, const float *v, int n_seq, int Sq, int Sk,
+                       int heads, int head_dim, int q_stride, int k_stride, int v_stride,
+                       int o_stride, float scale)
+{
+}
+
+static void
+dry_silu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+}
+
+static void
+dry_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+}
+
+static void
+dry_quick_gelu_backward(os_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+}
+
+static void
+dry_geglu_backward(os_backend *be, float *dx, const float *dy, const float *x, int T, int C)
+{
+}
+
+static void
+dry_axpy(os_backend *be, float *y, const float *x, float alpha, size_t n)
+{
+}
+
+static double
+dry_dot(os_backend *be, const float *a, const float *b, size_t n)
+{
+  return 0.0;
+}
+
+static void
+dry_sum_rows(os_backend *be, float *dv, const float *dx, int G, int R, int C)
+{
+}
+
+static void
+dry_sum_channel_planes(os_backend *be, float *dv, const float *dx, int N, int C, int P)
+{
+}
+
+static void
+dry_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C, int H,
+                              int W, int Ho, int Wo)
+{
+}
+
+static void
+dry_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb, int N,
+                   int P)
+{
+}
+
+static double
+dry_loss(os_backend *be, float *grad, const float *pred, const float *target, size_t n,
+         os_loss_kind kind, float c, float scale)
+{
+  return 0.0;
+}
+
+static void
+dry_adamw_step(os_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
+               float beta1, float beta2, float eps, float weight_decay, int64_t step)
+{
+}
+
+static void
+dry_ema_update(os_backend *be, float *e, const float *p, float mu, size_t n)
+{
+}
+
+static const os_backend_grad_ops dry_grad_ops = {
+    .linear_backward = dry_linear_backward,
+    .conv2d_backward = dry_conv2d_backward,
+    .conv_temporal_backward = dry_conv_temporal_backward,
+    .group_norm_backward = dry_group_norm_backward,
+    .layer_norm_backward = dry_layer_norm_backward,
+    .attention_backward = dry_attention_backward,
+    .silu_backward = dry_silu_backward,
+    .gelu_backward = dry_gelu_backward,
+    .quick_gelu_backward = dry_quick_gelu_backward,
+    .geglu_backward = dry_geglu_backward,
+    .axpy = dry_axpy,
+    .dot = dry_dot,
+    .sum_rows = dry_sum_rows,
+    .sum_channel_planes = dry_sum_channel_planes,
+    .upsample_nearest_backward = dry_upsample_nearest_backward,
+    .split_channels = dry_split_channels,
+    .loss = dry_loss,
+    .adamw_step = dry_adamw_step,
+    .ema_update = dry_ema_update,
+};
+
 static const os_backend_ops dry_ops = {
   .name = "dry",
   .is_host = true,
@@ -470,6 +604,7 @@ static const os_backend_ops dry_ops = {
   .permute_0213 = dry_permute_0213,
   .upsample_nearest = dry_upsample_nearest,
   .concat_channels = dry_concat_channels,
+  .grad = &dry_grad_ops,
 };
 
 os_backend *
