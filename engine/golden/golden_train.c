@@ -12,127 +12,13 @@
 #include "config_json.h"
 #include "denoiser.h"
 #include "error.h"
-#include "golden_compare.h"
+#include "golden_report.h"
 #include "pipeline_internal.h"
 #include "safetensors.h"
 #include "tape_ops.h"
 #include "train_optim.h"
 
 #define MAX_TARGETS 64
-
-typedef struct {
-  const char *name; /* the case folder's last component */
-  os_json_file json;
-  os_safetensors *st;
-  double tolerance;
-  int compared, failed;
-  double worst;
-  char worst_key[512];
-} train_report;
-
-/* Counts one comparison; prints its row when asked or when it fails. */
-static double
-count(train_report *c, const char *key, double rel, double max_abs, bool print_row)
-{
-  bool ok = rel <= c->tolerance;
-  c->compared++;
-  c->failed += !ok;
-  if (c->compared == 1 || rel > c->worst) {
-    c->worst = rel;
-    snprintf(c->worst_key, sizeof c->worst_key, "%s", key);
-  }
-  if (print_row || !ok)
-    printf("%-56s %12.3e %12.3e  %s\n", key, rel, max_abs, ok ? "ok" : "FAILED");
-  return rel;
-}
-
-/* The case's tensor as float32 (n values expected), or NULL. */
-static float *
-reference(train_report *c, const char *key, size_t n)
-{
-  const os_st_tensor *ref = os_safetensors_find(c->st, key);
-  if (!ref || (size_t)os_shape_numel(ref->ndim, ref->shape) != n)
-    return NULL;
-  float *want = malloc((n ? n : 1) * sizeof(float));
-  if (want)
-    os_dtype_to_f32(want, ref->data, ref->dtype, n);
-  return want;
-}
-
-/* n backend floats against the case's tensor `key`. */
-static double
-compare_tensor(train_report *c, os_backend *be, const char *key, const float *data, size_t n,
-               bool print_row)
-{
-  float *want = reference(c, key, n);
-  float *host = malloc((n ? n : 1) * sizeof(float));
-  double rel = INFINITY, max_abs = INFINITY;
-  if (want && host) {
-    be->ops->download(be, host, data, n * sizeof(float));
-    rel = os_golden_rel_err(host, want, n, &max_abs);
-  } else {
-    printf("%-56s missing from the case or of another size\n", key);
-  }
-  free(want);
-  free(host);
-  return count(c, key, rel, max_abs, print_row);
-}
-
-static void
-compare_scalar(train_report *c, const char *key, double value, double expected)
-{
-  float x = (float)value, ref = (float)expected;
-  double max_abs, rel = os_golden_rel_err(&x, &ref, 1, &max_abs);
-  count(c, key, rel, max_abs, true);
-}
-
-typedef enum { TRAINED_VALUE, TRAINED_GRAD, TRAINED_EMA } trained_field;
-
-/* One field of every trained tensor against "PREFIX<name>"; one summary row. */
-static void
-compare_trained(train_report *c, os_backend *be, os_train_params *p, const char *prefix,
-                trained_field field)
-{
-  double worst = 0.0;
-  char key[600], worst_key[600] = "";
-  for (int i = 0; i < os_train_params_count(p); i++) {
-    os_train_tensor *t = os_train_params_tensor(p, i);
-    const float *data = field == TRAINED_VALUE ? t->value : field == TRAINED_GRAD ? t->grad : t->ema;
-    snprintf(key, sizeof key, "%s%s", prefix, t->name);
-    double rel = compare_tensor(c, be, key, data, t->n, false);
-    if (i == 0 || rel > worst) {
-      worst = rel;
-      snprintf(worst_key, sizeof worst_key, "%s", key);
-    }
-  }
-  printf("%-56s %12.3e  (%d tensors, worst %s)\n", prefix, worst, os_train_params_count(p),
-         worst_key);
-}
-
-/* A backend copy of the case's tensor `key` (n values), or NULL. */
-static float *
-upload(train_report *c, os_backend *be, const char *key, size_t n, onestep_error *error)
-{
-  float *host = reference(c, key, n);
-  float *dev = host ? be->ops->alloc(be, n * sizeof(float)) : NULL;
-  if (dev)
-    be->ops->upload(be, dev, host, n * sizeof(float));
-  else
-    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
-                 c->st->path, key);
-  free(host);
-  return dev;
-}
-
-static float *
-host_tensor(train_report *c, const char *key, size_t n, onestep_error *error)
-{
-  float *host = reference(c, key, n);
-  if (!host)
-    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
-                 c->st->path, key);
-  return host;
-}
 
 typedef struct {
   int B, F, h, w, cross_dim;
@@ -144,7 +30,7 @@ typedef struct {
 
 /* One recorded step: forward, loss, backward, clip, AdamW, EMA, each compared. */
 static onestep_status
-run_step(train_report *c, onestep_context *ctx, os_train_params *p, os_tape *tape,
+run_step(os_golden_report *c, onestep_context *ctx, os_train_params *p, os_tape *tape,
          const train_settings *s, int step, const cJSON *recorded, onestep_error *error)
 {
   os_backend *be = ctx->be;
@@ -155,13 +41,16 @@ run_step(train_report *c, onestep_context *ctx, os_train_params *p, os_tape *tap
 #define KEY(name) (snprintf(key, sizeof key, "%s%s", prefix, name), key)
   onestep_status status = ONESTEP_ERR_FORMAT;
   float *dD = NULL, *x = NULL;
-  float *x0 = upload(c, be, KEY("x0"), n, error);
-  float *noise = x0 ? upload(c, be, KEY("noise"), n, error) : NULL;
-  float *cond = noise ? upload(c, be, KEY("cond_latent"), (size_t)B * 4 * s->h * s->w, error) : NULL;
-  float *ehs = cond ? upload(c, be, KEY("encoder_hidden_states"), (size_t)B * s->cross_dim, error)
+  float *x0 = os_golden_report_upload(c, be, KEY("x0"), n, error);
+  float *noise = x0 ? os_golden_report_upload(c, be, KEY("noise"), n, error) : NULL;
+  float *cond =
+      noise ? os_golden_report_upload(c, be, KEY("cond_latent"), (size_t)B * 4 * s->h * s->w, error)
+            : NULL;
+  float *ehs = cond ? os_golden_report_upload(c, be, KEY("encoder_hidden_states"),
+                                              (size_t)B * s->cross_dim, error)
                     : NULL;
-  float *ids = ehs ? host_tensor(c, KEY("added_time_ids"), (size_t)B * 3, error) : NULL;
-  float *sigma = ids ? host_tensor(c, KEY("sigma"), (size_t)B, error) : NULL;
+  float *ids = ehs ? os_golden_report_host(c, KEY("added_time_ids"), (size_t)B * 3, error) : NULL;
+  float *sigma = ids ? os_golden_report_host(c, KEY("sigma"), (size_t)B, error) : NULL;
   dD = sigma ? be->ops->alloc(be, n * sizeof(float)) : NULL;
   x = dD ? be->ops->alloc(be, n * sizeof(float)) : NULL;
   if (!x) {
@@ -173,7 +62,11 @@ run_step(train_report *c, onestep_context *ctx, os_train_params *p, os_tape *tap
   be->ops->copy(be, x, x0, n * sizeof(float));
   for (int b = 0; b < B; b++)
     be->ops->grad->axpy(be, x + b * per, noise + b * per, sigma[b], per);
-  os_denoise_input in = {.B = B, .F = s->F, .h = s->h, .w = s->w, .sigma = sigma,
+  os_denoise_input in = {.B = B,
+                         .F = s->F,
+                         .h = s->h,
+                         .w = s->w,
+                         .sigma = sigma,
                          .cond_latent = os_tape_leaf(tape, cond, (size_t)B * 4 * s->h * s->w, NULL),
                          .context = os_tape_leaf(tape, ehs, (size_t)B * s->cross_dim, NULL),
                          .added_time_ids = ids};
@@ -181,23 +74,23 @@ run_step(train_report *c, onestep_context *ctx, os_train_params *p, os_tape *tap
   os_tv D = os_train_denoise(ctx->unet, p, tape, os_tape_leaf(tape, x, n, NULL), &in, &out);
   if ((status = os_tape_status(tape, error)) != ONESTEP_OK)
     goto done;
-  compare_tensor(c, be, KEY("model_output"), os_tape_data(tape, out), n, true);
-  compare_tensor(c, be, KEY("denoised"), os_tape_data(tape, D), n, true);
+  os_golden_report_tensor(c, be, KEY("model_output"), os_tape_data(tape, out), n, true);
+  os_golden_report_tensor(c, be, KEY("denoised"), os_tape_data(tape, D), n, true);
   be->ops->fill(be, dD, 0.0f, n);
   double loss = os_train_batch_loss(be, os_tape_data(tape, D), x0, sigma, B, per, &s->loss, dD);
-  compare_scalar(c, KEY("loss"), loss, cJSON_GetObjectItem(recorded, "loss")->valuedouble);
+  os_golden_report_scalar(c, KEY("loss"), loss, cJSON_GetObjectItem(recorded, "loss")->valuedouble);
   os_train_params_zero_grad(p);
   if ((status = os_tape_backward(tape, D, dD, error)) != ONESTEP_OK)
     goto done;
   double norm = os_train_grad_norm(p);
-  compare_scalar(c, KEY("grad_norm_before_clip"), norm,
-                 cJSON_GetObjectItem(recorded, "grad_norm_before_clip")->valuedouble);
+  os_golden_report_scalar(c, KEY("grad_norm_before_clip"), norm,
+                          cJSON_GetObjectItem(recorded, "grad_norm_before_clip")->valuedouble);
   os_train_clip_grads(p, norm, s->max_grad_norm);
-  compare_trained(c, be, p, KEY("grad."), TRAINED_GRAD);
+  os_golden_report_trained(c, be, p, KEY("grad."), OS_TRAINED_GRAD);
   os_train_adam_step(p, &s->adam, step + 1);
-  compare_trained(c, be, p, KEY("param."), TRAINED_VALUE);
+  os_golden_report_trained(c, be, p, KEY("param."), OS_TRAINED_VALUE);
   os_train_ema_update(p, s->ema_decay);
-  compare_trained(c, be, p, KEY("ema."), TRAINED_EMA);
+  os_golden_report_trained(c, be, p, KEY("ema."), OS_TRAINED_EMA);
   status = be->ops->sync(be, error);
 #undef KEY
 done:
@@ -213,7 +106,7 @@ done:
 
 /* The case's settings; the strings point into the JSON document. */
 static onestep_status
-read_settings(train_report *c, train_settings *s, os_train_spec *spec, const char **lora,
+read_settings(os_golden_report *c, train_settings *s, os_train_spec *spec, const char **lora,
               const char **full, onestep_error *error)
 {
   os_json_file *j = &c->json;
@@ -225,12 +118,13 @@ read_settings(train_report *c, train_settings *s, os_train_spec *spec, const cha
   s->w = hw[1];
   const cJSON *l = os_json_get(j, "lora");
   spec->rank = cJSON_GetObjectItem(l, "rank") ? cJSON_GetObjectItem(l, "rank")->valueint : 0;
-  spec->alpha = cJSON_GetObjectItem(l, "alpha") ? (float)cJSON_GetObjectItem(l, "alpha")->valuedouble
-                                                : 0.0f;
+  spec->alpha =
+      cJSON_GetObjectItem(l, "alpha") ? (float)cJSON_GetObjectItem(l, "alpha")->valuedouble : 0.0f;
   spec->n_lora_targets = 0;
   const cJSON *item;
-  cJSON_ArrayForEach(item, cJSON_GetObjectItem(l, "targets"))
-    if (cJSON_IsString(item) && spec->n_lora_targets < MAX_TARGETS)
+  cJSON_ArrayForEach(item,
+                     cJSON_GetObjectItem(l, "targets")) if (cJSON_IsString(item) &&
+                                                            spec->n_lora_targets < MAX_TARGETS)
       lora[spec->n_lora_targets++] = item->valuestring;
   spec->lora_targets = lora;
   spec->n_full_targets = os_json_string_list(j, "full_targets", NULL, 0, full, MAX_TARGETS);
@@ -242,13 +136,13 @@ read_settings(train_report *c, train_settings *s, os_train_spec *spec, const cha
   const cJSON *o = os_json_get(j, "optimizer");
   const cJSON *betas = cJSON_GetObjectItem(o, "betas");
   s->adam = (os_adam_config){
-    .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
-    .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
-    .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
-    .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
-    .weight_decay = cJSON_GetObjectItem(o, "weight_decay")
-                        ? (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "weight_decay"))
-                        : 0.0f,
+      .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
+      .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
+      .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
+      .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
+      .weight_decay = cJSON_GetObjectItem(o, "weight_decay")
+                          ? (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "weight_decay"))
+                          : 0.0f,
   };
   s->max_grad_norm = os_json_number(j, "max_grad_norm", 0.0);
   s->ema_decay = (float)os_json_number(j, "ema_decay", 0.0);
@@ -272,7 +166,7 @@ case_path(const char *dir, const char *name)
 os_golden_result
 os_golden_train_check(const char *case_dir, const os_golden_options *options)
 {
-  train_report c = {.tolerance = options->tolerance};
+  os_golden_report c = {.tolerance = options->tolerance};
   train_settings s = {0};
   os_train_spec spec = {0};
   const char *lora[MAX_TARGETS], *full[MAX_TARGETS];
@@ -320,10 +214,11 @@ os_golden_train_check(const char *case_dir, const os_golden_options *options)
     goto done;
   }
   printf("%-56s %12s %12s  %s\n", "tensor", "rel err", "max abs", "result");
-  compare_trained(&c, ctx->be, p, "init.", TRAINED_VALUE);
+  os_golden_report_trained(&c, ctx->be, p, "init.", OS_TRAINED_VALUE);
   const cJSON *steps = os_json_get(&c.json, "steps"), *recorded;
   int step = 0;
-  cJSON_ArrayForEach(recorded, steps) {
+  cJSON_ArrayForEach(recorded, steps)
+  {
     if (run_step(&c, ctx, p, tape, &s, step++, recorded, &error) != ONESTEP_OK)
       goto done;
   }

@@ -1,0 +1,110 @@
+/* golden_report.c: see golden_report.h. */
+#include "golden_report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "golden_compare.h"
+
+double
+os_golden_report_count(os_golden_report *c, const char *key, double rel, double max_abs,
+                       bool print_row)
+{
+  bool ok = rel <= c->tolerance;
+  c->compared++;
+  c->failed += !ok;
+  if (c->compared == 1 || rel > c->worst) {
+    c->worst = rel;
+    snprintf(c->worst_key, sizeof c->worst_key, "%s", key);
+  }
+  if (print_row || !ok)
+    printf("%-56s %12.3e %12.3e  %s\n", key, rel, max_abs, ok ? "ok" : "FAILED");
+  return rel;
+}
+
+float *
+os_golden_report_reference(os_golden_report *c, const char *key, size_t n)
+{
+  const os_st_tensor *ref = os_safetensors_find(c->st, key);
+  if (!ref || (size_t)os_shape_numel(ref->ndim, ref->shape) != n)
+    return NULL;
+  float *want = malloc((n ? n : 1) * sizeof(float));
+  if (want)
+    os_dtype_to_f32(want, ref->data, ref->dtype, n);
+  return want;
+}
+
+double
+os_golden_report_tensor(os_golden_report *c, os_backend *be, const char *key, const float *data,
+                        size_t n, bool print_row)
+{
+  float *want = os_golden_report_reference(c, key, n);
+  float *host = malloc((n ? n : 1) * sizeof(float));
+  double rel = INFINITY, max_abs = INFINITY;
+  if (want && host) {
+    be->ops->download(be, host, data, n * sizeof(float));
+    rel = os_golden_rel_err(host, want, n, &max_abs);
+  } else {
+    printf("%-56s missing from the case or of another size\n", key);
+  }
+  free(want);
+  free(host);
+  return os_golden_report_count(c, key, rel, max_abs, print_row);
+}
+
+void
+os_golden_report_scalar(os_golden_report *c, const char *key, double value, double expected)
+{
+  float x = (float)value, ref = (float)expected;
+  double max_abs, rel = os_golden_rel_err(&x, &ref, 1, &max_abs);
+  os_golden_report_count(c, key, rel, max_abs, true);
+}
+
+void
+os_golden_report_trained(os_golden_report *c, os_backend *be, os_train_params *p,
+                         const char *prefix, os_trained_field field)
+{
+  double worst = 0.0;
+  char key[600], worst_key[600] = "";
+  for (int i = 0; i < os_train_params_count(p); i++) {
+    os_train_tensor *t = os_train_params_tensor(p, i);
+    const float *data = field == OS_TRAINED_VALUE  ? t->value
+                        : field == OS_TRAINED_GRAD ? t->grad
+                                                   : t->ema;
+    snprintf(key, sizeof key, "%s%s", prefix, t->name);
+    double rel = os_golden_report_tensor(c, be, key, data, t->n, false);
+    if (i == 0 || rel > worst) {
+      worst = rel;
+      snprintf(worst_key, sizeof worst_key, "%s", key);
+    }
+  }
+  printf("%-56s %12.3e  (%d tensors, worst %s)\n", prefix, worst, os_train_params_count(p),
+         worst_key);
+}
+
+float *
+os_golden_report_upload(os_golden_report *c, os_backend *be, const char *key, size_t n,
+                        onestep_error *error)
+{
+  float *host = os_golden_report_reference(c, key, n);
+  float *dev = host ? be->ops->alloc(be, n * sizeof(float)) : NULL;
+  if (dev)
+    be->ops->upload(be, dev, host, n * sizeof(float));
+  else
+    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
+                 c->st->path, key);
+  free(host);
+  return dev;
+}
+
+float *
+os_golden_report_host(os_golden_report *c, const char *key, size_t n, onestep_error *error)
+{
+  float *host = os_golden_report_reference(c, key, n);
+  if (!host)
+    os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
+                 c->st->path, key);
+  return host;
+}

@@ -1,0 +1,43 @@
+/* golden_report.h: comparing engine tensors with a case's recorded ones and
+ * counting the results, for the training and OSV checks. */
+#ifndef ONESTEP_GOLDEN_REPORT_H
+#define ONESTEP_GOLDEN_REPORT_H
+
+#include <stdbool.h>
+
+#include "backend.h"
+#include "config_json.h"
+#include "safetensors.h"
+#include "train_params.h"
+
+typedef struct {
+  const char *name; /* the case folder's last component */
+  os_json_file json;
+  os_safetensors *st;
+  double tolerance;
+  int compared, failed;
+  double worst;
+  char worst_key[512];
+} os_golden_report;
+
+/* Counts one comparison; prints its row when asked or when it fails; returns rel. */
+double os_golden_report_count(os_golden_report *c, const char *key, double rel, double max_abs,
+                              bool print_row);
+/* The case's tensor as float32 (n values expected, malloc'ed), or NULL. */
+float *os_golden_report_reference(os_golden_report *c, const char *key, size_t n);
+/* n backend floats against the case's tensor `key`; returns the relative error. */
+double os_golden_report_tensor(os_golden_report *c, os_backend *be, const char *key,
+                               const float *data, size_t n, bool print_row);
+void os_golden_report_scalar(os_golden_report *c, const char *key, double value, double expected);
+
+typedef enum { OS_TRAINED_VALUE, OS_TRAINED_GRAD, OS_TRAINED_EMA } os_trained_field;
+/* One field of every trained tensor against "PREFIX<name>"; one summary row. */
+void os_golden_report_trained(os_golden_report *c, os_backend *be, os_train_params *p,
+                              const char *prefix, os_trained_field field);
+/* A backend copy of the case's tensor `key` (n values), or NULL after an error. */
+float *os_golden_report_upload(os_golden_report *c, os_backend *be, const char *key, size_t n,
+                               onestep_error *error);
+/* A host copy (malloc'ed), or NULL after an error. */
+float *os_golden_report_host(os_golden_report *c, const char *key, size_t n, onestep_error *error);
+
+#endif
