@@ -259,6 +259,17 @@ os_disc_new(os_dinov2 *dino, const os_disc_config *cfg, onestep_error *error)
                  cfg->cmap);
     return NULL;
   }
+  const os_backend_ops *ops = os_dinov2_backend(dino)->ops;
+  if (!ops->grad || !ops->leaky_relu || !ops->pixel_shuffle || !ops->resize_bilinear ||
+      !ops->batch_norm_local || !ops->spectral_normalize || !ops->channel_projection ||
+      !ops->grad->spectral_norm_power_iteration || !ops->grad->leaky_relu_backward ||
+      !ops->grad->pixel_shuffle_backward || !ops->grad->resize_bilinear_backward ||
+      !ops->grad->batch_norm_local_backward || !ops->grad->spectral_normalize_backward ||
+      !ops->grad->channel_projection_backward) {
+    os_error_set(error, ONESTEP_ERR_DEVICE, "the %s backend cannot run the discriminator yet",
+                 ops->name);
+    return NULL;
+  }
   os_disc *d = calloc(1, sizeof *d);
   int n_taps = os_dinov2_tap_count(dino);
   int per_head = 6 + 6 + 4 + 2; /* b1, b2: conv (4) + norm (2); cls (4); cmapper (2) */
