@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "golden.h"
+#include "golden_osv.h"
 #include "golden_train.h"
 #include "onestep-cli.h"
 
@@ -86,7 +87,7 @@ onestep_cli_check_golden (int    argc,
       onestep_cli_fail ("%s", engine_error.message);
       return 1;
     }
-  if (kind == OS_GOLDEN_KIND_TRAINING)
+  if (kind != OS_GOLDEN_KIND_INFERENCE)
     {
       os_golden_options check = {
         .model_dir = model,
@@ -94,12 +95,9 @@ onestep_cli_check_golden (int    argc,
         .tolerance = tolerance,
         .program = "onestep-cli",
       };
-      return os_golden_train_check (cases[0], &check) == OS_GOLDEN_PASSED ? 0 : 1;
-    }
-  if (kind == OS_GOLDEN_KIND_OSV)
-    {
-      onestep_cli_fail ("%s: OSV cases are not supported yet", cases[0]);
-      return 1;
+      os_golden_result result = kind == OS_GOLDEN_KIND_TRAINING ? os_golden_train_check (cases[0], &check)
+                                                                : os_golden_osv_check (cases[0], &check);
+      return result == OS_GOLDEN_PASSED ? 0 : 1;
     }
   golden = os_golden_case_open (cases[0], &engine_error);
   if (golden == NULL)

@@ -31,9 +31,10 @@ double os_golden_report_tensor(os_golden_report *c, os_backend *be, const char *
 void os_golden_report_scalar(os_golden_report *c, const char *key, double value, double expected);
 
 typedef enum { OS_TRAINED_VALUE, OS_TRAINED_GRAD, OS_TRAINED_EMA } os_trained_field;
-/* One field of every trained tensor against "PREFIX<name>"; one summary row. */
+/* One field of every trained tensor (with adapters_only, of the LoRA
+ * tensors alone) against "PREFIX<name>"; one summary row. */
 void os_golden_report_trained(os_golden_report *c, os_backend *be, os_train_params *p,
-                              const char *prefix, os_trained_field field);
+                              const char *prefix, os_trained_field field, bool adapters_only);
 /* A backend copy of the case's tensor `key` (n values), or NULL after an error. */
 float *os_golden_report_upload(os_golden_report *c, os_backend *be, const char *key, size_t n,
                                onestep_error *error);

@@ -86,11 +86,11 @@ run_step(os_golden_report *c, onestep_context *ctx, os_train_params *p, os_tape 
   os_golden_report_scalar(c, KEY("grad_norm_before_clip"), norm,
                           cJSON_GetObjectItem(recorded, "grad_norm_before_clip")->valuedouble);
   os_train_clip_grads(p, norm, s->max_grad_norm);
-  os_golden_report_trained(c, be, p, KEY("grad."), OS_TRAINED_GRAD);
+  os_golden_report_trained(c, be, p, KEY("grad."), OS_TRAINED_GRAD, false);
   os_train_adam_step(p, &s->adam, step + 1);
-  os_golden_report_trained(c, be, p, KEY("param."), OS_TRAINED_VALUE);
+  os_golden_report_trained(c, be, p, KEY("param."), OS_TRAINED_VALUE, false);
   os_train_ema_update(p, s->ema_decay);
-  os_golden_report_trained(c, be, p, KEY("ema."), OS_TRAINED_EMA);
+  os_golden_report_trained(c, be, p, KEY("ema."), OS_TRAINED_EMA, false);
   status = be->ops->sync(be, error);
 #undef KEY
 done:
@@ -214,7 +214,7 @@ os_golden_train_check(const char *case_dir, const os_golden_options *options)
     goto done;
   }
   printf("%-56s %12s %12s  %s\n", "tensor", "rel err", "max abs", "result");
-  os_golden_report_trained(&c, ctx->be, p, "init.", OS_TRAINED_VALUE);
+  os_golden_report_trained(&c, ctx->be, p, "init.", OS_TRAINED_VALUE, false);
   const cJSON *steps = os_json_get(&c.json, "steps"), *recorded;
   int step = 0;
   cJSON_ArrayForEach(recorded, steps)

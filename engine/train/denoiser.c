@@ -46,7 +46,7 @@ os_train_batch_loss(os_backend *be, const float *pred, const float *target, cons
 {
   double total = 0.0;
   for (int b = 0; b < B; b++) {
-    double s = sigma[b];
+    double s = cfg->edm_weight ? sigma[b] : 1.0;
     double weight = cfg->edm_weight ? (s * s + 1.0) / (s * s) : 1.0;
     double scale = weight / ((double)per_sample * B);
     size_t off = (size_t)b * per_sample;

@@ -31,7 +31,8 @@ typedef struct {
 } os_loss_config;
 
 /* Mean over the batch of w_b * mean(loss(pred_b, target_b)); with grad (n
- * floats, may be NULL) the loss's gradient with respect to pred is added. */
+ * floats, may be NULL) the loss's gradient with respect to pred is added.
+ * sigma (host [B]) is read only for SVD's weights. */
 double os_train_batch_loss(os_backend *be, const float *pred, const float *target,
                            const float *sigma, int B, size_t per_sample,
                            const os_loss_config *cfg, float *grad);

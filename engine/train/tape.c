@@ -275,15 +275,21 @@ os_tape_checkpoint(os_tape *tape, os_tape_segment_fn fn, int n_in, const os_tv *
   return y;
 }
 
+void
+os_tape_seed(os_tape *tape, os_tv v, const float *d)
+{
+  float *grad = os_tape_grad_for(tape, v);
+  if (grad)
+    tape->be->ops->grad->axpy(tape->be, grad, d, 1.0f, tape->tensors[v].n);
+}
+
 onestep_status
 os_tape_backward(os_tape *tape, os_tv out, const float *dout, onestep_error *error)
 {
   if (tape->latched.code != ONESTEP_OK)
     return os_tape_status(tape, error);
   os_backend *be = tape->be;
-  float *seed = os_tape_grad_for(tape, out);
-  if (seed)
-    be->ops->grad->axpy(be, seed, dout, 1.0f, tape->tensors[out].n);
+  os_tape_seed(tape, out, dout);
   for (int i = tape->n_nodes - 1; i >= 0 && tape->latched.code == ONESTEP_OK; i--) {
     const os_tape_node *node = &tape->nodes[i];
     tape_tensor *y = &tape->tensors[node->out];

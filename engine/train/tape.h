@@ -97,6 +97,11 @@ struct os_tape_node {
 os_tape_node *os_tape_record(os_tape *tape, os_tape_backward_fn backward, os_tv out, int n_in,
                              const os_tv *in);
 
+/* Adds d (v's size, backend memory) to v's gradient ahead of a backward:
+ * for a loss of several terms, seed each term's tensor, then run the backward
+ * from one of them. */
+void os_tape_seed(os_tape *tape, os_tv v, const float *d);
+
 /* Seeds out's gradient with dout (n floats, backend memory) and runs every
  * recorded node in reverse; leaves' gradients accumulate. */
 onestep_status os_tape_backward(os_tape *tape, os_tv out, const float *dout,

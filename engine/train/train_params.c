@@ -30,6 +30,7 @@ struct os_train_params {
   int n_routes;
   float lora_scale;
   os_train_view view;
+  bool full_frozen;
 };
 
 static bool
@@ -328,12 +329,20 @@ os_train_tensor_leaf(os_train_params *p, os_tape *tape, int i)
   }
 }
 
+void
+os_train_params_freeze_full(os_train_params *p, bool frozen)
+{
+  p->full_frozen = frozen;
+}
+
 os_tv
 os_train_weight(os_train_params *p, os_tape *tape, const float *w, size_t n)
 {
   const weight_route *r = find_route(p, w);
   if (!r || r->full < 0)
     return os_tape_leaf(tape, w, n, NULL);
+  if (p->full_frozen && p->view == OS_TRAIN_VIEW_STUDENT)
+    return os_tape_leaf(tape, p->tensors[r->full].value, n, NULL);
   return os_train_tensor_leaf(p, tape, r->full);
 }
 
@@ -394,6 +403,23 @@ os_train_params_load_peft(os_train_params *p, const char *path, onestep_error *e
   free(host);
   os_safetensors_close(st);
   return status;
+}
+
+void
+os_train_params_reset_moments(os_train_params *p)
+{
+  for (int i = 0; i < p->n_tensors; i++) {
+    p->be->ops->fill(p->be, p->tensors[i].m, 0.0f, p->tensors[i].n);
+    p->be->ops->fill(p->be, p->tensors[i].v, 0.0f, p->tensors[i].n);
+  }
+}
+
+void
+os_train_params_reset_ema(os_train_params *p)
+{
+  for (int i = 0; i < p->n_tensors; i++)
+    p->be->ops->copy(p->be, p->tensors[i].ema, p->tensors[i].value,
+                     p->tensors[i].n * sizeof(float));
 }
 
 void

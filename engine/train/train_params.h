@@ -65,6 +65,9 @@ int os_train_params_full_index(const os_train_params *p, const float *w);
 float os_train_params_lora_scale(const os_train_params *p); /* alpha / rank */
 
 void os_train_params_set_view(os_train_params *p, os_train_view view);
+/* With frozen, the tensors trained in full take no gradient (OSV's stage 1
+ * trains the adapters alone). */
+void os_train_params_freeze_full(os_train_params *p, bool frozen);
 /* A tape leaf for the weight w (n floats) as the current view sees it. */
 os_tv os_train_weight(os_train_params *p, os_tape *tape, const float *w, size_t n);
 /* A tape leaf for trained tensor i as the current view sees it (the
@@ -78,6 +81,10 @@ const os_lora_adapter *os_train_lora_for(const os_train_params *p, const float *
  * hold exactly this run's adapters, with their shapes. */
 onestep_status os_train_params_load_peft(os_train_params *p, const char *path,
                                          onestep_error *error);
+
+/* A stage's fresh start (OSV): Adam moments to zero, the EMA to the values. */
+void os_train_params_reset_moments(os_train_params *p);
+void os_train_params_reset_ema(os_train_params *p);
 
 /* Sets every gradient to zero. */
 void os_train_params_zero_grad(os_train_params *p);
