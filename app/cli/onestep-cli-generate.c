@@ -91,10 +91,11 @@ print_json_summary (const onestep_clip              *clip,
   printf ("%s\n", text);
 }
 
-/* OUT by its extension: .mp4, .webm, .gif, else a folder of PNG frames; the
- * generation settings go into the file's metadata. */
+/* OUT in the format its extension names; the generation settings go into the
+ * file's metadata. */
 static gboolean
 write_clip (const char             *output,
+            OnestepExportFormat     format,
             const onestep_clip     *clip,
             const onestep_request  *request,
             const char             *model,
@@ -103,7 +104,7 @@ write_clip (const char             *output,
   g_autoptr(GHashTable) metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   OnestepExportOptions options;
 
-  onestep_export_options_init (&options, onestep_export_format_for_path (output));
+  onestep_export_options_init (&options, format);
   options.fps = request->fps;
   options.metadata = metadata;
   g_hash_table_insert (metadata, "model", g_strdup (model));
@@ -131,7 +132,7 @@ onestep_cli_generate (int    argc,
   g_auto(GStrv) images = NULL;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (diffusers layout)", "PATH" },
-    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output: .mp4, .webm, .gif or a folder of PNG frames", "OUT" },
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output: .mp4, .webm, .gif, or no extension for a folder of PNG frames", "OUT" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (default: the model's)", "N" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, "Noise seed (default 0)", "S" },
     { "frames", 0, 0, G_OPTION_ARG_INT, &frames, "Frames (default: the UNet's num_frames)", "F" },
@@ -163,6 +164,7 @@ onestep_cli_generate (int    argc,
   const onestep_model_info *info;
   onestep_clip *clip;
   onestep_error engine_error = { 0 };
+  OnestepExportFormat format;
   gint64 started = g_get_monotonic_time ();
   gboolean written;
   guint64 seed = 0;
@@ -201,7 +203,8 @@ onestep_cli_generate (int    argc,
     }
   if (!onestep_cli_parse_device (device_name, &params.device, &error) ||
       !onestep_cli_parse_precision (precision_name, &params.precision, &error) ||
-      !onestep_cli_model_options_apply (&model_options, &params, &error))
+      !onestep_cli_model_options_apply (&model_options, &params, &error) ||
+      !onestep_export_format_for_path (output, &format, &error))
     {
       onestep_cli_fail ("%s", error->message);
       return 2;
@@ -274,7 +277,7 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = write_clip (output, clip, &request, model, &error);
+  written = write_clip (output, format, clip, &request, model, &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

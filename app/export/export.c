@@ -28,18 +28,41 @@ onestep_export_options_init (OnestepExportOptions *options,
   options->quality = DEFAULT_QUALITY;
 }
 
-OnestepExportFormat
-onestep_export_format_for_path (const char *path)
+gboolean
+onestep_export_format_for_path (const char           *path,
+                                OnestepExportFormat  *format,
+                                GError              **error)
 {
-  g_autofree char *lower = g_ascii_strdown (path, -1);
+  static const struct {
+    const char *extension;
+    OnestepExportFormat format;
+  } known[] = {
+    { ".mp4", ONESTEP_EXPORT_FORMAT_MP4 },
+    { ".webm", ONESTEP_EXPORT_FORMAT_WEBM },
+    { ".gif", ONESTEP_EXPORT_FORMAT_GIF },
+  };
+  g_autofree char *base = g_path_get_basename (path);
+  const char *dot = strrchr (base, '.');
 
-  if (g_str_has_suffix (lower, ".mp4"))
-    return ONESTEP_EXPORT_FORMAT_MP4;
-  if (g_str_has_suffix (lower, ".webm"))
-    return ONESTEP_EXPORT_FORMAT_WEBM;
-  if (g_str_has_suffix (lower, ".gif"))
-    return ONESTEP_EXPORT_FORMAT_GIF;
-  return ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+  /* A leading dot names a hidden file, not an extension. */
+  if (dot == NULL || dot == base)
+    {
+      *format = ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+      return TRUE;
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
+    if (g_ascii_strcasecmp (dot, known[i].extension) == 0)
+      {
+        *format = known[i].format;
+        return TRUE;
+      }
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+               _("“%s”: unknown output format “%s”; use .mp4 (H.264), .webm (VP9), .gif, "
+                 "or a name without an extension for a folder of PNG frames"),
+               path, dot);
+  return FALSE;
 }
 
 const char *

@@ -38,8 +38,12 @@ typedef struct {
 
 void onestep_export_options_init (OnestepExportOptions *options, OnestepExportFormat format);
 
-/* .mp4, .webm, .gif, otherwise a folder of PNG frames. */
-OnestepExportFormat onestep_export_format_for_path (const char *path);
+/* The format a path's extension names: .mp4, .webm or .gif (any case), a folder of PNG
+ * frames for a name without an extension; any other extension is
+ * G_IO_ERROR_INVALID_ARGUMENT listing the formats. */
+gboolean onestep_export_format_for_path (const char           *path,
+                                         OnestepExportFormat  *format,
+                                         GError              **error);
 
 /* Whether this system's FFmpeg (or gdk-pixbuf) can write the format; the Flatpak runtime
  * before GNOME 49, for example, has no H.264 encoder. */

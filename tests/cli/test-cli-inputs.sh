@@ -57,6 +57,8 @@ expect_failure "missing model" "no-such-model" \
   generate --model "$work/no-such-model" --output "$out" "$image"
 expect_failure "unknown device" "--device tpu" \
   generate --model "$model" --output "$out" --device tpu "$image"
+expect_failure "unknown output extension" "\\.avi.*\\.mp4.*\\.webm.*\\.gif.*PNG frames" \
+  generate --model "$model" --output "$work/clip.avi" "$image"
 expect_failure "existing output" "already exists" \
   generate --model "$model" --output "$work/existing" "$image"
 expect_failure "info on a missing model" "no-such-model" info --model "$work/no-such-model"

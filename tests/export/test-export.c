@@ -267,11 +267,13 @@ test_round_trip (Fixture       *fixture,
 {
   const RoundTrip *trip = data;
   OnestepExportOptions options;
+  OnestepExportFormat format;
   g_autofree char *listing = NULL;
   g_autoptr(DecodedClip) clip = NULL;
   double worst;
 
-  g_assert_cmpint (onestep_export_format_for_path (trip->name), ==, trip->format);
+  g_assert_true (onestep_export_format_for_path (trip->name, &format, NULL));
+  g_assert_cmpint (format, ==, trip->format);
   g_assert_true (onestep_export_format_available (trip->format));
   onestep_export_options_init (&options, trip->format);
   clip = export_and_decode (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
@@ -460,6 +462,7 @@ test_png_folder (Fixture       *fixture,
                  gconstpointer  data)
 {
   OnestepExportOptions options;
+  OnestepExportFormat format;
   g_autofree char *path = NULL;
   g_autofree char *first = NULL;
   g_autofree char *last = NULL;
@@ -470,7 +473,8 @@ test_png_folder (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
   gsize frame_size = (gsize) WIDTH * HEIGHT * 3;
 
-  g_assert_cmpint (onestep_export_format_for_path ("frames"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_true (onestep_export_format_for_path ("frames", &format, NULL));
+  g_assert_cmpint (format, ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
   onestep_export_options_init (&options, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
   path = export_clip (fixture, "frames", &options, WIDTH, HEIGHT, NULL);
 
@@ -699,13 +703,33 @@ test_invalid_arguments (Fixture       *fixture,
   g_assert_cmpstr (listing, ==, "");
 }
 
+/* The format a path names, or the error for an unknown extension. */
+static int
+format_of (const char *path)
+{
+  OnestepExportFormat format;
+  g_autoptr(GError) error = NULL;
+
+  if (onestep_export_format_for_path (path, &format, &error))
+    return format;
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, ".mp4"));
+  g_assert_nonnull (strstr (error->message, ".webm"));
+  g_assert_nonnull (strstr (error->message, ".gif"));
+  g_assert_nonnull (strstr (error->message, "PNG frames"));
+  return -1;
+}
+
 static void
 test_format_names (void)
 {
-  g_assert_cmpint (onestep_export_format_for_path ("/a/B.MP4"), ==, ONESTEP_EXPORT_FORMAT_MP4);
-  g_assert_cmpint (onestep_export_format_for_path ("x.webm"), ==, ONESTEP_EXPORT_FORMAT_WEBM);
-  g_assert_cmpint (onestep_export_format_for_path ("x.Gif"), ==, ONESTEP_EXPORT_FORMAT_GIF);
-  g_assert_cmpint (onestep_export_format_for_path ("x.mp4/out"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("/a/B.MP4"), ==, ONESTEP_EXPORT_FORMAT_MP4);
+  g_assert_cmpint (format_of ("x.webm"), ==, ONESTEP_EXPORT_FORMAT_WEBM);
+  g_assert_cmpint (format_of ("x.Gif"), ==, ONESTEP_EXPORT_FORMAT_GIF);
+  g_assert_cmpint (format_of ("x.mp4/out"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("out/.frames"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("x.avi"), ==, -1);
+  g_assert_cmpint (format_of ("x.mp4.part"), ==, -1);
   for (guint i = 0; i < G_N_ELEMENTS (all_formats); i++)
     g_assert_nonnull (onestep_export_format_name (all_formats[i]));
 }
