@@ -99,21 +99,27 @@ write_clip (const char             *output,
             const onestep_clip     *clip,
             const onestep_request  *request,
             const char             *model,
+            const char             *unet_file,
             GError                **error)
 {
-  g_autoptr(GHashTable) metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  OnestepClipSettings settings = {
+    .model = model,
+    .unet_file = unet_file,
+    .sampler = onestep_sampler_name (clip->sampler),
+    .seed = request->seed,
+    .steps = clip->steps,
+    .frames = clip->frames,
+    .width = clip->width,
+    .height = clip->height,
+    .fps = request->fps,
+    .motion_bucket_id = request->motion_bucket_id,
+    .noise_aug_strength = request->noise_aug_strength,
+  };
   OnestepExportOptions options;
 
   onestep_export_options_init (&options, format);
   options.fps = request->fps;
-  options.metadata = metadata;
-  g_hash_table_insert (metadata, "model", g_strdup (model));
-  g_hash_table_insert (metadata, "seed", g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) request->seed));
-  g_hash_table_insert (metadata, "steps", g_strdup_printf ("%d", clip->steps));
-  g_hash_table_insert (metadata, "sampler", g_strdup (onestep_sampler_name (clip->sampler)));
-  g_hash_table_insert (metadata, "fps", g_strdup_printf ("%d", request->fps));
-  g_hash_table_insert (metadata, "motion_bucket_id", g_strdup_printf ("%d", request->motion_bucket_id));
-  g_hash_table_insert (metadata, "noise_aug_strength", g_strdup_printf ("%g", request->noise_aug_strength));
+  options.settings = &settings;
   return onestep_export_write (output, clip->rgb, clip->frames, clip->width, clip->height,
                                &options, NULL, error);
 }
@@ -191,7 +197,7 @@ onestep_cli_generate (int    argc,
       onestep_cli_fail ("--width/--height: at most %d pixels", MAX_SIDE);
       return 2;
     }
-  if (seed_text != NULL && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, &error))
+  if (seed_text != NULL && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXINT64, &seed, &error))
     {
       onestep_cli_fail ("--seed %s: %s", seed_text, error->message);
       return 2;
@@ -277,7 +283,7 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = write_clip (output, format, clip, &request, model, &error);
+  written = write_clip (output, format, clip, &request, model, model_options.unet_file, &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

@@ -285,7 +285,7 @@ onestep_export_write (const char                 *path,
     repeats = options->loop_count;
 
   sequence = _onestep_export_sequence_new (frames, options->ping_pong, repeats, &job.length);
-  settings_json = _onestep_export_metadata_to_json (options->metadata, !is_video);
+  settings_json = _onestep_export_settings_to_json (options->settings, !is_video);
   job.path = path;
   job.rgb = rgb;
   job.frames = frames;

@@ -38,10 +38,8 @@ struct _OnestepExportDialog
 typedef struct
 {
   char                 *path;
-  GBytes               *frames;
-  int                   n_frames;
-  int                   width;
-  int                   height;
+  OnestepResult        *result;
+  OnestepClipSettings   settings;  /* pointing into the result's params */
   OnestepExportOptions  options;
 } ExportJob;
 
@@ -61,8 +59,7 @@ static void
 export_job_free (ExportJob *job)
 {
   g_free (job->path);
-  g_bytes_unref (job->frames);
-  g_clear_pointer (&job->options.metadata, g_hash_table_unref);
+  g_object_unref (job->result);
   g_free (job);
 }
 
@@ -121,8 +118,11 @@ export_thread (GTask        *task,
   ExportJob *job = task_data;
   GError *error = NULL;
 
-  if (onestep_export_write (job->path, g_bytes_get_data (job->frames, NULL), job->n_frames,
-                            job->width, job->height, &job->options, cancellable, &error))
+  if (onestep_export_write (job->path, g_bytes_get_data (onestep_result_get_frames (job->result), NULL),
+                            onestep_result_get_n_frames (job->result),
+                            onestep_result_get_width (job->result),
+                            onestep_result_get_height (job->result),
+                            &job->options, cancellable, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -177,25 +177,23 @@ on_export_done (GObject      *object,
                                adw_toast_new_format (_("Could not export: %s"), error->message));
 }
 
-static GHashTable *
-metadata_for_result (OnestepResult *result)
+static void
+clip_settings_for_result (OnestepResult       *result,
+                          OnestepClipSettings *settings)
 {
   const OnestepParams *params = onestep_result_get_params (result);
-  GHashTable *metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
-  g_autofree char *model = g_path_get_basename (params->model_path);
 
-  g_hash_table_insert (metadata, (gpointer)"model", g_strdup (model));
-  g_hash_table_insert (metadata, (gpointer)"seed", g_strdup_printf ("%u", params->seed));
-  g_hash_table_insert (metadata, (gpointer)"steps", g_strdup_printf ("%d", params->steps));
-  g_hash_table_insert (metadata, (gpointer)"sampler",
-                       g_strdup (onestep_sampler_name (onestep_result_get_sampler (result))));
-  g_hash_table_insert (metadata, (gpointer)"size",
-                       g_strdup_printf ("%dx%d", params->width, params->height));
-  g_hash_table_insert (metadata, (gpointer)"frames", g_strdup_printf ("%d", params->frames));
-  g_hash_table_insert (metadata, (gpointer)"motion_bucket_id",
-                       g_strdup_printf ("%d", params->motion_bucket_id));
-
-  return metadata;
+  settings->model = params->model_path;
+  settings->unet_file = params->unet_file;
+  settings->sampler = onestep_sampler_name (onestep_result_get_sampler (result));
+  settings->seed = params->seed;
+  settings->steps = params->steps;
+  settings->frames = params->frames;
+  settings->width = params->width;
+  settings->height = params->height;
+  settings->fps = params->fps;
+  settings->motion_bucket_id = params->motion_bucket_id;
+  settings->noise_aug_strength = (float) params->noise_aug_strength;
 }
 
 /* Writes the clip with the chosen options; the same as pressing Export. */
@@ -233,16 +231,14 @@ onestep_export_dialog_export (OnestepExportDialog *self)
 
   job = g_new0 (ExportJob, 1);
   job->path = g_steal_pointer (&path);
-  job->frames = g_bytes_ref (onestep_result_get_frames (self->result));
-  job->n_frames = onestep_result_get_n_frames (self->result);
-  job->width = onestep_result_get_width (self->result);
-  job->height = onestep_result_get_height (self->result);
+  job->result = g_object_ref (self->result);
+  clip_settings_for_result (job->result, &job->settings);
   onestep_export_options_init (&job->options, format);
   job->options.fps = gtk_spin_button_get_value_as_int (self->fps_spin);
   job->options.loop_count = gtk_spin_button_get_value_as_int (self->loop_spin);
   job->options.ping_pong = gtk_switch_get_active (self->ping_pong_switch);
   job->options.quality = (int)gtk_range_get_value (self->quality_scale);
-  job->options.metadata = metadata_for_result (self->result);
+  job->options.settings = &job->settings;
 
   g_settings_set_enum (self->settings, "export-format", format);
   g_settings_set_string (self->settings, "export-folder", self->folder);

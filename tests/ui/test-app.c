@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 
 #include "onestep-application.h"
 #include "onestep-export-dialog.h"
@@ -349,6 +350,114 @@ test_export (void)
 }
 
 static void
+on_exported (OnestepExportDialog *dialog,
+             const char          *path,
+             char               **exported)
+{
+  *exported = g_strdup (path);
+}
+
+/* Exports result through the export dialog in format; returns the exported path. */
+static char *
+export_result (OnestepResult *result,
+               int            format)
+{
+  GtkWindow *dialog;
+  char *exported = NULL;
+
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", format);
+  dialog = onestep_window_export (window, result);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  g_assert_true (wait_until (window_gone, &dialog));
+  g_assert_nonnull (exported);
+  return exported;
+}
+
+static JsonNode *
+load_json (const char *path)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_file (parser, path, &error);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+static void
+remove_png_folder (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *file = g_build_filename (path, name, NULL);
+
+      g_assert_cmpint (g_unlink (file), ==, 0);
+    }
+  g_assert_cmpint (g_rmdir (path), ==, 0);
+}
+
+/* The app and onestep-cli write the same settings.json, member for member and type for
+ * type, for a clip made with the same settings. */
+static void
+test_settings_match_cli (void)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+  const OnestepParams *params = onestep_result_get_params (result);
+  g_autofree char *gui_folder = export_result (result, 3 /* PNG frames */);
+  g_autofree char *cli_folder = g_build_filename (export_dir, "from-cli", NULL);
+  g_autofree char *gui_file = g_build_filename (gui_folder, "settings.json", NULL);
+  g_autofree char *cli_file = g_build_filename (cli_folder, "settings.json", NULL);
+  g_autofree char *seed = g_strdup_printf ("%u", params->seed);
+  g_autofree char *steps = g_strdup_printf ("%d", params->steps);
+  g_autofree char *frames = g_strdup_printf ("%d", params->frames);
+  g_autofree char *width = g_strdup_printf ("%d", params->width);
+  g_autofree char *height = g_strdup_printf ("%d", params->height);
+  g_autofree char *fps = g_strdup_printf ("%d", params->fps);
+  g_autofree char *motion = g_strdup_printf ("%d", params->motion_bucket_id);
+  char noise[G_ASCII_DTOSTR_BUF_SIZE];
+  const char *argv[] = {
+    g_getenv ("ONESTEP_CLI"), "generate", "--model", params->model_path, "--output", cli_folder,
+    "--seed", seed, "--steps", steps, "--frames", frames, "--width", width, "--height", height,
+    "--fps", fps, "--motion-bucket", motion, "--noise-aug",
+    g_ascii_dtostr (noise, sizeof noise, params->noise_aug_strength),
+    "--sampler", onestep_sampler_name (onestep_result_get_sampler (result)),
+    g_getenv ("ONESTEP_TEST_IMAGE"), NULL
+  };
+  g_autoptr(JsonNode) gui_settings = NULL;
+  g_autoptr(JsonNode) cli_settings = NULL;
+  g_autofree char *gui_text = NULL;
+  g_autofree char *cli_text = NULL;
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  g_assert_true (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               NULL, NULL, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, &error));
+  g_assert_no_error (error);
+
+  gui_settings = load_json (gui_file);
+  cli_settings = load_json (cli_file);
+  gui_text = json_to_string (gui_settings, FALSE);
+  cli_text = json_to_string (cli_settings, FALSE);
+  g_test_message ("app: %s", gui_text);
+  g_test_message ("cli: %s", cli_text);
+  g_assert_cmpstr (gui_text, ==, cli_text);
+  g_assert_true (json_node_equal (gui_settings, cli_settings));
+  g_assert_cmpint (json_node_get_value_type (json_object_get_member (json_node_get_object (gui_settings),
+                                                                     "seed")), ==, G_TYPE_INT64);
+
+  remove_png_folder (gui_folder);
+  remove_png_folder (cli_folder);
+}
+
+static void
 on_error_reported (OnestepWindow *win,
                    const char    *what_failed,
                    const char    *details,
@@ -433,6 +542,7 @@ main (int   argc,
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
+  g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
