@@ -141,14 +141,16 @@ onestep_window_show_result (OnestepWindow *self,
 static char *
 describe_progress (const OnestepEngineProgress *progress)
 {
-  int step = MIN (progress->step + 1, progress->n_steps);
+  /* The engine counts UNet evaluations, which some samplers make two of per step. */
+  int step = MIN (progress->step * progress->run_steps / MAX (progress->n_steps, 1) + 1,
+                  progress->run_steps);
 
   if (progress->stage == ONESTEP_STAGE_DENOISE)
     {
       if (progress->run == 0)
-        return g_strdup_printf (_("Generating: step %d of %d"), step, progress->n_steps);
+        return g_strdup_printf (_("Generating: step %d of %d"), step, progress->run_steps);
       return g_strdup_printf (_("Refining with %d steps: step %d of %d"), progress->run_steps,
-                              step, progress->n_steps);
+                              step, progress->run_steps);
     }
 
   if (progress->run > 0)

@@ -13,6 +13,7 @@
 #include <json-glib/json-glib.h>
 
 #include "onestep-application.h"
+#include "onestep-controls.h"
 #include "onestep-export-dialog.h"
 #include "onestep-preferences-window.h"
 #include "onestep-window.h"
@@ -458,6 +459,66 @@ test_settings_match_cli (void)
 }
 
 static void
+on_status_changed (GtkLabel   *label,
+                   GParamSpec *pspec,
+                   GPtrArray  *statuses)
+{
+  g_ptr_array_add (statuses, g_strdup (gtk_label_get_label (label)));
+}
+
+static gboolean
+idle_with_tts_result (gpointer data)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+
+  return !onestep_window_get_busy (window) && result != NULL &&
+         onestep_result_get_sampler (result) == ONESTEP_SAMPLER_TTS &&
+         onestep_result_get_params (result)->steps == GPOINTER_TO_INT (data);
+}
+
+/* The Time Travel Sampler evaluates the UNet twice per step: the status still counts
+ * steps, "step 2 of 4", not evaluations, "step 4 of 8". */
+static void
+test_status_counts_steps (void)
+{
+  GtkWidget *controls = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                   ONESTEP_TYPE_WINDOW,
+                                                                   "controls"));
+  GObject *status = gtk_widget_get_template_child (GTK_WIDGET (window), ONESTEP_TYPE_WINDOW,
+                                                   "status_label");
+  GObject *sampler_row = gtk_widget_get_template_child (controls, ONESTEP_TYPE_CONTROLS,
+                                                        "sampler_row");
+  GObject *steps_spin = gtk_widget_get_template_child (controls, ONESTEP_TYPE_CONTROLS,
+                                                       "steps_spin");
+  g_autoptr(GPtrArray) statuses = g_ptr_array_new_with_free_func (g_free);
+  guint n_counted = 0;
+  gulong handler;
+
+  handler = g_signal_connect (status, "notify::label", G_CALLBACK (on_status_changed), statuses);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (sampler_row), ONESTEP_SAMPLER_TTS);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (steps_spin), 4);
+  g_assert_true (wait_until (idle_with_tts_result, GINT_TO_POINTER (4)));
+  g_signal_handler_disconnect (status, handler);
+
+  for (guint i = 0; i < statuses->len; i++)
+    {
+      const char *text = g_ptr_array_index (statuses, i);
+      int run_steps, step, of;
+
+      if (sscanf (text, "Refining with %d steps: step %d of %d", &run_steps, &step, &of) == 3 ||
+          (sscanf (text, "Generating: step %d of %d", &step, &of) == 2 && (run_steps = 1)))
+        {
+          g_test_message ("%s", text);
+          g_assert_cmpint (of, ==, run_steps);
+          g_assert_cmpint (step, >=, 1);
+          g_assert_cmpint (step, <=, of);
+          n_counted++;
+        }
+    }
+  g_assert_cmpuint (n_counted, >, 0);
+}
+
+static void
 on_error_reported (OnestepWindow *win,
                    const char    *what_failed,
                    const char    *details,
@@ -543,6 +604,7 @@ main (int   argc,
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
   g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
+  g_test_add_func ("/ui/status-counts-steps", test_status_counts_steps);
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
