@@ -518,6 +518,53 @@ test_status_counts_steps (void)
   g_assert_cmpuint (n_counted, >, 0);
 }
 
+static guint
+count_scroll_controllers (GtkWidget *widget)
+{
+  g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (widget);
+  guint n = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
+    {
+      g_autoptr(GObject) controller = g_list_model_get_item (controllers, i);
+
+      n += GTK_IS_EVENT_CONTROLLER_SCROLL (controller);
+    }
+  return n;
+}
+
+/* Counts the spin buttons under widget, checking that none takes the mouse wheel. */
+static guint
+check_spin_buttons_leave_wheel (GtkWidget *widget)
+{
+  guint n_spins = 0;
+
+  if (GTK_IS_SPIN_BUTTON (widget))
+    {
+      g_assert_cmpuint (count_scroll_controllers (widget), ==, 0);
+      n_spins++;
+    }
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    n_spins += check_spin_buttons_leave_wheel (child);
+  return n_spins;
+}
+
+/* The wheel scrolls the side panel even with the pointer over Seed, Width or Frames:
+ * its spin buttons take no scroll events, the panel does. */
+static void
+test_wheel_scrolls_panel (void)
+{
+  GtkWidget *controls = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                   ONESTEP_TYPE_WINDOW,
+                                                                   "controls"));
+  GtkWidget *panel = gtk_widget_get_ancestor (controls, GTK_TYPE_SCROLLED_WINDOW);
+
+  g_assert_cmpuint (check_spin_buttons_leave_wheel (controls), >=, 8);
+  g_assert_nonnull (panel);
+  g_assert_cmpuint (count_scroll_controllers (panel), >, 0);
+}
+
 static void
 on_error_reported (OnestepWindow *win,
                    const char    *what_failed,
@@ -599,6 +646,7 @@ main (int   argc,
 
   g_test_add_func ("/ui/empty-state", test_empty_state);
   g_test_add_func ("/ui/preferences", test_preferences);
+  g_test_add_func ("/ui/wheel-scrolls-panel", test_wheel_scrolls_panel);
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
