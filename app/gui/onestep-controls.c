@@ -299,6 +299,17 @@ onestep_controls_select_current_model (OnestepControls *self)
   adw_combo_row_set_selected (self->model_row, position);
 }
 
+/* Selects the loaded model in the model row again, e.g. after another one failed to load. */
+void
+onestep_controls_show_current_model (OnestepControls *self)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+
+  self->updating++;
+  onestep_controls_select_current_model (self);
+  self->updating--;
+}
+
 /* Offers the models of the user's index; LoRAs are left out, as they need a
  * base model chosen with them. */
 void

@@ -186,15 +186,25 @@ worker_ensure_context (Worker         *worker,
   return TRUE;
 }
 
+/* A model that fails to load leaves the one loaded before it in place: the worker
+ * opens that again (one model at a time, so that two never share the memory). */
 static void
 worker_load (Worker *worker,
              Job    *job)
 {
   onestep_error error = { 0 };
+  onestep_error reopen_error = { 0 };
+  g_autofree char *previous_path = g_strdup (worker->context_path);
+  g_autofree char *previous_unet_file = g_strdup (worker->context_unet_file);
+  onestep_device previous_device = worker->context_device;
+  onestep_precision previous_precision = worker->context_precision;
 
   if (!worker_ensure_context (worker, job->model_path, job->unet_file, job->device,
                               job->precision, &error))
     {
+      if (previous_path != NULL)
+        worker_ensure_context (worker, previous_path, previous_unet_file, previous_device,
+                               previous_precision, &reopen_error);
       return_engine_error (job->task, &error);
       return;
     }

@@ -581,6 +581,32 @@ is_set (gpointer data)
   return *(char **)data != NULL;
 }
 
+/* The test model is still loaded, saved and shown, and generates. */
+static void
+assert_working_model_kept (void)
+{
+  g_autofree char *saved = g_settings_get_string (settings, "model-path");
+  OnestepControls *controls = ONESTEP_CONTROLS (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                             ONESTEP_TYPE_WINDOW,
+                                                                             "controls"));
+  AdwComboRow *model_row = ADW_COMBO_ROW (gtk_widget_get_template_child (GTK_WIDGET (controls),
+                                                                        ONESTEP_TYPE_CONTROLS,
+                                                                        "model_row"));
+  GtkStringObject *shown = adw_combo_row_get_selected_item (model_row);
+  g_autoptr(OnestepParams) params = onestep_controls_get_params (controls);
+  guint before = onestep_history_get_len (onestep_window_get_history (window));
+
+  g_assert_true (onestep_window_get_model_loaded (window));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_cmpstr (saved, ==, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_cmpstr (params->model_path, ==, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_nonnull (shown);
+  g_assert_cmpstr (gtk_string_object_get_string (shown), ==, "model");
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+}
+
 /* Bad input gives a message naming the problem, and the window goes on. */
 static void
 test_errors (void)
@@ -602,13 +628,19 @@ test_errors (void)
   g_assert_nonnull (strstr (reported, "model_index.json"));
   g_assert_true (onestep_window_get_current_result (window) == shown);
 
+  /* A model that does not load leaves the working one in place, and in the settings. */
   g_clear_pointer (&reported, g_free);
   onestep_window_set_model (window, missing_model);
   g_assert_true (wait_until (is_set, &reported));
   g_test_message ("%s", reported);
   g_assert_nonnull (strstr (reported, "no-such-model"));
-  g_assert_false (onestep_window_get_model_loaded (window));
-  g_assert_false (onestep_window_get_busy (window));
+  assert_working_model_kept ();
+
+  g_clear_pointer (&reported, g_free);
+  onestep_window_set_model (window, model_dir);
+  g_assert_true (wait_until (is_set, &reported));
+  g_test_message ("%s", reported);
+  assert_working_model_kept ();
 
   g_signal_handler_disconnect (window, handler);
 }
