@@ -161,6 +161,7 @@ onestep_cli_generate (int    argc,
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- turn one image into a clip");
   g_autoptr(GError) error = NULL;
+  g_autoptr(GFile) image_file = NULL;
   g_autoptr(GdkPixbuf) image = NULL;
   g_autoptr(GdkPixbuf) fitted = NULL;
   onestep_context_params params = onestep_context_default_params ();
@@ -221,7 +222,8 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  image = onestep_cli_load_image (images[0], &error);
+  image_file = g_file_new_for_path (images[0]);
+  image = onestep_image_loader_load (image_file, NULL, &error);
   if (image == NULL)
     {
       onestep_cli_fail ("%s", error->message);
@@ -261,7 +263,7 @@ onestep_cli_generate (int    argc,
   request.progress = print_progress;
   request.abort = should_abort;
 
-  fitted = onestep_cli_fit_image (image, request.width, request.height);
+  fitted = onestep_image_loader_fit (image, request.width, request.height);
   if (fitted == NULL)
     {
       onestep_cli_fail ("cannot scale %s to %dx%d: out of memory", images[0], request.width,

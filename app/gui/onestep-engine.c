@@ -277,6 +277,12 @@ worker_generate (Worker *worker,
   height = job->params->height > 0 ? job->params->height : info->default_height;
 
   fitted = onestep_image_fit (job->image, job->image_width, job->image_height, width, height);
+  if (fitted == NULL)
+    {
+      g_task_return_new_error (job->task, ONESTEP_ENGINE_ERROR, ONESTEP_ERR_OUT_OF_MEMORY,
+                               _("Out of memory for the image at %d × %d"), width, height);
+      return;
+    }
   image.width = width;
   image.height = height;
   image.stride = width * 3;

@@ -403,17 +403,13 @@ remove_png_folder (const char *path)
   g_assert_cmpint (g_rmdir (path), ==, 0);
 }
 
-/* The app and onestep-cli write the same settings.json, member for member and type for
- * type, for a clip made with the same settings. */
+/* Runs onestep-cli generate on image with the settings of result, into output. */
 static void
-test_settings_match_cli (void)
+generate_with_cli (OnestepResult *result,
+                   const char    *image,
+                   const char    *output)
 {
-  OnestepResult *result = onestep_window_get_current_result (window);
   const OnestepParams *params = onestep_result_get_params (result);
-  g_autofree char *gui_folder = export_result (result, 3 /* PNG frames */);
-  g_autofree char *cli_folder = g_build_filename (export_dir, "from-cli", NULL);
-  g_autofree char *gui_file = g_build_filename (gui_folder, "settings.json", NULL);
-  g_autofree char *cli_file = g_build_filename (cli_folder, "settings.json", NULL);
   g_autofree char *seed = g_strdup_printf ("%u", params->seed);
   g_autofree char *steps = g_strdup_printf ("%d", params->steps);
   g_autofree char *frames = g_strdup_printf ("%d", params->frames);
@@ -423,17 +419,12 @@ test_settings_match_cli (void)
   g_autofree char *motion = g_strdup_printf ("%d", params->motion_bucket_id);
   char noise[G_ASCII_DTOSTR_BUF_SIZE];
   const char *argv[] = {
-    g_getenv ("ONESTEP_CLI"), "generate", "--model", params->model_path, "--output", cli_folder,
+    g_getenv ("ONESTEP_CLI"), "generate", "--model", params->model_path, "--output", output,
     "--seed", seed, "--steps", steps, "--frames", frames, "--width", width, "--height", height,
     "--fps", fps, "--motion-bucket", motion, "--noise-aug",
     g_ascii_dtostr (noise, sizeof noise, params->noise_aug_strength),
-    "--sampler", onestep_sampler_name (onestep_result_get_sampler (result)),
-    g_getenv ("ONESTEP_TEST_IMAGE"), NULL
+    "--sampler", onestep_sampler_name (onestep_result_get_sampler (result)), image, NULL
   };
-  g_autoptr(JsonNode) gui_settings = NULL;
-  g_autoptr(JsonNode) cli_settings = NULL;
-  g_autofree char *gui_text = NULL;
-  g_autofree char *cli_text = NULL;
   g_autoptr(GError) error = NULL;
   int status;
 
@@ -442,7 +433,24 @@ test_settings_match_cli (void)
   g_assert_no_error (error);
   g_assert_true (g_spawn_check_wait_status (status, &error));
   g_assert_no_error (error);
+}
 
+/* The app and onestep-cli write the same settings.json, member for member and type for
+ * type, for a clip made with the same settings. */
+static void
+test_settings_match_cli (void)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+  g_autofree char *gui_folder = export_result (result, 3 /* PNG frames */);
+  g_autofree char *cli_folder = g_build_filename (export_dir, "from-cli", NULL);
+  g_autofree char *gui_file = g_build_filename (gui_folder, "settings.json", NULL);
+  g_autofree char *cli_file = g_build_filename (cli_folder, "settings.json", NULL);
+  g_autoptr(JsonNode) gui_settings = NULL;
+  g_autoptr(JsonNode) cli_settings = NULL;
+  g_autofree char *gui_text = NULL;
+  g_autofree char *cli_text = NULL;
+
+  generate_with_cli (result, g_getenv ("ONESTEP_TEST_IMAGE"), cli_folder);
   gui_settings = load_json (gui_file);
   cli_settings = load_json (cli_file);
   gui_text = json_to_string (gui_settings, FALSE);
@@ -456,6 +464,93 @@ test_settings_match_cli (void)
 
   remove_png_folder (gui_folder);
   remove_png_folder (cli_folder);
+}
+
+/* A JPEG of a camera held upright: stored width x height (top red, bottom blue), with
+ * EXIF orientation 6, shown turned a quarter clockwise (height x width). */
+static char *
+write_upright_photo (int width,
+                     int height)
+{
+  /* APP1: "Exif", a big-endian TIFF header and one IFD entry, Orientation = 6. */
+  static const guint8 exif[] = {
+    0xff, 0xe1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,
+    'M', 'M', 0x00, 0x2a, 0x00, 0x00, 0x00, 0x08,
+    0x00, 0x01, 0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
+  };
+  g_autoptr(GdkPixbuf) stored = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, width, height);
+  g_autoptr(GByteArray) file = g_byte_array_new ();
+  g_autofree char *path = g_build_filename (export_dir, "upright.jpg", NULL);
+  g_autofree char *jpeg = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize length;
+
+  for (int y = 0; y < height; y++)
+    for (int x = 0; x < width; x++)
+      {
+        guint8 *pixel = gdk_pixbuf_get_pixels (stored) + y * gdk_pixbuf_get_rowstride (stored) + 3 * x;
+
+        pixel[0] = y < height / 2 ? 220 : 30;
+        pixel[1] = (guint8)(x * 4);
+        pixel[2] = y < height / 2 ? 30 : 220;
+      }
+  g_assert_true (gdk_pixbuf_save_to_buffer (stored, &jpeg, &length, "jpeg", &error, "quality", "95", NULL));
+  g_assert_no_error (error);
+  g_byte_array_append (file, (const guint8 *)jpeg, 2);  /* SOI */
+  g_byte_array_append (file, exif, sizeof exif);
+  g_byte_array_append (file, (const guint8 *)jpeg + 2, length - 2);
+  g_assert_true (g_file_set_contents (path, (const char *)file->data, file->len, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&path);
+}
+
+static gboolean
+idle_after_two_results (gpointer data)
+{
+  return !onestep_window_get_busy (window) && *(guint *)data >= 2;
+}
+
+/* One photo gives one clip: the app reads and fits an image as onestep-cli does,
+ * EXIF orientation included. */
+static void
+test_same_clip_as_cli (void)
+{
+  g_autofree char *photo = write_upright_photo (32, 48);
+  g_autoptr(GFile) file = g_file_new_for_path (photo);
+  g_autofree char *cli_folder = g_build_filename (export_dir, "photo-from-cli", NULL);
+  g_autofree char *cli_frame = g_build_filename (cli_folder, "frame-0001.png", NULL);
+  g_autoptr(GdkPixbuf) cli_pixels = NULL;
+  g_autoptr(GError) error = NULL;
+  OnestepResult *result;
+  GdkTexture *source;
+  guint n_results = 0;
+  gulong handler;
+  int width, height;
+
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
+  onestep_window_open_file (window, file);
+  g_assert_true (wait_until (idle_after_two_results, &n_results));
+  g_signal_handler_disconnect (window, handler);
+  result = onestep_window_get_current_result (window);
+  source = onestep_result_get_source (result);
+  g_assert_cmpint (gdk_texture_get_width (source), ==, 48);
+  g_assert_cmpint (gdk_texture_get_height (source), ==, 32);
+
+  generate_with_cli (result, photo, cli_folder);
+  cli_pixels = gdk_pixbuf_new_from_file (cli_frame, &error);
+  g_assert_no_error (error);
+  width = onestep_result_get_width (result);
+  height = onestep_result_get_height (result);
+  g_assert_cmpint (gdk_pixbuf_get_width (cli_pixels), ==, width);
+  g_assert_cmpint (gdk_pixbuf_get_height (cli_pixels), ==, height);
+  g_assert_cmpint (gdk_pixbuf_get_rowstride (cli_pixels), ==, width * 3);
+  g_assert_cmpmem (gdk_pixbuf_read_pixels (cli_pixels), (gsize)width * height * 3,
+                   g_bytes_get_data (onestep_result_get_frames (result), NULL),
+                   (gsize)width * height * 3);
+
+  remove_png_folder (cli_folder);
+  g_assert_cmpint (g_unlink (photo), ==, 0);
 }
 
 static void
@@ -684,6 +779,7 @@ main (int   argc,
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
   g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
+  g_test_add_func ("/ui/same-clip-as-cli", test_same_clip_as_cli);
   g_test_add_func ("/ui/status-counts-steps", test_status_counts_steps);
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
