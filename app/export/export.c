@@ -237,19 +237,56 @@ remove_temporary (const char          *temporary,
 }
 
 static gboolean
-move_into_place (const char  *temporary,
-                 const char  *path,
-                 GError     **error)
+set_error_from_errno (GError     **error,
+                      const char  *path)
 {
-  int saved_errno;
+  int saved_errno = errno;
 
-  if (g_rename (temporary, path) == 0)
-    return TRUE;
-
-  saved_errno = errno;
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
                _("Could not save the export as “%s”: %s"), path, g_strerror (saved_errno));
   return FALSE;
+}
+
+/* A folder of PNG frames replaces the old folder, moved aside until the new one is in. */
+static gboolean
+replace_folder (const char  *temporary,
+                const char  *path,
+                GError     **error)
+{
+  g_autofree char *old = g_strconcat (temporary, ".old", NULL);
+
+  if (g_rename (path, old) != 0)
+    return set_error_from_errno (error, path);
+  if (g_rename (temporary, path) != 0)
+    {
+      set_error_from_errno (error, path);
+      g_rename (old, path);
+      return FALSE;
+    }
+  remove_temporary (old, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  return TRUE;
+}
+
+static gboolean
+move_into_place (const char           *temporary,
+                 const char           *path,
+                 OnestepExportFormat   format,
+                 gboolean              replace,
+                 GError              **error)
+{
+  gboolean exists = g_file_test (path, G_FILE_TEST_EXISTS);
+
+  if (exists && !replace)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                   _("Could not save the export as “%s”: it already exists"), path);
+      return FALSE;
+    }
+  if (exists && format == ONESTEP_EXPORT_FORMAT_PNG_FOLDER && g_file_test (path, G_FILE_TEST_IS_DIR))
+    return replace_folder (temporary, path, error);
+  if (g_rename (temporary, path) != 0)
+    return set_error_from_errno (error, path);
+  return TRUE;
 }
 
 gboolean
@@ -303,7 +340,7 @@ onestep_export_write (const char                 *path,
     ok = _onestep_export_encode_video (temporary, &job, cancellable, error);
   else
     ok = _onestep_export_write_png_folder (temporary, &job, cancellable, error);
-  ok = ok && move_into_place (temporary, path, error);
+  ok = ok && move_into_place (temporary, path, options->format, options->replace, error);
 
   if (!ok)
     remove_temporary (temporary, options->format);

@@ -44,6 +44,9 @@ typedef struct {
   gboolean ping_pong;  /* forward then backward: 0..n-1 then n-2..1, so the clip loops
                         * without showing either end frame twice (2n-2 frames) */
   int quality;         /* 0 (smallest) .. 100 (best): x264/VP9 CRF, GIF palette size */
+  gboolean replace;    /* an existing file (or folder of PNG frames) at the path is
+                        * replaced once the export is complete; otherwise an existing
+                        * path fails the export with G_IO_ERROR_EXISTS */
   /* Written into the file, may be NULL. Containers get them as one JSON object in the
    * "comment" tag; PNG frames as tEXt chunks plus a settings.json in the folder. */
   const OnestepClipSettings *settings;

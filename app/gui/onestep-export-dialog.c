@@ -196,41 +196,37 @@ clip_settings_for_result (OnestepResult       *result,
   settings->noise_aug_strength = (float) params->noise_aug_strength;
 }
 
-/* Writes the clip with the chosen options; the same as pressing Export. */
-void
-onestep_export_dialog_export (OnestepExportDialog *self)
+/* name, else name-2, name-3...: the first that, with the extension, is free in folder. */
+static char *
+unique_name (const char *folder,
+             const char *name,
+             const char *extension)
+{
+  char *candidate = g_strdup (name);
+
+  for (int n = 2;; n++)
+    {
+      g_autofree char *file_name = g_strconcat (candidate, extension, NULL);
+      g_autofree char *path = g_build_filename (folder, file_name, NULL);
+
+      if (!g_file_test (path, G_FILE_TEST_EXISTS))
+        return candidate;
+      g_free (candidate);
+      candidate = g_strdup_printf ("%s-%d", name, n);
+    }
+}
+
+static void
+onestep_export_dialog_start (OnestepExportDialog *self,
+                             const char          *path,
+                             gboolean             replace)
 {
   g_autoptr(GTask) task = NULL;
-  g_autofree char *file_name = NULL;
-  g_autofree char *path = NULL;
+  guint format = adw_combo_row_get_selected (self->format_row);
   ExportJob *job;
-  guint format;
-  const char *name;
-
-  g_return_if_fail (ONESTEP_IS_EXPORT_DIALOG (self));
-
-  name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
-  if (name[0] == '\0' || strchr (name, G_DIR_SEPARATOR) != NULL)
-    {
-      adw_toast_overlay_add_toast (self->toast_overlay,
-                                   adw_toast_new (_("Enter a file name without slashes")));
-      return;
-    }
-
-  format = adw_combo_row_get_selected (self->format_row);
-  file_name = g_strconcat (name, extensions[format], NULL);
-
-  path = g_build_filename (self->folder, file_name, NULL);
-  if (g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      adw_toast_overlay_add_toast (self->toast_overlay,
-                                   adw_toast_new_format (_("“%s” already exists: choose another name"),
-                                                         file_name));
-      return;
-    }
 
   job = g_new0 (ExportJob, 1);
-  job->path = g_steal_pointer (&path);
+  job->path = g_strdup (path);
   job->result = g_object_ref (self->result);
   clip_settings_for_result (job->result, &job->settings);
   onestep_export_options_init (&job->options, format);
@@ -238,6 +234,7 @@ onestep_export_dialog_export (OnestepExportDialog *self)
   job->options.loop_count = gtk_spin_button_get_value_as_int (self->loop_spin);
   job->options.ping_pong = gtk_switch_get_active (self->ping_pong_switch);
   job->options.quality = (int)gtk_range_get_value (self->quality_scale);
+  job->options.replace = replace;
   job->options.settings = &job->settings;
 
   g_settings_set_enum (self->settings, "export-format", format);
@@ -253,6 +250,93 @@ onestep_export_dialog_export (OnestepExportDialog *self)
   job->options.progress_data = task;
   g_task_set_task_data (task, job, (GDestroyNotify)export_job_free);
   g_task_run_in_thread (task, export_thread);
+}
+
+/* The chosen name with the format's extension; NULL (and a toast) when it is unusable. */
+static char *
+onestep_export_dialog_dup_file_name (OnestepExportDialog *self)
+{
+  const char *name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+
+  if (name[0] == '\0' || strchr (name, G_DIR_SEPARATOR) != NULL)
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay,
+                                   adw_toast_new (_("Enter a file name without slashes")));
+      return NULL;
+    }
+  return g_strconcat (name, extensions[adw_combo_row_get_selected (self->format_row)], NULL);
+}
+
+static void
+on_replace_response (AdwMessageDialog    *question,
+                     const char          *response,
+                     OnestepExportDialog *self)
+{
+  const char *extension = extensions[adw_combo_row_get_selected (self->format_row)];
+  const char *name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+  g_autofree char *file_name = g_strconcat (name, extension, NULL);
+  g_autofree char *path = NULL;
+
+  if (g_str_equal (response, "rename"))
+    {
+      g_autofree char *free_name = unique_name (self->folder, name, extension);
+
+      gtk_editable_set_text (GTK_EDITABLE (self->name_row), free_name);
+      g_free (file_name);
+      file_name = g_strconcat (free_name, extension, NULL);
+    }
+  else if (!g_str_equal (response, "replace"))
+    return;
+
+  path = g_build_filename (self->folder, file_name, NULL);
+  onestep_export_dialog_start (self, path, g_str_equal (response, "replace"));
+}
+
+/* Asks whether to replace the existing file_name or to export under a free name. */
+static void
+onestep_export_dialog_ask_replace (OnestepExportDialog *self,
+                                   const char          *file_name)
+{
+  const char *extension = extensions[adw_combo_row_get_selected (self->format_row)];
+  g_autofree char *free_name = unique_name (self->folder,
+                                            gtk_editable_get_text (GTK_EDITABLE (self->name_row)),
+                                            extension);
+  g_autofree char *free_file_name = g_strconcat (free_name, extension, NULL);
+  AdwMessageDialog *question;
+
+  question = ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (self), NULL, NULL));
+  adw_message_dialog_format_heading (question, _("Replace “%s”?"), file_name);
+  adw_message_dialog_format_body (question,
+                                  _("It already exists in “%s”. Keep both to save this clip as “%s”."),
+                                  self->folder, free_file_name);
+  adw_message_dialog_add_responses (question, "cancel", _("_Cancel"), "rename", _("_Keep Both"),
+                                    "replace", _("_Replace"), NULL);
+  adw_message_dialog_set_response_appearance (question, "replace", ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response (question, "rename");
+  adw_message_dialog_set_close_response (question, "cancel");
+  g_signal_connect_object (question, "response", G_CALLBACK (on_replace_response), self, 0);
+  gtk_window_present (GTK_WINDOW (question));
+}
+
+/* Writes the clip with the chosen options; the same as pressing Export. An existing
+ * file of that name is only replaced when the user says so. */
+void
+onestep_export_dialog_export (OnestepExportDialog *self)
+{
+  g_autofree char *file_name = NULL;
+  g_autofree char *path = NULL;
+
+  g_return_if_fail (ONESTEP_IS_EXPORT_DIALOG (self));
+
+  file_name = onestep_export_dialog_dup_file_name (self);
+  if (file_name == NULL)
+    return;
+
+  path = g_build_filename (self->folder, file_name, NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    onestep_export_dialog_ask_replace (self, file_name);
+  else
+    onestep_export_dialog_start (self, path, FALSE);
 }
 
 static void
@@ -403,6 +487,7 @@ onestep_export_dialog_new (GtkWindow     *parent,
   OnestepExportDialog *self;
   const OnestepParams *params;
   g_autofree char *name = NULL;
+  g_autofree char *free_name = NULL;
 
   g_return_val_if_fail (ONESTEP_IS_RESULT (result), NULL);
 
@@ -410,8 +495,14 @@ onestep_export_dialog_new (GtkWindow     *parent,
   self->result = g_object_ref (result);
   params = onestep_result_get_params (result);
   gtk_spin_button_set_value (self->fps_spin, params->fps);
-  name = g_strdup_printf ("onestep-%u-%dsteps", params->seed, params->steps);
-  gtk_editable_set_text (GTK_EDITABLE (self->name_row), name);
+  /* Every setting that can tell two clips of one image apart, and a free name. */
+  name = g_strdup_printf ("onestep-%u-%s-%dsteps-%dx%d-%dframes-%dfps-motion%d", params->seed,
+                          onestep_sampler_name (onestep_result_get_sampler (result)), params->steps,
+                          params->width, params->height, params->frames, params->fps,
+                          params->motion_bucket_id);
+  free_name = unique_name (self->folder, name,
+                           extensions[adw_combo_row_get_selected (self->format_row)]);
+  gtk_editable_set_text (GTK_EDITABLE (self->name_row), free_name);
 
   return self;
 }

@@ -674,6 +674,36 @@ test_rename_fails (Fixture       *fixture,
     }
 }
 
+/* An existing export is kept unless replace is set; replaced, nothing else is left. */
+static void
+test_replace (Fixture       *fixture,
+              gconstpointer  data)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (all_formats); i++)
+    {
+      g_autofree char *path = g_build_filename (fixture->dir, all_names[i], NULL);
+      g_autofree char *listing = NULL;
+      g_autoptr(GError) error = NULL;
+      OnestepExportOptions options;
+
+      onestep_export_options_init (&options, all_formats[i]);
+      g_assert_true (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                           &options, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_false (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                            &options, NULL, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS);
+      g_clear_error (&error);
+      options.replace = TRUE;
+      g_assert_true (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                           &options, NULL, &error));
+      g_assert_no_error (error);
+      listing = list_dir (fixture->dir);
+      g_assert_cmpstr (listing, ==, all_names[i]);
+      remove_tree (path);
+    }
+}
+
 static void
 test_invalid_arguments (Fixture       *fixture,
                         gconstpointer  data)
@@ -768,6 +798,7 @@ main (int   argc,
   ADD ("/export/cancel-during", test_cancel_during, NULL);
   ADD ("/export/unwritable", test_unwritable, NULL);
   ADD ("/export/rename-fails", test_rename_fails, NULL);
+  ADD ("/export/replace", test_replace, NULL);
   ADD ("/export/invalid-arguments", test_invalid_arguments, NULL);
 
   return g_test_run ();

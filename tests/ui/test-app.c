@@ -322,13 +322,19 @@ window_gone (gpointer data)
 }
 
 static void
+on_exported (OnestepExportDialog *dialog,
+             const char          *path,
+             char               **exported)
+{
+  *exported = g_strdup (path);
+}
+
+static void
 test_export (void)
 {
   OnestepCompareView *compare = onestep_window_get_compare_view (window);
   OnestepResult *picked = onestep_compare_view_get_result (compare, 1);
-  const OnestepParams *params = onestep_result_get_params (picked);
-  g_autofree char *name = g_strdup_printf ("onestep-%u-%dsteps.gif", params->seed, params->steps);
-  g_autofree char *path = g_build_filename (export_dir, name, NULL);
+  g_autofree char *path = NULL;
   GtkWindow *dialog;
   GStatBuf st;
 
@@ -339,6 +345,7 @@ test_export (void)
   g_signal_emit_by_name (compare, "export-requested", picked);
   dialog = find_window (ONESTEP_TYPE_EXPORT_DIALOG);
   g_assert_nonnull (dialog);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &path);
   wait_for_paint (GTK_WIDGET (dialog));
   save_screenshot (GTK_WIDGET (dialog), "export-dialog.png");
 
@@ -346,16 +353,11 @@ test_export (void)
   onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
   g_assert_true (wait_until (window_gone, &dialog));
 
+  g_assert_nonnull (path);
+  g_assert_true (g_str_has_suffix (path, ".gif"));
   g_assert_cmpint (g_stat (path, &st), ==, 0);
   g_assert_cmpint (st.st_size, >, 0);
-}
-
-static void
-on_exported (OnestepExportDialog *dialog,
-             const char          *path,
-             char               **exported)
-{
-  *exported = g_strdup (path);
+  g_assert_cmpint (g_unlink (path), ==, 0);
 }
 
 /* Exports result through the export dialog in format; returns the exported path. */
@@ -401,6 +403,81 @@ remove_png_folder (const char *path)
       g_assert_cmpint (g_unlink (file), ==, 0);
     }
   g_assert_cmpint (g_rmdir (path), ==, 0);
+}
+
+/* Exports result as a GIF named name (without extension) through the export dialog;
+ * as the name is taken, answers the question with response. Returns the exported
+ * path, NULL when nothing was exported. */
+static char *
+export_gif_named (OnestepResult *result,
+                  const char    *name,
+                  const char    *response)
+{
+  GtkWindow *dialog;
+  GtkWindow *question;
+  char *exported = NULL;
+
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", 2 /* gif */);
+  dialog = onestep_window_export (window, result);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
+  gtk_editable_set_text (GTK_EDITABLE (gtk_widget_get_template_child (GTK_WIDGET (dialog),
+                                                                      ONESTEP_TYPE_EXPORT_DIALOG,
+                                                                      "name_row")), name);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  question = find_window (ADW_TYPE_MESSAGE_DIALOG);
+  g_assert_nonnull (question);
+  adw_message_dialog_response (ADW_MESSAGE_DIALOG (question), response);
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
+  if (g_str_equal (response, "cancel"))
+    gtk_window_destroy (dialog);
+  g_assert_true (wait_until (window_gone, &dialog));
+  return exported;
+}
+
+/* Exporting a clip again gives a free default name with the settings in it; a taken
+ * name is replaced or changed to a free one as the user chooses. */
+static void
+test_export_name_clash (void)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+  const OnestepParams *params = onestep_result_get_params (result);
+  g_autofree char *first = export_result (result, 2 /* gif */);
+  g_autofree char *second = NULL;
+  g_autofree char *first_base = g_path_get_basename (first);
+  g_autofree char *name = g_strndup (first_base, strlen (first_base) - strlen (".gif"));
+  g_autofree char *size = g_strdup_printf ("-%dx%d-", params->width, params->height);
+  g_autofree char *expected_second = g_strdup_printf ("%s-2.gif", name);
+  g_autofree char *expected_third = g_strdup_printf ("%s-3.gif", name);
+  g_autofree char *replaced = NULL;
+  g_autofree char *third = NULL;
+  g_autofree char *third_base = NULL;
+  g_autofree char *second_base = NULL;
+  GStatBuf st;
+
+  g_test_message ("default name: %s", first_base);
+  g_assert_nonnull (strstr (name, onestep_sampler_name (onestep_result_get_sampler (result))));
+  g_assert_nonnull (strstr (name, size));
+  second = export_result (result, 2 /* gif */);
+  second_base = g_path_get_basename (second);
+  g_assert_cmpstr (second_base, ==, expected_second);
+
+  g_assert_null (export_gif_named (result, name, "cancel"));
+
+  g_assert_true (g_file_set_contents (first, "", 0, NULL));
+  replaced = export_gif_named (result, name, "replace");
+  g_assert_cmpstr (replaced, ==, first);
+  g_assert_cmpint (g_stat (first, &st), ==, 0);
+  g_assert_cmpint (st.st_size, >, 0);
+
+  third = export_gif_named (result, name, "rename");
+  third_base = g_path_get_basename (third);
+  g_assert_cmpstr (third_base, ==, expected_third);
+  g_assert_true (g_file_test (third, G_FILE_TEST_IS_REGULAR));
+
+  g_assert_cmpint (g_unlink (first), ==, 0);
+  g_assert_cmpint (g_unlink (second), ==, 0);
+  g_assert_cmpint (g_unlink (third), ==, 0);
 }
 
 /* Runs onestep-cli generate on image with the settings of result, into output. */
@@ -778,6 +855,7 @@ main (int   argc,
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/export", test_export);
+  g_test_add_func ("/ui/export-name-clash", test_export_name_clash);
   g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
   g_test_add_func ("/ui/same-clip-as-cli", test_same_clip_as_cli);
   g_test_add_func ("/ui/status-counts-steps", test_status_counts_steps);
