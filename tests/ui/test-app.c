@@ -315,6 +315,54 @@ test_compare (void)
   save_screenshot (GTK_WIDGET (window), "comparison.png");
 }
 
+/* Counts the labels under widget that read text. */
+static guint
+count_labels (GtkWidget  *widget,
+              const char *text)
+{
+  guint n = GTK_IS_LABEL (widget) && g_str_equal (gtk_label_get_label (GTK_LABEL (widget)), text);
+
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    n += count_labels (child, text);
+  return n;
+}
+
+/* Compare goes before the preview's refinement, and stopping it, with its own Stop
+ * or the preview's, leaves no cell waiting. */
+static void
+test_compare_stops (void)
+{
+  OnestepCompareView *compare = onestep_window_get_compare_view (window);
+  GObject *stop_button = gtk_widget_get_template_child (GTK_WIDGET (compare),
+                                                        ONESTEP_TYPE_COMPARE_VIEW, "stop_button");
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_true (onestep_compare_view_get_running (compare));
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (stop_button)));
+
+  g_signal_emit_by_name (stop_button, "clicked");
+  g_assert_false (onestep_compare_view_get_running (compare));
+  g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (stop_button)));
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Waiting…"), ==, 0);
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Stopped"), ==,
+                    4 - onestep_compare_view_get_n_results (compare));
+
+  /* A preview generation started while comparing; the preview's Stop stops both. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_false (onestep_compare_view_get_running (compare));
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Waiting…"), ==, 0);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_true (wait_until (comparison_done, compare));
+}
+
 static gboolean
 window_gone (gpointer data)
 {
@@ -854,6 +902,7 @@ main (int   argc,
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
+  g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);
   g_test_add_func ("/ui/export-name-clash", test_export_name_clash);
   g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
