@@ -177,8 +177,8 @@ on_progress (const OnestepEngineProgress *progress,
   if (progress->run >= (int)self->n_cells || progress->stage != ONESTEP_STAGE_DENOISE)
     return;
 
-  text = g_strdup_printf (_("Step %d of %d"), MIN (progress->step + 1, progress->n_steps),
-                          progress->n_steps);
+  text = g_strdup_printf (_("Step %d of %d"), onestep_engine_progress_get_run_step (progress),
+                          progress->run_steps);
   gtk_label_set_label (self->cells[progress->run].summary, text);
 }
 

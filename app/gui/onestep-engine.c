@@ -565,6 +565,13 @@ onestep_engine_generate_async (OnestepEngine             *self,
   onestep_engine_push (self, job);
 }
 
+int
+onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress)
+{
+  return MIN (progress->step * progress->run_steps / MAX (progress->n_steps, 1) + 1,
+              progress->run_steps);
+}
+
 gboolean
 onestep_engine_generate_finish (OnestepEngine  *self,
                                 GAsyncResult   *result,

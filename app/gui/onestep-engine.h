@@ -36,6 +36,10 @@ typedef struct
   int            preview_height;
 } OnestepEngineProgress;
 
+/* The sampler step (1-based, of progress->run_steps) that the denoise stage is at; the
+ * engine's step counts UNet evaluations, which some samplers make two of per step. */
+int onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress);
+
 /* Both run on the main thread, never after the request was cancelled. */
 typedef void (*OnestepEngineProgressFunc) (const OnestepEngineProgress *progress,
                                            gpointer                     user_data);

@@ -141,9 +141,7 @@ onestep_window_show_result (OnestepWindow *self,
 static char *
 describe_progress (const OnestepEngineProgress *progress)
 {
-  /* The engine counts UNet evaluations, which some samplers make two of per step. */
-  int step = MIN (progress->step * progress->run_steps / MAX (progress->n_steps, 1) + 1,
-                  progress->run_steps);
+  int step = onestep_engine_progress_get_run_step (progress);
 
   if (progress->stage == ONESTEP_STAGE_DENOISE)
     {
