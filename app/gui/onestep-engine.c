@@ -419,7 +419,9 @@ onestep_engine_new (void)
   return g_object_new (ONESTEP_TYPE_ENGINE, NULL);
 }
 
-/* Stops the running job at its next abort check and ends the worker thread. */
+/* Stops the running job at its next abort check and lets the worker thread end by
+ * itself: the worker owns its state, and quitting never waits for a job in the middle
+ * of a long layer. */
 void
 onestep_engine_shutdown (OnestepEngine *self)
 {
@@ -434,13 +436,7 @@ onestep_engine_shutdown (OnestepEngine *self)
   quit = g_new0 (Job, 1);
   quit->kind = JOB_QUIT;
   g_async_queue_push (self->jobs, quit);
-
-  /* A finished job's task may drop the last reference to the engine on the
-   * worker itself; the worker owns its state, so it just ends by itself. */
-  if (self->thread == g_thread_self ())
-    g_thread_unref (g_steal_pointer (&self->thread));
-  else
-    g_thread_join (g_steal_pointer (&self->thread));
+  g_thread_unref (g_steal_pointer (&self->thread));
 }
 
 static Job *
