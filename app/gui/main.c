@@ -8,12 +8,14 @@
 #include <locale.h>
 
 #include "onestep-application.h"
+#include "onestep-engine.h"
 
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(OnestepApplication) app = NULL;
+  int status;
 
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
@@ -23,5 +25,9 @@ main (int   argc,
   g_set_application_name (_("Onestep"));
   app = onestep_application_new ();
 
-  return g_application_run (G_APPLICATION (app), argc, argv);
+  status = g_application_run (G_APPLICATION (app), argc, argv);
+  /* The windows are gone; the engine stops at its next abort check. */
+  g_clear_object (&app);
+  onestep_engine_wait_for_workers ();
+  return status;
 }

@@ -76,6 +76,11 @@ struct _OnestepEngine
   GCancellable *shutdown;
 };
 
+/* Workers still running, of every engine: the process waits for them before it exits. */
+static GMutex workers_lock;
+static GCond workers_ended;
+static guint n_workers;
+
 G_DEFINE_FINAL_TYPE (OnestepEngine, onestep_engine, G_TYPE_OBJECT)
 G_DEFINE_QUARK (onestep-engine-error-quark, onestep_engine_error)
 
@@ -369,6 +374,11 @@ worker_main (gpointer data)
   g_async_queue_unref (worker->jobs);
   g_free (worker);
 
+  g_mutex_lock (&workers_lock);
+  n_workers--;
+  g_cond_broadcast (&workers_ended);
+  g_mutex_unlock (&workers_lock);
+
   return NULL;
 }
 
@@ -410,6 +420,9 @@ onestep_engine_init (OnestepEngine *self)
   self->jobs = g_async_queue_new ();
   self->shutdown = g_cancellable_new ();
   worker->jobs = g_async_queue_ref (self->jobs);
+  g_mutex_lock (&workers_lock);
+  n_workers++;
+  g_mutex_unlock (&workers_lock);
   self->thread = g_thread_new ("onestep-engine", worker_main, worker);
 }
 
@@ -421,7 +434,7 @@ onestep_engine_new (void)
 
 /* Stops the running job at its next abort check and lets the worker thread end by
  * itself: the worker owns its state, and quitting never waits for a job in the middle
- * of a long layer. */
+ * of a long layer (see onestep_engine_wait_for_workers). */
 void
 onestep_engine_shutdown (OnestepEngine *self)
 {
@@ -437,6 +450,18 @@ onestep_engine_shutdown (OnestepEngine *self)
   quit->kind = JOB_QUIT;
   g_async_queue_push (self->jobs, quit);
   g_thread_unref (g_steal_pointer (&self->thread));
+}
+
+/* Blocks until the worker of every engine, shut down, has ended. The process calls it
+ * last, once its windows are gone, so that no worker is still computing while the
+ * libraries it uses are torn down at exit. */
+void
+onestep_engine_wait_for_workers (void)
+{
+  g_mutex_lock (&workers_lock);
+  while (n_workers > 0)
+    g_cond_wait (&workers_ended, &workers_lock);
+  g_mutex_unlock (&workers_lock);
 }
 
 static Job *

@@ -48,6 +48,7 @@ typedef void (*OnestepEngineResultFunc)   (OnestepResult               *result,
 
 OnestepEngine *onestep_engine_new               (void);
 void           onestep_engine_shutdown          (OnestepEngine              *self);
+void           onestep_engine_wait_for_workers  (void);
 void           onestep_engine_load_model_async  (OnestepEngine              *self,
                                                  const char                 *model_path,
                                                  const char                 *unet_file,

@@ -913,6 +913,7 @@ main (int   argc,
 
   gtk_window_destroy (GTK_WINDOW (window));
   onestep_engine_shutdown (onestep_application_get_engine (app));
+  onestep_engine_wait_for_workers ();
   g_object_unref (settings);
   g_rmdir (export_dir);
 

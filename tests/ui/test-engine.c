@@ -328,6 +328,7 @@ main (int   argc,
 
   g_object_unref (engine);
   g_bytes_unref (image);
+  onestep_engine_wait_for_workers ();
 
   return status;
 }
