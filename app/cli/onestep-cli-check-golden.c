@@ -25,7 +25,7 @@ fit_input_image (int             width,
   InputImage *input = user_data;
 
   g_clear_object (&input->fitted);
-  input->fitted = onestep_cli_fit_image (input->image, width, height);
+  input->fitted = onestep_image_loader_fit (input->image, width, height);
   if (input->fitted == NULL)
     return os_error_set (error, ONESTEP_ERR_OUT_OF_MEMORY,
                          "cannot scale the input image to %dx%d", width, height);
@@ -54,7 +54,7 @@ onestep_cli_check_golden (int    argc,
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- compare the engine with a golden case");
   g_autoptr(GError) error = NULL;
-  g_autofree char *image_path = NULL;
+  g_autoptr(GFile) image_file = NULL;
   onestep_context_params params = onestep_context_default_params ();
   onestep_error engine_error = { 0 };
   InputImage input = { NULL, NULL };
@@ -105,8 +105,8 @@ onestep_cli_check_golden (int    argc,
       onestep_cli_fail ("%s", engine_error.message);
       return 1;
     }
-  image_path = g_build_filename (cases[0], "input.png", NULL);
-  input.image = onestep_cli_load_image (image_path, &error);
+  image_file = g_file_new_build_filename (cases[0], "input.png", NULL);
+  input.image = onestep_image_loader_load (image_file, NULL, &error);
   if (input.image == NULL)
     onestep_cli_fail ("%s", error->message);
   else

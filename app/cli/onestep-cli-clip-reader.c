@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "onestep-cli-clip-reader.h"
+#include "onestep-image-loader.h"
 #include "onestep-cli.h"
 
 /* A decoded video frame and its presentation time in the stream's time base. */
@@ -62,7 +63,7 @@ fit_or_fail (OnestepCliClipReader  *reader,
              GdkPixbuf             *image,
              GError               **error)
 {
-  GdkPixbuf *fitted = onestep_cli_fit_image (image, reader->width, reader->height);
+  GdkPixbuf *fitted = onestep_image_loader_fit (image, reader->width, reader->height);
 
   if (fitted == NULL)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot scale a %dx%d frame to %dx%d: out of memory",
@@ -152,10 +153,12 @@ next_image (OnestepCliClipReader  *reader,
             GError               **error)
 {
   g_autoptr(GdkPixbuf) image = NULL;
+  g_autoptr(GFile) file = NULL;
 
   if (reader->next_image >= reader->image_paths->len)
     return NULL;
-  image = onestep_cli_load_image (g_ptr_array_index (reader->image_paths, reader->next_image), error);
+  file = g_file_new_for_path (g_ptr_array_index (reader->image_paths, reader->next_image));
+  image = onestep_image_loader_load (file, NULL, error);
   if (image == NULL)
     return NULL;
   reader->next_image++;

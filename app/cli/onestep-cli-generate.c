@@ -91,28 +91,35 @@ print_json_summary (const onestep_clip              *clip,
   printf ("%s\n", text);
 }
 
-/* OUT by its extension: .mp4, .webm, .gif, else a folder of PNG frames; the
- * generation settings go into the file's metadata. */
+/* OUT in the format its extension names; the generation settings go into the
+ * file's metadata. */
 static gboolean
 write_clip (const char             *output,
+            OnestepExportFormat     format,
             const onestep_clip     *clip,
             const onestep_request  *request,
             const char             *model,
+            const char             *unet_file,
             GError                **error)
 {
-  g_autoptr(GHashTable) metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  OnestepClipSettings settings = {
+    .model = model,
+    .unet_file = unet_file,
+    .sampler = onestep_sampler_name (clip->sampler),
+    .seed = request->seed,
+    .steps = clip->steps,
+    .frames = clip->frames,
+    .width = clip->width,
+    .height = clip->height,
+    .fps = request->fps,
+    .motion_bucket_id = request->motion_bucket_id,
+    .noise_aug_strength = request->noise_aug_strength,
+  };
   OnestepExportOptions options;
 
-  onestep_export_options_init (&options, onestep_export_format_for_path (output));
+  onestep_export_options_init (&options, format);
   options.fps = request->fps;
-  options.metadata = metadata;
-  g_hash_table_insert (metadata, "model", g_strdup (model));
-  g_hash_table_insert (metadata, "seed", g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) request->seed));
-  g_hash_table_insert (metadata, "steps", g_strdup_printf ("%d", clip->steps));
-  g_hash_table_insert (metadata, "sampler", g_strdup (onestep_sampler_name (clip->sampler)));
-  g_hash_table_insert (metadata, "fps", g_strdup_printf ("%d", request->fps));
-  g_hash_table_insert (metadata, "motion_bucket_id", g_strdup_printf ("%d", request->motion_bucket_id));
-  g_hash_table_insert (metadata, "noise_aug_strength", g_strdup_printf ("%g", request->noise_aug_strength));
+  options.settings = &settings;
   return onestep_export_write (output, clip->rgb, clip->frames, clip->width, clip->height,
                                &options, NULL, error);
 }
@@ -131,7 +138,7 @@ onestep_cli_generate (int    argc,
   g_auto(GStrv) images = NULL;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model folder (diffusers layout)", "PATH" },
-    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output: .mp4, .webm, .gif or a folder of PNG frames", "OUT" },
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Output: .mp4, .webm, .gif, or no extension for a folder of PNG frames", "OUT" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (default: the model's)", "N" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, "Noise seed (default 0)", "S" },
     { "frames", 0, 0, G_OPTION_ARG_INT, &frames, "Frames (default: the UNet's num_frames)", "F" },
@@ -154,6 +161,7 @@ onestep_cli_generate (int    argc,
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- turn one image into a clip");
   g_autoptr(GError) error = NULL;
+  g_autoptr(GFile) image_file = NULL;
   g_autoptr(GdkPixbuf) image = NULL;
   g_autoptr(GdkPixbuf) fitted = NULL;
   onestep_context_params params = onestep_context_default_params ();
@@ -163,6 +171,7 @@ onestep_cli_generate (int    argc,
   const onestep_model_info *info;
   onestep_clip *clip;
   onestep_error engine_error = { 0 };
+  OnestepExportFormat format;
   gint64 started = g_get_monotonic_time ();
   gboolean written;
   guint64 seed = 0;
@@ -189,7 +198,7 @@ onestep_cli_generate (int    argc,
       onestep_cli_fail ("--width/--height: at most %d pixels", MAX_SIDE);
       return 2;
     }
-  if (seed_text != NULL && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, &error))
+  if (seed_text != NULL && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXINT64, &seed, &error))
     {
       onestep_cli_fail ("--seed %s: %s", seed_text, error->message);
       return 2;
@@ -201,7 +210,8 @@ onestep_cli_generate (int    argc,
     }
   if (!onestep_cli_parse_device (device_name, &params.device, &error) ||
       !onestep_cli_parse_precision (precision_name, &params.precision, &error) ||
-      !onestep_cli_model_options_apply (&model_options, &params, &error))
+      !onestep_cli_model_options_apply (&model_options, &params, &error) ||
+      !onestep_export_format_for_path (output, &format, &error))
     {
       onestep_cli_fail ("%s", error->message);
       return 2;
@@ -212,7 +222,8 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  image = onestep_cli_load_image (images[0], &error);
+  image_file = g_file_new_for_path (images[0]);
+  image = onestep_image_loader_load (image_file, NULL, &error);
   if (image == NULL)
     {
       onestep_cli_fail ("%s", error->message);
@@ -252,7 +263,7 @@ onestep_cli_generate (int    argc,
   request.progress = print_progress;
   request.abort = should_abort;
 
-  fitted = onestep_cli_fit_image (image, request.width, request.height);
+  fitted = onestep_image_loader_fit (image, request.width, request.height);
   if (fitted == NULL)
     {
       onestep_cli_fail ("cannot scale %s to %dx%d: out of memory", images[0], request.width,
@@ -274,7 +285,7 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = write_clip (output, clip, &request, model, &error);
+  written = write_clip (output, format, clip, &request, model, model_options.unet_file, &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

@@ -3,6 +3,7 @@
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 
+#include "onestep-image-loader.h"
 #include "onestep.h"
 
 G_BEGIN_DECLS
@@ -42,13 +43,6 @@ void onestep_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gboolean onestep_cli_parse_device (const char *name, onestep_device *device, GError **error);
 /* NULL leaves *precision as it is. */
 gboolean onestep_cli_parse_precision (const char *name, onestep_precision *precision, GError **error);
-
-/* Loads an image as RGB (alpha dropped, EXIF orientation applied). */
-GdkPixbuf *onestep_cli_load_image (const char *path, GError **error);
-
-/* Scales (covering) and centre-crops to width x height; the image itself when it
- * already has that size. */
-GdkPixbuf *onestep_cli_fit_image (GdkPixbuf *image, int width, int height);
 
 /* The engine's view of a pixbuf (valid while the pixbuf lives). */
 onestep_image onestep_cli_image_view (GdkPixbuf *image);

@@ -1,13 +1,19 @@
-/* export-metadata.h: generation settings as JSON for file metadata. */
+/* export-metadata.h: generation settings as JSON and as text for file metadata. */
 #pragma once
 
-#include <glib.h>
+#include "export.h"
 
 G_BEGIN_DECLS
 
-/* A JSON object of the string pairs in metadata, keys sorted; NULL if metadata is
- * NULL or empty. */
-char *_onestep_export_metadata_to_json (GHashTable *metadata,
-                                        gboolean    pretty);
+/* The settings as one JSON object with typed members (paths absolute, unet_file null
+ * when NULL), keys sorted; NULL if settings is NULL. */
+char *_onestep_export_settings_to_json (const OnestepClipSettings *settings,
+                                        gboolean                   pretty);
+
+/* Adds each member of the JSON object above that is not null to keys and values as text
+ * (numbers written as in the JSON), e.g. for PNG tEXt chunks. */
+void _onestep_export_settings_to_text (const OnestepClipSettings *settings,
+                                       GPtrArray                 *keys,
+                                       GPtrArray                 *values);
 
 G_END_DECLS

@@ -1,5 +1,6 @@
 /* export-png.c: a folder of numbered PNG frames; each frame carries the generation
  * settings as tEXt chunks and the folder a settings.json. */
+#include "export-metadata.h"
 #include "export-private.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
@@ -7,21 +8,17 @@
 
 /* gdk-pixbuf's "tEXt::key" save options, one per setting. */
 static void
-collect_text_options (GHashTable  *metadata,
-                      GPtrArray   *keys,
-                      GPtrArray   *values)
+collect_text_options (const OnestepClipSettings *settings,
+                      GPtrArray                 *keys,
+                      GPtrArray                 *values)
 {
-  GHashTableIter iter;
-  gpointer key, value;
-
-  if (metadata == NULL)
-    return;
-
-  g_hash_table_iter_init (&iter, metadata);
-  while (g_hash_table_iter_next (&iter, &key, &value))
+  _onestep_export_settings_to_text (settings, keys, values);
+  for (guint i = 0; i < keys->len; i++)
     {
-      g_ptr_array_add (keys, g_strconcat ("tEXt::", key, NULL));
-      g_ptr_array_add (values, g_strdup (value));
+      char *name = keys->pdata[i];
+
+      keys->pdata[i] = g_strconcat ("tEXt::", name, NULL);
+      g_free (name);
     }
 }
 
@@ -59,7 +56,7 @@ _onestep_export_write_png_folder (const char             *dir,
   g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func (g_free);
 
-  collect_text_options (job->options->metadata, keys, values);
+  collect_text_options (job->options->settings, keys, values);
   g_ptr_array_add (keys, NULL);
   g_ptr_array_add (values, NULL);
 

@@ -15,7 +15,7 @@ typedef struct {
   const int                  *sequence;  /* source frame index of each output frame */
   int                         length;
   const OnestepExportOptions *options;
-  const char                 *settings_json;  /* the metadata as JSON, NULL if none */
+  const char                 *settings_json;  /* the settings as JSON, NULL if none */
 } OnestepExportJob;
 
 static inline const guint8 *

@@ -28,18 +28,41 @@ onestep_export_options_init (OnestepExportOptions *options,
   options->quality = DEFAULT_QUALITY;
 }
 
-OnestepExportFormat
-onestep_export_format_for_path (const char *path)
+gboolean
+onestep_export_format_for_path (const char           *path,
+                                OnestepExportFormat  *format,
+                                GError              **error)
 {
-  g_autofree char *lower = g_ascii_strdown (path, -1);
+  static const struct {
+    const char *extension;
+    OnestepExportFormat format;
+  } known[] = {
+    { ".mp4", ONESTEP_EXPORT_FORMAT_MP4 },
+    { ".webm", ONESTEP_EXPORT_FORMAT_WEBM },
+    { ".gif", ONESTEP_EXPORT_FORMAT_GIF },
+  };
+  g_autofree char *base = g_path_get_basename (path);
+  const char *dot = strrchr (base, '.');
 
-  if (g_str_has_suffix (lower, ".mp4"))
-    return ONESTEP_EXPORT_FORMAT_MP4;
-  if (g_str_has_suffix (lower, ".webm"))
-    return ONESTEP_EXPORT_FORMAT_WEBM;
-  if (g_str_has_suffix (lower, ".gif"))
-    return ONESTEP_EXPORT_FORMAT_GIF;
-  return ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+  /* A leading dot names a hidden file, not an extension. */
+  if (dot == NULL || dot == base)
+    {
+      *format = ONESTEP_EXPORT_FORMAT_PNG_FOLDER;
+      return TRUE;
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
+    if (g_ascii_strcasecmp (dot, known[i].extension) == 0)
+      {
+        *format = known[i].format;
+        return TRUE;
+      }
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+               _("“%s”: unknown output format “%s”; use .mp4 (H.264), .webm (VP9), .gif, "
+                 "or a name without an extension for a folder of PNG frames"),
+               path, dot);
+  return FALSE;
 }
 
 const char *
@@ -214,19 +237,56 @@ remove_temporary (const char          *temporary,
 }
 
 static gboolean
-move_into_place (const char  *temporary,
-                 const char  *path,
-                 GError     **error)
+set_error_from_errno (GError     **error,
+                      const char  *path)
 {
-  int saved_errno;
+  int saved_errno = errno;
 
-  if (g_rename (temporary, path) == 0)
-    return TRUE;
-
-  saved_errno = errno;
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
                _("Could not save the export as “%s”: %s"), path, g_strerror (saved_errno));
   return FALSE;
+}
+
+/* A folder of PNG frames replaces the old folder, moved aside until the new one is in. */
+static gboolean
+replace_folder (const char  *temporary,
+                const char  *path,
+                GError     **error)
+{
+  g_autofree char *old = g_strconcat (temporary, ".old", NULL);
+
+  if (g_rename (path, old) != 0)
+    return set_error_from_errno (error, path);
+  if (g_rename (temporary, path) != 0)
+    {
+      set_error_from_errno (error, path);
+      g_rename (old, path);
+      return FALSE;
+    }
+  remove_temporary (old, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  return TRUE;
+}
+
+static gboolean
+move_into_place (const char           *temporary,
+                 const char           *path,
+                 OnestepExportFormat   format,
+                 gboolean              replace,
+                 GError              **error)
+{
+  gboolean exists = g_file_test (path, G_FILE_TEST_EXISTS);
+
+  if (exists && !replace)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                   _("Could not save the export as “%s”: it already exists"), path);
+      return FALSE;
+    }
+  if (exists && format == ONESTEP_EXPORT_FORMAT_PNG_FOLDER && g_file_test (path, G_FILE_TEST_IS_DIR))
+    return replace_folder (temporary, path, error);
+  if (g_rename (temporary, path) != 0)
+    return set_error_from_errno (error, path);
+  return TRUE;
 }
 
 gboolean
@@ -262,7 +322,7 @@ onestep_export_write (const char                 *path,
     repeats = options->loop_count;
 
   sequence = _onestep_export_sequence_new (frames, options->ping_pong, repeats, &job.length);
-  settings_json = _onestep_export_metadata_to_json (options->metadata, !is_video);
+  settings_json = _onestep_export_settings_to_json (options->settings, !is_video);
   job.path = path;
   job.rgb = rgb;
   job.frames = frames;
@@ -280,7 +340,7 @@ onestep_export_write (const char                 *path,
     ok = _onestep_export_encode_video (temporary, &job, cancellable, error);
   else
     ok = _onestep_export_write_png_folder (temporary, &job, cancellable, error);
-  ok = ok && move_into_place (temporary, path, error);
+  ok = ok && move_into_place (temporary, path, options->format, options->replace, error);
 
   if (!ok)
     remove_temporary (temporary, options->format);

@@ -19,6 +19,22 @@ typedef void (*OnestepExportProgressFunc) (int      frames_written,
                                            int      frames_total,
                                            gpointer user_data);
 
+/* The settings a clip was generated with, written into its file: the same fields with
+ * the same types from the app and from onestep-cli. */
+typedef struct {
+  const char *model;           /* the model folder or checkpoint (written absolute) */
+  const char *unet_file;       /* the UNet replacing the model's, NULL for its own */
+  const char *sampler;         /* onestep_sampler_name () of the sampler used */
+  guint64     seed;            /* at most G_MAXINT64, the largest JSON integer written */
+  int         steps;
+  int         frames;
+  int         width;
+  int         height;
+  int         fps;
+  int         motion_bucket_id;
+  float       noise_aug_strength;
+} OnestepClipSettings;
+
 typedef struct {
   OnestepExportFormat format;
   int fps;
@@ -28,18 +44,24 @@ typedef struct {
   gboolean ping_pong;  /* forward then backward: 0..n-1 then n-2..1, so the clip loops
                         * without showing either end frame twice (2n-2 frames) */
   int quality;         /* 0 (smallest) .. 100 (best): x264/VP9 CRF, GIF palette size */
-  /* Generation settings written into the file's metadata (key -> value), may be NULL.
-   * Containers get them as one JSON object in the "comment" tag; PNG frames as tEXt
-   * chunks plus a settings.json in the folder. */
-  GHashTable *metadata;
+  gboolean replace;    /* an existing file (or folder of PNG frames) at the path is
+                        * replaced once the export is complete; otherwise an existing
+                        * path fails the export with G_IO_ERROR_EXISTS */
+  /* Written into the file, may be NULL. Containers get them as one JSON object in the
+   * "comment" tag; PNG frames as tEXt chunks plus a settings.json in the folder. */
+  const OnestepClipSettings *settings;
   OnestepExportProgressFunc progress;  /* may be NULL */
   gpointer progress_data;
 } OnestepExportOptions;
 
 void onestep_export_options_init (OnestepExportOptions *options, OnestepExportFormat format);
 
-/* .mp4, .webm, .gif, otherwise a folder of PNG frames. */
-OnestepExportFormat onestep_export_format_for_path (const char *path);
+/* The format a path's extension names: .mp4, .webm or .gif (any case), a folder of PNG
+ * frames for a name without an extension; any other extension is
+ * G_IO_ERROR_INVALID_ARGUMENT listing the formats. */
+gboolean onestep_export_format_for_path (const char           *path,
+                                         OnestepExportFormat  *format,
+                                         GError              **error);
 
 /* Whether this system's FFmpeg (or gdk-pixbuf) can write the format; the Flatpak runtime
  * before GNOME 49, for example, has no H.264 encoder. */

@@ -8,6 +8,7 @@
 #include <locale.h>
 
 #include "onestep-application.h"
+#include "onestep-engine.h"
 
 /* GSettings aborts on a schema it cannot find; say how to run Onestep instead. */
 static gboolean
@@ -27,6 +28,7 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(OnestepApplication) app = NULL;
+  int status;
 
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
@@ -44,5 +46,9 @@ main (int   argc,
 
   app = onestep_application_new ();
 
-  return g_application_run (G_APPLICATION (app), argc, argv);
+  status = g_application_run (G_APPLICATION (app), argc, argv);
+  /* The windows are gone; the engine stops at its next abort check. */
+  g_clear_object (&app);
+  onestep_engine_wait_for_workers ();
+  return status;
 }

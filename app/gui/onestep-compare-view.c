@@ -20,6 +20,7 @@ typedef struct
 {
   GtkWidget      *box;
   GtkStack       *stack;
+  GtkSpinner     *spinner;
   OnestepPreview *preview;
   GtkLabel       *summary;
   GtkWidget      *export_button;
@@ -33,6 +34,7 @@ struct _OnestepCompareView
   GtkGrid         *grid;
   GtkToggleButton *play_button;
   GtkAdjustment   *position_adjustment;
+  GtkWidget       *stop_button;
 
   Cell          cells[MAX_CELLS];
   guint         n_cells;
@@ -81,6 +83,7 @@ onestep_compare_view_add_cell (OnestepCompareView *self,
   gtk_widget_set_vexpand (GTK_WIDGET (cell->stack), TRUE);
   gtk_widget_set_size_request (GTK_WIDGET (cell->stack), 280, 180);
   spinner = gtk_spinner_new ();
+  cell->spinner = GTK_SPINNER (spinner);
   gtk_spinner_set_spinning (GTK_SPINNER (spinner), TRUE);
   gtk_widget_set_size_request (spinner, 32, 32);
   gtk_widget_set_halign (spinner, GTK_ALIGN_CENTER);
@@ -157,6 +160,14 @@ onestep_compare_view_clear (OnestepCompareView *self)
 }
 
 static void
+onestep_compare_view_set_running (OnestepCompareView *self,
+                                  gboolean            running)
+{
+  self->running = running;
+  gtk_widget_set_sensitive (self->stop_button, running);
+}
+
+static void
 on_progress (const OnestepEngineProgress *progress,
              gpointer                     user_data)
 {
@@ -166,8 +177,8 @@ on_progress (const OnestepEngineProgress *progress,
   if (progress->run >= (int)self->n_cells || progress->stage != ONESTEP_STAGE_DENOISE)
     return;
 
-  text = g_strdup_printf (_("Step %d of %d"), MIN (progress->step + 1, progress->n_steps),
-                          progress->n_steps);
+  text = g_strdup_printf (_("Step %d of %d"), onestep_engine_progress_get_run_step (progress),
+                          progress->run_steps);
   gtk_label_set_label (self->cells[progress->run].summary, text);
 }
 
@@ -217,7 +228,7 @@ on_generate_done (GObject      *object,
     }
 
   if (!superseded)
-    self->running = FALSE;
+    onestep_compare_view_set_running (self, FALSE);
 }
 
 static void
@@ -251,7 +262,9 @@ onestep_compare_view_class_init (OnestepCompareViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, grid);
   gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, play_button);
   gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, position_adjustment);
+  gtk_widget_class_bind_template_child (widget_class, OnestepCompareView, stop_button);
   gtk_widget_class_bind_template_callback (widget_class, on_play_toggled);
+  gtk_widget_class_bind_template_callback (widget_class, onestep_compare_view_stop);
 
   g_type_ensure (ONESTEP_TYPE_PREVIEW);
 }
@@ -297,19 +310,26 @@ onestep_compare_view_run (OnestepCompareView  *self,
 
   g_clear_object (&self->cancellable);
   self->cancellable = g_cancellable_new ();
-  self->running = TRUE;
+  onestep_compare_view_set_running (self, TRUE);
   onestep_engine_generate_async (engine, image, image_width, image_height, params,
                                  steps, n_steps, on_progress, on_result, self,
                                  self->cancellable, on_generate_done, g_object_ref (self));
 }
 
+/* Stops the comparison; the cells still waiting say so. */
 void
 onestep_compare_view_stop (OnestepCompareView *self)
 {
   g_return_if_fail (ONESTEP_IS_COMPARE_VIEW (self));
 
   g_cancellable_cancel (self->cancellable);
-  self->running = FALSE;
+  if (self->running)
+    for (guint i = self->results->len; i < self->n_cells; i++)
+      {
+        gtk_spinner_set_spinning (self->cells[i].spinner, FALSE);
+        gtk_label_set_label (self->cells[i].summary, _("Stopped"));
+      }
+  onestep_compare_view_set_running (self, FALSE);
 }
 
 gboolean

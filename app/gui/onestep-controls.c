@@ -181,6 +181,33 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
 }
 
+/* GNOME panels scroll under the wheel: a spin button's own scroll controller would
+ * change its value instead (and restart the generation) whenever the pointer
+ * passes over it while the panel scrolls. */
+static void
+onestep_controls_leave_wheel_to_panel (OnestepControls *self)
+{
+  GtkSpinButton *spins[] = { self->steps_spin, self->seed_spin, self->frames_spin,
+                             self->width_spin, self->height_spin, self->fps_spin,
+                             self->motion_spin, self->noise_spin };
+
+  for (guint i = 0; i < G_N_ELEMENTS (spins); i++)
+    {
+      g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (GTK_WIDGET (spins[i]));
+      g_autoptr(GPtrArray) scroll_controllers = g_ptr_array_new_with_free_func (g_object_unref);
+
+      for (guint j = 0; j < g_list_model_get_n_items (controllers); j++)
+        {
+          g_autoptr(GtkEventController) controller = g_list_model_get_item (controllers, j);
+
+          if (GTK_IS_EVENT_CONTROLLER_SCROLL (controller))
+            g_ptr_array_add (scroll_controllers, g_steal_pointer (&controller));
+        }
+      for (guint j = 0; j < scroll_controllers->len; j++)
+        gtk_widget_remove_controller (GTK_WIDGET (spins[i]), g_ptr_array_index (scroll_controllers, j));
+    }
+}
+
 static void
 onestep_controls_init (OnestepControls *self)
 {
@@ -188,6 +215,7 @@ onestep_controls_init (OnestepControls *self)
 
   self->updating++;
   gtk_widget_init_template (GTK_WIDGET (self));
+  onestep_controls_leave_wheel_to_panel (self);
   self->models = g_ptr_array_new_with_free_func (g_object_unref);
   adw_combo_row_set_selected (self->model_row, GTK_INVALID_LIST_POSITION);
   gtk_spin_button_set_value (self->seed_spin, g_random_int ());
@@ -302,6 +330,17 @@ onestep_controls_select_current_model (OnestepControls *self)
     }
 
   adw_combo_row_set_selected (self->model_row, position);
+}
+
+/* Selects the loaded model in the model row again, e.g. after another one failed to load. */
+void
+onestep_controls_show_current_model (OnestepControls *self)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+
+  self->updating++;
+  onestep_controls_select_current_model (self);
+  self->updating--;
 }
 
 /* Offers the models of the user's index; LoRAs are left out, as they need a

@@ -21,6 +21,7 @@ void           onestep_controls_set_model         (OnestepControls          *sel
                                                    const char               *unet_file,
                                                    const onestep_model_info *info,
                                                    int                       steps);
+void           onestep_controls_show_current_model (OnestepControls         *self);
 void           onestep_controls_set_device        (OnestepControls          *self,
                                                    onestep_device            device);
 void           onestep_controls_set_precision     (OnestepControls          *self,

@@ -76,6 +76,11 @@ struct _OnestepEngine
   GCancellable *shutdown;
 };
 
+/* Workers still running, of every engine: the process waits for them before it exits. */
+static GMutex workers_lock;
+static GCond workers_ended;
+static guint n_workers;
+
 G_DEFINE_FINAL_TYPE (OnestepEngine, onestep_engine, G_TYPE_OBJECT)
 G_DEFINE_QUARK (onestep-engine-error-quark, onestep_engine_error)
 
@@ -186,15 +191,25 @@ worker_ensure_context (Worker         *worker,
   return TRUE;
 }
 
+/* A model that fails to load leaves the one loaded before it in place: the worker
+ * opens that again (one model at a time, so that two never share the memory). */
 static void
 worker_load (Worker *worker,
              Job    *job)
 {
   onestep_error error = { 0 };
+  onestep_error reopen_error = { 0 };
+  g_autofree char *previous_path = g_strdup (worker->context_path);
+  g_autofree char *previous_unet_file = g_strdup (worker->context_unet_file);
+  onestep_device previous_device = worker->context_device;
+  onestep_precision previous_precision = worker->context_precision;
 
   if (!worker_ensure_context (worker, job->model_path, job->unet_file, job->device,
                               job->precision, &error))
     {
+      if (previous_path != NULL)
+        worker_ensure_context (worker, previous_path, previous_unet_file, previous_device,
+                               previous_precision, &reopen_error);
       return_engine_error (job->task, &error);
       return;
     }
@@ -267,6 +282,12 @@ worker_generate (Worker *worker,
   height = job->params->height > 0 ? job->params->height : info->default_height;
 
   fitted = onestep_image_fit (job->image, job->image_width, job->image_height, width, height);
+  if (fitted == NULL)
+    {
+      g_task_return_new_error (job->task, ONESTEP_ENGINE_ERROR, ONESTEP_ERR_OUT_OF_MEMORY,
+                               _("Out of memory for the image at %d × %d"), width, height);
+      return;
+    }
   image.width = width;
   image.height = height;
   image.stride = width * 3;
@@ -353,6 +374,11 @@ worker_main (gpointer data)
   g_async_queue_unref (worker->jobs);
   g_free (worker);
 
+  g_mutex_lock (&workers_lock);
+  n_workers--;
+  g_cond_broadcast (&workers_ended);
+  g_mutex_unlock (&workers_lock);
+
   return NULL;
 }
 
@@ -394,6 +420,9 @@ onestep_engine_init (OnestepEngine *self)
   self->jobs = g_async_queue_new ();
   self->shutdown = g_cancellable_new ();
   worker->jobs = g_async_queue_ref (self->jobs);
+  g_mutex_lock (&workers_lock);
+  n_workers++;
+  g_mutex_unlock (&workers_lock);
   self->thread = g_thread_new ("onestep-engine", worker_main, worker);
 }
 
@@ -403,7 +432,9 @@ onestep_engine_new (void)
   return g_object_new (ONESTEP_TYPE_ENGINE, NULL);
 }
 
-/* Stops the running job at its next abort check and ends the worker thread. */
+/* Stops the running job at its next abort check and lets the worker thread end by
+ * itself: the worker owns its state, and quitting never waits for a job in the middle
+ * of a long layer (see onestep_engine_wait_for_workers). */
 void
 onestep_engine_shutdown (OnestepEngine *self)
 {
@@ -418,13 +449,19 @@ onestep_engine_shutdown (OnestepEngine *self)
   quit = g_new0 (Job, 1);
   quit->kind = JOB_QUIT;
   g_async_queue_push (self->jobs, quit);
+  g_thread_unref (g_steal_pointer (&self->thread));
+}
 
-  /* A finished job's task may drop the last reference to the engine on the
-   * worker itself; the worker owns its state, so it just ends by itself. */
-  if (self->thread == g_thread_self ())
-    g_thread_unref (g_steal_pointer (&self->thread));
-  else
-    g_thread_join (g_steal_pointer (&self->thread));
+/* Blocks until the worker of every engine, shut down, has ended. The process calls it
+ * last, once its windows are gone, so that no worker is still computing while the
+ * libraries it uses are torn down at exit. */
+void
+onestep_engine_wait_for_workers (void)
+{
+  g_mutex_lock (&workers_lock);
+  while (n_workers > 0)
+    g_cond_wait (&workers_ended, &workers_lock);
+  g_mutex_unlock (&workers_lock);
 }
 
 static Job *
@@ -547,6 +584,13 @@ onestep_engine_generate_async (OnestepEngine             *self,
   job->result_func = result_func;
   job->func_data = func_data;
   onestep_engine_push (self, job);
+}
+
+int
+onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress)
+{
+  return MIN (progress->step * progress->run_steps / MAX (progress->n_steps, 1) + 1,
+              progress->run_steps);
 }
 
 gboolean

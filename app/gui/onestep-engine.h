@@ -36,6 +36,10 @@ typedef struct
   int            preview_height;
 } OnestepEngineProgress;
 
+/* The sampler step (1-based, of progress->run_steps) that the denoise stage is at; the
+ * engine's step counts UNet evaluations, which some samplers make two of per step. */
+int onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress);
+
 /* Both run on the main thread, never after the request was cancelled. */
 typedef void (*OnestepEngineProgressFunc) (const OnestepEngineProgress *progress,
                                            gpointer                     user_data);
@@ -44,6 +48,7 @@ typedef void (*OnestepEngineResultFunc)   (OnestepResult               *result,
 
 OnestepEngine *onestep_engine_new               (void);
 void           onestep_engine_shutdown          (OnestepEngine              *self);
+void           onestep_engine_wait_for_workers  (void);
 void           onestep_engine_load_model_async  (OnestepEngine              *self,
                                                  const char                 *model_path,
                                                  const char                 *unet_file,

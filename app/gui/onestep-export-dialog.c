@@ -38,10 +38,8 @@ struct _OnestepExportDialog
 typedef struct
 {
   char                 *path;
-  GBytes               *frames;
-  int                   n_frames;
-  int                   width;
-  int                   height;
+  OnestepResult        *result;
+  OnestepClipSettings   settings;  /* pointing into the result's params */
   OnestepExportOptions  options;
 } ExportJob;
 
@@ -61,8 +59,7 @@ static void
 export_job_free (ExportJob *job)
 {
   g_free (job->path);
-  g_bytes_unref (job->frames);
-  g_clear_pointer (&job->options.metadata, g_hash_table_unref);
+  g_object_unref (job->result);
   g_free (job);
 }
 
@@ -121,8 +118,11 @@ export_thread (GTask        *task,
   ExportJob *job = task_data;
   GError *error = NULL;
 
-  if (onestep_export_write (job->path, g_bytes_get_data (job->frames, NULL), job->n_frames,
-                            job->width, job->height, &job->options, cancellable, &error))
+  if (onestep_export_write (job->path, g_bytes_get_data (onestep_result_get_frames (job->result), NULL),
+                            onestep_result_get_n_frames (job->result),
+                            onestep_result_get_width (job->result),
+                            onestep_result_get_height (job->result),
+                            &job->options, cancellable, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -177,72 +177,65 @@ on_export_done (GObject      *object,
                                adw_toast_new_format (_("Could not export: %s"), error->message));
 }
 
-static GHashTable *
-metadata_for_result (OnestepResult *result)
+static void
+clip_settings_for_result (OnestepResult       *result,
+                          OnestepClipSettings *settings)
 {
   const OnestepParams *params = onestep_result_get_params (result);
-  GHashTable *metadata = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
-  g_autofree char *model = g_path_get_basename (params->model_path);
 
-  g_hash_table_insert (metadata, (gpointer)"model", g_strdup (model));
-  g_hash_table_insert (metadata, (gpointer)"seed", g_strdup_printf ("%u", params->seed));
-  g_hash_table_insert (metadata, (gpointer)"steps", g_strdup_printf ("%d", params->steps));
-  g_hash_table_insert (metadata, (gpointer)"sampler",
-                       g_strdup (onestep_sampler_name (onestep_result_get_sampler (result))));
-  g_hash_table_insert (metadata, (gpointer)"size",
-                       g_strdup_printf ("%dx%d", params->width, params->height));
-  g_hash_table_insert (metadata, (gpointer)"frames", g_strdup_printf ("%d", params->frames));
-  g_hash_table_insert (metadata, (gpointer)"motion_bucket_id",
-                       g_strdup_printf ("%d", params->motion_bucket_id));
-
-  return metadata;
+  settings->model = params->model_path;
+  settings->unet_file = params->unet_file;
+  settings->sampler = onestep_sampler_name (onestep_result_get_sampler (result));
+  settings->seed = params->seed;
+  settings->steps = params->steps;
+  settings->frames = params->frames;
+  settings->width = params->width;
+  settings->height = params->height;
+  settings->fps = params->fps;
+  settings->motion_bucket_id = params->motion_bucket_id;
+  settings->noise_aug_strength = (float) params->noise_aug_strength;
 }
 
-/* Writes the clip with the chosen options; the same as pressing Export. */
-void
-onestep_export_dialog_export (OnestepExportDialog *self)
+/* name, else name-2, name-3...: the first that, with the extension, is free in folder. */
+static char *
+unique_name (const char *folder,
+             const char *name,
+             const char *extension)
+{
+  char *candidate = g_strdup (name);
+
+  for (int n = 2;; n++)
+    {
+      g_autofree char *file_name = g_strconcat (candidate, extension, NULL);
+      g_autofree char *path = g_build_filename (folder, file_name, NULL);
+
+      if (!g_file_test (path, G_FILE_TEST_EXISTS))
+        return candidate;
+      g_free (candidate);
+      candidate = g_strdup_printf ("%s-%d", name, n);
+    }
+}
+
+static void
+onestep_export_dialog_start (OnestepExportDialog *self,
+                             const char          *path,
+                             gboolean             replace)
 {
   g_autoptr(GTask) task = NULL;
-  g_autofree char *file_name = NULL;
-  g_autofree char *path = NULL;
+  guint format = adw_combo_row_get_selected (self->format_row);
   ExportJob *job;
-  guint format;
-  const char *name;
-
-  g_return_if_fail (ONESTEP_IS_EXPORT_DIALOG (self));
-
-  name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
-  if (name[0] == '\0' || strchr (name, G_DIR_SEPARATOR) != NULL)
-    {
-      adw_toast_overlay_add_toast (self->toast_overlay,
-                                   adw_toast_new (_("Enter a file name without slashes")));
-      return;
-    }
-
-  format = adw_combo_row_get_selected (self->format_row);
-  file_name = g_strconcat (name, extensions[format], NULL);
-
-  path = g_build_filename (self->folder, file_name, NULL);
-  if (g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      adw_toast_overlay_add_toast (self->toast_overlay,
-                                   adw_toast_new_format (_("“%s” already exists: choose another name"),
-                                                         file_name));
-      return;
-    }
 
   job = g_new0 (ExportJob, 1);
-  job->path = g_steal_pointer (&path);
-  job->frames = g_bytes_ref (onestep_result_get_frames (self->result));
-  job->n_frames = onestep_result_get_n_frames (self->result);
-  job->width = onestep_result_get_width (self->result);
-  job->height = onestep_result_get_height (self->result);
+  job->path = g_strdup (path);
+  job->result = g_object_ref (self->result);
+  clip_settings_for_result (job->result, &job->settings);
   onestep_export_options_init (&job->options, format);
   job->options.fps = gtk_spin_button_get_value_as_int (self->fps_spin);
   job->options.loop_count = gtk_spin_button_get_value_as_int (self->loop_spin);
   job->options.ping_pong = gtk_switch_get_active (self->ping_pong_switch);
   job->options.quality = (int)gtk_range_get_value (self->quality_scale);
-  job->options.metadata = metadata_for_result (self->result);
+  job->options.replace = replace;
+  job->options.settings = &job->settings;
 
   g_settings_set_enum (self->settings, "export-format", format);
   g_settings_set_string (self->settings, "export-folder", self->folder);
@@ -257,6 +250,93 @@ onestep_export_dialog_export (OnestepExportDialog *self)
   job->options.progress_data = task;
   g_task_set_task_data (task, job, (GDestroyNotify)export_job_free);
   g_task_run_in_thread (task, export_thread);
+}
+
+/* The chosen name with the format's extension; NULL (and a toast) when it is unusable. */
+static char *
+onestep_export_dialog_dup_file_name (OnestepExportDialog *self)
+{
+  const char *name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+
+  if (name[0] == '\0' || strchr (name, G_DIR_SEPARATOR) != NULL)
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay,
+                                   adw_toast_new (_("Enter a file name without slashes")));
+      return NULL;
+    }
+  return g_strconcat (name, extensions[adw_combo_row_get_selected (self->format_row)], NULL);
+}
+
+static void
+on_replace_response (AdwMessageDialog    *question,
+                     const char          *response,
+                     OnestepExportDialog *self)
+{
+  const char *extension = extensions[adw_combo_row_get_selected (self->format_row)];
+  const char *name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+  g_autofree char *file_name = g_strconcat (name, extension, NULL);
+  g_autofree char *path = NULL;
+
+  if (g_str_equal (response, "rename"))
+    {
+      g_autofree char *free_name = unique_name (self->folder, name, extension);
+
+      gtk_editable_set_text (GTK_EDITABLE (self->name_row), free_name);
+      g_free (file_name);
+      file_name = g_strconcat (free_name, extension, NULL);
+    }
+  else if (!g_str_equal (response, "replace"))
+    return;
+
+  path = g_build_filename (self->folder, file_name, NULL);
+  onestep_export_dialog_start (self, path, g_str_equal (response, "replace"));
+}
+
+/* Asks whether to replace the existing file_name or to export under a free name. */
+static void
+onestep_export_dialog_ask_replace (OnestepExportDialog *self,
+                                   const char          *file_name)
+{
+  const char *extension = extensions[adw_combo_row_get_selected (self->format_row)];
+  g_autofree char *free_name = unique_name (self->folder,
+                                            gtk_editable_get_text (GTK_EDITABLE (self->name_row)),
+                                            extension);
+  g_autofree char *free_file_name = g_strconcat (free_name, extension, NULL);
+  AdwMessageDialog *question;
+
+  question = ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (self), NULL, NULL));
+  adw_message_dialog_format_heading (question, _("Replace “%s”?"), file_name);
+  adw_message_dialog_format_body (question,
+                                  _("It already exists in “%s”. Keep both to save this clip as “%s”."),
+                                  self->folder, free_file_name);
+  adw_message_dialog_add_responses (question, "cancel", _("_Cancel"), "rename", _("_Keep Both"),
+                                    "replace", _("_Replace"), NULL);
+  adw_message_dialog_set_response_appearance (question, "replace", ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response (question, "rename");
+  adw_message_dialog_set_close_response (question, "cancel");
+  g_signal_connect_object (question, "response", G_CALLBACK (on_replace_response), self, 0);
+  gtk_window_present (GTK_WINDOW (question));
+}
+
+/* Writes the clip with the chosen options; the same as pressing Export. An existing
+ * file of that name is only replaced when the user says so. */
+void
+onestep_export_dialog_export (OnestepExportDialog *self)
+{
+  g_autofree char *file_name = NULL;
+  g_autofree char *path = NULL;
+
+  g_return_if_fail (ONESTEP_IS_EXPORT_DIALOG (self));
+
+  file_name = onestep_export_dialog_dup_file_name (self);
+  if (file_name == NULL)
+    return;
+
+  path = g_build_filename (self->folder, file_name, NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    onestep_export_dialog_ask_replace (self, file_name);
+  else
+    onestep_export_dialog_start (self, path, FALSE);
 }
 
 static void
@@ -407,6 +487,7 @@ onestep_export_dialog_new (GtkWindow     *parent,
   OnestepExportDialog *self;
   const OnestepParams *params;
   g_autofree char *name = NULL;
+  g_autofree char *free_name = NULL;
 
   g_return_val_if_fail (ONESTEP_IS_RESULT (result), NULL);
 
@@ -414,8 +495,14 @@ onestep_export_dialog_new (GtkWindow     *parent,
   self->result = g_object_ref (result);
   params = onestep_result_get_params (result);
   gtk_spin_button_set_value (self->fps_spin, params->fps);
-  name = g_strdup_printf ("onestep-%u-%dsteps", params->seed, params->steps);
-  gtk_editable_set_text (GTK_EDITABLE (self->name_row), name);
+  /* Every setting that can tell two clips of one image apart, and a free name. */
+  name = g_strdup_printf ("onestep-%u-%s-%dsteps-%dx%d-%dframes-%dfps-motion%d", params->seed,
+                          onestep_sampler_name (onestep_result_get_sampler (result)), params->steps,
+                          params->width, params->height, params->frames, params->fps,
+                          params->motion_bucket_id);
+  free_name = unique_name (self->folder, name,
+                           extensions[adw_combo_row_get_selected (self->format_row)]);
+  gtk_editable_set_text (GTK_EDITABLE (self->name_row), free_name);
 
   return self;
 }

@@ -5,6 +5,7 @@
 #include <gdk-pixbuf/gdk-pixbuf.h>
 
 #include "onestep-image.h"
+#include "onestep-image-loader.h"
 
 /* Packed RGB8 of the texture; transparent areas become white, as on a page. */
 GBytes *
@@ -47,8 +48,8 @@ free_pixels (guchar   *pixels,
   g_bytes_unref (user_data);
 }
 
-/* Crops the centre of the image to the target's aspect ratio and scales it
- * to the target size, so the subject is not stretched. Safe in any thread. */
+/* The image fitted to the target size as onestep-cli fits it: scaled to cover,
+ * then the centre cropped, so the subject is not stretched. Safe in any thread. */
 GBytes *
 onestep_image_fit (GBytes *rgb,
                    int     width,
@@ -57,11 +58,8 @@ onestep_image_fit (GBytes *rgb,
                    int     target_height)
 {
   g_autoptr(GdkPixbuf) source = NULL;
-  g_autoptr(GdkPixbuf) cropped = NULL;
-  g_autoptr(GdkPixbuf) scaled = NULL;
-  int crop_width = width;
-  int crop_height = height;
-  const guint8 *scaled_pixels;
+  g_autoptr(GdkPixbuf) fitted = NULL;
+  const guint8 *fitted_pixels;
   guint8 *packed;
   int rowstride;
 
@@ -72,23 +70,18 @@ onestep_image_fit (GBytes *rgb,
   if (width == target_width && height == target_height)
     return g_bytes_ref (rgb);
 
-  if ((gint64)width * target_height > (gint64)height * target_width)
-    crop_width = MAX (1, (int)((gint64)height * target_width / target_height));
-  else
-    crop_height = MAX (1, (int)((gint64)width * target_height / target_width));
-
   source = gdk_pixbuf_new_from_data ((const guchar *)g_bytes_get_data (rgb, NULL), GDK_COLORSPACE_RGB,
                                      FALSE, 8, width, height, width * 3,
                                      free_pixels, g_bytes_ref (rgb));
-  cropped = gdk_pixbuf_new_subpixbuf (source, (width - crop_width) / 2,
-                                      (height - crop_height) / 2, crop_width, crop_height);
-  scaled = gdk_pixbuf_scale_simple (cropped, target_width, target_height, GDK_INTERP_BILINEAR);
+  fitted = onestep_image_loader_fit (source, target_width, target_height);
+  if (fitted == NULL)
+    return NULL;
 
-  scaled_pixels = gdk_pixbuf_read_pixels (scaled);
-  rowstride = gdk_pixbuf_get_rowstride (scaled);
+  fitted_pixels = gdk_pixbuf_read_pixels (fitted);
+  rowstride = gdk_pixbuf_get_rowstride (fitted);
   packed = g_malloc ((gsize)target_width * target_height * 3);
   for (int y = 0; y < target_height; y++)
-    memcpy (packed + (gsize)y * target_width * 3, scaled_pixels + (gsize)y * rowstride,
+    memcpy (packed + (gsize)y * target_width * 3, fitted_pixels + (gsize)y * rowstride,
             (gsize)target_width * 3);
 
   return g_bytes_new_take (packed, (gsize)target_width * target_height * 3);

@@ -208,6 +208,13 @@ compare_action (GtkWidget  *widget,
   if (self->image == NULL || !self->model_loaded)
     return;
 
+  /* The engine runs one job at a time: the comparison goes first, not after the
+   * preview's whole refinement. */
+  if (self->generate_cancellable != NULL)
+    {
+      _onestep_window_cancel_generation (self);
+      _onestep_window_set_status (self, _("Stopped for the comparison"));
+    }
   params = onestep_controls_get_params (self->controls);
   adw_view_stack_set_visible_child_name (self->view_stack, "compare");
   onestep_compare_view_run (self->compare_view, self->engine, self->image, self->image_width,

@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "onestep-image-loader.h"
 #include "onestep-window-private.h"
 
 static void
@@ -42,15 +43,15 @@ load_texture_thread (GTask        *task,
                      GCancellable *cancellable)
 {
   GError *error = NULL;
-  GdkTexture *texture = gdk_texture_new_from_file (task_data, &error);
+  g_autoptr(GdkPixbuf) image = onestep_image_loader_load (task_data, cancellable, &error);
 
-  if (texture != NULL)
-    g_task_return_pointer (task, texture, g_object_unref);
+  if (image != NULL)
+    g_task_return_pointer (task, gdk_texture_new_for_pixbuf (image), g_object_unref);
   else
     g_task_return_error (task, error);
 }
 
-/* Reads an image file in a thread, then opens it. */
+/* Reads an image file in a thread, as onestep-cli does, then opens it. */
 void
 onestep_window_open_file (OnestepWindow *self,
                           GFile         *file)

@@ -38,8 +38,11 @@ struct _OnestepWindow
   int                   image_width;
   int                   image_height;
 
+  /* The model that works; the one being loaded replaces it only once it has loaded. */
   char                 *model_path;
   char                 *unet_file;
+  char                 *loading_model_path;
+  char                 *loading_unet_file;
   GCancellable         *model_cancellable;
   gboolean              model_loaded;
 

@@ -163,14 +163,14 @@ onestep_window_show_result (OnestepWindow *self,
 static char *
 describe_progress (const OnestepEngineProgress *progress)
 {
-  int step = MIN (progress->step + 1, progress->n_steps);
+  int step = onestep_engine_progress_get_run_step (progress);
 
   if (progress->stage == ONESTEP_STAGE_DENOISE)
     {
       if (progress->run == 0)
-        return g_strdup_printf (_("Generating: step %d of %d"), step, progress->n_steps);
+        return g_strdup_printf (_("Generating: step %d of %d"), step, progress->run_steps);
       return g_strdup_printf (_("Refining with %d steps: step %d of %d"), progress->run_steps,
-                              step, progress->n_steps);
+                              step, progress->run_steps);
     }
 
   if (progress->run > 0)
@@ -375,12 +375,24 @@ on_model_loaded (GObject      *object,
 
   if (!ok)
     {
+      /* The engine went back to the model that worked, if any. */
+      self->model_loaded = self->model_path != NULL;
+      onestep_controls_show_current_model (self->controls);
       _onestep_window_update_actions (self);
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        onestep_window_show_error (self, _("The model could not be loaded"), error);
+        {
+          _onestep_window_set_status (self, self->model_loaded ? "" : _("No model"));
+          onestep_window_show_error (self, _("The model could not be loaded"), error);
+        }
       return;
     }
 
+  g_free (self->model_path);
+  self->model_path = g_steal_pointer (&self->loading_model_path);
+  g_free (self->unet_file);
+  self->unet_file = g_steal_pointer (&self->loading_unet_file);
+  g_settings_set_string (self->settings, "model-path", self->model_path);
+  g_settings_set_string (self->settings, "model-unet-file", self->unet_file ? self->unet_file : "");
   self->model_loaded = TRUE;
   onestep_controls_set_model (self->controls, self->model_path, self->unet_file, &info,
                               g_settings_get_int (self->settings, "default-steps"));
@@ -396,9 +408,6 @@ onestep_window_load_model (OnestepWindow *self,
 {
   g_autoptr(OnestepParams) params = NULL;
 
-  g_settings_set_string (self->settings, "model-path", model_path);
-  g_settings_set_string (self->settings, "model-unet-file", unet_file ? unet_file : "");
-
   _onestep_window_cancel_generation (self);
   if (self->model_cancellable != NULL)
     g_cancellable_cancel (self->model_cancellable);
@@ -408,10 +417,10 @@ onestep_window_load_model (OnestepWindow *self,
   _onestep_window_update_actions (self);
   _onestep_window_set_status (self, _("Loading the model…"));
 
-  g_free (self->model_path);
-  self->model_path = g_strdup (model_path);
-  g_free (self->unet_file);
-  self->unet_file = g_strdup (unet_file);
+  g_free (self->loading_model_path);
+  self->loading_model_path = g_strdup (model_path);
+  g_free (self->loading_unet_file);
+  self->loading_unet_file = g_strdup (unet_file);
   params = onestep_controls_get_params (self->controls);
   onestep_engine_load_model_async (self->engine, model_path, unet_file, params->device,
                                    params->precision, self->model_cancellable, on_model_loaded,
@@ -538,6 +547,8 @@ onestep_window_dispose (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->model_path, g_free);
   g_clear_pointer (&self->unet_file, g_free);
+  g_clear_pointer (&self->loading_model_path, g_free);
+  g_clear_pointer (&self->loading_unet_file, g_free);
   g_clear_object (&self->current_result);
   g_clear_object (&self->source);
   g_clear_pointer (&self->image, g_bytes_unref);

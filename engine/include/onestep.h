@@ -29,9 +29,10 @@ typedef enum {
 
 /* Errors carry a code and a message that names the file, tensor or
  * parameter at fault. Fixed-size so it needs no allocation. */
+#define ONESTEP_MESSAGE_SIZE 1024
 typedef struct {
   onestep_status code;
-  char message[1024];
+  char message[ONESTEP_MESSAGE_SIZE];
 } onestep_error;
 
 typedef enum {
@@ -87,7 +88,9 @@ typedef struct {
 typedef struct {
   onestep_model_kind kind;
   onestep_device device;    /* the backend actually in use */
-  char device_name[128];    /* e.g. "CPU (2 threads, OpenBLAS)" or the GPU's name */
+  /* e.g. "CPU (2 threads, OpenBLAS)" or the GPU's name; on the CPU with device AUTO it
+   * goes on with "; CUDA unavailable: " and the whole reason (an onestep_error message). */
+  char device_name[128 + ONESTEP_MESSAGE_SIZE];
   int default_frames;
   int default_width, default_height;
   int default_steps;

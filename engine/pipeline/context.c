@@ -17,7 +17,7 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
     os_backend *be = os_backend_cuda_new(params->precision, &cuda_error);
     if (be) {
       info->device = ONESTEP_DEVICE_CUDA;
-      snprintf(info->device_name, sizeof info->device_name, "%.127s", be->name);
+      snprintf(info->device_name, sizeof info->device_name, "%s", be->name);
       return be;
     }
     if (params->device == ONESTEP_DEVICE_CUDA) {
@@ -32,7 +32,7 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
   info->device = ONESTEP_DEVICE_CPU;
   if (params->device == ONESTEP_DEVICE_AUTO) {
     snprintf(info->device_name, sizeof info->device_name,
-             "CPU (%ld threads, OpenBLAS); CUDA unavailable: %.70s", threads, cuda_error.message);
+             "CPU (%ld threads, OpenBLAS); CUDA unavailable: %s", threads, cuda_error.message);
     return be;
   }
   /* Asked for the CPU with a GPU precision: reproduce that precision's rounding. */

@@ -57,6 +57,8 @@ expect_failure "missing model" "no-such-model" \
   generate --model "$work/no-such-model" --output "$out" "$image"
 expect_failure "unknown device" "--device tpu" \
   generate --model "$model" --output "$out" --device tpu "$image"
+expect_failure "unknown output extension" "\\.avi.*\\.mp4.*\\.webm.*\\.gif.*PNG frames" \
+  generate --model "$model" --output "$work/clip.avi" "$image"
 expect_failure "existing output" "already exists" \
   generate --model "$model" --output "$work/existing" "$image"
 expect_failure "info on a missing model" "no-such-model" info --model "$work/no-such-model"
@@ -83,6 +85,24 @@ unet_file=$broken/truncated/unet/diffusion_pytorch_model.safetensors
 head -c 100000 "$unet_file" > "$unet_file.part" && mv "$unet_file.part" "$unet_file"
 expect_failure "truncated weights" "diffusion_pytorch_model.safetensors" \
   generate --model "$broken/truncated" --output "$out" "$image"
+# Why CUDA is not used reaches the user whole, however long: a file named
+# libcuda.so.1 that is no library, in a deep folder, makes the driver's message long.
+fake_driver=$broken/$(printf 'not-a-driver-%.0s' {1..12})
+mkdir -p "$fake_driver" && echo "not a library" > "$fake_driver/libcuda.so.1"
+# check_whole_reason NAME TEXT: TEXT names the fake library and ends the message.
+check_whole_reason() {
+  if grep -q -F "CUDA unavailable: no NVIDIA driver: libcuda.so.1 cannot be loaded ($fake_driver/libcuda.so.1: " <<<"$2" &&
+      grep -q ')$' <<<"$2"; then
+    echo "ok   $1 gives the whole reason CUDA is unavailable"
+  else
+    echo "FAIL $1: the reason CUDA is unavailable is cut: $2"; failures=$((failures + 1))
+  fi
+}
+LD_LIBRARY_PATH=$fake_driver "$cli" info --model "$model" --device auto >"$work/stdout" 2>&1
+check_whole_reason "info" "$(grep '^device: ' "$work/stdout")"
+LD_LIBRARY_PATH=$fake_driver "$cli" generate --model "$model" --output "$broken/auto.gif" \
+  --steps 1 --frames 1 --device auto --json "$image" >"$work/stdout" 2>/dev/null
+check_whole_reason "generate --json" "$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' "$work/stdout")"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "skip --device cuda without a GPU: this machine has one"
 else

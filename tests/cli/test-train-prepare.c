@@ -83,11 +83,13 @@ write_video (const char *path,
              int         fps,
              PixelFunc   pixel)
 {
-  OnestepExportFormat format = onestep_export_format_for_path (path);
+  OnestepExportFormat format;
   g_autofree guint8 *rgb = NULL;
   g_autoptr(GError) error = NULL;
   OnestepExportOptions options;
 
+  if (!onestep_export_format_for_path (path, &format, &error))
+    g_error ("%s", error->message);
   if (!onestep_export_format_available (format))
     return FALSE;
   rgb = make_frames (frames, width, height, pixel);

@@ -68,25 +68,23 @@ narrow_tones (int     t,
   rgb[2] = (guint8) (110 + t);
 }
 
-static GHashTable *
-make_metadata (void)
-{
-  GHashTable *metadata = g_hash_table_new (g_str_hash, g_str_equal);
-
-  g_hash_table_insert (metadata, "model", "tiny-a");
-  g_hash_table_insert (metadata, "seed", "42");
-  g_hash_table_insert (metadata, "steps", "1");
-  g_hash_table_insert (metadata, "sampler", "osv");
-  g_hash_table_insert (metadata, "size", "64x48");
-  g_hash_table_insert (metadata, "frames", "25");
-  g_hash_table_insert (metadata, "motion_bucket", "127");
-  return metadata;
-}
+static const OnestepClipSettings clip_settings = {
+  .model = "/models/tiny-a",
+  .unet_file = NULL,
+  .sampler = "tts",
+  .seed = 42,
+  .steps = 1,
+  .frames = 25,
+  .width = 64,
+  .height = 48,
+  .fps = 7,
+  .motion_bucket_id = 127,
+  .noise_aug_strength = 0.02f,
+};
 
 typedef struct {
   char         *dir;
   guint8       *rgb;
-  GHashTable   *metadata;
 } Fixture;
 
 static void
@@ -98,7 +96,6 @@ fixture_set_up (Fixture       *fixture,
   fixture->dir = g_dir_make_tmp ("onestep-export-XXXXXX", &error);
   g_assert_no_error (error);
   fixture->rgb = make_frames (FRAMES, WIDTH, HEIGHT, moving_gradient);
-  fixture->metadata = make_metadata ();
 }
 
 static void
@@ -130,7 +127,6 @@ fixture_tear_down (Fixture       *fixture,
   remove_tree (fixture->dir);
   g_free (fixture->dir);
   g_free (fixture->rgb);
-  g_hash_table_unref (fixture->metadata);
 }
 
 static int
@@ -203,13 +199,18 @@ assert_settings_json (const char *json)
   json_parser_load_from_data (parser, json, -1, &error);
   g_assert_no_error (error);
   object = json_node_get_object (json_parser_get_root (parser));
-  g_assert_cmpstr (json_object_get_string_member (object, "model"), ==, "tiny-a");
-  g_assert_cmpstr (json_object_get_string_member (object, "seed"), ==, "42");
-  g_assert_cmpstr (json_object_get_string_member (object, "steps"), ==, "1");
-  g_assert_cmpstr (json_object_get_string_member (object, "sampler"), ==, "osv");
-  g_assert_cmpstr (json_object_get_string_member (object, "size"), ==, "64x48");
-  g_assert_cmpstr (json_object_get_string_member (object, "frames"), ==, "25");
-  g_assert_cmpstr (json_object_get_string_member (object, "motion_bucket"), ==, "127");
+  g_assert_cmpuint (json_object_get_size (object), ==, 11);
+  g_assert_cmpstr (json_object_get_string_member (object, "model"), ==, "/models/tiny-a");
+  g_assert_true (json_object_get_null_member (object, "unet_file"));
+  g_assert_cmpstr (json_object_get_string_member (object, "sampler"), ==, "tts");
+  g_assert_cmpint (json_object_get_int_member (object, "seed"), ==, 42);
+  g_assert_cmpint (json_object_get_int_member (object, "steps"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (object, "frames"), ==, 25);
+  g_assert_cmpint (json_object_get_int_member (object, "width"), ==, 64);
+  g_assert_cmpint (json_object_get_int_member (object, "height"), ==, 48);
+  g_assert_cmpint (json_object_get_int_member (object, "fps"), ==, 7);
+  g_assert_cmpint (json_object_get_int_member (object, "motion_bucket_id"), ==, 127);
+  g_assert_cmpfloat (json_object_get_double_member (object, "noise_aug_strength"), ==, 0.02);
 }
 
 static char *
@@ -224,7 +225,7 @@ export_clip (Fixture             *fixture,
   char *path = g_build_filename (fixture->dir, name, NULL);
 
   options->fps = FPS;
-  options->metadata = fixture->metadata;
+  options->settings = &clip_settings;
   onestep_export_write (path, rgb ? rgb : fixture->rgb, FRAMES, width, height,
                         options, NULL, &error);
   g_assert_no_error (error);
@@ -267,11 +268,13 @@ test_round_trip (Fixture       *fixture,
 {
   const RoundTrip *trip = data;
   OnestepExportOptions options;
+  OnestepExportFormat format;
   g_autofree char *listing = NULL;
   g_autoptr(DecodedClip) clip = NULL;
   double worst;
 
-  g_assert_cmpint (onestep_export_format_for_path (trip->name), ==, trip->format);
+  g_assert_true (onestep_export_format_for_path (trip->name, &format, NULL));
+  g_assert_cmpint (format, ==, trip->format);
   g_assert_true (onestep_export_format_available (trip->format));
   onestep_export_options_init (&options, trip->format);
   clip = export_and_decode (fixture, trip->name, &options, WIDTH, HEIGHT, NULL);
@@ -460,6 +463,7 @@ test_png_folder (Fixture       *fixture,
                  gconstpointer  data)
 {
   OnestepExportOptions options;
+  OnestepExportFormat format;
   g_autofree char *path = NULL;
   g_autofree char *first = NULL;
   g_autofree char *last = NULL;
@@ -470,7 +474,8 @@ test_png_folder (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
   gsize frame_size = (gsize) WIDTH * HEIGHT * 3;
 
-  g_assert_cmpint (onestep_export_format_for_path ("frames"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_true (onestep_export_format_for_path ("frames", &format, NULL));
+  g_assert_cmpint (format, ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
   onestep_export_options_init (&options, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
   path = export_clip (fixture, "frames", &options, WIDTH, HEIGHT, NULL);
 
@@ -487,7 +492,9 @@ test_png_folder (Fixture       *fixture,
   g_assert_cmpmem (gdk_pixbuf_get_pixels (pixbuf), frame_size,
                    fixture->rgb + frame_size * (FRAMES - 1), frame_size);
   g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::seed"), ==, "42");
-  g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::model"), ==, "tiny-a");
+  g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::model"), ==, "/models/tiny-a");
+  g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::noise_aug_strength"), ==, "0.02");
+  g_assert_null (gdk_pixbuf_get_option (pixbuf, "tEXt::unet_file"));
 
   settings = g_build_filename (path, "settings.json", NULL);
   g_assert_true (g_file_get_contents (settings, &json, NULL, NULL));
@@ -590,7 +597,7 @@ test_cancel_during (Fixture       *fixture,
 
       onestep_export_options_init (&options, all_formats[i]);
       options.ping_pong = TRUE;
-      options.metadata = fixture->metadata;
+      options.settings = &clip_settings;
       options.progress = cancel_at_frame;
       options.progress_data = &cancel;
       g_assert_false (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
@@ -654,7 +661,7 @@ test_rename_fails (Fixture       *fixture,
       g_assert_cmpint (g_mkdir (path, 0755), ==, 0);
       g_assert_true (g_file_set_contents (inside, "x", 1, NULL));
       onestep_export_options_init (&options, all_formats[i]);
-      options.metadata = fixture->metadata;
+      options.settings = &clip_settings;
       g_assert_false (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
                                             &options, NULL, &error));
       g_assert_nonnull (error);
@@ -663,6 +670,36 @@ test_rename_fails (Fixture       *fixture,
       g_assert_cmpstr (listing, ==, all_names[i]);
       inner_listing = list_dir (path);
       g_assert_cmpstr (inner_listing, ==, "keep");
+      remove_tree (path);
+    }
+}
+
+/* An existing export is kept unless replace is set; replaced, nothing else is left. */
+static void
+test_replace (Fixture       *fixture,
+              gconstpointer  data)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (all_formats); i++)
+    {
+      g_autofree char *path = g_build_filename (fixture->dir, all_names[i], NULL);
+      g_autofree char *listing = NULL;
+      g_autoptr(GError) error = NULL;
+      OnestepExportOptions options;
+
+      onestep_export_options_init (&options, all_formats[i]);
+      g_assert_true (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                           &options, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_false (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                            &options, NULL, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS);
+      g_clear_error (&error);
+      options.replace = TRUE;
+      g_assert_true (onestep_export_write (path, fixture->rgb, FRAMES, WIDTH, HEIGHT,
+                                           &options, NULL, &error));
+      g_assert_no_error (error);
+      listing = list_dir (fixture->dir);
+      g_assert_cmpstr (listing, ==, all_names[i]);
       remove_tree (path);
     }
 }
@@ -699,13 +736,33 @@ test_invalid_arguments (Fixture       *fixture,
   g_assert_cmpstr (listing, ==, "");
 }
 
+/* The format a path names, or the error for an unknown extension. */
+static int
+format_of (const char *path)
+{
+  OnestepExportFormat format;
+  g_autoptr(GError) error = NULL;
+
+  if (onestep_export_format_for_path (path, &format, &error))
+    return format;
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, ".mp4"));
+  g_assert_nonnull (strstr (error->message, ".webm"));
+  g_assert_nonnull (strstr (error->message, ".gif"));
+  g_assert_nonnull (strstr (error->message, "PNG frames"));
+  return -1;
+}
+
 static void
 test_format_names (void)
 {
-  g_assert_cmpint (onestep_export_format_for_path ("/a/B.MP4"), ==, ONESTEP_EXPORT_FORMAT_MP4);
-  g_assert_cmpint (onestep_export_format_for_path ("x.webm"), ==, ONESTEP_EXPORT_FORMAT_WEBM);
-  g_assert_cmpint (onestep_export_format_for_path ("x.Gif"), ==, ONESTEP_EXPORT_FORMAT_GIF);
-  g_assert_cmpint (onestep_export_format_for_path ("x.mp4/out"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("/a/B.MP4"), ==, ONESTEP_EXPORT_FORMAT_MP4);
+  g_assert_cmpint (format_of ("x.webm"), ==, ONESTEP_EXPORT_FORMAT_WEBM);
+  g_assert_cmpint (format_of ("x.Gif"), ==, ONESTEP_EXPORT_FORMAT_GIF);
+  g_assert_cmpint (format_of ("x.mp4/out"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("out/.frames"), ==, ONESTEP_EXPORT_FORMAT_PNG_FOLDER);
+  g_assert_cmpint (format_of ("x.avi"), ==, -1);
+  g_assert_cmpint (format_of ("x.mp4.part"), ==, -1);
   for (guint i = 0; i < G_N_ELEMENTS (all_formats); i++)
     g_assert_nonnull (onestep_export_format_name (all_formats[i]));
 }
@@ -741,6 +798,7 @@ main (int   argc,
   ADD ("/export/cancel-during", test_cancel_during, NULL);
   ADD ("/export/unwritable", test_unwritable, NULL);
   ADD ("/export/rename-fails", test_rename_fails, NULL);
+  ADD ("/export/replace", test_replace, NULL);
   ADD ("/export/invalid-arguments", test_invalid_arguments, NULL);
 
   return g_test_run ();

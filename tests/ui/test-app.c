@@ -11,8 +11,10 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 
 #include "onestep-application.h"
+#include "onestep-controls.h"
 #include "onestep-export-dialog.h"
 #include "onestep-preferences-window.h"
 #include "onestep-window.h"
@@ -416,6 +418,54 @@ test_compare (void)
   save_screenshot (GTK_WIDGET (window), "comparison.png");
 }
 
+/* Counts the labels under widget that read text. */
+static guint
+count_labels (GtkWidget  *widget,
+              const char *text)
+{
+  guint n = GTK_IS_LABEL (widget) && g_str_equal (gtk_label_get_label (GTK_LABEL (widget)), text);
+
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    n += count_labels (child, text);
+  return n;
+}
+
+/* Compare goes before the preview's refinement, and stopping it, with its own Stop
+ * or the preview's, leaves no cell waiting. */
+static void
+test_compare_stops (void)
+{
+  OnestepCompareView *compare = onestep_window_get_compare_view (window);
+  GObject *stop_button = gtk_widget_get_template_child (GTK_WIDGET (compare),
+                                                        ONESTEP_TYPE_COMPARE_VIEW, "stop_button");
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_true (onestep_compare_view_get_running (compare));
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (stop_button)));
+
+  g_signal_emit_by_name (stop_button, "clicked");
+  g_assert_false (onestep_compare_view_get_running (compare));
+  g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (stop_button)));
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Waiting…"), ==, 0);
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Stopped"), ==,
+                    4 - onestep_compare_view_get_n_results (compare));
+
+  /* A preview generation started while comparing; the preview's Stop stops both. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_false (onestep_compare_view_get_running (compare));
+  g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Waiting…"), ==, 0);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
+  g_assert_true (wait_until (comparison_done, compare));
+}
+
 static gboolean
 window_gone (gpointer data)
 {
@@ -423,13 +473,19 @@ window_gone (gpointer data)
 }
 
 static void
+on_exported (OnestepExportDialog *dialog,
+             const char          *path,
+             char               **exported)
+{
+  *exported = g_strdup (path);
+}
+
+static void
 test_export (void)
 {
   OnestepCompareView *compare = onestep_window_get_compare_view (window);
   OnestepResult *picked = onestep_compare_view_get_result (compare, 1);
-  const OnestepParams *params = onestep_result_get_params (picked);
-  g_autofree char *name = g_strdup_printf ("onestep-%u-%dsteps.gif", params->seed, params->steps);
-  g_autofree char *path = g_build_filename (export_dir, name, NULL);
+  g_autofree char *path = NULL;
   GtkWindow *dialog;
   GStatBuf st;
 
@@ -440,6 +496,7 @@ test_export (void)
   g_signal_emit_by_name (compare, "export-requested", picked);
   dialog = find_window (ONESTEP_TYPE_EXPORT_DIALOG);
   g_assert_nonnull (dialog);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &path);
   wait_for_paint (GTK_WIDGET (dialog));
   save_screenshot (GTK_WIDGET (dialog), "export-dialog.png");
 
@@ -447,8 +504,388 @@ test_export (void)
   onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
   g_assert_true (wait_until (window_gone, &dialog));
 
+  g_assert_nonnull (path);
+  g_assert_true (g_str_has_suffix (path, ".gif"));
   g_assert_cmpint (g_stat (path, &st), ==, 0);
   g_assert_cmpint (st.st_size, >, 0);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+}
+
+/* Exports result through the export dialog in format; returns the exported path. */
+static char *
+export_result (OnestepResult *result,
+               int            format)
+{
+  GtkWindow *dialog;
+  char *exported = NULL;
+
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", format);
+  dialog = onestep_window_export (window, result);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  g_assert_true (wait_until (window_gone, &dialog));
+  g_assert_nonnull (exported);
+  return exported;
+}
+
+static JsonNode *
+load_json (const char *path)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_file (parser, path, &error);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+static void
+remove_png_folder (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *file = g_build_filename (path, name, NULL);
+
+      g_assert_cmpint (g_unlink (file), ==, 0);
+    }
+  g_assert_cmpint (g_rmdir (path), ==, 0);
+}
+
+/* Exports result as a GIF named name (without extension) through the export dialog;
+ * as the name is taken, answers the question with response. Returns the exported
+ * path, NULL when nothing was exported. */
+static char *
+export_gif_named (OnestepResult *result,
+                  const char    *name,
+                  const char    *response)
+{
+  GtkWindow *dialog;
+  GtkWindow *question;
+  char *exported = NULL;
+
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", 2 /* gif */);
+  dialog = onestep_window_export (window, result);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
+  gtk_editable_set_text (GTK_EDITABLE (gtk_widget_get_template_child (GTK_WIDGET (dialog),
+                                                                      ONESTEP_TYPE_EXPORT_DIALOG,
+                                                                      "name_row")), name);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  question = find_window (ADW_TYPE_MESSAGE_DIALOG);
+  g_assert_nonnull (question);
+  adw_message_dialog_response (ADW_MESSAGE_DIALOG (question), response);
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
+  if (g_str_equal (response, "cancel"))
+    gtk_window_destroy (dialog);
+  g_assert_true (wait_until (window_gone, &dialog));
+  return exported;
+}
+
+/* Exporting a clip again gives a free default name with the settings in it; a taken
+ * name is replaced or changed to a free one as the user chooses. */
+static void
+test_export_name_clash (void)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+  const OnestepParams *params = onestep_result_get_params (result);
+  g_autofree char *first = export_result (result, 2 /* gif */);
+  g_autofree char *second = NULL;
+  g_autofree char *first_base = g_path_get_basename (first);
+  g_autofree char *name = g_strndup (first_base, strlen (first_base) - strlen (".gif"));
+  g_autofree char *size = g_strdup_printf ("-%dx%d-", params->width, params->height);
+  g_autofree char *expected_second = g_strdup_printf ("%s-2.gif", name);
+  g_autofree char *expected_third = g_strdup_printf ("%s-3.gif", name);
+  g_autofree char *replaced = NULL;
+  g_autofree char *third = NULL;
+  g_autofree char *third_base = NULL;
+  g_autofree char *second_base = NULL;
+  GStatBuf st;
+
+  g_test_message ("default name: %s", first_base);
+  g_assert_nonnull (strstr (name, onestep_sampler_name (onestep_result_get_sampler (result))));
+  g_assert_nonnull (strstr (name, size));
+  second = export_result (result, 2 /* gif */);
+  second_base = g_path_get_basename (second);
+  g_assert_cmpstr (second_base, ==, expected_second);
+
+  g_assert_null (export_gif_named (result, name, "cancel"));
+
+  g_assert_true (g_file_set_contents (first, "", 0, NULL));
+  replaced = export_gif_named (result, name, "replace");
+  g_assert_cmpstr (replaced, ==, first);
+  g_assert_cmpint (g_stat (first, &st), ==, 0);
+  g_assert_cmpint (st.st_size, >, 0);
+
+  third = export_gif_named (result, name, "rename");
+  third_base = g_path_get_basename (third);
+  g_assert_cmpstr (third_base, ==, expected_third);
+  g_assert_true (g_file_test (third, G_FILE_TEST_IS_REGULAR));
+
+  g_assert_cmpint (g_unlink (first), ==, 0);
+  g_assert_cmpint (g_unlink (second), ==, 0);
+  g_assert_cmpint (g_unlink (third), ==, 0);
+}
+
+/* Runs onestep-cli generate on image with the settings of result, into output. */
+static void
+generate_with_cli (OnestepResult *result,
+                   const char    *image,
+                   const char    *output)
+{
+  const OnestepParams *params = onestep_result_get_params (result);
+  g_autofree char *seed = g_strdup_printf ("%u", params->seed);
+  g_autofree char *steps = g_strdup_printf ("%d", params->steps);
+  g_autofree char *frames = g_strdup_printf ("%d", params->frames);
+  g_autofree char *width = g_strdup_printf ("%d", params->width);
+  g_autofree char *height = g_strdup_printf ("%d", params->height);
+  g_autofree char *fps = g_strdup_printf ("%d", params->fps);
+  g_autofree char *motion = g_strdup_printf ("%d", params->motion_bucket_id);
+  char noise[G_ASCII_DTOSTR_BUF_SIZE];
+  const char *argv[] = {
+    g_getenv ("ONESTEP_CLI"), "generate", "--model", params->model_path, "--output", output,
+    "--seed", seed, "--steps", steps, "--frames", frames, "--width", width, "--height", height,
+    "--fps", fps, "--motion-bucket", motion, "--noise-aug",
+    g_ascii_dtostr (noise, sizeof noise, params->noise_aug_strength),
+    "--sampler", onestep_sampler_name (onestep_result_get_sampler (result)), image, NULL
+  };
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  g_assert_true (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               NULL, NULL, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, &error));
+  g_assert_no_error (error);
+}
+
+/* The app and onestep-cli write the same settings.json, member for member and type for
+ * type, for a clip made with the same settings. */
+static void
+test_settings_match_cli (void)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+  g_autofree char *gui_folder = export_result (result, 3 /* PNG frames */);
+  g_autofree char *cli_folder = g_build_filename (export_dir, "from-cli", NULL);
+  g_autofree char *gui_file = g_build_filename (gui_folder, "settings.json", NULL);
+  g_autofree char *cli_file = g_build_filename (cli_folder, "settings.json", NULL);
+  g_autoptr(JsonNode) gui_settings = NULL;
+  g_autoptr(JsonNode) cli_settings = NULL;
+  g_autofree char *gui_text = NULL;
+  g_autofree char *cli_text = NULL;
+
+  generate_with_cli (result, g_getenv ("ONESTEP_TEST_IMAGE"), cli_folder);
+  gui_settings = load_json (gui_file);
+  cli_settings = load_json (cli_file);
+  gui_text = json_to_string (gui_settings, FALSE);
+  cli_text = json_to_string (cli_settings, FALSE);
+  g_test_message ("app: %s", gui_text);
+  g_test_message ("cli: %s", cli_text);
+  g_assert_cmpstr (gui_text, ==, cli_text);
+  g_assert_true (json_node_equal (gui_settings, cli_settings));
+  g_assert_cmpint (json_node_get_value_type (json_object_get_member (json_node_get_object (gui_settings),
+                                                                     "seed")), ==, G_TYPE_INT64);
+
+  remove_png_folder (gui_folder);
+  remove_png_folder (cli_folder);
+}
+
+/* A JPEG of a camera held upright: stored width x height (top red, bottom blue), with
+ * EXIF orientation 6, shown turned a quarter clockwise (height x width). */
+static char *
+write_upright_photo (int width,
+                     int height)
+{
+  /* APP1: "Exif", a big-endian TIFF header and one IFD entry, Orientation = 6. */
+  static const guint8 exif[] = {
+    0xff, 0xe1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,
+    'M', 'M', 0x00, 0x2a, 0x00, 0x00, 0x00, 0x08,
+    0x00, 0x01, 0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
+  };
+  g_autoptr(GdkPixbuf) stored = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, width, height);
+  g_autoptr(GByteArray) file = g_byte_array_new ();
+  g_autofree char *path = g_build_filename (export_dir, "upright.jpg", NULL);
+  g_autofree char *jpeg = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize length;
+
+  for (int y = 0; y < height; y++)
+    for (int x = 0; x < width; x++)
+      {
+        guint8 *pixel = gdk_pixbuf_get_pixels (stored) + y * gdk_pixbuf_get_rowstride (stored) + 3 * x;
+
+        pixel[0] = y < height / 2 ? 220 : 30;
+        pixel[1] = (guint8)(x * 4);
+        pixel[2] = y < height / 2 ? 30 : 220;
+      }
+  g_assert_true (gdk_pixbuf_save_to_buffer (stored, &jpeg, &length, "jpeg", &error, "quality", "95", NULL));
+  g_assert_no_error (error);
+  g_byte_array_append (file, (const guint8 *)jpeg, 2);  /* SOI */
+  g_byte_array_append (file, exif, sizeof exif);
+  g_byte_array_append (file, (const guint8 *)jpeg + 2, length - 2);
+  g_assert_true (g_file_set_contents (path, (const char *)file->data, file->len, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&path);
+}
+
+static gboolean
+idle_after_two_results (gpointer data)
+{
+  return !onestep_window_get_busy (window) && *(guint *)data >= 2;
+}
+
+/* One photo gives one clip: the app reads and fits an image as onestep-cli does,
+ * EXIF orientation included. */
+static void
+test_same_clip_as_cli (void)
+{
+  g_autofree char *photo = write_upright_photo (32, 48);
+  g_autoptr(GFile) file = g_file_new_for_path (photo);
+  g_autofree char *cli_folder = g_build_filename (export_dir, "photo-from-cli", NULL);
+  g_autofree char *cli_frame = g_build_filename (cli_folder, "frame-0001.png", NULL);
+  g_autoptr(GdkPixbuf) cli_pixels = NULL;
+  g_autoptr(GError) error = NULL;
+  OnestepResult *result;
+  GdkTexture *source;
+  guint n_results = 0;
+  gulong handler;
+  int width, height;
+
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
+  onestep_window_open_file (window, file);
+  g_assert_true (wait_until (idle_after_two_results, &n_results));
+  g_signal_handler_disconnect (window, handler);
+  result = onestep_window_get_current_result (window);
+  source = onestep_result_get_source (result);
+  g_assert_cmpint (gdk_texture_get_width (source), ==, 48);
+  g_assert_cmpint (gdk_texture_get_height (source), ==, 32);
+
+  generate_with_cli (result, photo, cli_folder);
+  cli_pixels = gdk_pixbuf_new_from_file (cli_frame, &error);
+  g_assert_no_error (error);
+  width = onestep_result_get_width (result);
+  height = onestep_result_get_height (result);
+  g_assert_cmpint (gdk_pixbuf_get_width (cli_pixels), ==, width);
+  g_assert_cmpint (gdk_pixbuf_get_height (cli_pixels), ==, height);
+  g_assert_cmpint (gdk_pixbuf_get_rowstride (cli_pixels), ==, width * 3);
+  g_assert_cmpmem (gdk_pixbuf_read_pixels (cli_pixels), (gsize)width * height * 3,
+                   g_bytes_get_data (onestep_result_get_frames (result), NULL),
+                   (gsize)width * height * 3);
+
+  remove_png_folder (cli_folder);
+  g_assert_cmpint (g_unlink (photo), ==, 0);
+}
+
+static void
+on_status_changed (GtkLabel   *label,
+                   GParamSpec *pspec,
+                   GPtrArray  *statuses)
+{
+  g_ptr_array_add (statuses, g_strdup (gtk_label_get_label (label)));
+}
+
+static gboolean
+idle_with_tts_result (gpointer data)
+{
+  OnestepResult *result = onestep_window_get_current_result (window);
+
+  return !onestep_window_get_busy (window) && result != NULL &&
+         onestep_result_get_sampler (result) == ONESTEP_SAMPLER_TTS &&
+         onestep_result_get_params (result)->steps == GPOINTER_TO_INT (data);
+}
+
+/* The Time Travel Sampler evaluates the UNet twice per step: the status still counts
+ * steps, "step 2 of 4", not evaluations, "step 4 of 8". */
+static void
+test_status_counts_steps (void)
+{
+  GtkWidget *controls = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                   ONESTEP_TYPE_WINDOW,
+                                                                   "controls"));
+  GObject *status = gtk_widget_get_template_child (GTK_WIDGET (window), ONESTEP_TYPE_WINDOW,
+                                                   "status_label");
+  GObject *sampler_row = gtk_widget_get_template_child (controls, ONESTEP_TYPE_CONTROLS,
+                                                        "sampler_row");
+  GObject *steps_spin = gtk_widget_get_template_child (controls, ONESTEP_TYPE_CONTROLS,
+                                                       "steps_spin");
+  g_autoptr(GPtrArray) statuses = g_ptr_array_new_with_free_func (g_free);
+  guint n_counted = 0;
+  gulong handler;
+
+  handler = g_signal_connect (status, "notify::label", G_CALLBACK (on_status_changed), statuses);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (sampler_row), ONESTEP_SAMPLER_TTS);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (steps_spin), 4);
+  g_assert_true (wait_until (idle_with_tts_result, GINT_TO_POINTER (4)));
+  g_signal_handler_disconnect (status, handler);
+
+  for (guint i = 0; i < statuses->len; i++)
+    {
+      const char *text = g_ptr_array_index (statuses, i);
+      int run_steps, step, of;
+
+      if (sscanf (text, "Refining with %d steps: step %d of %d", &run_steps, &step, &of) == 3 ||
+          (sscanf (text, "Generating: step %d of %d", &step, &of) == 2 && (run_steps = 1)))
+        {
+          g_test_message ("%s", text);
+          g_assert_cmpint (of, ==, run_steps);
+          g_assert_cmpint (step, >=, 1);
+          g_assert_cmpint (step, <=, of);
+          n_counted++;
+        }
+    }
+  g_assert_cmpuint (n_counted, >, 0);
+}
+
+static guint
+count_scroll_controllers (GtkWidget *widget)
+{
+  g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (widget);
+  guint n = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
+    {
+      g_autoptr(GObject) controller = g_list_model_get_item (controllers, i);
+
+      n += GTK_IS_EVENT_CONTROLLER_SCROLL (controller);
+    }
+  return n;
+}
+
+/* Counts the spin buttons under widget, checking that none takes the mouse wheel. */
+static guint
+check_spin_buttons_leave_wheel (GtkWidget *widget)
+{
+  guint n_spins = 0;
+
+  if (GTK_IS_SPIN_BUTTON (widget))
+    {
+      g_assert_cmpuint (count_scroll_controllers (widget), ==, 0);
+      n_spins++;
+    }
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    n_spins += check_spin_buttons_leave_wheel (child);
+  return n_spins;
+}
+
+/* The wheel scrolls the side panel even with the pointer over Seed, Width or Frames:
+ * its spin buttons take no scroll events, the panel does. */
+static void
+test_wheel_scrolls_panel (void)
+{
+  GtkWidget *controls = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                   ONESTEP_TYPE_WINDOW,
+                                                                   "controls"));
+  GtkWidget *panel = gtk_widget_get_ancestor (controls, GTK_TYPE_SCROLLED_WINDOW);
+
+  g_assert_cmpuint (check_spin_buttons_leave_wheel (controls), >=, 8);
+  g_assert_nonnull (panel);
+  g_assert_cmpuint (count_scroll_controllers (panel), >, 0);
 }
 
 /* With a model but no image, a window offers to take one. */
@@ -486,6 +923,32 @@ is_set (gpointer data)
   return *(char **)data != NULL;
 }
 
+/* The test model is still loaded, saved and shown, and generates. */
+static void
+assert_working_model_kept (void)
+{
+  g_autofree char *saved = g_settings_get_string (settings, "model-path");
+  OnestepControls *controls = ONESTEP_CONTROLS (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                             ONESTEP_TYPE_WINDOW,
+                                                                             "controls"));
+  AdwComboRow *model_row = ADW_COMBO_ROW (gtk_widget_get_template_child (GTK_WIDGET (controls),
+                                                                        ONESTEP_TYPE_CONTROLS,
+                                                                        "model_row"));
+  GtkStringObject *shown = adw_combo_row_get_selected_item (model_row);
+  g_autoptr(OnestepParams) params = onestep_controls_get_params (controls);
+  guint before = onestep_history_get_len (onestep_window_get_history (window));
+
+  g_assert_true (onestep_window_get_model_loaded (window));
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_cmpstr (saved, ==, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_cmpstr (params->model_path, ==, g_getenv ("ONESTEP_TEST_MODEL"));
+  g_assert_nonnull (shown);
+  g_assert_cmpstr (gtk_string_object_get_string (shown), ==, "model");
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+}
+
 /* Bad input gives a message naming the problem, and the window goes on. */
 static void
 test_errors (void)
@@ -507,13 +970,19 @@ test_errors (void)
   g_assert_nonnull (strstr (reported, "model_index.json"));
   g_assert_true (onestep_window_get_current_result (window) == shown);
 
+  /* A model that does not load leaves the working one in place, and in the settings. */
   g_clear_pointer (&reported, g_free);
   onestep_window_set_model (window, missing_model);
   g_assert_true (wait_until (is_set, &reported));
   g_test_message ("%s", reported);
   g_assert_nonnull (strstr (reported, "no-such-model"));
-  g_assert_false (onestep_window_get_model_loaded (window));
-  g_assert_false (onestep_window_get_busy (window));
+  assert_working_model_kept ();
+
+  g_clear_pointer (&reported, g_free);
+  onestep_window_set_model (window, model_dir);
+  g_assert_true (wait_until (is_set, &reported));
+  g_test_message ("%s", reported);
+  assert_working_model_kept ();
 
   g_signal_handler_disconnect (window, handler);
 }
@@ -551,16 +1020,23 @@ main (int   argc,
 
   g_test_add_func ("/ui/empty-state", test_empty_state);
   g_test_add_func ("/ui/preferences", test_preferences);
+  g_test_add_func ("/ui/wheel-scrolls-panel", test_wheel_scrolls_panel);
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
   g_test_add_func ("/ui/compare", test_compare);
+  g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);
   g_test_add_func ("/ui/model-without-image", test_model_without_image);
+  g_test_add_func ("/ui/export-name-clash", test_export_name_clash);
+  g_test_add_func ("/ui/settings-match-cli", test_settings_match_cli);
+  g_test_add_func ("/ui/same-clip-as-cli", test_same_clip_as_cli);
+  g_test_add_func ("/ui/status-counts-steps", test_status_counts_steps);
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
   onestep_engine_shutdown (onestep_application_get_engine (app));
+  onestep_engine_wait_for_workers ();
   g_object_unref (settings);
   g_rmdir (export_dir);
 

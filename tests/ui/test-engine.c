@@ -239,6 +239,49 @@ test_cancel (void)
   run_clear (&run);
 }
 
+static void
+on_progress_seen (const OnestepEngineProgress *progress,
+                  gpointer                     user_data)
+{
+  *(onestep_stage *)user_data = progress->stage;
+}
+
+static void
+on_result_unexpected (OnestepResult *result,
+                      gpointer       user_data)
+{
+  g_assert_not_reached ();
+}
+
+/* Quitting does not wait for the engine, even in the middle of a UNet evaluation that
+ * takes many seconds at this size. Last: the engine is shut down afterwards. */
+static void
+test_shutdown_does_not_wait (void)
+{
+  static const int one_step[] = { 1 };
+  g_autoptr(OnestepParams) params = test_params (3);
+  onestep_stage stage = ONESTEP_STAGE_LOAD;
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
+  gint64 start;
+  double waited_ms;
+
+  params->width = 256;
+  params->height = 192;
+  params->frames = 2;
+  onestep_engine_generate_async (engine, image, image_width, image_height, params, one_step, 1,
+                                 on_progress_seen, on_result_unexpected, &stage, NULL, NULL, NULL);
+  while (stage != ONESTEP_STAGE_DENOISE && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (stage, ==, ONESTEP_STAGE_DENOISE);
+  g_usleep (G_USEC_PER_SEC / 2);
+
+  start = g_get_monotonic_time ();
+  onestep_engine_shutdown (engine);
+  waited_ms = (g_get_monotonic_time () - start) / 1000.0;
+  g_test_message ("shutdown took %.1f ms", waited_ms);
+  g_assert_cmpfloat (waited_ms, <, 100);
+}
+
 static GBytes *
 load_rgb (const char *path,
           int        *width,
@@ -280,10 +323,12 @@ main (int   argc,
   g_test_add_func ("/engine/refinement-ladder", test_refinement_ladder);
   g_test_add_func ("/engine/seed", test_seed);
   g_test_add_func ("/engine/cancel", test_cancel);
+  g_test_add_func ("/engine/shutdown-does-not-wait", test_shutdown_does_not_wait);
   status = g_test_run ();
 
   g_object_unref (engine);
   g_bytes_unref (image);
+  onestep_engine_wait_for_workers ();
 
   return status;
 }
