@@ -15,8 +15,18 @@ typedef struct {
   bool needs_grad; /* a leaf with a gradient buffer, or computed from one */
 } tape_tensor;
 
+/* A buffer kept for reuse: training allocates the same sizes every step,
+ * and fresh memory costs a page fault per page on first touch. */
+typedef struct {
+  float *ptr;
+  size_t n;
+} spare_buffer;
+
 struct os_tape {
   os_backend *be;
+  spare_buffer *spares;
+  int n_spares, spare_capacity;
+  size_t spare_bytes;
   tape_tensor *tensors;
   int n_tensors, tensor_capacity;
   os_tape_node *nodes;
@@ -24,6 +34,44 @@ struct os_tape {
   bool recording;
   onestep_error latched;
 };
+
+/* A buffer of n floats, a spare one of that size when there is one. */
+static float *
+take_buffer(os_tape *tape, size_t n)
+{
+  for (int i = tape->n_spares - 1; i >= 0; i--)
+    if (tape->spares[i].n == n) {
+      float *ptr = tape->spares[i].ptr;
+      tape->spare_bytes -= n * sizeof(float);
+      tape->spares[i] = tape->spares[--tape->n_spares];
+      return ptr;
+    }
+  return tape->be->ops->alloc(tape->be, (n ? n : 1) * sizeof(float));
+}
+
+/* Keeps a buffer for reuse (frees it when the list cannot grow). */
+static void
+give_back(os_tape *tape, float *ptr, size_t n)
+{
+  if (tape->n_spares == tape->spare_capacity) {
+    int capacity = tape->spare_capacity ? 2 * tape->spare_capacity : 1024;
+    spare_buffer *grown = realloc(tape->spares, (size_t)capacity * sizeof *grown);
+    if (!grown) {
+      tape->be->ops->free(tape->be, ptr);
+      return;
+    }
+    tape->spares = grown;
+    tape->spare_capacity = capacity;
+  }
+  tape->spares[tape->n_spares++] = (spare_buffer){ptr, n};
+  tape->spare_bytes += n * sizeof(float);
+}
+
+size_t
+os_tape_spare_bytes(const os_tape *tape)
+{
+  return tape->spare_bytes;
+}
 
 os_tape *
 os_tape_new(os_backend *be)
@@ -39,13 +87,12 @@ os_tape_new(os_backend *be)
 void
 os_tape_reset(os_tape *tape)
 {
-  os_backend *be = tape->be;
   for (int i = 0; i < tape->n_tensors; i++) {
     tape_tensor *t = &tape->tensors[i];
     if (t->owns_data)
-      be->ops->free(be, t->data);
+      give_back(tape, t->data, t->n);
     if (t->owns_grad)
-      be->ops->free(be, t->grad);
+      give_back(tape, t->grad, t->n);
   }
   for (int i = 0; i < tape->n_nodes; i++)
     free(tape->nodes[i].closure);
@@ -60,6 +107,9 @@ os_tape_free(os_tape *tape)
   if (!tape)
     return;
   os_tape_reset(tape);
+  for (int i = 0; i < tape->n_spares; i++)
+    tape->be->ops->free(tape->be, tape->spares[i].ptr);
+  free(tape->spares);
   free(tape->tensors);
   free(tape->nodes);
   free(tape);
@@ -123,12 +173,12 @@ os_tape_alloc(os_tape *tape, size_t n)
 {
   if (tape->latched.code != ONESTEP_OK)
     return OS_TAPE_NONE;
-  float *data = tape->be->ops->alloc(tape->be, (n ? n : 1) * sizeof(float));
+  float *data = take_buffer(tape, n);
   if (!data)
     return os_tape_fail(tape, "an activation");
   os_tv v = add_tensor(tape, (tape_tensor){.data = data, .n = n, .owns_data = true});
   if (v == OS_TAPE_NONE)
-    tape->be->ops->free(tape->be, data);
+    give_back(tape, data, n);
   return v;
 }
 
@@ -157,7 +207,7 @@ os_tape_grad_for(os_tape *tape, os_tv v)
     return NULL;
   tape_tensor *t = &tape->tensors[v];
   if (!t->grad) {
-    t->grad = tape->be->ops->alloc(tape->be, (t->n ? t->n : 1) * sizeof(float));
+    t->grad = take_buffer(tape, t->n);
     if (!t->grad) {
       os_tape_fail(tape, "a gradient");
       return NULL;
@@ -288,7 +338,6 @@ os_tape_backward(os_tape *tape, os_tv out, const float *dout, onestep_error *err
 {
   if (tape->latched.code != ONESTEP_OK)
     return os_tape_status(tape, error);
-  os_backend *be = tape->be;
   os_tape_seed(tape, out, dout);
   for (int i = tape->n_nodes - 1; i >= 0 && tape->latched.code == ONESTEP_OK; i--) {
     const os_tape_node *node = &tape->nodes[i];
@@ -298,7 +347,7 @@ os_tape_backward(os_tape *tape, os_tv out, const float *dout, onestep_error *err
     node->backward(tape, node, y->grad);
     /* An intermediate's gradient is complete once its producer has used it. */
     if (y->owns_grad) {
-      be->ops->free(be, y->grad);
+      give_back(tape, y->grad, y->n);
       y->grad = NULL;
       y->owns_grad = false;
     }

@@ -28,9 +28,13 @@ typedef int os_tv; /* a tensor on the tape */
 
 os_tape *os_tape_new(os_backend *be);
 void os_tape_free(os_tape *tape);
-/* Frees every tensor and node the tape owns; leaves are forgotten. */
+/* Forgets every tensor and node; the tape keeps the buffers it owned for the
+ * next forward (training allocates the same sizes every step), and frees
+ * them with the tape. */
 void os_tape_reset(os_tape *tape);
 os_backend *os_tape_backend(const os_tape *tape);
+/* Bytes of the buffers kept for reuse (allocated, but holding nothing). */
+size_t os_tape_spare_bytes(const os_tape *tape);
 
 /* With recording off, ops compute only (no nodes, no gradients): for
  * teachers, targets and evaluation. */

@@ -309,7 +309,7 @@ block(graph *g, const os_st_resblock_w *resblock, const os_st_transformer_w *tra
   block_closure c = {.g = *g, .resblock = resblock, .transformer = transformer, .H = H, .W = W};
   os_tv in[3] = {x, g->temb_silu, g->ctx};
   os_backend *be = os_tape_backend(g->t);
-  if (g->checkpoint_budget && be->bytes_in_use > g->checkpoint_budget)
+  if (g->checkpoint_budget && be->bytes_in_use - os_tape_spare_bytes(g->t) > g->checkpoint_budget)
     return os_tape_checkpoint(g->t, run_block, 3, in, &c, sizeof c);
   return run_block(g->t, in, &c);
 }
