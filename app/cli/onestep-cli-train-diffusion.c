@@ -1,8 +1,9 @@
-/* onestep-cli-train-diffusion.c: `onestep-cli train diffusion`, SVD's own
- * denoising objective on a latent cache, into a run folder:
+/* onestep-cli-train-diffusion.c: `onestep-cli train diffusion` (SVD's own
+ * denoising objective) and `onestep-cli train osv` (OSV's stage 1 or 2) on a
+ * latent cache, into a run folder:
  *   RUN/config.json        the run's settings (a resumed run reads them back)
  *   RUN/log.jsonl          one JSON line per step
- *   RUN/checkpoint.safetensors   the whole training state, written atomically
+ *   RUN/checkpoint/        the whole training state, swapped in atomically
  *   RUN/final/adapter/     the PEFT adapter (generate --lora)
  *   RUN/final/unet.safetensors   the UNet with everything merged (generate --unet)
  * Ctrl+C stops at the next step boundary and saves the checkpoint first. */
@@ -30,6 +31,11 @@ typedef struct {
   int lora_rank, batch, threads, memory_budget_mb;
   double lora_alpha, lr, weight_decay, max_grad_norm, ema, huber_c;
   gint64 seed;
+  /* OSV */
+  char *objective; /* "diffusion", "osv-lgp" or "osv-acd" */
+  char *dinov2, *from;
+  int m;
+  double lr_d, lambda_adv, guidance_min, guidance_max;
 } RunSettings;
 
 static void
@@ -41,6 +47,9 @@ run_settings_clear (RunSettings *s)
   g_free (s->lora_targets);
   g_free (s->train_targets);
   g_free (s->loss);
+  g_free (s->objective);
+  g_free (s->dinov2);
+  g_free (s->from);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (RunSettings, run_settings_clear)
@@ -59,6 +68,14 @@ settings_to_json (const RunSettings *s)
   STRING ("lora_targets", s->lora_targets);
   STRING ("train_targets", s->train_targets);
   STRING ("loss", s->loss);
+  STRING ("objective", s->objective);
+  STRING ("dinov2", s->dinov2);
+  STRING ("from", s->from);
+  INT ("m", s->m);
+  DOUBLE ("lr_d", s->lr_d);
+  DOUBLE ("lambda_adv", s->lambda_adv);
+  DOUBLE ("guidance_min", s->guidance_min);
+  DOUBLE ("guidance_max", s->guidance_max);
   INT ("lora_rank", s->lora_rank);
   DOUBLE ("lora_alpha", s->lora_alpha);
   INT ("batch", s->batch);
@@ -107,7 +124,15 @@ settings_from_json (RunSettings *s,
   STRING (lora_targets);
   STRING (train_targets);
   STRING (loss);
+  STRING (objective);
+  STRING (dinov2);
+  STRING (from);
 #undef STRING
+  s->m = json_object_get_int_member_with_default (o, "m", 5);
+  s->lr_d = json_object_get_double_member_with_default (o, "lr_d", 1e-5);
+  s->lambda_adv = json_object_get_double_member_with_default (o, "lambda_adv", 0.1);
+  s->guidance_min = json_object_get_double_member_with_default (o, "guidance_min", 1.0);
+  s->guidance_max = json_object_get_double_member_with_default (o, "guidance_max", 3.0);
   s->lora_rank = json_object_get_int_member (o, "lora_rank");
   s->lora_alpha = json_object_get_double_member_with_default (o, "lora_alpha", s->lora_rank);
   s->batch = json_object_get_int_member (o, "batch");
@@ -181,33 +206,56 @@ save_checkpoint (onestep_trainer *trainer,
 static void
 print_step (const onestep_train_stats *stats,
             gint64                     iterations,
-            gboolean                   tty)
+            gboolean                   tty,
+            gboolean                   osv)
 {
   double remaining = stats->seconds * (double) (iterations - stats->step);
-  fprintf (stderr, "%sstep %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.5f  grad norm %.4f  %.2f s/step  %.0f MB  %d:%02d left%s",
-           tty ? "\r" : "", (gint64) stats->step, iterations, stats->loss, stats->grad_norm,
-           stats->seconds, stats->peak_bytes / 1e6, (int) (remaining / 60), (int) remaining % 60,
-           tty ? "" : "\n");
+  g_autofree char *players = osv ? g_strdup_printf ("  D %.4f  adv %.4f  cons %.5f", stats->loss_d,
+                                                    stats->adv_g, stats->consistency)
+                                 : g_strdup ("");
+  fprintf (stderr, "%sstep %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.5f%s  grad norm %.4f  %.2f s/step  %.0f MB  %d:%02d left%s",
+           tty ? "\r" : "", (gint64) stats->step, iterations, stats->loss, players,
+           stats->grad_norm, stats->seconds, stats->peak_bytes / 1e6, (int) (remaining / 60),
+           (int) remaining % 60, tty ? "" : "\n");
 }
 
 static gboolean
 append_log (FILE                      *log,
-            const onestep_train_stats *stats)
+            const onestep_train_stats *stats,
+            gboolean                   osv)
 {
-  return fprintf (log, "{\"step\":%" G_GINT64_FORMAT ",\"loss\":%.9g,\"grad_norm\":%.9g,\"lr\":%.9g,\"seconds\":%.4f,\"peak_bytes\":%zu}\n",
+  g_autofree char *players = osv ? g_strdup_printf (",\"loss_d\":%.9g,\"adv_g\":%.9g,\"consistency\":%.9g,\"grad_norm_d\":%.9g,\"grid_index\":%d",
+                                                    stats->loss_d, stats->adv_g, stats->consistency,
+                                                    stats->grad_norm_d, stats->grid_index)
+                                 : g_strdup ("");
+  return fprintf (log, "{\"step\":%" G_GINT64_FORMAT ",\"loss\":%.9g,\"grad_norm\":%.9g,\"lr\":%.9g,\"seconds\":%.4f,\"peak_bytes\":%zu%s}\n",
                   (gint64) stats->step, stats->loss, stats->grad_norm, stats->lr,
-                  stats->seconds, stats->peak_bytes) > 0 &&
+                  stats->seconds, stats->peak_bytes, players) > 0 &&
          fflush (log) == 0;
 }
 
-int
-onestep_cli_train_diffusion (int    argc,
-                             char **argv)
+/* "MIN,MAX" into two numbers. */
+static gboolean
+parse_guidance (const char *text,
+                double     *min,
+                double     *max)
+{
+  return text == NULL || (sscanf (text, "%lf,%lf", min, max) == 2 && *min > 0 && *max >= *min);
+}
+
+static int
+run_training (int      argc,
+              char   **argv,
+              gboolean osv)
 {
   g_auto(RunSettings) s = {
-    .lora_rank = 8, .lora_alpha = -1.0, .batch = 1, .lr = 1e-4, .weight_decay = 0.01,
-    .max_grad_norm = 1.0, .ema = 0.999, .huber_c = 0.001,
+    .lora_rank = 8, .lora_alpha = -1.0, .batch = 1, .lr = osv ? 5e-6 : 1e-4,
+    .weight_decay = osv ? 0.0 : 0.01, .max_grad_norm = 1.0, .ema = osv ? 0.95 : 0.999,
+    .huber_c = 0.001, .m = 5, .lr_d = 1e-5, .lambda_adv = 0.1, .guidance_min = 1.0,
+    .guidance_max = 3.0,
   };
+  int stage = 0;
+  g_autofree char *guidance = NULL;
   g_autofree char *out = NULL;
   /* Set only at the end; declared here because the error paths jump past. */
   g_autofree char *final_dir = NULL, *adapter_dir = NULL, *unet_path = NULL;
@@ -238,11 +286,27 @@ onestep_cli_train_diffusion (int    argc,
     { "export-ema", 0, 0, G_OPTION_ARG_NONE, &export_ema, "Export the EMA instead of the trained values", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) options = g_option_context_new ("- train LoRA adapters (and chosen tensors) with SVD's denoising objective");
+  GOptionEntry osv_entries[] = {
+    { "stage", 0, 0, G_OPTION_ARG_INT, &stage, "1: latent GAN pretraining (adapters only), 2: adversarial consistency distillation", "1|2" },
+    { "dinov2", 0, 0, G_OPTION_ARG_FILENAME, &s.dinov2, "The DINOv2 model folder of the discriminator (models download dinov2-small)", "PATH" },
+    { "from", 0, 0, G_OPTION_ARG_FILENAME, &s.from, "Stage 2: start from this stage-1 run's adapters and discriminator", "RUN1" },
+    { "lr-g", 0, 0, G_OPTION_ARG_DOUBLE, &s.lr, "The student's learning rate (default 5e-6)", "LR" },
+    { "lr-d", 0, 0, G_OPTION_ARG_DOUBLE, &s.lr_d, "The discriminator's learning rate (default 1e-5)", "LR" },
+    { "m", 0, 0, G_OPTION_ARG_INT, &s.m, "Stage 2: the teacher's Euler steps on the 100-point grid (default 5)", "M" },
+    { "guidance", 0, 0, G_OPTION_ARG_STRING, &guidance, "Stage 2: the teacher's frame-wise guidance (default 1,3)", "MIN,MAX" },
+    { "lambda-adv", 0, 0, G_OPTION_ARG_DOUBLE, &s.lambda_adv, "Weight of the adversarial term (default 0.1)", "L" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) options = g_option_context_new (
+    osv ? "- OSV's two-stage training of a one-step student (LoRA and chosen tensors)"
+        : "- train LoRA adapters (and chosen tensors) with SVD's denoising objective");
   g_autoptr(GError) error = NULL;
   onestep_error engine_error = { 0 };
+  const char *command = osv ? "train osv" : "train diffusion";
 
   g_option_context_add_main_entries (options, entries, NULL);
+  if (osv)
+    g_option_context_add_main_entries (options, osv_entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
       onestep_cli_fail ("%s", error->message);
@@ -250,12 +314,17 @@ onestep_cli_train_diffusion (int    argc,
     }
   if (out == NULL)
     {
-      onestep_cli_fail ("train diffusion needs --out RUN");
+      onestep_cli_fail ("%s needs --out RUN", command);
+      return 2;
+    }
+  if (!parse_guidance (guidance, &s.guidance_min, &s.guidance_max))
+    {
+      onestep_cli_fail ("--guidance %s: give MIN,MAX with 0 < MIN <= MAX", guidance);
       return 2;
     }
   g_autofree char *config_path = g_build_filename (out, "config.json", NULL);
   g_autofree char *log_path = g_build_filename (out, "log.jsonl", NULL);
-  g_autofree char *checkpoint_path = g_build_filename (out, "checkpoint.safetensors", NULL);
+  g_autofree char *checkpoint_path = g_build_filename (out, "checkpoint", NULL);
   if (resume)
     {
       if (!settings_from_json (&s, config_path, &error))
@@ -268,9 +337,15 @@ onestep_cli_train_diffusion (int    argc,
     {
       if (s.model == NULL || s.data == NULL)
         {
-          onestep_cli_fail ("train diffusion needs --model BASE and --data CACHE");
+          onestep_cli_fail ("%s needs --model BASE and --data CACHE", command);
           return 2;
         }
+      if (osv && ((stage != 1 && stage != 2) || s.dinov2 == NULL || (stage == 1 && s.from != NULL)))
+        {
+          onestep_cli_fail ("train osv needs --stage 1 or 2 and --dinov2 PATH (--from RUN1 is for stage 2)");
+          return 2;
+        }
+      s.objective = g_strdup (!osv ? "diffusion" : stage == 1 ? "osv-lgp" : "osv-acd");
       if (g_file_test (out, G_FILE_TEST_EXISTS))
         {
           onestep_cli_fail ("%s already exists: give a new run folder, or --resume to continue it", out);
@@ -281,7 +356,7 @@ onestep_cli_train_diffusion (int    argc,
       if (s.lora_alpha < 0)
         s.lora_alpha = s.lora_rank;
       if (s.loss == NULL)
-        s.loss = g_strdup ("mse");
+        s.loss = g_strdup (osv ? "huber" : "mse");
       if (s.device == NULL)
         s.device = g_strdup ("auto");
     }
@@ -328,6 +403,18 @@ onestep_cli_train_diffusion (int    argc,
   params.batch = s.batch;
   params.seed = (uint64_t) s.seed;
   params.checkpoint_budget = (size_t) MAX (s.memory_budget_mb, 0) << 20;
+  g_autofree char *init_from = s.from && *s.from ? g_build_filename (s.from, "checkpoint", NULL) : NULL;
+  params.objective = g_strcmp0 (s.objective, "osv-lgp") == 0   ? ONESTEP_OBJECTIVE_OSV_LGP
+                     : g_strcmp0 (s.objective, "osv-acd") == 0 ? ONESTEP_OBJECTIVE_OSV_ACD
+                                                               : ONESTEP_OBJECTIVE_DIFFUSION;
+  params.dinov2_path = s.dinov2 && *s.dinov2 ? s.dinov2 : NULL;
+  params.teacher_steps = s.m;
+  params.lr_d = (float) s.lr_d;
+  params.lambda_adv = (float) s.lambda_adv;
+  params.guidance_min = (float) s.guidance_min;
+  params.guidance_max = (float) s.guidance_max;
+  /* A resumed stage 2 continues from its own checkpoint, not from stage 1's. */
+  params.init_from = resume ? NULL : init_from;
 
   onestep_trainer *trainer = onestep_trainer_new (&params, &engine_error);
   if (trainer == NULL)
@@ -386,8 +473,8 @@ onestep_cli_train_diffusion (int    argc,
           onestep_cli_fail ("%s", engine_error.message);
           goto done;
         }
-      print_step (&stats, iterations, tty);
-      if (!append_log (log, &stats))
+      print_step (&stats, iterations, tty, osv);
+      if (!append_log (log, &stats, osv))
         {
           onestep_cli_fail ("cannot write %s: %s", log_path, g_strerror (errno));
           goto done;
@@ -426,4 +513,18 @@ done:
     fclose (log);
   onestep_trainer_free (trainer);
   return status;
+}
+
+int
+onestep_cli_train_diffusion (int    argc,
+                             char **argv)
+{
+  return run_training (argc, argv, FALSE);
+}
+
+int
+onestep_cli_train_osv (int    argc,
+                       char **argv)
+{
+  return run_training (argc, argv, TRUE);
 }

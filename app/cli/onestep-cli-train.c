@@ -10,6 +10,7 @@ static const struct {
 } actions[] = {
   { "prepare", onestep_cli_train_prepare, "encode a folder of videos or frame folders into a latent cache" },
   { "diffusion", onestep_cli_train_diffusion, "train LoRA adapters and chosen tensors with SVD's denoising objective" },
+  { "osv", onestep_cli_train_osv, "OSV's stage 1 (latent GAN pretraining) or 2 (adversarial consistency distillation)" },
 };
 
 static void

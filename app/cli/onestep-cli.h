@@ -18,6 +18,7 @@ int onestep_cli_bench (int argc, char **argv);
 int onestep_cli_train (int argc, char **argv);
 int onestep_cli_train_prepare (int argc, char **argv);
 int onestep_cli_train_diffusion (int argc, char **argv);
+int onestep_cli_train_osv (int argc, char **argv);
 
 /* The model options of generate and info (--unet, --lora, --frames-hint). */
 typedef struct {

@@ -47,6 +47,12 @@ typedef enum {
   ONESTEP_LOSS_PSEUDO_HUBER /* element-wise sqrt(d^2 + c^2) - c */
 } onestep_loss;
 
+typedef enum {
+  ONESTEP_OBJECTIVE_DIFFUSION = 0, /* SVD's denoising objective (fine-tuning, teachers) */
+  ONESTEP_OBJECTIVE_OSV_LGP,       /* OSV stage 1: latent GAN pretraining (adapters only) */
+  ONESTEP_OBJECTIVE_OSV_ACD,       /* OSV stage 2: adversarial consistency distillation */
+} onestep_objective;
+
 typedef struct {
   const char *model_path;          /* the base model */
   onestep_context_params context;  /* device, threads */
@@ -75,19 +81,37 @@ typedef struct {
    * during the forward, each further UNet block keeps only its output and is
    * recomputed in the backward (the same gradients). 0: keep everything. */
   size_t checkpoint_budget;
+
+  /* OSV (docs/training.md): the objective's stage, the frozen DINOv2 folder
+   * (Hugging Face Dinov2Model) behind the discriminator, and its settings. */
+  onestep_objective objective;
+  const char *dinov2_path;
+  int disc_cmap;                     /* 64 */
+  float lr_d, beta1_d, beta2_d;      /* the discriminator's Adam: 1e-5, (0, 0.999) */
+  float max_grad_norm_d;             /* 1.0 */
+  float lambda_adv;                  /* 0.1 */
+  int grid_points, teacher_steps;    /* 100, m = 5 */
+  float guidance_min, guidance_max;  /* 1, 3: frame-wise CFG of the teacher */
+  /* Stage 2 starts from this stage-1 checkpoint folder (its adapters and
+   * discriminator, fresh moments, the EMA equal to the student); NULL: none. */
+  const char *init_from;
 } onestep_train_params;
 
 /* The defaults: LoRA rank 8 (alpha 8) on the attention projections, MSE,
  * ln s ~ N(0.7, 1.6), AdamW lr 1e-4 (0.9, 0.999, 1e-8, wd 0.01), clipping at
- * 1.0, EMA 0.999, batch 1, seed 0, motion bucket 127, noise augmentation 0.02. */
+ * 1.0, EMA 0.999, batch 1, seed 0, motion bucket 127, noise augmentation 0.02,
+ * and OSV's settings as docs/training.md gives them (objective: diffusion). */
 onestep_train_params onestep_train_default_params(void);
 
 typedef struct onestep_trainer onestep_trainer;
 
 typedef struct {
   int64_t step;          /* steps done, this one included */
-  double loss;
-  double grad_norm;      /* before clipping */
+  double loss;           /* the generator's loss for OSV */
+  double grad_norm;      /* before clipping (the generator's for OSV) */
+  /* OSV only */
+  double loss_d, adv_g, consistency, grad_norm_d;
+  int grid_index;
   float lr;
   double seconds;        /* this step's wall time */
   size_t peak_bytes;     /* the backend's peak memory so far */
@@ -106,12 +130,13 @@ int onestep_trainer_cache_clips(const onestep_trainer *trainer);
 onestep_status onestep_trainer_step(onestep_trainer *trainer, onestep_train_stats *stats,
                                     onestep_error *error);
 
-/* The whole training state (trained values, Adam moments, EMA, step count)
- * in one safetensors file, written atomically: after a failure (a full disk)
- * nothing is left at path and an earlier file there is intact. */
+/* The whole training state (trained values, Adam moments, EMA, step count,
+ * and for OSV the discriminator with its spectral-norm vectors) in a folder
+ * of safetensors files, written beside it (PATH.new) and swapped in: after a
+ * failure (a full disk) the earlier checkpoint at path is intact. */
 onestep_status onestep_trainer_save(onestep_trainer *trainer, const char *path,
                                     onestep_error *error);
-/* Restores a state saved by a trainer with the same targets and rank. */
+/* Restores a state saved by a trainer with the same targets, rank and objective. */
 onestep_status onestep_trainer_load(onestep_trainer *trainer, const char *path,
                                     onestep_error *error);
 

@@ -7,10 +7,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config_json.h"
 #include "data_cache.h"
 #include "denoiser.h"
 #include "error.h"
 #include "onestep_train.h"
+#include "osv.h"
 #include "philox.h"
 #include "pipeline_internal.h"
 #include "train_export.h"
@@ -21,6 +27,8 @@
 #define STREAM_DATA (1ull << 56)
 #define STREAM_SIGMA (2ull << 56)
 #define STREAM_NOISE (3ull << 56)
+#define STREAM_GRID (4ull << 56)
+#define MAX_GRID 1000
 
 struct onestep_trainer {
   onestep_train_params params; /* the target lists point into `strings` */
@@ -38,6 +46,12 @@ struct onestep_trainer {
   float *host_x0, *host_noise, *host_cond, *host_embeds; /* one batch */
   float *x0, *x, *cond, *embeds, *grad;                  /* the same in backend memory */
   char description[256];
+  /* OSV */
+  os_dinov2 *dino;
+  os_disc *disc;
+  os_osv_players players;
+  double grid[MAX_GRID];
+  float *target;
 };
 
 onestep_train_params
@@ -65,6 +79,17 @@ onestep_train_default_params(void)
     .max_grad_norm = 1.0f,
     .ema_decay = 0.999f,
     .batch = 1,
+    .objective = ONESTEP_OBJECTIVE_DIFFUSION,
+    .disc_cmap = 64,
+    .lr_d = 1e-5f,
+    .beta1_d = 0.0f,
+    .beta2_d = 0.999f,
+    .max_grad_norm_d = 1.0f,
+    .lambda_adv = 0.1f,
+    .grid_points = 100,
+    .teacher_steps = 5,
+    .guidance_min = 1.0f,
+    .guidance_max = 3.0f,
   };
 }
 
@@ -74,7 +99,7 @@ onestep_trainer_free(onestep_trainer *t)
   if (!t)
     return;
   os_backend *be = t->ctx ? t->ctx->be : NULL;
-  float *device[] = {t->x0, t->x, t->cond, t->embeds, t->grad};
+  float *device[] = {t->x0, t->x, t->cond, t->embeds, t->grad, t->target};
   for (size_t i = 0; i < sizeof device / sizeof *device; i++)
     if (device[i])
       be->ops->free(be, device[i]);
@@ -83,6 +108,8 @@ onestep_trainer_free(onestep_trainer *t)
   free(t->host_cond);
   free(t->host_embeds);
   os_tape_free(t->tape);
+  os_disc_free(t->disc);
+  os_dinov2_free(t->dino);
   os_train_params_free(t->train);
   os_data_cache_close(t->cache);
   onestep_context_free(t->ctx);
@@ -98,7 +125,9 @@ own_targets(onestep_trainer *t)
 {
   onestep_train_params *p = &t->params;
   int n = p->n_lora_targets + p->n_train_targets;
-  t->strings = calloc((size_t)n + 1, sizeof *t->strings);
+  /* the globs, then the DINOv2 and stage-1 paths; never reallocated (the
+   * target lists point into it) */
+  t->strings = calloc((size_t)n + 2, sizeof *t->strings);
   if (!t->strings)
     return false;
   const char *const *lists[2] = {p->lora_targets, p->train_targets};
@@ -115,6 +144,13 @@ own_targets(onestep_trainer *t)
     else
       p->train_targets = (const char *const *)copy;
   }
+  const char **paths[2] = {&p->dinov2_path, &p->init_from};
+  for (int i = 0; i < 2; i++)
+    if (*paths[i]) {
+      if (!(t->strings[t->n_strings] = strdup(*paths[i])))
+        return false;
+      *paths[i] = t->strings[t->n_strings++];
+    }
   return true;
 }
 
@@ -136,6 +172,19 @@ check_params(const onestep_train_params *p, onestep_error *error)
                         "EMA decay must be in [0, 1] and the clipping norm not negative");
   if (p->loss == ONESTEP_LOSS_PSEUDO_HUBER && !(p->huber_c > 0.0f))
     return os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT, "the pseudo-Huber c must be positive");
+  if (p->objective == ONESTEP_OBJECTIVE_DIFFUSION)
+    return ONESTEP_OK;
+  if (!p->dinov2_path)
+    return os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT,
+                        "OSV needs a DINOv2 model folder (onestep-cli models download dinov2-small)");
+  if (p->grid_points < 2 || p->grid_points > MAX_GRID || p->teacher_steps < 1 ||
+      p->teacher_steps >= p->grid_points || p->disc_cmap < 1 || !(p->lr_d > 0.0f) ||
+      !(p->beta1_d >= 0.0f && p->beta1_d < 1.0f) || !(p->beta2_d >= 0.0f && p->beta2_d < 1.0f) ||
+      p->lambda_adv < 0.0f || !(p->huber_c > 0.0f))
+    return os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT,
+                        "OSV settings out of range (grid of 2 to %d points, 1 <= m < grid, "
+                        "positive cmap, rates and c)",
+                        MAX_GRID);
   return ONESTEP_OK;
 }
 
@@ -143,6 +192,66 @@ static float *
 backend_floats(os_backend *be, size_t n)
 {
   return be->ops->alloc(be, (n ? n : 1) * sizeof(float));
+}
+
+/* The DINOv2 blocks the discriminator taps: four evenly spaced ones ending
+ * with the last (2, 5, 8, 11 for ViT-S/14's twelve), as OSV's DINOv2 heads. */
+static int
+default_taps(const char *dinov2_dir, int *taps, onestep_error *error)
+{
+  size_t size = strlen(dinov2_dir) + sizeof "/config.json";
+  char *path = malloc(size);
+  os_json_file f = {0};
+  if (!path)
+    return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory"), 0;
+  snprintf(path, size, "%s/config.json", dinov2_dir);
+  int depth = os_json_open(&f, path, error) == ONESTEP_OK
+                  ? os_json_int_min(&f, "num_hidden_layers", 12, 1)
+                  : 0;
+  if (f.root)
+    os_json_close(&f);
+  free(path);
+  int n = depth >= 4 ? 4 : depth;
+  for (int i = 0; i < n; i++)
+    taps[i] = (i + 1) * depth / n - 1;
+  return n;
+}
+
+/* Loads a checkpoint's trained values (and discriminator) to start stage 2
+ * from stage 1: fresh moments, the EMA equal to the student, step 0. */
+static onestep_status load_checkpoint(onestep_trainer *t, const char *dir, onestep_error *error);
+
+static onestep_status
+setup_osv(onestep_trainer *t, onestep_error *error)
+{
+  const onestep_train_params *p = &t->params;
+  int taps[4];
+  int n_taps = default_taps(p->dinov2_path, taps, error);
+  if (n_taps == 0 || !(t->dino = os_dinov2_load(p->dinov2_path, t->ctx->be, taps, n_taps, error)))
+    return error->code ? error->code : ONESTEP_ERR_MODEL;
+  os_disc_config cfg = {.cond_dim = (int)t->cross_dim, .cmap = p->disc_cmap, .seed = p->seed};
+  if (!(t->disc = os_disc_new(t->dino, &cfg, error)))
+    return error->code;
+  os_osv_grid(p->grid_points, 0.002, 700.0, 7.0, t->grid);
+  t->players = (os_osv_players){
+    .unet = t->ctx->unet, .student = t->train, .disc = t->disc,
+    .lambda_adv = p->lambda_adv, .huber_c = p->huber_c,
+    .adam_g = t->adam, .adam_d = {.lr = p->lr_d, .beta1 = p->beta1_d, .beta2 = p->beta2_d,
+                                  .eps = p->eps},
+    .max_grad_norm_g = p->max_grad_norm, .max_grad_norm_d = p->max_grad_norm_d,
+  };
+  /* Stage 1 trains the adapters alone. */
+  os_train_params_freeze_full(t->train, p->objective == ONESTEP_OBJECTIVE_OSV_LGP);
+  if (!p->init_from)
+    return ONESTEP_OK;
+  onestep_status status = load_checkpoint(t, p->init_from, error);
+  if (status != ONESTEP_OK)
+    return status;
+  os_train_params_reset_moments(t->train);
+  os_train_params_reset_moments(os_disc_params(t->disc));
+  os_train_params_reset_ema(t->train);
+  t->step = t->players.step_g = t->players.step_d = 0;
+  return ONESTEP_OK;
 }
 
 onestep_trainer *
@@ -194,12 +303,16 @@ onestep_trainer_new(const onestep_train_params *params, onestep_error *error)
   t->cond = backend_floats(be, (size_t)p->batch * t->cond_floats);
   t->embeds = backend_floats(be, (size_t)p->batch * t->cross_dim);
   t->tape = os_tape_new(be);
+  t->target = p->objective == ONESTEP_OBJECTIVE_DIFFUSION ? NULL : backend_floats(be, n);
   if (!t->host_x0 || !t->host_noise || !t->host_cond || !t->host_embeds || !t->x0 || !t->x ||
-      !t->grad || !t->cond || !t->embeds || !t->tape) {
+      !t->grad || !t->cond || !t->embeds || !t->tape ||
+      (p->objective != ONESTEP_OBJECTIVE_DIFFUSION && !t->target)) {
     os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory for a batch of %d clips",
                  p->batch);
     goto fail;
   }
+  if (p->objective != ONESTEP_OBJECTIVE_DIFFUSION && setup_osv(t, error) != ONESTEP_OK)
+    goto fail;
   int adapters = os_train_params_lora_count(t->train);
   int full = os_train_params_count(t->train) - 2 * adapters;
   snprintf(t->description, sizeof t->description,
@@ -270,17 +383,27 @@ now_seconds(void)
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-onestep_status
-onestep_trainer_step(onestep_trainer *t, onestep_train_stats *stats, onestep_error *error)
+/* The grid index of an OSV step: uniform over [0, N) for stage 1 and
+ * [0, N - m) for stage 2 (its teacher walks m points further). */
+static int
+draw_grid_index(const onestep_trainer *t)
 {
-  os_error_clear(error);
+  const onestep_train_params *p = &t->params;
+  int span = p->grid_points - (p->objective == ONESTEP_OBJECTIVE_OSV_ACD ? p->teacher_steps : 0);
+  double u;
+  os_philox_uniform(p->seed, STREAM_GRID, (uint64_t)t->step, &u, 1);
+  int n = (int)(u * span);
+  return n < span ? n : span - 1;
+}
+
+/* The batch in backend memory: x0, conditioning, and x = x0 + sigma_b eps_b. */
+static void
+upload_batch(onestep_trainer *t, const float *sigma, float *ids)
+{
   const onestep_train_params *p = &t->params;
   os_backend *be = t->ctx->be;
-  double start = now_seconds();
   int B = p->batch;
   size_t n = (size_t)B * t->per_sample;
-  float sigma[OS_TAPE_MAX_ARGS], ids[3 * OS_TAPE_MAX_ARGS];
-  draw_batch(t, sigma);
   for (int b = 0; b < B; b++) {
     ids[3 * b] = os_data_cache_fps(t->cache) - 1.0f;
     ids[3 * b + 1] = (float)p->motion_bucket_id;
@@ -296,6 +419,16 @@ onestep_trainer_step(onestep_trainer *t, onestep_train_stats *stats, onestep_err
     be->ops->scale(be, xb, xb, sigma[b], t->per_sample);
     be->ops->grad->axpy(be, xb, t->x0 + b * t->per_sample, 1.0f, t->per_sample);
   }
+}
+
+static onestep_status
+diffusion_step(onestep_trainer *t, const float *sigma, const float *ids,
+               onestep_train_stats *stats, onestep_error *error)
+{
+  const onestep_train_params *p = &t->params;
+  os_backend *be = t->ctx->be;
+  int B = p->batch;
+  size_t n = (size_t)B * t->per_sample;
   os_tape *tape = t->tape;
   os_denoise_input in = {
     .B = B, .F = t->F, .h = t->h, .w = t->w, .sigma = sigma,
@@ -307,47 +440,218 @@ onestep_trainer_step(onestep_trainer *t, onestep_train_stats *stats, onestep_err
   os_tv D = os_train_denoise(t->ctx->unet, t->train, tape, os_tape_leaf(tape, t->x, n, NULL), &in,
                              NULL);
   onestep_status status = os_tape_status(tape, error);
-  double loss = 0.0, norm = 0.0;
   if (status == ONESTEP_OK) {
     be->ops->fill(be, t->grad, 0.0f, n);
-    loss = os_train_batch_loss(be, os_tape_data(tape, D), t->x0, sigma, B, t->per_sample, &t->loss,
-                               t->grad);
+    stats->loss = os_train_batch_loss(be, os_tape_data(tape, D), t->x0, sigma, B, t->per_sample,
+                                      &t->loss, t->grad);
     os_train_params_zero_grad(t->train);
     status = os_tape_backward(tape, D, t->grad, error);
   }
   os_tape_reset(tape);
-  if (status == ONESTEP_OK && !isfinite(loss))
+  if (status != ONESTEP_OK)
+    return status;
+  stats->grad_norm = os_train_grad_norm(t->train);
+  os_train_clip_grads(t->train, stats->grad_norm, p->max_grad_norm);
+  os_train_adam_step(t->train, &t->adam, t->step + 1);
+  os_train_ema_update(t->train, p->ema_decay);
+  return ONESTEP_OK;
+}
+
+/* OSV: stage 1 (x0 is both the real sample and the consistency target) or
+ * stage 2 (the teacher's steps and the EMA student give the target). */
+static onestep_status
+osv_step(onestep_trainer *t, int n_grid, const float *ids, onestep_train_stats *stats,
+         onestep_error *error)
+{
+  const onestep_train_params *p = &t->params;
+  os_backend *be = t->ctx->be;
+  os_osv_conditioning c = {.B = p->batch, .F = t->F, .h = t->h, .w = t->w,
+                           .cross_dim = (int)t->cross_dim, .cond_latent = t->cond,
+                           .context = t->embeds, .added_time_ids = ids};
+  const float *target = t->x0;
+  double weight = 1.0;
+  onestep_status status;
+  if (p->objective == ONESTEP_OBJECTIVE_OSV_ACD) {
+    os_acd_schedule schedule = {.grid = t->grid, .n = n_grid, .m = p->teacher_steps,
+                                .guidance_min = p->guidance_min, .guidance_max = p->guidance_max};
+    status = os_osv_acd_target(t->ctx->unet, t->train, be, t->x, &schedule, &c, t->target, NULL,
+                               error);
+    if (status != ONESTEP_OK)
+      return status;
+    target = t->target;
+    weight = pow(1.0 / (t->grid[n_grid] - t->grid[n_grid + p->teacher_steps]), 0.1);
+  }
+  os_osv_stats osv;
+  status = os_osv_iteration(&t->players, be, t->x, (float)t->grid[n_grid], target, (float)weight,
+                            &c, NULL, NULL, &osv, error);
+  if (status != ONESTEP_OK)
+    return status;
+  if (p->objective == ONESTEP_OBJECTIVE_OSV_ACD)
+    os_train_ema_update(t->train, p->ema_decay);
+  stats->loss = osv.loss_g;
+  stats->grad_norm = osv.grad_norm_g;
+  stats->loss_d = osv.loss_d;
+  stats->adv_g = osv.adv_g;
+  stats->consistency = osv.huber;
+  stats->grad_norm_d = osv.grad_norm_d;
+  stats->grid_index = n_grid;
+  return ONESTEP_OK;
+}
+
+onestep_status
+onestep_trainer_step(onestep_trainer *t, onestep_train_stats *stats, onestep_error *error)
+{
+  os_error_clear(error);
+  const onestep_train_params *p = &t->params;
+  os_backend *be = t->ctx->be;
+  double start = now_seconds();
+  float sigma[OS_TAPE_MAX_ARGS], ids[3 * OS_TAPE_MAX_ARGS];
+  onestep_train_stats result = {.lr = p->lr};
+  draw_batch(t, sigma);
+  int n_grid = -1;
+  if (p->objective != ONESTEP_OBJECTIVE_DIFFUSION) {
+    n_grid = draw_grid_index(t);
+    for (int b = 0; b < p->batch; b++)
+      sigma[b] = (float)t->grid[n_grid];
+  }
+  upload_batch(t, sigma, ids);
+  onestep_status status = n_grid < 0 ? diffusion_step(t, sigma, ids, &result, error)
+                                     : osv_step(t, n_grid, ids, &result, error);
+  if (status == ONESTEP_OK && !isfinite(result.loss))
     status = os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT,
                           "step %lld: the loss is not finite (learning rate too high?)",
                           (long long)t->step + 1);
+  if (status == ONESTEP_OK)
+    status = be->ops->sync(be, error);
   if (status != ONESTEP_OK)
     return status;
-  norm = os_train_grad_norm(t->train);
-  os_train_clip_grads(t->train, norm, p->max_grad_norm);
-  os_train_adam_step(t->train, &t->adam, t->step + 1);
-  os_train_ema_update(t->train, p->ema_decay);
-  if ((status = be->ops->sync(be, error)) != ONESTEP_OK)
-    return status;
   t->step++;
+  result.step = t->step;
+  result.seconds = now_seconds() - start;
+  result.peak_bytes = be->peak_bytes;
   if (stats)
-    *stats = (onestep_train_stats){.step = t->step, .loss = loss, .grad_norm = norm, .lr = p->lr,
-                                   .seconds = now_seconds() - start,
-                                   .peak_bytes = be->peak_bytes};
+    *stats = result;
   return ONESTEP_OK;
+}
+
+/* A checkpoint folder's files. */
+#define STATE_FILE "state.safetensors"           /* trained values, moments, EMA, step */
+#define DISC_STATE_FILE "disc-state.safetensors" /* OSV: the discriminator's moments, its steps */
+#define DISC_FILE "disc.safetensors"             /* OSV: its values and spectral-norm u, v */
+
+static char *
+joined(const char *dir, const char *name)
+{
+  size_t size = strlen(dir) + strlen(name) + 2;
+  char *path = malloc(size);
+  if (path)
+    snprintf(path, size, "%s/%s", dir, name);
+  return path;
+}
+
+static char *
+suffixed(const char *path, const char *suffix)
+{
+  size_t size = strlen(path) + strlen(suffix) + 1;
+  char *s = malloc(size);
+  if (s)
+    snprintf(s, size, "%s%s", path, suffix);
+  return s;
+}
+
+/* Removes a checkpoint folder (its files, then itself); absent is fine. */
+static void
+remove_checkpoint(const char *dir)
+{
+  const char *files[] = {STATE_FILE, DISC_STATE_FILE, DISC_FILE};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char *path = joined(dir, files[i]);
+    if (path)
+      unlink(path);
+    free(path);
+  }
+  rmdir(dir);
+}
+
+static onestep_status
+write_checkpoint(onestep_trainer *t, const char *dir, onestep_error *error)
+{
+  char *state = joined(dir, STATE_FILE), *disc_state = joined(dir, DISC_STATE_FILE);
+  char *disc = joined(dir, DISC_FILE);
+  onestep_status status;
+  if (!state || !disc_state || !disc)
+    status = os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  else if (mkdir(dir, 0755) != 0)
+    status = os_error_set(error, ONESTEP_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+  else
+    status = os_train_state_save(t->train, t->step, state, error);
+  if (status == ONESTEP_OK && t->disc)
+    status = os_train_state_save(os_disc_params(t->disc), t->players.step_d, disc_state, error);
+  if (status == ONESTEP_OK && t->disc)
+    status = os_disc_save(t->disc, disc, error);
+  free(state);
+  free(disc_state);
+  free(disc);
+  return status;
 }
 
 onestep_status
 onestep_trainer_save(onestep_trainer *t, const char *path, onestep_error *error)
 {
   os_error_clear(error);
-  return os_train_state_save(t->train, t->step, path, error);
+  /* Written beside it, then swapped in: a failure leaves the old one whole. */
+  char *fresh = suffixed(path, ".new"), *old = suffixed(path, ".old");
+  if (!fresh || !old) {
+    free(fresh);
+    free(old);
+    return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+  remove_checkpoint(fresh);
+  onestep_status status = write_checkpoint(t, fresh, error);
+  struct stat st;
+  bool had_old = stat(path, &st) == 0;
+  if (status == ONESTEP_OK) {
+    remove_checkpoint(old);
+    if ((had_old && rename(path, old) != 0) || rename(fresh, path) != 0)
+      status = os_error_set(error, ONESTEP_ERR_IO, "cannot move the checkpoint into %s: %s", path,
+                            strerror(errno));
+    else
+      remove_checkpoint(old);
+  }
+  if (status != ONESTEP_OK)
+    remove_checkpoint(fresh);
+  free(fresh);
+  free(old);
+  return status;
+}
+
+static onestep_status
+load_checkpoint(onestep_trainer *t, const char *dir, onestep_error *error)
+{
+  char *state = joined(dir, STATE_FILE), *disc_state = joined(dir, DISC_STATE_FILE);
+  char *disc = joined(dir, DISC_FILE);
+  onestep_status status = ONESTEP_OK;
+  if (!state || !disc_state || !disc)
+    status = os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  else
+    status = os_train_state_load(t->train, &t->step, state, error);
+  if (status == ONESTEP_OK && t->disc) {
+    status = os_train_state_load(os_disc_params(t->disc), &t->players.step_d, disc_state, error);
+    if (status == ONESTEP_OK)
+      status = os_disc_load(t->disc, disc, error);
+    t->players.step_g = t->step;
+  }
+  free(state);
+  free(disc_state);
+  free(disc);
+  return status;
 }
 
 onestep_status
 onestep_trainer_load(onestep_trainer *t, const char *path, onestep_error *error)
 {
   os_error_clear(error);
-  return os_train_state_load(t->train, &t->step, path, error);
+  return load_checkpoint(t, path, error);
 }
 
 onestep_status

@@ -1,12 +1,14 @@
 #!/bin/bash
-# onestep-cli train diffusion end to end on the tiny model: a cache made by
-# train prepare from a frame folder, a run whose adapter generate loads and
-# that changes the clip, resumes that are bit-identical to an uninterrupted
-# run, 1 vs 2 threads, and bad inputs (each a clear message).
-# Usage: test-train-diffusion.sh ONESTEP_CLI CASE_DIR
+# onestep-cli train diffusion and train osv end to end on the tiny model: a
+# cache made by train prepare from a frame folder, runs whose adapters
+# generate loads and that change the clip, resumes that are bit-identical to
+# an uninterrupted run, 1 vs 2 threads, OSV's two stages, and bad inputs
+# (each a clear message).
+# Usage: test-train.sh ONESTEP_CLI CASE_DIR DINOV2_DIR
 set -u
 cli=$1
 case_dir=$2
+dinov2=$3
 model=$case_dir/model
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -66,23 +68,23 @@ check "generate --unet loads the merged UNet" "$cli" generate --model "$model" -
 # Resume: 2 + 2 steps equal 4 steps, bit for bit; so do 1 and 2 threads.
 check "train 2 steps" train "$work/b" --iterations 2
 check "resume to 4 steps" "$cli" train diffusion --out "$work/b" --resume --iterations 4
-check "resumed state equals the uninterrupted one" cmp "$work/a/checkpoint.safetensors" "$work/b/checkpoint.safetensors"
+check "resumed state equals the uninterrupted one" cmp "$work/a/checkpoint/state.safetensors" "$work/b/checkpoint/state.safetensors"
 check "resumed adapter equals the uninterrupted one" cmp "$work/a/final/adapter/adapter_model.safetensors" "$work/b/final/adapter/adapter_model.safetensors"
 check "the resumed log has a line per step" test "$(wc -l <"$work/b/log.jsonl")" -eq 4
 check "train on 1 thread" train "$work/t1" --iterations 2 --threads 1
 check "train on 2 threads" train "$work/t2" --iterations 2 --threads 2
-check "1 and 2 threads give the same state" cmp "$work/t1/checkpoint.safetensors" "$work/t2/checkpoint.safetensors"
+check "1 and 2 threads give the same state" cmp "$work/t1/checkpoint/state.safetensors" "$work/t2/checkpoint/state.safetensors"
 
 # A full disk while checkpointing: the save fails clearly, the previous checkpoint stays.
-cp "$work/t1/checkpoint.safetensors" "$work/t1-before"
+cp "$work/t1/checkpoint/state.safetensors" "$work/t1-before"
 size=$(stat -c %s "$work/t1-before")
 status=0
 (trap '' XFSZ; ulimit -f $((size / 2048)); exec "$cli" train diffusion --out "$work/t1" --resume --iterations 3) \
   >/dev/null 2>"$work/stderr" || status=$?
 check "a full disk fails the run" test "$status" -ne 0 -a "$status" -lt 128
 check "a full disk is reported" grep -q "cannot save the checkpoint" "$work/stderr"
-check "the previous checkpoint is intact" cmp "$work/t1-before" "$work/t1/checkpoint.safetensors"
-check "no partial checkpoint left" bash -c "! ls '$work/t1' | grep -q -e tmp -e partial"
+check "the previous checkpoint is intact" cmp "$work/t1-before" "$work/t1/checkpoint/state.safetensors"
+check "no partial checkpoint left" bash -c "! ls '$work/t1' | grep -q -e tmp -e partial -e '\.new' -e '\.old'"
 
 # Bad inputs.
 expect_failure "rank 0" "rank 0" train diffusion --model "$model" --data "$work/cache" --out "$work/r0" --lora-rank 0
@@ -102,6 +104,40 @@ head -c 100 "$shard" >"$shard.cut" && mv "$shard.cut" "$shard"
 expect_failure "corrupt cache shard" "shard-00000.safetensors" train diffusion --model "$model" \
   --data "$work/corrupt" --out "$work/c"
 expect_failure "resume without a run" "cannot resume" train diffusion --out "$work/none" --resume
+
+# OSV: stage 1, then stage 2 from it; a resumed stage 2 equals an uninterrupted one.
+osv() { # RUN STAGE ARGS...
+  local run=$1 stage=$2
+  shift 2
+  "$cli" train osv --stage "$stage" --model "$model" --data "$work/cache" --dinov2 "$dinov2" \
+    --out "$run" --lora-rank 4 --lora-targets '*attn1.to_q,*attn1.to_v' --train 'conv_in.*' \
+    --lr-g 1e-3 --lr-d 1e-3 --seed 3 --device cpu "$@" >/dev/null 2>"$work/osv.log"
+}
+check "OSV stage 1, 2 steps" osv "$work/s1" 1 --iterations 2
+check "stage 1 logs both players" grep -q '"loss_d":.*"grid_index"' "$work/s1/log.jsonl"
+check "stage 1 keeps the discriminator" test -s "$work/s1/checkpoint/disc.safetensors"
+check "OSV stage 2 from stage 1, 3 steps" osv "$work/s2" 2 --from "$work/s1" --iterations 3
+check "OSV stage 2, 1 step" osv "$work/s2b" 2 --from "$work/s1" --iterations 1
+check "resume stage 2 to 3 steps" "$cli" train osv --out "$work/s2b" --resume --iterations 3
+for f in state disc disc-state; do
+  check "resumed stage 2 equals the uninterrupted one ($f)" \
+    cmp "$work/s2/checkpoint/$f.safetensors" "$work/s2b/checkpoint/$f.safetensors"
+done
+check "the student runs in one step (TTS)" "$cli" generate --model "$model" --seed 3 --steps 1 \
+  --sampler tts --lora "$work/s2/final/adapter/adapter_model.safetensors" --output "$work/student" \
+  "$case_dir/input.png"
+check "the student runs merged" "$cli" generate --model "$model" --seed 3 --steps 1 --sampler tts \
+  --unet "$work/s2/final/unet.safetensors" --output "$work/student-merged" "$case_dir/input.png"
+"$cli" generate --model "$model" --seed 3 --steps 1 --sampler tts --output "$work/base-tts" \
+  "$case_dir/input.png" >/dev/null 2>&1
+check "the student differs from the base model" \
+  bash -c "! cmp -s '$work/base-tts/frame-0001.png' '$work/student/frame-0001.png'"
+expect_failure "OSV without DINOv2" "--dinov2" train osv --stage 1 --model "$model" \
+  --data "$work/cache" --out "$work/nd"
+expect_failure "OSV stage 3" "--stage 1 or 2" train osv --stage 3 --model "$model" \
+  --data "$work/cache" --dinov2 "$dinov2" --out "$work/s3"
+expect_failure "stage 2 from a missing run" "cannot|No such" train osv --stage 2 --model "$model" \
+  --data "$work/cache" --dinov2 "$dinov2" --from "$work/none" --out "$work/s2c"
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
