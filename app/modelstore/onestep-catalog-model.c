@@ -13,6 +13,7 @@ struct _OnestepCatalogModel
   char      *revision;
   char      *licence;
   gboolean   gated;
+  OnestepCatalogKind kind;
   char      *base_id;
   char      *unet_file;
   GPtrArray *files;
@@ -32,6 +33,31 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+static const char *const kind_names[] = {
+  [ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO] = "image-to-video",
+  [ONESTEP_CATALOG_KIND_FEATURE_NETWORK] = "feature-network",
+};
+
+const char *
+onestep_catalog_kind_to_string (OnestepCatalogKind kind)
+{
+  g_return_val_if_fail (kind < G_N_ELEMENTS (kind_names), NULL);
+  return kind_names[kind];
+}
+
+gboolean
+onestep_catalog_kind_from_string (const char         *text,
+                                  OnestepCatalogKind *kind)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (kind_names); i++)
+    if (g_strcmp0 (text, kind_names[i]) == 0)
+      {
+        *kind = i;
+        return TRUE;
+      }
+  return FALSE;
+}
 
 static void
 catalog_file_free (OnestepCatalogFile *file)
@@ -218,6 +244,7 @@ onestep_catalog_model_new_from_json (JsonObject           *object,
   g_autoptr(OnestepCatalogModel) self = NULL;
   JsonArray *files;
   const char *id;
+  const char *kind;
 
   g_return_val_if_fail (object != NULL, NULL);
 
@@ -232,6 +259,14 @@ onestep_catalog_model_new_from_json (JsonObject           *object,
       !(self->licence = g_strdup (get_required_string (object, "licence", id, error))))
     return NULL;
   self->gated = json_object_get_boolean_member_with_default (object, "gated", FALSE);
+  kind = json_object_get_string_member_with_default (object, "kind", "image-to-video");
+  if (!onestep_catalog_kind_from_string (kind, &self->kind))
+    {
+      g_set_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CATALOGUE,
+                   "Catalogue entry %s: \"kind\" must be \"image-to-video\" or \"feature-network\"",
+                   id);
+      return NULL;
+    }
   self->unet_file = g_strdup (json_object_get_string_member_with_default (object, "unet_file", NULL));
   self->base_id = g_strdup (json_object_get_string_member_with_default (object, "base", NULL));
 
@@ -249,6 +284,16 @@ onestep_catalog_model_new_from_json (JsonObject           *object,
       if (file == NULL)
         return NULL;
       g_ptr_array_add (self->files, file);
+    }
+
+  /* A replacement UNet and a base model only make sense for a video model. */
+  if (self->kind != ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO &&
+      (self->base_id != NULL || self->unet_file != NULL))
+    {
+      g_set_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_CATALOGUE,
+                   "Catalogue entry %s: a %s has no \"base\" and no \"unet_file\"",
+                   id, onestep_catalog_kind_to_string (self->kind));
+      return NULL;
     }
 
   if (self->base_id != NULL && !add_base_components (self, object, base, error))
@@ -405,6 +450,13 @@ onestep_catalog_model_dup_page_url (OnestepCatalogModel *self,
   if (g_str_has_suffix (base_url, "/"))
     return g_strconcat (base_url, self->repository, NULL);
   return g_strconcat (base_url, "/", self->repository, NULL);
+}
+
+OnestepCatalogKind
+onestep_catalog_model_get_kind (OnestepCatalogModel *self)
+{
+  g_return_val_if_fail (ONESTEP_IS_CATALOG_MODEL (self), ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO);
+  return self->kind;
 }
 
 const char *

@@ -15,6 +15,12 @@ typedef struct {
   char    *sha256;      /* lowercase hex, or NULL: the hub's ETag is used instead */
 } OnestepCatalogFile;
 
+/* What a catalogue model is for ("kind" in catalog.json). */
+typedef enum {
+  ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO,  /* a video model to generate with (the default) */
+  ONESTEP_CATALOG_KIND_FEATURE_NETWORK, /* a network training uses (DINOv2 for OSV's discriminator) */
+} OnestepCatalogKind;
+
 #define ONESTEP_TYPE_CATALOG_MODEL (onestep_catalog_model_get_type ())
 
 G_DECLARE_FINAL_TYPE (OnestepCatalogModel, onestep_catalog_model, ONESTEP, CATALOG_MODEL, GObject)
@@ -29,6 +35,7 @@ const char          *onestep_catalog_model_get_repository   (OnestepCatalogModel
 const char          *onestep_catalog_model_get_revision     (OnestepCatalogModel *self);
 const char          *onestep_catalog_model_get_licence      (OnestepCatalogModel *self);
 gboolean             onestep_catalog_model_get_gated        (OnestepCatalogModel *self);
+OnestepCatalogKind   onestep_catalog_model_get_kind         (OnestepCatalogModel *self);
 /* The model's page, where a gated licence is accepted. */
 char                *onestep_catalog_model_dup_page_url     (OnestepCatalogModel *self,
                                                              const char          *base_url);
@@ -39,5 +46,10 @@ const char          *onestep_catalog_model_get_unet_file    (OnestepCatalogModel
 /* Every file to fetch, base components included. Element type: OnestepCatalogFile. */
 GPtrArray           *onestep_catalog_model_get_files        (OnestepCatalogModel *self);
 guint64              onestep_catalog_model_get_total_size   (OnestepCatalogModel *self);
+
+/* "image-to-video" or "feature-network", as catalog.json spells them. */
+const char          *onestep_catalog_kind_to_string         (OnestepCatalogKind   kind);
+gboolean             onestep_catalog_kind_from_string       (const char          *text,
+                                                             OnestepCatalogKind  *kind);
 
 G_END_DECLS

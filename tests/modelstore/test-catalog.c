@@ -1,5 +1,5 @@
-/* test-catalog.c: the built-in catalogue is complete and consistent, and bad
- * catalogues are refused with messages naming the entry. */
+/* test-catalog.c: the built-in catalogue is complete and consistent, entries'
+ * kinds are read, and bad catalogues are refused with messages naming the entry. */
 #include <string.h>
 
 #include "onestep-model-catalog.h"
@@ -39,7 +39,7 @@ test_default_catalogue (void)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(OnestepModelCatalog) catalog = onestep_model_catalog_new_default (&error);
-  const char *expected[] = { "svd", "svd-xt", "svd-xt-1-1", "animatelcm-svd-xt" };
+  const char *expected[] = { "svd", "svd-xt", "svd-xt-1-1", "animatelcm-svd-xt", "dinov2-small" };
   const char *diffusers_files[] = {
     "model_index.json", "feature_extractor/preprocessor_config.json",
     "scheduler/scheduler_config.json", "image_encoder/config.json", "unet/config.json",
@@ -133,6 +133,42 @@ test_animatelcm_uses_xt_components (void)
   g_assert_true (has_clip);
 }
 
+/* DINOv2 for OSV's discriminator: a feature network, not offered for generating;
+ * its files are checked against the hub's ETags, as no sha256 is listed. */
+static void
+test_dinov2_feature_network (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepModelCatalog) catalog = onestep_model_catalog_new_default (&error);
+  OnestepCatalogModel *dinov2;
+  guint n;
+
+  g_assert_no_error (error);
+  dinov2 = onestep_model_catalog_lookup (catalog, "dinov2-small");
+  g_assert_nonnull (dinov2);
+  g_assert_cmpint (onestep_catalog_model_get_kind (dinov2), ==, ONESTEP_CATALOG_KIND_FEATURE_NETWORK);
+  g_assert_cmpstr (onestep_catalog_kind_to_string (onestep_catalog_model_get_kind (dinov2)), ==,
+                   "feature-network");
+  g_assert_cmpstr (onestep_catalog_model_get_repository (dinov2), ==, "facebook/dinov2-small");
+  g_assert_cmpstr (onestep_catalog_model_get_licence (dinov2), ==, "apache-2.0");
+  g_assert_false (onestep_catalog_model_get_gated (dinov2));
+  g_assert_null (onestep_catalog_model_get_base_id (dinov2));
+  g_assert_null (onestep_catalog_model_get_unet_file (dinov2));
+  g_assert_nonnull (find_file (dinov2, "facebook/dinov2-small", "config.json"));
+  g_assert_nonnull (find_file (dinov2, "facebook/dinov2-small", "model.safetensors"));
+  g_assert_cmpuint (onestep_catalog_model_get_total_size (dinov2), >, 80 * 1000 * 1000);
+
+  /* Every other entry is a video model, by default. */
+  n = g_list_model_get_n_items (G_LIST_MODEL (catalog));
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(OnestepCatalogModel) model = g_list_model_get_item (G_LIST_MODEL (catalog), i);
+
+      if (model != dinov2)
+        g_assert_cmpint (onestep_catalog_model_get_kind (model), ==, ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO);
+    }
+}
+
 static void
 assert_refused (const char *json,
                 const char *message_part)
@@ -169,6 +205,14 @@ test_bad_catalogues (void)
                   "\"revision\": \"main\", \"licence\": \"l\", \"base\": \"nowhere\", "
                   "\"base_components\": [\"x\"], \"files\": [{\"path\": \"y\", \"size\": 1}]}]}",
                   "u: \"base\"");
+  assert_refused ("{\"models\": [{\"id\": \"k\", \"name\": \"n\", \"repository\": \"o/r\", "
+                  "\"revision\": \"main\", \"licence\": \"l\", \"kind\": \"text-to-video\", "
+                  "\"files\": [{\"path\": \"y\", \"size\": 1}]}]}",
+                  "k: \"kind\"");
+  assert_refused ("{\"models\": [{\"id\": \"f\", \"name\": \"n\", \"repository\": \"o/r\", "
+                  "\"revision\": \"main\", \"licence\": \"l\", \"kind\": \"feature-network\", "
+                  "\"unet_file\": \"y\", \"files\": [{\"path\": \"y\", \"size\": 1}]}]}",
+                  "f: a feature-network");
 }
 
 int
@@ -179,6 +223,7 @@ main (int   argc,
 
   g_test_add_func ("/modelstore/catalog/default", test_default_catalogue);
   g_test_add_func ("/modelstore/catalog/animatelcm-base", test_animatelcm_uses_xt_components);
+  g_test_add_func ("/modelstore/catalog/dinov2", test_dinov2_feature_network);
   g_test_add_func ("/modelstore/catalog/refused", test_bad_catalogues);
 
   return g_test_run ();
