@@ -30,6 +30,7 @@ static const char *const kind_names[] = {
   [ONESTEP_INSTALLED_KIND_SINGLE_FILE] = "single-file",
   [ONESTEP_INSTALLED_KIND_UNET] = "unet",
   [ONESTEP_INSTALLED_KIND_LORA] = "lora",
+  [ONESTEP_INSTALLED_KIND_FEATURE_NETWORK] = "feature-network",
 };
 
 const char *
@@ -50,6 +51,12 @@ onestep_installed_kind_from_string (const char           *text,
         return TRUE;
       }
   return FALSE;
+}
+
+gboolean
+onestep_installed_kind_is_image_to_video (OnestepInstalledKind kind)
+{
+  return kind != ONESTEP_INSTALLED_KIND_FEATURE_NETWORK;
 }
 
 static void

@@ -11,6 +11,8 @@ typedef enum {
   ONESTEP_INSTALLED_KIND_SINGLE_FILE, /* one checkpoint file holding every component */
   ONESTEP_INSTALLED_KIND_UNET,        /* a UNet file (AnimateLCM) used with a base model */
   ONESTEP_INSTALLED_KIND_LORA,        /* a LoRA merged into a base model at load */
+  ONESTEP_INSTALLED_KIND_FEATURE_NETWORK, /* not a video model: a network training uses
+                                           * (DINOv2 for OSV), never offered for generating */
 } OnestepInstalledKind;
 
 typedef enum {
@@ -45,5 +47,8 @@ const char             *onestep_installed_model_get_base        (OnestepInstalle
 const char             *onestep_installed_kind_to_string        (OnestepInstalledKind    kind);
 gboolean                onestep_installed_kind_from_string      (const char             *text,
                                                                  OnestepInstalledKind   *kind);
+/* Whether the kind is an image-to-video model (LoRAs included, which need a
+ * base model), as opposed to a feature network. */
+gboolean                onestep_installed_kind_is_image_to_video (OnestepInstalledKind   kind);
 
 G_END_DECLS

@@ -507,7 +507,9 @@ run_download (DownloadJob   *job,
     unet_file = g_build_filename (job->model_dir, unet_name, NULL);
   installed = onestep_installed_model_new (onestep_catalog_model_get_id (job->model),
                                            onestep_catalog_model_get_name (job->model),
-                                           ONESTEP_INSTALLED_KIND_DIFFUSERS,
+                                           onestep_catalog_model_get_kind (job->model) == ONESTEP_CATALOG_KIND_FEATURE_NETWORK
+                                             ? ONESTEP_INSTALLED_KIND_FEATURE_NETWORK
+                                             : ONESTEP_INSTALLED_KIND_DIFFUSERS,
                                            ONESTEP_INSTALLED_SOURCE_DOWNLOAD,
                                            job->model_dir, unet_file, NULL);
   if (!onestep_model_index_add (self->index, installed, error))

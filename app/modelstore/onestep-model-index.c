@@ -251,6 +251,24 @@ onestep_model_index_dup_models (OnestepModelIndex *self)
   return copy;
 }
 
+GPtrArray *
+onestep_model_index_dup_image_to_video_models (OnestepModelIndex *self)
+{
+  GPtrArray *models;
+
+  g_return_val_if_fail (ONESTEP_IS_MODEL_INDEX (self), NULL);
+
+  models = onestep_model_index_dup_models (self);
+  for (guint i = models->len; i > 0; i--)
+    {
+      OnestepInstalledModel *model = g_ptr_array_index (models, i - 1);
+
+      if (!onestep_installed_kind_is_image_to_video (onestep_installed_model_get_kind (model)))
+        g_ptr_array_remove_index (models, i - 1);
+    }
+  return models;
+}
+
 static gint
 find_locked (OnestepModelIndex *self,
              const char        *id)

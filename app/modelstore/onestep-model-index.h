@@ -21,6 +21,9 @@ OnestepModelIndex     *onestep_model_index_new             (const char          
 const char            *onestep_model_index_get_models_dir  (OnestepModelIndex      *self);
 /* Returns: (transfer container) element type OnestepInstalledModel */
 GPtrArray             *onestep_model_index_dup_models      (OnestepModelIndex      *self);
+/* The entries to offer for generating: image-to-video models only, no
+ * feature networks. Returns: (transfer container) element type OnestepInstalledModel */
+GPtrArray             *onestep_model_index_dup_image_to_video_models (OnestepModelIndex *self);
 /* Returns: (transfer full) (nullable) */
 OnestepInstalledModel *onestep_model_index_lookup          (OnestepModelIndex      *self,
                                                             const char             *id);

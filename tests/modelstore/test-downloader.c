@@ -16,12 +16,14 @@
 #define WEIGHTS_SIZE (300 * 1024)
 #define CUT_AT (100 * 1024)
 #define TOKEN "hf_loopback_token"
+#define DINOV2_REPO "test/dinov2-small"
 
 typedef struct {
   LoopbackHub            *hub;
   char                   *models_dir;
   GBytes                 *config;
   GBytes                 *weights;
+  GBytes                 *dinov2_weights; /* other bytes: the loopback CDN serves by sha256 */
   OnestepModelCatalog    *catalog;
   OnestepModelIndex      *index;
   OnestepModelDownloader *downloader;
@@ -68,7 +70,11 @@ test_catalogue (Fixture *fixture)
     " {\"id\": \"stale\", \"name\": \"Stale\", \"repository\": \"" REPO "\","
     "  \"revision\": \"main\", \"licence\": \"test\","
     "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d,"
-    "              \"sha256\": \"%064d\"}]}"
+    "              \"sha256\": \"%064d\"}]},"
+    " {\"id\": \"dinov2\", \"name\": \"DINOv2\", \"kind\": \"feature-network\","
+    "  \"repository\": \"" DINOV2_REPO "\", \"revision\": \"main\", \"licence\": \"test\","
+    "  \"files\": [{\"path\": \"config.json\", \"size\": 548},"
+    "             {\"path\": \"model.safetensors\", \"size\": 1000}]}"
     "]}",
     g_bytes_get_size (fixture->config), WEIGHTS_SIZE, sha, WEIGHTS_SIZE, WEIGHTS_SIZE, 0);
 }
@@ -114,6 +120,9 @@ fixture_set_up (Fixture       *fixture,
   loopback_hub_add_file (fixture->hub, REPO, WEIGHTS_PATH, fixture->weights, TRUE);
   loopback_hub_add_file (fixture->hub, GATED_REPO, WEIGHTS_PATH, fixture->weights, TRUE);
   loopback_hub_set_gated (fixture->hub, GATED_REPO, TOKEN);
+  loopback_hub_add_file (fixture->hub, DINOV2_REPO, "config.json", fixture->config, FALSE);
+  fixture->dinov2_weights = g_bytes_new_from_bytes (fixture->weights, 1, WEIGHTS_SIZE - 1);
+  loopback_hub_add_file (fixture->hub, DINOV2_REPO, "model.safetensors", fixture->dinov2_weights, TRUE);
 
   catalogue = test_catalogue (fixture);
   fixture->catalog = onestep_model_catalog_new_from_data (catalogue, -1, &error);
@@ -140,6 +149,7 @@ fixture_tear_down (Fixture       *fixture,
   g_free (fixture->models_dir);
   g_bytes_unref (fixture->config);
   g_bytes_unref (fixture->weights);
+  g_bytes_unref (fixture->dinov2_weights);
   loopback_hub_free (fixture->hub);
 }
 
@@ -452,6 +462,64 @@ test_not_found (Fixture       *fixture,
   g_assert_null (installed);
 }
 
+/* A feature network downloads like a video model (the catalogue's sizes are
+ * estimates, files without sha256 checked against the hub's ETags) and is
+ * indexed as a feature network, so the app does not offer it for generating. */
+static void
+test_feature_network (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OnestepInstalledModel) installed = NULL;
+  g_autoptr(OnestepInstalledModel) entry = NULL;
+  g_autoptr(OnestepModelIndex) reloaded = NULL;
+  g_autoptr(GPtrArray) offered = NULL;
+  g_autofree char *weights = model_file (fixture, "dinov2", "model.safetensors");
+  g_autofree char *config = model_file (fixture, "dinov2", "config.json");
+  g_autofree char *model_dir = g_build_filename (fixture->models_dir, "dinov2", NULL);
+  guint64 total = g_bytes_get_size (fixture->config) + g_bytes_get_size (fixture->dinov2_weights);
+
+  /* Broken off part way, it resumes where it stopped. */
+  loopback_hub_break_next_transfer (fixture->hub, CUT_AT);
+  installed = download (fixture, "dinov2", &error);
+  g_assert_error (error, ONESTEP_MODELSTORE_ERROR, ONESTEP_MODELSTORE_ERROR_INTERRUPTED);
+  g_clear_error (&error);
+  installed = download (fixture, "dinov2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (loopback_hub_get_last_range_start (fixture->hub), ==, CUT_AT);
+  assert_file_content (weights, fixture->dinov2_weights);
+  assert_file_content (config, fixture->config);
+  /* The hub's sizes win over the catalogue's estimates. */
+  g_assert_cmpuint (fixture->progress_total, ==, total);
+
+  g_assert_cmpstr (onestep_installed_model_get_path (installed), ==, model_dir);
+  g_assert_cmpint (onestep_installed_model_get_kind (installed), ==, ONESTEP_INSTALLED_KIND_FEATURE_NETWORK);
+  reloaded = onestep_model_index_new (fixture->models_dir, &error);
+  g_assert_no_error (error);
+  entry = onestep_model_index_lookup (reloaded, "dinov2");
+  g_assert_nonnull (entry);
+  g_assert_cmpint (onestep_installed_model_get_kind (entry), ==, ONESTEP_INSTALLED_KIND_FEATURE_NETWORK);
+  offered = onestep_model_index_dup_image_to_video_models (reloaded);
+  g_assert_cmpuint (offered->len, ==, 0);
+}
+
+/* No sha256 in the catalogue: corrupt bytes are refused against the LFS
+ * sha256 in the hub's ETag. */
+static void
+test_feature_network_checksum (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_autofree char *weights = model_file (fixture, "dinov2", "model.safetensors");
+  g_autoptr(OnestepInstalledModel) entry = NULL;
+
+  loopback_hub_corrupt_file (fixture->hub, DINOV2_REPO, "model.safetensors");
+  assert_download_fails (fixture, "dinov2", ONESTEP_MODELSTORE_ERROR,
+                         ONESTEP_MODELSTORE_ERROR_CHECKSUM, "corrupt");
+  g_assert_false (g_file_test (weights, G_FILE_TEST_EXISTS));
+  entry = onestep_model_index_lookup (fixture->index, "dinov2");
+  g_assert_null (entry);
+}
+
 static gboolean
 tiny_disk (const char  *directory,
            guint64     *free_bytes,
@@ -509,6 +577,8 @@ main (int   argc,
   ADD ("one-download-per-model", test_one_download_per_model);
   ADD ("gated", test_gated);
   ADD ("not-found", test_not_found);
+  ADD ("feature-network", test_feature_network);
+  ADD ("feature-network-checksum", test_feature_network_checksum);
   ADD ("disk-full", test_disk_full);
   ADD ("network-down", test_network_down);
 #undef ADD

@@ -79,6 +79,63 @@ test_add_reload_remove (void)
   g_rmdir (dir);
 }
 
+/* A feature network keeps its kind through a reload, and the list offered for
+ * generating (the GUI's Model row and installed models) leaves it out. */
+static void
+test_feature_network (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("onestep-index-XXXXXX", &error);
+  g_autofree char *dinov2_dir = g_build_filename (dir, "dinov2-small", NULL);
+  g_autofree char *svd_dir = g_build_filename (dir, "svd-xt", NULL);
+  g_autofree char *index_path = g_build_filename (dir, "models.json", NULL);
+  g_autoptr(OnestepModelIndex) index = NULL;
+  g_autoptr(OnestepModelIndex) reloaded = NULL;
+  g_autoptr(OnestepInstalledModel) svd = NULL;
+  g_autoptr(OnestepInstalledModel) lora = NULL;
+  g_autoptr(OnestepInstalledModel) dinov2 = NULL;
+  g_autoptr(OnestepInstalledModel) found = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GPtrArray) offered = NULL;
+
+  g_assert_no_error (error);
+  index = onestep_model_index_new (dir, &error);
+  g_assert_no_error (error);
+  svd = onestep_installed_model_new ("svd-xt", NULL, ONESTEP_INSTALLED_KIND_DIFFUSERS,
+                                     ONESTEP_INSTALLED_SOURCE_DOWNLOAD, svd_dir, NULL, NULL);
+  dinov2 = onestep_installed_model_new ("dinov2-small", "DINOv2", ONESTEP_INSTALLED_KIND_FEATURE_NETWORK,
+                                        ONESTEP_INSTALLED_SOURCE_DOWNLOAD, dinov2_dir, NULL, NULL);
+  lora = onestep_installed_model_new ("style", NULL, ONESTEP_INSTALLED_KIND_LORA,
+                                      ONESTEP_INSTALLED_SOURCE_IMPORT, "/data/style.safetensors",
+                                      NULL, "svd-xt");
+  g_assert_true (onestep_model_index_add (index, svd, &error));
+  g_assert_true (onestep_model_index_add (index, dinov2, &error));
+  g_assert_true (onestep_model_index_add (index, lora, &error));
+  g_assert_no_error (error);
+
+  reloaded = onestep_model_index_new (dir, &error);
+  g_assert_no_error (error);
+  found = onestep_model_index_lookup (reloaded, "dinov2-small");
+  g_assert_nonnull (found);
+  g_assert_cmpint (onestep_installed_model_get_kind (found), ==, ONESTEP_INSTALLED_KIND_FEATURE_NETWORK);
+  g_assert_cmpstr (onestep_installed_kind_to_string (onestep_installed_model_get_kind (found)), ==,
+                   "feature-network");
+  g_assert_cmpstr (onestep_installed_model_get_path (found), ==, dinov2_dir);
+  g_assert_false (onestep_installed_kind_is_image_to_video (ONESTEP_INSTALLED_KIND_FEATURE_NETWORK));
+  g_assert_true (onestep_installed_kind_is_image_to_video (ONESTEP_INSTALLED_KIND_LORA));
+
+  all = onestep_model_index_dup_models (reloaded);
+  g_assert_cmpuint (all->len, ==, 3);
+  offered = onestep_model_index_dup_image_to_video_models (reloaded);
+  g_assert_cmpuint (offered->len, ==, 2);
+  /* The rest keep their order. */
+  g_assert_cmpstr (onestep_installed_model_get_id (g_ptr_array_index (offered, 0)), ==, "svd-xt");
+  g_assert_cmpstr (onestep_installed_model_get_id (g_ptr_array_index (offered, 1)), ==, "style");
+
+  g_unlink (index_path);
+  g_rmdir (dir);
+}
+
 static void
 test_corrupt_index (void)
 {
@@ -105,6 +162,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/modelstore/index/add-reload-remove", test_add_reload_remove);
+  g_test_add_func ("/modelstore/index/feature-network", test_feature_network);
   g_test_add_func ("/modelstore/index/corrupt", test_corrupt_index);
 
   return g_test_run ();
