@@ -134,7 +134,8 @@ run_list (OnestepModelCatalog     *catalog,
                            : "not installed";
 
       g_print ("  %-20s %s\n", onestep_catalog_model_get_id (model), onestep_catalog_model_get_name (model));
-      g_print ("  %-20s %s, %s, licence %s%s\n", "", size, status,
+      g_print ("  %-20s %s, %s, %s, licence %s%s\n", "",
+               onestep_catalog_kind_to_string (onestep_catalog_model_get_kind (model)), size, status,
                onestep_catalog_model_get_licence (model),
                onestep_catalog_model_get_gated (model) ? ", gated" : "");
       if (onestep_catalog_model_get_gated (model) && entry == NULL)
@@ -216,6 +217,14 @@ run_download (CliState               *state,
     }
   g_print ("%s is installed in %s\n", onestep_installed_model_get_id (installed),
            onestep_installed_model_get_path (installed));
+  /* A feature network is not for generating: say where it goes instead. */
+  if (onestep_installed_model_get_kind (installed) == ONESTEP_INSTALLED_KIND_FEATURE_NETWORK)
+    {
+      g_print ("It is a feature network for training, not a model to generate with.\n");
+      if (g_str_has_prefix (onestep_installed_model_get_id (installed), "dinov2"))
+        g_print ("Pass it to OSV training: onestep-cli train osv --dinov2 %s\n",
+                 onestep_installed_model_get_path (installed));
+    }
   return EXIT_SUCCESS;
 }
 

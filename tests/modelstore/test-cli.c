@@ -8,17 +8,19 @@
 
 #define REPO "test/cli-svd"
 #define GATED_REPO "test/cli-gated"
+#define DINOV2_REPO "test/cli-dinov2"
 #define WEIGHTS_PATH "unet/diffusion_pytorch_model.fp16.safetensors"
 #define TOKEN "hf_cli_token"
 
-/* Runs the CLI in this (sub)process with a loopback hub serving a tiny model
- * and a gated one; extra_args follow the common options. */
+/* Runs the CLI in this (sub)process with a loopback hub serving a tiny model,
+ * a gated one and a feature network; extra_args follow the common options. */
 static int
 run_cli (const char *const *extra_args)
 {
   const char *dir = g_getenv ("MODELSTORE_CLI_DIR");
   g_autoptr(GBytes) weights = g_bytes_new_static ("0123456789abcdef0123456789abcdef", 32);
   g_autoptr(GBytes) config = g_bytes_new_static ("{}\n", 3);
+  g_autoptr(GBytes) dinov2_weights = g_bytes_new_static ("fedcba9876543210", 16);
   g_autofree char *catalogue_path = g_build_filename (dir, "catalogue.json", NULL);
   g_autofree char *models_dir = g_build_filename (dir, "models", NULL);
   g_autofree char *catalogue = NULL;
@@ -30,13 +32,18 @@ run_cli (const char *const *extra_args)
   loopback_hub_add_file (hub, REPO, WEIGHTS_PATH, weights, TRUE);
   loopback_hub_add_file (hub, GATED_REPO, WEIGHTS_PATH, weights, TRUE);
   loopback_hub_set_gated (hub, GATED_REPO, TOKEN);
+  loopback_hub_add_file (hub, DINOV2_REPO, "config.json", config, FALSE);
+  loopback_hub_add_file (hub, DINOV2_REPO, "model.safetensors", dinov2_weights, TRUE);
   catalogue = g_strdup_printf (
     "{\"models\": ["
     " {\"id\": \"tiny\", \"name\": \"Tiny\", \"repository\": \"" REPO "\", \"revision\": \"main\","
     "  \"licence\": \"test-licence\", \"files\": [{\"path\": \"model_index.json\", \"size\": 3},"
     "  {\"path\": \"" WEIGHTS_PATH "\", \"size\": 32}]},"
     " {\"id\": \"locked\", \"name\": \"Locked\", \"repository\": \"" GATED_REPO "\", \"revision\": \"main\","
-    "  \"licence\": \"test-licence\", \"gated\": true, \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": 32}]}"
+    "  \"licence\": \"test-licence\", \"gated\": true, \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": 32}]},"
+    " {\"id\": \"dinov2-small\", \"name\": \"DINOv2\", \"kind\": \"feature-network\", \"repository\": \"" DINOV2_REPO "\","
+    "  \"revision\": \"main\", \"licence\": \"apache-2.0\", \"files\": [{\"path\": \"config.json\", \"size\": 548},"
+    "  {\"path\": \"model.safetensors\", \"size\": 88279664}]}"
     "]}");
   g_assert_true (g_file_set_contents (catalogue_path, catalogue, -1, NULL));
 
@@ -73,6 +80,7 @@ trap (const char *child_path)
 CLI_TEST (list, "list")
 CLI_TEST (download_tiny, "download", "tiny")
 CLI_TEST (download_locked, "download", "locked")
+CLI_TEST (download_dinov2, "download", "dinov2-small")
 CLI_TEST (download_locked_token, "--token", TOKEN, "download", "locked")
 CLI_TEST (download_unknown, "download", "nothing")
 CLI_TEST (import_tiny, "--id", "tiny-import", "import", TINY_MODEL_DIR)
@@ -96,6 +104,26 @@ test_list_then_download (void)
   trap ("/modelstore/cli/child/list");
   g_test_trap_assert_passed ();
   g_test_trap_assert_stdout ("*tiny*installed, licence*tiny*Tiny (diffusers, downloaded)*");
+}
+
+/* DINOv2 is listed with its kind, and its download says where training takes it. */
+static void
+test_feature_network (void)
+{
+  trap ("/modelstore/cli/child/list");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stdout ("*tiny*Tiny*image-to-video, *");
+  /* g_format_size's no-break space turns into "?" in the C locale. */
+  g_test_trap_assert_stdout ("*dinov2-small*DINOv2*feature-network, 88.3*MB, *licence apache-2.0*");
+
+  trap ("/modelstore/cli/child/download_dinov2");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stdout ("*dinov2-small is installed in*/models/dinov2-small*"
+                             "train osv --dinov2 */models/dinov2-small\n*");
+
+  trap ("/modelstore/cli/child/list");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stdout ("*dinov2-small*DINOv2 (feature-network, downloaded)*");
 }
 
 static void
@@ -153,12 +181,14 @@ main (int   argc,
     }
 
   g_test_add_func ("/modelstore/cli/list-then-download", test_list_then_download);
+  g_test_add_func ("/modelstore/cli/feature-network", test_feature_network);
   g_test_add_func ("/modelstore/cli/gated", test_gated);
   g_test_add_func ("/modelstore/cli/import", test_import);
   g_test_add_func ("/modelstore/cli/usage", test_usage);
   g_test_add_func ("/modelstore/cli/child/list", list_child);
   g_test_add_func ("/modelstore/cli/child/download_tiny", download_tiny_child);
   g_test_add_func ("/modelstore/cli/child/download_locked", download_locked_child);
+  g_test_add_func ("/modelstore/cli/child/download_dinov2", download_dinov2_child);
   g_test_add_func ("/modelstore/cli/child/download_locked_token", download_locked_token_child);
   g_test_add_func ("/modelstore/cli/child/download_unknown", download_unknown_child);
   g_test_add_func ("/modelstore/cli/child/import_tiny", import_tiny_child);
