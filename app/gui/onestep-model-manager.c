@@ -1,14 +1,15 @@
 /* onestep-model-manager.c
  *
- * Lists the catalogue's models, each with what it is, its size, licence and
- * access, and its download: a button, then progress with speed and a Cancel
+ * Lists the catalogue's video models (feature networks such as DINOv2 are for
+ * training, downloaded with onestep-cli), each with what it is, its size,
+ * licence and access, and its download: a button, then progress with speed and a Cancel
  * button, then Use once installed. The downloader keeps a stopped download's
  * bytes, so Download turns into Resume, also after a restart, and it checks
  * free disk space and every file's checksum itself; its errors are shown in
  * words on the model's row. A gated model that the hub refuses asks for a
  * Hugging Face token, which goes to the token provider (the keyring in the
  * app) before the download is tried again. Above the catalogue are the
- * installed models, with Use and Remove, and the import of a folder or file,
+ * installed video models, with Use and Remove, and the import of a folder or file,
  * which the engine validates.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
@@ -595,7 +596,7 @@ add_installed_row (OnestepModelManager   *self,
 static void
 refresh_installed (OnestepModelManager *self)
 {
-  g_autoptr(GPtrArray) models = onestep_model_index_dup_models (self->index);
+  g_autoptr(GPtrArray) models = onestep_model_index_dup_image_to_video_models (self->index);
   GHashTableIter iter;
   gpointer row;
 
@@ -839,7 +840,9 @@ onestep_model_manager_new (GtkWindow              *parent,
     {
       g_autoptr(OnestepCatalogModel) model = g_list_model_get_item (G_LIST_MODEL (catalog), i);
 
-      add_catalogue_row (self, model);
+      /* Feature networks (DINOv2) are for training: `onestep-cli models download`. */
+      if (onestep_catalog_model_get_kind (model) == ONESTEP_CATALOG_KIND_IMAGE_TO_VIDEO)
+        add_catalogue_row (self, model);
     }
   refresh_installed (self);
 

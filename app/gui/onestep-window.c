@@ -458,7 +458,8 @@ _onestep_window_dup_models_folder (OnestepWindow *self)
   return g_steal_pointer (&folder);
 }
 
-/* Lists the models of the index in the models folder. */
+/* Lists the video models of the index in the models folder (not the feature
+ * networks that only training uses). */
 void
 _onestep_window_load_installed_models (OnestepWindow *self)
 {
@@ -476,7 +477,7 @@ _onestep_window_load_installed_models (OnestepWindow *self)
       return;
     }
 
-  models = onestep_model_index_dup_models (index);
+  models = onestep_model_index_dup_image_to_video_models (index);
   onestep_controls_set_installed_models (self->controls, models);
 }
 

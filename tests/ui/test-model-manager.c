@@ -148,12 +148,32 @@ installed (const char *id)
   return model != NULL;
 }
 
+/* Whether a preferences row under widget has the title. */
+static gboolean
+has_row_titled (GtkWidget  *widget,
+                const char *title)
+{
+  if (ADW_IS_PREFERENCES_ROW (widget) &&
+      g_strcmp0 (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (widget)), title) == 0)
+    return TRUE;
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child;
+       child = gtk_widget_get_next_sibling (child))
+    if (has_row_titled (child, title))
+      return TRUE;
+  return FALSE;
+}
+
+/* The feature network (DINOv2) is installed and in the catalogue, but it is
+ * not a video model: neither list offers it to Use. */
 static void
 test_catalogue (void)
 {
   save_screenshot (GTK_WIDGET (manager), "model-manager.png");
   g_assert_null (onestep_model_manager_get_status (manager, "tiny"));
   g_assert_false (installed ("tiny"));
+  g_assert_true (has_row_titled (GTK_WIDGET (manager), "Tiny SVD"));
+  g_assert_true (installed ("dinov2"));
+  g_assert_false (has_row_titled (GTK_WIDGET (manager), "DINOv2"));
 }
 
 /* Progress with its figures, a stop that keeps the bytes, and a resume from
@@ -311,7 +331,10 @@ test_catalogue_json (GBytes *config,
     "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d}]},"
     " {\"id\": \"damaged\", \"name\": \"Damaged SVD\", \"repository\": \"" DAMAGED_REPO "\","
     "  \"revision\": \"main\", \"licence\": \"test\", \"gated\": false,"
-    "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d, \"sha256\": \"%s\"}]}"
+    "  \"files\": [{\"path\": \"" WEIGHTS_PATH "\", \"size\": %d, \"sha256\": \"%s\"}]},"
+    " {\"id\": \"dinov2\", \"name\": \"DINOv2\", \"kind\": \"feature-network\","
+    "  \"repository\": \"test/dinov2\", \"revision\": \"main\", \"licence\": \"test\","
+    "  \"files\": [{\"path\": \"model.safetensors\", \"size\": 100}]}"
     "]}",
     g_bytes_get_size (config), WEIGHTS_SIZE, sha, WEIGHTS_SIZE, WEIGHTS_SIZE, damaged_sha);
 }
@@ -329,6 +352,8 @@ main (int   argc,
   g_autoptr(OnestepModelDownloader) downloader = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *catalogue = NULL;
+  g_autofree char *dinov2_dir = NULL;
+  g_autoptr(OnestepInstalledModel) dinov2 = NULL;
   guint8 *data;
   int status;
 
@@ -361,6 +386,10 @@ main (int   argc,
   g_assert_no_error (error);
   model_index = onestep_model_index_new (models_dir, &error);
   g_assert_no_error (error);
+  dinov2_dir = g_build_filename (models_dir, "dinov2", NULL);
+  dinov2 = onestep_installed_model_new ("dinov2", "DINOv2", ONESTEP_INSTALLED_KIND_FEATURE_NETWORK,
+                                        ONESTEP_INSTALLED_SOURCE_DOWNLOAD, dinov2_dir, NULL, NULL);
+  g_assert_true (onestep_model_index_add (model_index, dinov2, &error));
   tokens = onestep_memory_token_provider_new (NULL);
   downloader = onestep_model_downloader_new (model_index, tokens);
   onestep_model_downloader_set_base_url (downloader, loopback_hub_get_url (hub));
