@@ -172,6 +172,34 @@ os_train_state_load(os_train_params *p, int64_t *step, const char *path, onestep
   return status;
 }
 
+onestep_status
+os_train_state_load_adapters(os_train_params *p, const char *path, onestep_error *error)
+{
+  os_backend *be = os_train_params_backend(p);
+  os_safetensors *st = os_safetensors_open(path, error);
+  if (!st)
+    return error->code;
+  onestep_status status = ONESTEP_OK;
+  for (int i = 0; i < os_train_params_count(p) && status == ONESTEP_OK; i++) {
+    os_train_tensor *t = os_train_params_tensor(p, i);
+    if (t->base)
+      continue; /* trained in full: stage 2 starts it from the base value */
+    char *name = prefixed("value.", t->name);
+    const os_st_tensor *s = name ? os_safetensors_find(st, name) : NULL;
+    if (!s || s->dtype != OS_DTYPE_F32 || (size_t)os_shape_numel(s->ndim, s->shape) != t->n) {
+      status = os_error_set(error, ONESTEP_ERR_FORMAT,
+                            "%s has no adapter '%s' of this size (other LoRA targets or rank?)",
+                            path, t->name);
+    } else {
+      be->ops->upload(be, t->value, s->data, t->n * sizeof(float));
+      be->ops->upload(be, t->ema, s->data, t->n * sizeof(float));
+    }
+    free(name);
+  }
+  os_safetensors_close(st);
+  return status;
+}
+
 /* Writes text to path atomically. */
 static onestep_status
 write_text_file(const char *path, const char *text, onestep_error *error)

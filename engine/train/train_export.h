@@ -14,6 +14,12 @@ onestep_status os_train_state_save(os_train_params *p, int64_t step, const char 
 onestep_status os_train_state_load(os_train_params *p, int64_t *step, const char *path,
                                    onestep_error *error);
 
+/* The adapters' values alone (value.<name> of every LoRA tensor) from a
+ * state file, into values and EMA: stage 2 starts from stage 1's adapters,
+ * whatever that run trained in full. */
+onestep_status os_train_state_load_adapters(os_train_params *p, const char *path,
+                                            onestep_error *error);
+
 /* adapter_model.safetensors (base_model.model.<module>.lora_A/B.weight) and
  * adapter_config.json in dir (created if absent). */
 onestep_status os_train_export_peft(os_train_params *p, int rank, float alpha, bool use_ema,

@@ -22,7 +22,7 @@ typedef enum {
 typedef struct {
   char *name; /* "<module>.lora_A.weight", "<module>.lora_B.weight" or the tensor's own */
   int ndim;
-  int64_t shape[4];
+  int64_t shape[OS_MAX_DIMS];
   size_t n;
   float *value, *grad, *m, *v, *ema; /* backend memory, n floats each */
   const float *base;                 /* full tensors: the frozen base value; LoRA: NULL */

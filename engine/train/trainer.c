@@ -217,9 +217,30 @@ default_taps(const char *dinov2_dir, int *taps, onestep_error *error)
   return n;
 }
 
-/* Loads a checkpoint's trained values (and discriminator) to start stage 2
- * from stage 1: fresh moments, the EMA equal to the student, step 0. */
-static onestep_status load_checkpoint(onestep_trainer *t, const char *dir, onestep_error *error);
+/* Stage 2 from a stage-1 checkpoint folder: its adapters and discriminator
+ * (values and spectral-norm vectors); fresh moments, the EMA equal to the
+ * student, step 0. */
+static onestep_status
+start_from_stage_1(onestep_trainer *t, const char *dir, onestep_error *error)
+{
+  size_t size = strlen(dir) + sizeof "/disc.safetensors" + 8;
+  char *path = malloc(size);
+  if (!path)
+    return os_error_set(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of memory");
+  snprintf(path, size, "%s/state.safetensors", dir);
+  onestep_status status = os_train_state_load_adapters(t->train, path, error);
+  snprintf(path, size, "%s/disc.safetensors", dir);
+  if (status == ONESTEP_OK)
+    status = os_disc_load(t->disc, path, error);
+  free(path);
+  if (status != ONESTEP_OK)
+    return status;
+  os_train_params_reset_moments(t->train);
+  os_train_params_reset_moments(os_disc_params(t->disc));
+  os_train_params_reset_ema(t->train);
+  t->step = t->players.step_g = t->players.step_d = 0;
+  return ONESTEP_OK;
+}
 
 static onestep_status
 setup_osv(onestep_trainer *t, onestep_error *error)
@@ -242,16 +263,7 @@ setup_osv(onestep_trainer *t, onestep_error *error)
   };
   /* Stage 1 trains the adapters alone. */
   os_train_params_freeze_full(t->train, p->objective == ONESTEP_OBJECTIVE_OSV_LGP);
-  if (!p->init_from)
-    return ONESTEP_OK;
-  onestep_status status = load_checkpoint(t, p->init_from, error);
-  if (status != ONESTEP_OK)
-    return status;
-  os_train_params_reset_moments(t->train);
-  os_train_params_reset_moments(os_disc_params(t->disc));
-  os_train_params_reset_ema(t->train);
-  t->step = t->players.step_g = t->players.step_d = 0;
-  return ONESTEP_OK;
+  return p->init_from ? start_from_stage_1(t, p->init_from, error) : ONESTEP_OK;
 }
 
 onestep_trainer *

@@ -38,7 +38,7 @@ train() { # RUN ARGS...: a short run on the cache with the tiny settings
   local run=$1
   shift
   "$cli" train diffusion --model "$model" --data "$work/cache" --out "$run" --lora-rank 4 \
-    --lora-targets '*attn1.to_q,*attn1.to_v,*ff.net.2' --train 'conv_in.*' --lr 1e-3 --batch 2 \
+    --lora-targets '*attn1.to_q,*attn1.to_v,*ff.net.2' --train 'conv_in.*,*temporal_res_block.conv1.*' --lr 1e-3 --batch 2 \
     --seed 7 --device cpu "$@" >/dev/null 2>"$work/train.log"
 }
 
