@@ -132,7 +132,9 @@ os_clip_forward(const os_clip *c, os_backend *be, const float *pixel_values, flo
   OPS(be)->layer_norm(be, pooled, z, c->post_layernorm.gamma, c->post_layernorm.beta, 1, D,
                       cfg->layer_norm_eps);
   os_linear_forward(be, &c->visual_projection, image_embeds, pooled, 1, NULL);
-  status = OPS(be)->sync(be, error);
+  /* An op stopped midway by an abort left garbage: never a result. */
+  if ((status = os_check_abort(be)) == ONESTEP_OK)
+    status = OPS(be)->sync(be, error);
 done:
   os_free_floats(be, patches);
   os_free_floats(be, z);

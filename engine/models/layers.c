@@ -250,8 +250,9 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
 
   /* Every step works image by image, so chunks of images give the same result. */
   for (int n0 = 0; n0 < N; n0 += chunk) {
-    /* Polled between chunks as well: at full resolution on a CPU one
-     * decoder block is many seconds of work, a chunk a fraction of it. */
+    /* Polled between chunks and after conv1 as well: at full resolution on
+     * a CPU one decoder block is many seconds of work, a chunk a fraction of
+     * it. */
     if (n0 > 0 && (status = os_check_abort(be)) != ONESTEP_OK)
       goto done;
     int n = N - n0 < chunk ? N - n0 : chunk;
@@ -266,6 +267,8 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
     OPS(be)->group_norm(be, t, xc, r->norm1.gamma, r->norm1.beta, n, r->cin, P, r->groups, 1,
                         r->eps, true);
     os_conv_forward(be, &r->conv1, h, t, n, H, W, NULL);
+    if ((status = os_check_abort(be)) != ONESTEP_OK)
+      goto done;
     if (r->has_temb && temb_silu) {
       status = add_time_embedding(be, &r->time_emb_proj, h,
                                   temb_silu + (size_t)n0 * r->time_emb_proj.in, n, P);
@@ -388,6 +391,8 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
                         true);
     OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
   }
+  if ((status = os_check_abort(be)) != ONESTEP_OK)
+    goto done;
   if (r->has_temb && temb_silu &&
       (status = add_time_embedding(be, &r->time_emb_proj, h, temb_silu, N, P)) != ONESTEP_OK)
     goto done;
@@ -449,6 +454,8 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   if (consume_x)
     os_free_floats(be, x);
   /* The temporal branch and the blend update the spatial result in place. */
+  if (status == ONESTEP_OK)
+    status = os_check_abort(be);
   if (status == ONESTEP_OK)
     status = temporal_resnet_blend(be, &r->temporal, r->spatial_alpha, xs, B, F, P, temb_silu);
   if (status == ONESTEP_OK) {
@@ -570,20 +577,25 @@ os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, flo
   size_t n = (size_t)seqs * S * C;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n), *v = os_alloc_floats(be, n);
-  if (q && k && v) {
-    for (int s0 = 0; s0 < n_seq; s0 += seqs) {
-      int ns = n_seq - s0 < seqs ? n_seq - s0 : seqs;
-      float *xc = xn + (size_t)s0 * S * C;
-      os_linear_forward(be, &a->to_q, q, xc, ns * S, NULL);
-      os_linear_forward(be, &a->to_k, k, xc, ns * S, NULL);
-      os_linear_forward(be, &a->to_v, v, xc, ns * S, NULL);
-      /* The projections were the chunk's last readers of xn: it takes the output. */
-      OPS(be)->attention(be, xc, q, k, v, ns, S, S, a->heads, a->head_dim, C, C, C, C,
-                         1.0f / sqrtf((float)a->head_dim));
-    }
-    os_linear_forward(be, &a->to_out, y, xn, n_seq * S, y);
-    status = ONESTEP_OK;
+  if (!q || !k || !v)
+    goto done;
+  for (int s0 = 0; s0 < n_seq; s0 += seqs) {
+    int ns = n_seq - s0 < seqs ? n_seq - s0 : seqs;
+    float *xc = xn + (size_t)s0 * S * C;
+    os_linear_forward(be, &a->to_q, q, xc, ns * S, NULL);
+    os_linear_forward(be, &a->to_k, k, xc, ns * S, NULL);
+    os_linear_forward(be, &a->to_v, v, xc, ns * S, NULL);
+    /* The projections were the chunk's last readers of xn: it takes the output. */
+    OPS(be)->attention(be, xc, q, k, v, ns, S, S, a->heads, a->head_dim, C, C, C, C,
+                       1.0f / sqrtf((float)a->head_dim));
+    /* Over thousands of tokens the backend may stop the attention midway on
+     * an abort: its unfinished output goes no further. */
+    if ((status = os_check_abort(be)) != ONESTEP_OK)
+      goto done;
   }
+  os_linear_forward(be, &a->to_out, y, xn, n_seq * S, y);
+  status = ONESTEP_OK;
+done:
   os_free_floats(be, q);
   os_free_floats(be, k);
   os_free_floats(be, v);
@@ -629,16 +641,20 @@ os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const floa
   float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
   float *g = os_alloc_floats(be, (size_t)rows * f->inner);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  if (h && g) {
-    for (int t0 = 0; t0 < T; t0 += rows) {
-      int n = T - t0 < rows ? T - t0 : rows;
-      size_t off = (size_t)t0 * f->dim;
-      os_linear_forward(be, &f->proj, h, xn + off, n, NULL);
-      OPS(be)->geglu(be, g, h, n, f->inner);
-      os_linear_forward(be, &f->out, y + off, g, n, residual ? residual + off : NULL);
-    }
-    status = ONESTEP_OK;
+  if (!h || !g)
+    goto done;
+  for (int t0 = 0; t0 < T; t0 += rows) {
+    /* Over many tokens each chunk's products take a while on a CPU. */
+    if ((status = os_check_abort(be)) != ONESTEP_OK)
+      goto done;
+    int n = T - t0 < rows ? T - t0 : rows;
+    size_t off = (size_t)t0 * f->dim;
+    os_linear_forward(be, &f->proj, h, xn + off, n, NULL);
+    OPS(be)->geglu(be, g, h, n, f->inner);
+    os_linear_forward(be, &f->out, y + off, g, n, residual ? residual + off : NULL);
   }
+  status = ONESTEP_OK;
+done:
   os_free_floats(be, h);
   os_free_floats(be, g);
   return status;

@@ -314,7 +314,9 @@ os_unet_forward(const os_unet *u, os_backend *be, const float *sample, float tim
   OPS(be)->group_norm(be, x, x, u->conv_norm_out.gamma, u->conv_norm_out.beta, N, c0, H * W, 32,
                       1, EPS_OUT, true);
   os_conv_forward(be, &u->conv_out, out, x, N, H, W, NULL);
-  status = OPS(be)->sync(be, error);
+  /* An op stopped midway by an abort left garbage: never a result. */
+  if ((status = os_check_abort(be)) == ONESTEP_OK)
+    status = OPS(be)->sync(be, error);
 done:
   if (r.x_is_skip)
     x = NULL; /* freed with the skips */

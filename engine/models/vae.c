@@ -303,7 +303,9 @@ os_vae_encode(const os_vae *v, os_backend *be, const float *image, int H, int W,
     OPS(be)->upload(be, std, host, sizeof(float) * n);
     free(host);
   }
-  status = OPS(be)->sync(be, error);
+  /* An op stopped midway by an abort left garbage: never a result. */
+  if ((status = os_check_abort(be)) == ONESTEP_OK)
+    status = OPS(be)->sync(be, error);
 done:
   os_free_floats(be, x);
   os_free_floats(be, moments);
@@ -358,7 +360,9 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   os_conv_forward(be, &v->dec_conv_out, rgb, x, n, H, W, NULL);
   OPS(be)->conv_temporal(be, frames, rgb, v->time_conv_out.w, v->time_conv_out.b, 1, n,
                          c->out_channels, c->out_channels, P);
-  status = OPS(be)->sync(be, error);
+  /* An op stopped midway by an abort left garbage: never a result. */
+  if ((status = os_check_abort(be)) == ONESTEP_OK)
+    status = OPS(be)->sync(be, error);
 done:
   os_free_floats(be, x);
   os_free_floats(be, rgb);

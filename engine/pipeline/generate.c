@@ -34,6 +34,7 @@ typedef struct {
   uint8_t *preview_rgb; /* [F, r h, r w, 3] the latest preview */
   onestep_clip *clip;
   float fraction; /* the last progress fraction reported */
+  bool aborted;   /* the abort callback has asked to stop */
 } generation;
 
 static double now_seconds(void)
@@ -71,9 +72,20 @@ static void tap(generation *g, const char *name, float *data, int ndim, const in
     g->req->tap(name, data, ndim, shape, g->req->user_data);
 }
 
+/* The request's abort callback as the backend polls it: once it has asked to
+ * stop it keeps saying so, as an op that it stopped midway left its output
+ * unfinished, and a callback changing its mind must not let that through. */
+static bool abort_latched(void *user_data)
+{
+  generation *g = user_data;
+  if (!g->aborted && g->req->abort && g->req->abort(g->req->user_data))
+    g->aborted = true;
+  return g->aborted;
+}
+
 static onestep_status check_abort(generation *g, onestep_error *error)
 {
-  if (g->req->abort && g->req->abort(g->req->user_data))
+  if (abort_latched(g))
     return os_error_set(error, ONESTEP_ERR_ABORTED, "generation aborted");
   return ONESTEP_OK;
 }
@@ -453,8 +465,8 @@ onestep_clip *onestep_generate(onestep_context *ctx, const onestep_image *image,
   g.clip->height = g.r.height;
   g.clip->steps = g.r.steps;
   g.clip->sampler = g.r.sampler;
-  g.be->abort_cb = request->abort;
-  g.be->abort_user_data = request->user_data;
+  g.be->abort_cb = request->abort ? abort_latched : NULL;
+  g.be->abort_user_data = &g;
   g.be->peak_bytes = g.be->bytes_in_use;
 
   RUN_STAGE(&g, ONESTEP_STAGE_CLIP, seconds_clip, run_clip(&g, image, error));
