@@ -12,7 +12,6 @@
 #include "osv.h"
 #include "pipeline_internal.h"
 
-#define MAX_TARGETS 64
 #define MAX_TAPS 16
 #define MAX_GRID 1000
 
@@ -102,18 +101,6 @@ watch(const char *point, float *data, size_t n, void *user_data)
     compare_disc_state(w, key);
 }
 
-static void
-read_adam(const cJSON *o, os_adam_config *adam)
-{
-  const cJSON *betas = cJSON_GetObjectItem(o, "betas");
-  *adam = (os_adam_config){
-    .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
-    .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
-    .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
-    .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
-  };
-}
-
 static onestep_status
 read_settings(os_golden_report *c, osv_settings *s, os_train_spec *spec, const char **lora,
               const char **full, onestep_error *error)
@@ -131,16 +118,8 @@ read_settings(os_golden_report *c, osv_settings *s, os_train_spec *spec, const c
   s->lambda_adv = (float)os_json_number(j, "lambda_adv", 0.1);
   s->ema_decay = (float)os_json_number(j, "ema_decay", 0.95);
   os_json_number_list(j, "guidance", (const float[]){1.0f, 3.0f}, 2, s->guidance);
-  const cJSON *l = os_json_get(j, "lora"), *grid = os_json_get(j, "grid"), *dino = os_json_get(j, "dinov2");
-  spec->rank = cJSON_GetObjectItem(l, "rank") ? cJSON_GetObjectItem(l, "rank")->valueint : 0;
-  spec->alpha = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "alpha"));
-  const cJSON *item;
-  cJSON_ArrayForEach(item, cJSON_GetObjectItem(l, "targets"))
-    if (cJSON_IsString(item) && spec->n_lora_targets < MAX_TARGETS)
-      lora[spec->n_lora_targets++] = item->valuestring;
-  spec->lora_targets = lora;
-  spec->n_full_targets = os_json_string_list(j, "full_targets", NULL, 0, full, MAX_TARGETS);
-  spec->full_targets = full;
+  const cJSON *grid = os_json_get(j, "grid"), *dino = os_json_get(j, "dinov2"), *item;
+  bool has_lora = os_golden_read_spec(j, spec, lora, full);
   s->grid_n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(grid, "n"));
   s->grid_min = cJSON_GetNumberValue(cJSON_GetObjectItem(grid, "sigma_min"));
   s->grid_max = cJSON_GetNumberValue(cJSON_GetObjectItem(grid, "sigma_max"));
@@ -148,26 +127,16 @@ read_settings(os_golden_report *c, osv_settings *s, os_train_spec *spec, const c
   cJSON_ArrayForEach(item, cJSON_GetObjectItem(dino, "hooks"))
     if (s->n_taps < MAX_TAPS)
       s->taps[s->n_taps++] = item->valueint;
-  read_adam(os_json_get(j, "optimizer_g"), &s->adam_g);
-  read_adam(os_json_get(j, "optimizer_d"), &s->adam_d);
+  s->adam_g = os_golden_read_adam(os_json_get(j, "optimizer_g"));
+  s->adam_d = os_golden_read_adam(os_json_get(j, "optimizer_d"));
   if (j->status == ONESTEP_OK &&
-      (s->h < 1 || s->w < 1 || !l || !grid || s->grid_n < 2 || s->grid_n > MAX_GRID ||
+      (s->h < 1 || s->w < 1 || !has_lora || !grid || s->grid_n < 2 || s->grid_n > MAX_GRID ||
        s->n_taps == 0 || !os_json_get(j, "optimizer_g") || !os_json_get(j, "optimizer_d")))
     os_json_fail(j, ONESTEP_ERR_FORMAT, "latent_hw, lora, grid, dinov2 hooks or an optimizer is "
                                          "missing or impossible");
   if (j->status != ONESTEP_OK)
     return os_error_set(error, j->status, "%s", j->error->message);
   return ONESTEP_OK;
-}
-
-static char *
-case_path(const char *dir, const char *name)
-{
-  size_t size = strlen(dir) + strlen(name) + 2;
-  char *path = malloc(size);
-  if (path)
-    snprintf(path, size, "%s/%s", dir, name);
-  return path;
 }
 
 /* One iteration's recorded inputs in backend memory. */
@@ -238,7 +207,7 @@ os_golden_osv_check(const char *case_dir, const os_golden_options *options)
   os_golden_report c = {.tolerance = options->tolerance};
   osv_settings s = {0};
   os_train_spec spec = {0};
-  const char *lora[MAX_TARGETS], *full[MAX_TARGETS];
+  const char *lora[OS_GOLDEN_MAX_TARGETS], *full[OS_GOLDEN_MAX_TARGETS];
   onestep_error error = {0};
   onestep_context *ctx = NULL;
   os_train_params *student = NULL;
@@ -247,11 +216,11 @@ os_golden_osv_check(const char *case_dir, const os_golden_options *options)
   iteration_inputs lgp = {0}, acd = {0};
   double grid[MAX_GRID];
   os_golden_result result = OS_GOLDEN_FAILED;
-  char *json_path = case_path(case_dir, "golden.json");
-  char *st_path = case_path(case_dir, "golden.safetensors");
-  char *peft_path = case_path(case_dir, "lora_init/adapter_model.safetensors");
-  char *disc_path = case_path(case_dir, "disc_init.safetensors");
-  char *dino_dir = case_path(case_dir, "dinov2");
+  char *json_path = os_golden_case_path(case_dir, "golden.json");
+  char *st_path = os_golden_case_path(case_dir, "golden.safetensors");
+  char *peft_path = os_golden_case_path(case_dir, "lora_init/adapter_model.safetensors");
+  char *disc_path = os_golden_case_path(case_dir, "disc_init.safetensors");
+  char *dino_dir = os_golden_case_path(case_dir, "dinov2");
   char scratch[] = "/tmp/onestep-golden-disc-XXXXXX";
   int scratch_fd = mkstemp(scratch);
   char *model = NULL;
@@ -268,7 +237,7 @@ os_golden_osv_check(const char *case_dir, const os_golden_options *options)
       !(c.st = os_safetensors_open(st_path, &error)))
     goto done;
   model = options->model_dir ? strdup(options->model_dir)
-                             : case_path(case_dir, os_json_string(&c.json, "model", "model"));
+                             : os_golden_case_path(case_dir, os_json_string(&c.json, "model", "model"));
   if (!(ctx = model ? onestep_context_new(model, &options->params, &error) : NULL)) {
     result = error.code == ONESTEP_ERR_DEVICE ? OS_GOLDEN_NO_DEVICE : OS_GOLDEN_FAILED;
     goto done;

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "golden_compare.h"
@@ -149,4 +150,47 @@ os_golden_report_host(os_golden_report *c, const char *key, size_t n, onestep_er
     os_error_set(error, ONESTEP_ERR_FORMAT, "%s: tensor %s is missing or of another size",
                  c->st->path, key);
   return host;
+}
+
+char *
+os_golden_case_path(const char *dir, const char *name)
+{
+  size_t size = strlen(dir) + strlen(name) + 2;
+  char *path = malloc(size);
+  if (path)
+    snprintf(path, size, "%s/%s", dir, name);
+  return path;
+}
+
+bool
+os_golden_read_spec(os_json_file *j, os_train_spec *spec, const char **lora, const char **full)
+{
+  const cJSON *l = os_json_get(j, "lora"), *item;
+  spec->rank = cJSON_GetObjectItem(l, "rank") ? cJSON_GetObjectItem(l, "rank")->valueint : 0;
+  spec->alpha = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "alpha"));
+  spec->n_lora_targets = 0;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItem(l, "targets"))
+  {
+    if (cJSON_IsString(item) && spec->n_lora_targets < OS_GOLDEN_MAX_TARGETS)
+      lora[spec->n_lora_targets++] = item->valuestring;
+  }
+  spec->lora_targets = lora;
+  spec->n_full_targets =
+      os_json_string_list(j, "full_targets", NULL, 0, full, OS_GOLDEN_MAX_TARGETS);
+  spec->full_targets = full;
+  return l != NULL;
+}
+
+os_adam_config
+os_golden_read_adam(const cJSON *o)
+{
+  const cJSON *betas = cJSON_GetObjectItem(o, "betas");
+  const cJSON *decay = cJSON_GetObjectItem(o, "weight_decay");
+  return (os_adam_config){
+      .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
+      .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
+      .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
+      .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
+      .weight_decay = decay ? (float)cJSON_GetNumberValue(decay) : 0.0f,
+  };
 }

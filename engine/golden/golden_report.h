@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "config_json.h"
 #include "safetensors.h"
+#include "train_optim.h"
 #include "train_params.h"
 
 typedef struct {
@@ -40,5 +41,19 @@ float *os_golden_report_upload(os_golden_report *c, os_backend *be, const char *
                                onestep_error *error);
 /* A host copy (malloc'ed), or NULL after an error. */
 float *os_golden_report_host(os_golden_report *c, const char *key, size_t n, onestep_error *error);
+
+/* ---- a training case's settings ---- */
+
+#define OS_GOLDEN_MAX_TARGETS 64
+
+/* CASE_DIR/NAME, allocated. */
+char *os_golden_case_path(const char *dir, const char *name);
+/* The case's "lora" ({rank, alpha, targets}) and "full_targets"; lora and full
+ * (OS_GOLDEN_MAX_TARGETS each) get globs pointing into the document. Returns
+ * false when "lora" is missing. */
+bool os_golden_read_spec(os_json_file *j, os_train_spec *spec, const char **lora,
+                         const char **full);
+/* An optimiser object: {lr, betas, eps, weight_decay (absent: 0)}. */
+os_adam_config os_golden_read_adam(const cJSON *o);
 
 #endif

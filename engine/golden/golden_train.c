@@ -18,7 +18,6 @@
 #include "tape_ops.h"
 #include "train_optim.h"
 
-#define MAX_TARGETS 64
 
 typedef struct {
   int B, F, h, w, cross_dim;
@@ -116,51 +115,20 @@ read_settings(os_golden_report *c, train_settings *s, os_train_spec *spec, const
   os_json_int_list(j, "latent_hw", NULL, 0, hw, 2);
   s->h = hw[0];
   s->w = hw[1];
-  const cJSON *l = os_json_get(j, "lora");
-  spec->rank = cJSON_GetObjectItem(l, "rank") ? cJSON_GetObjectItem(l, "rank")->valueint : 0;
-  spec->alpha =
-      cJSON_GetObjectItem(l, "alpha") ? (float)cJSON_GetObjectItem(l, "alpha")->valuedouble : 0.0f;
-  spec->n_lora_targets = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item,
-                     cJSON_GetObjectItem(l, "targets")) if (cJSON_IsString(item) &&
-                                                            spec->n_lora_targets < MAX_TARGETS)
-      lora[spec->n_lora_targets++] = item->valuestring;
-  spec->lora_targets = lora;
-  spec->n_full_targets = os_json_string_list(j, "full_targets", NULL, 0, full, MAX_TARGETS);
-  spec->full_targets = full;
+  bool has_lora = os_golden_read_spec(j, spec, lora, full);
   const char *loss = os_json_string(j, "loss", "mse");
   s->loss.kind = strcmp(loss, "huber") == 0 ? OS_LOSS_PSEUDO_HUBER : OS_LOSS_SQUARED;
   s->loss.huber_c = (float)os_json_number(j, "huber_c", 0.0);
   s->loss.edm_weight = s->loss.kind == OS_LOSS_SQUARED;
   const cJSON *o = os_json_get(j, "optimizer");
-  const cJSON *betas = cJSON_GetObjectItem(o, "betas");
-  s->adam = (os_adam_config){
-      .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr")),
-      .beta1 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 0)),
-      .beta2 = (float)cJSON_GetNumberValue(cJSON_GetArrayItem(betas, 1)),
-      .eps = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "eps")),
-      .weight_decay = cJSON_GetObjectItem(o, "weight_decay")
-                          ? (float)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "weight_decay"))
-                          : 0.0f,
-  };
+  s->adam = os_golden_read_adam(o);
   s->max_grad_norm = os_json_number(j, "max_grad_norm", 0.0);
   s->ema_decay = (float)os_json_number(j, "ema_decay", 0.0);
-  if (j->status == ONESTEP_OK && (s->h < 1 || s->w < 1 || !o || !l))
+  if (j->status == ONESTEP_OK && (s->h < 1 || s->w < 1 || !o || !has_lora))
     os_json_fail(j, ONESTEP_ERR_FORMAT, "latent_hw, lora or optimizer is missing");
   if (j->status != ONESTEP_OK)
     return os_error_set(error, j->status, "%s", j->error->message);
   return ONESTEP_OK;
-}
-
-static char *
-case_path(const char *dir, const char *name)
-{
-  size_t size = strlen(dir) + strlen(name) + 2;
-  char *path = malloc(size);
-  if (path)
-    snprintf(path, size, "%s/%s", dir, name);
-  return path;
 }
 
 os_golden_result
@@ -169,15 +137,15 @@ os_golden_train_check(const char *case_dir, const os_golden_options *options)
   os_golden_report c = {.tolerance = options->tolerance};
   train_settings s = {0};
   os_train_spec spec = {0};
-  const char *lora[MAX_TARGETS], *full[MAX_TARGETS];
+  const char *lora[OS_GOLDEN_MAX_TARGETS], *full[OS_GOLDEN_MAX_TARGETS];
   onestep_error error = {0};
   onestep_context *ctx = NULL;
   os_train_params *p = NULL;
   os_tape *tape = NULL;
   os_golden_result result = OS_GOLDEN_FAILED;
-  char *json_path = case_path(case_dir, "golden.json");
-  char *st_path = case_path(case_dir, "golden.safetensors");
-  char *peft_path = case_path(case_dir, "lora_init/adapter_model.safetensors");
+  char *json_path = os_golden_case_path(case_dir, "golden.json");
+  char *st_path = os_golden_case_path(case_dir, "golden.safetensors");
+  char *peft_path = os_golden_case_path(case_dir, "lora_init/adapter_model.safetensors");
   char *model = NULL;
   const char *base = strrchr(case_dir, '/');
   c.name = base && base[1] ? base + 1 : case_dir;
@@ -192,7 +160,7 @@ os_golden_train_check(const char *case_dir, const os_golden_options *options)
   if (!(c.st = os_safetensors_open(st_path, &error)))
     goto done;
   model = options->model_dir ? strdup(options->model_dir)
-                             : case_path(case_dir, os_json_string(&c.json, "model", "model"));
+                             : os_golden_case_path(case_dir, os_json_string(&c.json, "model", "model"));
   ctx = model ? onestep_context_new(model, &options->params, &error) : NULL;
   if (!ctx) {
     if (error.code == ONESTEP_ERR_DEVICE)
