@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "onestep-cli-train-samples.h"
 #include "onestep-cli.h"
 #include "onestep_train.h"
 
@@ -192,6 +193,25 @@ split_globs (const char *list)
   return g_strsplit (list, ",", -1);
 }
 
+/* Samples as the run's student is meant to be used: one Time Travel step
+ * for OSV, the model's default sampler for the denoising objective. */
+static gboolean
+write_samples (onestep_trainer              *trainer,
+               const char                   *run_dir,
+               const RunSettings            *s,
+               const onestep_context_params *context,
+               char                        **images,
+               gboolean                      osv)
+{
+  g_autoptr(GError) error = NULL;
+  if (onestep_cli_train_write_samples (trainer, run_dir, s->model, context, images,
+                                       osv ? ONESTEP_SAMPLER_TTS : ONESTEP_SAMPLER_AUTO,
+                                       osv ? 1 : 0, &error))
+    return TRUE;
+  onestep_cli_fail ("cannot write the sample clips: %s", error->message);
+  return FALSE;
+}
+
 static gboolean
 save_checkpoint (onestep_trainer *trainer,
                  const char      *path)
@@ -259,7 +279,8 @@ run_training (int      argc,
   g_autofree char *out = NULL;
   /* Set only at the end; declared here because the error paths jump past. */
   g_autofree char *final_dir = NULL, *adapter_dir = NULL, *unet_path = NULL;
-  gint64 iterations = 1000, save_every = 100;
+  gint64 iterations = 1000, save_every = 100, sample_every = 0;
+  g_auto(GStrv) sample_images = NULL;
   gboolean resume = FALSE, export_ema = FALSE;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &s.model, "The base model", "PATH" },
@@ -284,6 +305,8 @@ run_training (int      argc,
     { "memory-budget", 0, 0, G_OPTION_ARG_INT, &s.memory_budget_mb, "Recompute UNet blocks in the backward once the device holds this many MB (default 0: keep every activation)", "MB" },
     { "save-every", 0, 0, G_OPTION_ARG_INT64, &save_every, "Checkpoint every N steps (default 100)", "N" },
     { "export-ema", 0, 0, G_OPTION_ARG_NONE, &export_ema, "Export the EMA instead of the trained values", NULL },
+    { "sample-every", 0, 0, G_OPTION_ARG_INT64, &sample_every, "Write sample clips every N steps and at the end (default 0: never)", "N" },
+    { "sample-image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &sample_images, "A validation image to sample from (repeatable)", "IMAGE" },
     { NULL }
   };
   GOptionEntry osv_entries[] = {
@@ -365,9 +388,14 @@ run_training (int      argc,
       onestep_cli_fail ("--loss %s: use mse or huber", s.loss);
       return 2;
     }
-  if (iterations < 1 || save_every < 1)
+  if (iterations < 1 || save_every < 1 || sample_every < 0)
     {
-      onestep_cli_fail ("--iterations and --save-every must be at least 1");
+      onestep_cli_fail ("--iterations and --save-every must be at least 1, --sample-every not negative");
+      return 2;
+    }
+  if (sample_every > 0 && sample_images == NULL)
+    {
+      onestep_cli_fail ("--sample-every needs at least one --sample-image");
       return 2;
     }
   if (!g_file_test (s.data, G_FILE_TEST_IS_DIR))
@@ -481,6 +509,9 @@ run_training (int      argc,
         }
       if (stats.step % save_every == 0 && stats.step < iterations &&
           !save_checkpoint (trainer, checkpoint_path))
+        goto done;
+      if (sample_every > 0 && (stats.step % sample_every == 0 || stats.step == iterations) &&
+          !write_samples (trainer, out, &s, &params.context, sample_images, osv))
         goto done;
     }
   if (tty)

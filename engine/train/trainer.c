@@ -363,6 +363,17 @@ onestep_trainer_cache_clips(const onestep_trainer *t)
   return os_data_cache_clips(t->cache);
 }
 
+void
+onestep_trainer_clip_size(const onestep_trainer *t, int *frames, int *width, int *height,
+                          float *fps)
+{
+  int r = os_vae_downscale(t->ctx->vae);
+  *frames = t->F;
+  *width = t->w * r;
+  *height = t->h * r;
+  *fps = os_data_cache_fps(t->cache);
+}
+
 /* The step's batch: clips, noise levels and noise, all from (seed, step). */
 static void
 draw_batch(onestep_trainer *t, float *sigma)

@@ -53,7 +53,10 @@ check "prepare a cache from frame folders" \
   "$cli" train prepare --model "$model" --frames 2 --width 48 --height 32 "$work/data" "$work/cache"
 
 # A run end to end, and its adapter in generate.
-check "train 4 steps" train "$work/a" --iterations 4
+check "train 4 steps, sampling every 2" train "$work/a" --iterations 4 --sample-every 2 \
+  --sample-image "$case_dir/input.png"
+check "sample clips at steps 2 and 4" bash -c "ls '$work/a/samples' | grep -c '^step-00000[24]-input\.' | grep -qx 2"
+check "no temporary student left" bash -c "! ls -A '$work/a/samples' | grep -q safetensors"
 check "log.jsonl has a line per step" test "$(wc -l <"$work/a/log.jsonl")" -eq 4
 check "the loss is a number" grep -q '"loss":[0-9]' "$work/a/log.jsonl"
 check "final adapter written" test -s "$work/a/final/adapter/adapter_model.safetensors"
@@ -116,7 +119,9 @@ osv() { # RUN STAGE ARGS...
 check "OSV stage 1, 2 steps" osv "$work/s1" 1 --iterations 2
 check "stage 1 logs both players" grep -q '"loss_d":.*"grid_index"' "$work/s1/log.jsonl"
 check "stage 1 keeps the discriminator" test -s "$work/s1/checkpoint/disc.safetensors"
-check "OSV stage 2 from stage 1, 3 steps" osv "$work/s2" 2 --from "$work/s1" --iterations 3
+check "OSV stage 2 from stage 1, 3 steps" osv "$work/s2" 2 --from "$work/s1" --iterations 3 \
+  --sample-every 3 --sample-image "$case_dir/input.png"
+check "stage 2 samples its one-step student" bash -c "ls '$work/s2/samples' | grep -q '^step-000003-input\.'"
 check "OSV stage 2, 1 step" osv "$work/s2b" 2 --from "$work/s1" --iterations 1
 check "resume stage 2 to 3 steps" "$cli" train osv --out "$work/s2b" --resume --iterations 3
 for f in state disc disc-state; do
