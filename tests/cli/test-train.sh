@@ -133,6 +133,8 @@ check "the student runs in one step (TTS)" "$cli" generate --model "$model" --se
   "$case_dir/input.png"
 check "the student runs merged" "$cli" generate --model "$model" --seed 3 --steps 1 --sampler tts \
   --unet "$work/s2/final/unet.safetensors" --output "$work/student-merged" "$case_dir/input.png"
+check "the student imports for the app's Model row" "$cli" models --models-dir "$work/models" \
+  import "$work/s2/final/unet.safetensors" --base "$model" --id student --name "OSV student"
 "$cli" generate --model "$model" --seed 3 --steps 1 --sampler tts --output "$work/base-tts" \
   "$case_dir/input.png" >/dev/null 2>&1
 check "the student differs from the base model" \
