@@ -6,9 +6,7 @@
  * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm;
  * with only a few keys (attention across frames) a direct loop does the
  * same work without the sgemm call and packing overheads. A task runs on one
- * thread start to end: results do not depend on the thread count. Over
- * thousands of tokens one call is seconds of work: the tasks left are
- * skipped when the abort callback fires (os_cpu_abort_poll). */
+ * thread start to end: results do not depend on the thread count. */
 #include "cpu_internal.h"
 
 #include <cblas.h>
@@ -181,10 +179,6 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
     return;
   int q_tiles = (Sq + Q_TILE - 1) / Q_TILE;
   int64_t n_tasks = (int64_t)n_seq * heads * q_tiles;
-  /* Multiply-adds of a task: two products per score, an exponential as ~16. */
-  double task_work = (double)(Sq < Q_TILE ? Sq : Q_TILE) * Sk * (2.0 * head_dim + 16.0);
-  os_cpu_abort stop;
-  os_cpu_abort_init(&stop, be);
 
   os_cpu_blas_single_thread();
 #pragma omp parallel num_threads(n_threads)
@@ -198,8 +192,6 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
     w.row_max = w.acc + (size_t)Q_TILE * head_dim;
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < n_tasks; t++) {
-      if (os_cpu_abort_poll(&stop, task_work))
-        continue;
       int tile = (int)(t % q_tiles);
       int head = (int)(t / q_tiles % heads);
       int seq = (int)(t / q_tiles / heads);

@@ -54,23 +54,6 @@ os_cpu_scratch(os_backend *be, size_t bytes)
   return ptr;
 }
 
-bool
-os_cpu_abort_poll(os_cpu_abort *a, double work)
-{
-  if (atomic_load_explicit(&a->stopped, memory_order_relaxed))
-    return true;
-  if (!a->be->abort_cb || omp_get_thread_num() != 0)
-    return false;
-  a->work += work;
-  if (a->work < OS_CPU_ABORT_POLL_WORK)
-    return false;
-  a->work = 0.0;
-  if (!a->be->abort_cb(a->be->abort_user_data))
-    return false;
-  atomic_store_explicit(&a->stopped, true, memory_order_relaxed);
-  return true;
-}
-
 static onestep_status
 cpu_sync(os_backend *be, onestep_error *error)
 {

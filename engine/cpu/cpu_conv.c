@@ -71,8 +71,7 @@ im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1)
 /* conv2d works in tasks of one band of output rows of one image. A task
  * writes its band's bias, lays out the band's input columns (im2col) in the
  * worker's own buffer and multiplies them with one single-threaded sgemm,
- * then adds the residual: one parallel region per call, no barrier inside.
- * The tasks left are skipped when the abort callback fires. */
+ * then adds the residual: one parallel region per call, no barrier inside. */
 typedef struct {
   conv_shape s;
   float *y;
@@ -161,17 +160,13 @@ os_cpu_conv2d_lowered(os_backend *be, float *y, const float *x, const float *W,
   float *buffers = os_cpu_scratch(be, sizeof(float) * buffer_floats * workers);
   if (!buffers)
     return;
-  double task_work = (double)Cout * job.K * job.band_rows * job.s.Wo;
-  os_cpu_abort stop;
-  os_cpu_abort_init(&stop, be);
   os_cpu_blas_single_thread();
 #pragma omp parallel num_threads(workers)
   {
     float *col = buffers + buffer_floats * omp_get_thread_num();
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < n_tasks; task++)
-      if (!os_cpu_abort_poll(&stop, task_work))
-        conv_band(&job, task / bands, task % bands * job.band_rows, col);
+      conv_band(&job, task / bands, task % bands * job.band_rows, col);
   }
   free(buffers);
 }

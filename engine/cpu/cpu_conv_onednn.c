@@ -434,11 +434,10 @@ larger(size_t a, size_t b)
   return a > b ? a : b;
 }
 
-/* Runs the convolution `whole` step by step. True when it is done, failed
- * for want of memory (latched for sync()) or stopped between steps by the
- * abort callback (y then unfinished); false when oneDNN has no usable kernel
- * for a step (then nothing is written) or failed: the caller then computes
- * it another way. */
+/* Runs the convolution `whole` step by step. True when it is done or failed
+ * for want of memory (latched for sync()); false when oneDNN has no usable
+ * kernel for a step (then nothing is written) or failed: the caller then
+ * computes it another way. */
 static bool
 conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const float *W,
          const float *bias, const float *residual)
@@ -462,12 +461,8 @@ conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const 
   dnnl_memory_t weights = NULL, bias_memory = NULL;
   dnnl_memory_desc_t held;
   bool holding = false, ran = true;
-  double step_work = (double)size.images * size.rows * out_width(whole) * whole->Cout *
-                     whole->Cin * whole->KH * whole->KW;
-  os_cpu_abort stop;
-  os_cpu_abort_init(&stop, be);
   step = (conv_step){ 0 };
-  while (ran && step_next(whole, &size, &step) && !os_cpu_abort_poll(&stop, step_work)) {
+  while (ran && step_next(whole, &size, &step)) {
     conv_key key = step_key(whole, &step);
     /* Looked up again: building a later step's plan may have evicted it. */
     const conv_plan *p = plan_for(&key);

@@ -3,8 +3,6 @@
 #ifndef ONESTEP_CPU_INTERNAL_H
 #define ONESTEP_CPU_INTERNAL_H
 
-#include <stdatomic.h>
-
 #include "backend.h"
 
 typedef struct {
@@ -23,34 +21,6 @@ os_cpu_threads(const os_backend *be)
 /* malloc for an op's scratch space; on failure latches the error for sync()
  * and returns NULL (the op then leaves its output unfinished). */
 void *os_cpu_scratch(os_backend *be, size_t bytes);
-
-/* Lets a long op stop early when the backend's abort callback fires. The
- * callback is the caller's and need not be thread-safe: only the calling
- * thread (thread 0 of the op's OpenMP team) calls it, once per
- * OS_CPU_ABORT_POLL_WORK multiply-adds of its own work (about a millisecond),
- * and raises `stopped` for the other workers. An op that stops leaves its
- * output unfinished: the model code's next os_check_abort reports the abort
- * and the result is dropped. Without an abort nothing changes the results. */
-#define OS_CPU_ABORT_POLL_WORK ((double)(1 << 24))
-
-typedef struct {
-  os_backend *be;
-  atomic_bool stopped;
-  double work; /* thread 0's work since its last poll */
-} os_cpu_abort;
-
-static inline void
-os_cpu_abort_init(os_cpu_abort *a, os_backend *be)
-{
-  a->be = be;
-  atomic_init(&a->stopped, false);
-  a->work = 0.0;
-}
-
-/* Called before each work item of an op (inside or outside an OpenMP
- * region) with the item's work in multiply-adds: true when the op is to
- * skip the item and the rest. */
-bool os_cpu_abort_poll(os_cpu_abort *a, double work);
 
 /* Elementwise loops below this size run on one thread: forking costs more. */
 #define OS_CPU_PARALLEL_MIN 32768
