@@ -124,7 +124,6 @@ void onestep_trainer_free(onestep_trainer *trainer);
 const char *onestep_trainer_describe(const onestep_trainer *trainer);
 const onestep_model_info *onestep_trainer_model_info(const onestep_trainer *trainer);
 int64_t onestep_trainer_step_count(const onestep_trainer *trainer);
-int onestep_trainer_cache_clips(const onestep_trainer *trainer);
 /* The cache's clips: frames, size in pixels and frame rate. */
 void onestep_trainer_clip_size(const onestep_trainer *trainer, int *frames, int *width,
                                int *height, float *fps);

@@ -357,12 +357,6 @@ onestep_trainer_step_count(const onestep_trainer *t)
   return t->step;
 }
 
-int
-onestep_trainer_cache_clips(const onestep_trainer *t)
-{
-  return os_data_cache_clips(t->cache);
-}
-
 void
 onestep_trainer_clip_size(const onestep_trainer *t, int *frames, int *width, int *height,
                           float *fps)
