@@ -33,49 +33,36 @@ prefixed(const char *prefix, const char *name)
   return s;
 }
 
-/* Host copies of tensors to write, freed together. */
+/* Host copies of tensors to write, freed together: each tensor's name and
+ * data are allocated for the list and owned by it. */
 typedef struct {
   os_st_write_tensor *tensors;
-  char **names;
-  float **data;
   int n, capacity;
 } write_list;
 
+/* Takes name and data (freed here on failure, also when either is NULL). */
 static bool
 write_list_add(write_list *l, char *name, int ndim, const int64_t *shape, float *data)
 {
   if (l->n == l->capacity) {
     int capacity = l->capacity ? 2 * l->capacity : 256;
-    os_st_write_tensor *t = realloc(l->tensors, (size_t)capacity * sizeof *t);
-    if (t)
-      l->tensors = t;
-    char **names = realloc(l->names, (size_t)capacity * sizeof *names);
-    if (names)
-      l->names = names;
-    float **data_list = realloc(l->data, (size_t)capacity * sizeof *data_list);
-    if (data_list)
-      l->data = data_list;
-    if (!t || !names || !data_list) {
-      free(name);
-      free(data);
-      return false;
+    os_st_write_tensor *grown = realloc(l->tensors, (size_t)capacity * sizeof *grown);
+    if (grown) {
+      l->tensors = grown;
+      l->capacity = capacity;
     }
-    l->capacity = capacity;
   }
-  if (!name || !data) {
+  if (!name || !data || l->n == l->capacity) {
     free(name);
     free(data);
     return false;
   }
-  os_st_write_tensor *t = &l->tensors[l->n];
+  os_st_write_tensor *t = &l->tensors[l->n++];
   memset(t, 0, sizeof *t);
   t->name = name;
   t->ndim = ndim;
   memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
   t->data = data;
-  l->names[l->n] = name;
-  l->data[l->n] = data;
-  l->n++;
   return true;
 }
 
@@ -83,12 +70,10 @@ static void
 write_list_free(write_list *l)
 {
   for (int i = 0; i < l->n; i++) {
-    free(l->names[i]);
-    free(l->data[i]);
+    free((char *)l->tensors[i].name);
+    free((float *)l->tensors[i].data);
   }
   free(l->tensors);
-  free(l->names);
-  free(l->data);
 }
 
 static float *
