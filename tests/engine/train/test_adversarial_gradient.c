@@ -17,8 +17,10 @@
 #include "philox.h"
 #include "pipeline_internal.h"
 #include "test_check.h"
+#include "train_test.h"
 
 enum { B = 1, F = 2, H = 16, W = 24 };
+static const uint64_t SEED = 77;
 static const char *const targets[] = {"*attn1.to_q", "*attn1.to_v", "*attn2.to_out.0"};
 
 typedef struct {
@@ -29,18 +31,6 @@ typedef struct {
   float *x, *cond, *embeds;
   float ids[3];
 } setup;
-
-static float *
-upload_normal(os_backend *be, uint64_t stream, size_t n, float scale)
-{
-  float *host = malloc(n * sizeof(float)), *dev = be->ops->alloc(be, n * sizeof(float));
-  os_philox_normal(77, stream, 0, host, n);
-  for (size_t i = 0; i < n; i++)
-    host[i] *= scale;
-  be->ops->upload(be, dev, host, n * sizeof(float));
-  free(host);
-  return dev;
-}
 
 /* The adversarial term; with backward, the student's gradients too. */
 static double
@@ -75,23 +65,6 @@ adversarial(setup *s, bool backward)
   return value;
 }
 
-/* values += eps * direction (over every trained tensor, in order). */
-static void
-shift(setup *s, const float *direction, double eps)
-{
-  os_backend *be = s->ctx->be;
-  for (int i = 0; i < os_train_params_count(s->student); i++) {
-    os_train_tensor *t = os_train_params_tensor(s->student, i);
-    float *v = malloc(t->n * sizeof(float));
-    be->ops->download(be, v, t->value, t->n * sizeof(float));
-    for (size_t k = 0; k < t->n; k++)
-      v[k] += (float)(eps * direction[k]);
-    be->ops->upload(be, t->value, v, t->n * sizeof(float));
-    free(v);
-    direction += t->n;
-  }
-}
-
 int
 main(int argc, char **argv)
 {
@@ -120,27 +93,14 @@ main(int argc, char **argv)
   CHECK(s.disc != NULL, "setup: %s", error.message);
   if (!s.disc)
     return test_summary("adversarial gradient");
-  /* lora_B starts at zero, which would hide lora_A's gradient: give it values. */
-  for (int i = 0; i < os_train_params_count(s.student); i++) {
-    os_train_tensor *t = os_train_params_tensor(s.student, i);
-    if (strstr(t->name, "lora_B")) {
-      float *v = upload_normal(be, 50 + (uint64_t)i, t->n, 0.05f);
-      be->ops->copy(be, t->value, v, t->n * sizeof(float));
-      be->ops->free(be, v);
-    }
-  }
-  s.x = upload_normal(be, 1, (size_t)B * F * 4 * H * W, 2.5f);
-  s.cond = upload_normal(be, 2, (size_t)B * 4 * H * W, 0.8f);
-  s.embeds = upload_normal(be, 3, (size_t)B * cross, 1.0f);
+  train_test_fill_lora_b(s.student, SEED, 50, 0.05f);
+  s.x = train_test_upload_normal(be, SEED, 1, (size_t)B * F * 4 * H * W, 2.5f);
+  s.cond = train_test_upload_normal(be, SEED, 2, (size_t)B * 4 * H * W, 0.8f);
+  s.embeds = train_test_upload_normal(be, SEED, 3, (size_t)B * cross, 1.0f);
 
   adversarial(&s, true);
-  size_t total = (size_t)os_train_params_numel(s.student);
-  float *grad = malloc(total * sizeof(float)), *at = grad;
-  for (int i = 0; i < os_train_params_count(s.student); i++) {
-    os_train_tensor *t = os_train_params_tensor(s.student, i);
-    be->ops->download(be, at, t->grad, t->n * sizeof(float));
-    at += t->n;
-  }
+  size_t total;
+  float *grad = train_test_gradients(s.student, &total);
   double norm = 0.0;
   for (size_t i = 0; i < total; i++)
     norm += (double)grad[i] * grad[i];
@@ -157,9 +117,9 @@ main(int argc, char **argv)
     predicted += (double)grad[i] * direction[i];
   }
   const double eps = 1e-2; /* the whole step's length over every adapter value */
-  shift(&s, direction, eps);
+  train_test_shift(s.student, direction, eps);
   double up = adversarial(&s, false);
-  shift(&s, direction, -2.0 * eps);
+  train_test_shift(s.student, direction, -2.0 * eps);
   double down = adversarial(&s, false);
   double measured = (up - down) / (2.0 * eps), rel = fabs(measured - predicted) / fabs(predicted);
   printf("adversarial gradient: norm %.3e; along the direction: tape %.6e, finite difference "

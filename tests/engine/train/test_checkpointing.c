@@ -13,8 +13,10 @@
 #include "philox.h"
 #include "pipeline_internal.h"
 #include "test_check.h"
+#include "train_test.h"
 
 enum { B = 2, F = 2, H = 8, W = 12, LC = 4 };
+static const uint64_t SEED = 1234;
 static const char *const lora_targets[] = {"*attn1.to_q", "*attn1.to_v", "*ff.net.2", "*proj_in"};
 static const char *const full_targets[] = {"conv_in.*", "*time_mixer.mix_factor",
                                            "*norm1.weight"};
@@ -26,19 +28,6 @@ typedef struct {
   float *x, *x0, *cond, *ctxv, *dD;
   float sigma[B], ids[3 * B];
 } setup;
-
-static float *
-upload_normal(os_backend *be, uint64_t stream, size_t n, float scale)
-{
-  float *host = malloc(n * sizeof(float));
-  float *dev = be->ops->alloc(be, n * sizeof(float));
-  os_philox_normal(1234, stream, 0, host, n);
-  for (size_t i = 0; i < n; i++)
-    host[i] *= scale;
-  be->ops->upload(be, dev, host, n * sizeof(float));
-  free(host);
-  return dev;
-}
 
 /* One forward and backward; returns the loss (gradients left in the params). */
 static double
@@ -68,39 +57,6 @@ step(setup *s, size_t budget, size_t *peak)
   return value;
 }
 
-/* Every gradient, concatenated on the host. */
-static float *
-gradients(setup *s, size_t *total)
-{
-  os_backend *be = s->ctx->be;
-  *total = (size_t)os_train_params_numel(s->params);
-  float *all = malloc(*total * sizeof(float)), *at = all;
-  for (int i = 0; i < os_train_params_count(s->params); i++) {
-    os_train_tensor *t = os_train_params_tensor(s->params, i);
-    be->ops->download(be, at, t->grad, t->n * sizeof(float));
-    at += t->n;
-  }
-  return all;
-}
-
-/* Moves every trained value by eps * direction. */
-static void
-shift(setup *s, const float *direction, double eps)
-{
-  os_backend *be = s->ctx->be;
-  const float *d = direction;
-  for (int i = 0; i < os_train_params_count(s->params); i++) {
-    os_train_tensor *t = os_train_params_tensor(s->params, i);
-    float *v = malloc(t->n * sizeof(float));
-    be->ops->download(be, v, t->value, t->n * sizeof(float));
-    for (size_t k = 0; k < t->n; k++)
-      v[k] += (float)(eps * d[k]);
-    be->ops->upload(be, t->value, v, t->n * sizeof(float));
-    free(v);
-    d += t->n;
-  }
-}
-
 int
 main(int argc, char **argv)
 {
@@ -124,20 +80,12 @@ main(int argc, char **argv)
   CHECK(s.params != NULL, "params: %s", error.message);
   if (!s.params)
     return test_summary("checkpointing");
-  /* lora_B starts at zero, which would hide lora_A's gradients: give it values. */
-  for (int i = 0; i < os_train_params_count(s.params); i++) {
-    os_train_tensor *t = os_train_params_tensor(s.params, i);
-    if (strstr(t->name, "lora_B")) {
-      float *v = upload_normal(be, 100 + (uint64_t)i, t->n, 0.05f);
-      be->ops->copy(be, t->value, v, t->n * sizeof(float));
-      be->ops->free(be, v);
-    }
-  }
+  train_test_fill_lora_b(s.params, SEED, 100, 0.05f);
   size_t n = (size_t)B * F * LC * H * W, D = s.ctx->src.config.unet.cross_attention_dim;
-  s.x0 = upload_normal(be, 1, n, 0.8f);
-  s.x = upload_normal(be, 2, n, 1.5f);
-  s.cond = upload_normal(be, 3, (size_t)B * LC * H * W, 0.8f);
-  s.ctxv = upload_normal(be, 4, (size_t)B * D, 1.0f);
+  s.x0 = train_test_upload_normal(be, SEED, 1, n, 0.8f);
+  s.x = train_test_upload_normal(be, SEED, 2, n, 1.5f);
+  s.cond = train_test_upload_normal(be, SEED, 3, (size_t)B * LC * H * W, 0.8f);
+  s.ctxv = train_test_upload_normal(be, SEED, 4, (size_t)B * D, 1.0f);
   s.dD = be->ops->alloc(be, n * sizeof(float));
   s.sigma[0] = 0.7f;
   s.sigma[1] = 3.0f;
@@ -149,9 +97,9 @@ main(int argc, char **argv)
 
   size_t peak_kept, peak_checkpointed, total;
   double loss_kept = step(&s, 0, &peak_kept);
-  float *kept = gradients(&s, &total);
+  float *kept = train_test_gradients(s.params, &total);
   double loss_checkpointed = step(&s, 1, &peak_checkpointed);
-  float *checkpointed = gradients(&s, &total);
+  float *checkpointed = train_test_gradients(s.params, &total);
   CHECK(loss_kept == loss_checkpointed, "loss %.17g vs %.17g", loss_kept, loss_checkpointed);
   CHECK(memcmp(kept, checkpointed, total * sizeof(float)) == 0,
         "checkpointed gradients differ from the kept ones");
@@ -170,11 +118,11 @@ main(int argc, char **argv)
   }
   /* Small: the random tiny model curves strongly (1e-3 is 7% off through conv_in). */
   double eps = 1e-4 / sqrt(norm / (double)total);
-  shift(&s, direction, eps);
+  train_test_shift(s.params, direction, eps);
   double up = step(&s, 0, NULL);
-  shift(&s, direction, -2.0 * eps);
+  train_test_shift(s.params, direction, -2.0 * eps);
   double down = step(&s, 0, NULL);
-  shift(&s, direction, eps);
+  train_test_shift(s.params, direction, eps);
   double measured = (up - down) / (2.0 * eps);
   double rel = fabs(measured - predicted) / fabs(predicted);
   printf("directional derivative: tape %.9g, finite difference %.9g (rel %.2e)\n", predicted,
