@@ -106,12 +106,7 @@ read_settings(os_golden_report *c, osv_settings *s, os_train_spec *spec, const c
               const char **full, onestep_error *error)
 {
   os_json_file *j = &c->json;
-  s->B = os_json_int_min(j, "batch", 1, 1);
-  s->F = os_json_int_min(j, "frames", 1, 1);
-  int hw[2] = {0, 0};
-  os_json_int_list(j, "latent_hw", NULL, 0, hw, 2);
-  s->h = hw[0];
-  s->w = hw[1];
+  os_golden_read_shape(j, &s->B, &s->F, &s->h, &s->w);
   s->m = os_json_int_min(j, "m", 5, 1);
   s->cmap = os_json_int_min(j, "cmap", 64, 1);
   s->huber_c = (float)os_json_number(j, "huber_c", 0.001);

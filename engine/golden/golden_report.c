@@ -152,6 +152,17 @@ os_golden_report_host(os_golden_report *c, const char *key, size_t n, onestep_er
   return host;
 }
 
+void
+os_golden_read_shape(os_json_file *j, int *B, int *F, int *h, int *w)
+{
+  int hw[2] = {0, 0};
+  *B = os_json_int_min(j, "batch", 1, 1);
+  *F = os_json_int_min(j, "frames", 1, 1);
+  os_json_int_list(j, "latent_hw", NULL, 0, hw, 2);
+  *h = hw[0];
+  *w = hw[1];
+}
+
 char *
 os_golden_case_path(const char *dir, const char *name)
 {

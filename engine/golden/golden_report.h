@@ -46,6 +46,8 @@ float *os_golden_report_host(os_golden_report *c, const char *key, size_t n, one
 
 #define OS_GOLDEN_MAX_TARGETS 64
 
+/* The case's "batch", "frames" and "latent_hw" ([h, w]). */
+void os_golden_read_shape(os_json_file *j, int *B, int *F, int *h, int *w);
 /* CASE_DIR/NAME, allocated. */
 char *os_golden_case_path(const char *dir, const char *name);
 /* The case's "lora" ({rank, alpha, targets}) and "full_targets"; lora and full

@@ -109,12 +109,7 @@ read_settings(os_golden_report *c, train_settings *s, os_train_spec *spec, const
               const char **full, onestep_error *error)
 {
   os_json_file *j = &c->json;
-  s->B = os_json_int_min(j, "batch", 1, 1);
-  s->F = os_json_int_min(j, "frames", 1, 1);
-  int hw[2] = {0, 0};
-  os_json_int_list(j, "latent_hw", NULL, 0, hw, 2);
-  s->h = hw[0];
-  s->w = hw[1];
+  os_golden_read_shape(j, &s->B, &s->F, &s->h, &s->w);
   bool has_lora = os_golden_read_spec(j, spec, lora, full);
   const char *loss = os_json_string(j, "loss", "mse");
   s->loss.kind = strcmp(loss, "huber") == 0 ? OS_LOSS_PSEUDO_HUBER : OS_LOSS_SQUARED;
