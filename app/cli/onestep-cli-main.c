@@ -6,16 +6,12 @@
 #include "modelstore-cli.h"
 #include "onestep-cli.h"
 
-static const struct {
-  const char *name;
-  int (*run) (int argc, char **argv);
-  const char *summary;
-} commands[] = {
+static const OnestepCliCommand commands[] = {
   { "generate", onestep_cli_generate, "turn one image into a clip (PNG frames, MP4, WebM or GIF)" },
   { "check-golden", onestep_cli_check_golden, "compare the engine with a golden case" },
   { "info", onestep_cli_info, "validate and describe a model" },
   { "bench", onestep_cli_bench, "measure sgemm and UNet FLOP/s on this machine" },
-  { "train", onestep_cli_train, "make a latent cache of clips and train on it (prepare|diffusion)" },
+  { "train", onestep_cli_train, "make a latent cache of clips and train on it (prepare|diffusion|osv)" },
   { "models", onestep_modelstore_cli_run, "list, download or import models (list|download NAME|import PATH)" },
 };
 
@@ -65,12 +61,49 @@ onestep_cli_parse_precision (const char         *name,
 }
 
 static void
-print_usage (FILE *out)
+print_usage (FILE                    *out,
+             const OnestepCliCommand *commands,
+             size_t                   n_commands,
+             const char              *program,
+             const char              *word)
 {
-  fprintf (out, "Usage: onestep-cli COMMAND [OPTIONS]\n\nCommands:\n");
-  for (size_t i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-14s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out, "\nRun onestep-cli COMMAND --help for a command's options.\n");
+  g_autofree char *lower = g_ascii_strdown (word, -1);
+  int width = 0;
+  for (size_t i = 0; i < n_commands; i++)
+    width = MAX (width, (int) strlen (commands[i].name));
+  fprintf (out, "Usage: %s %s [OPTIONS]\n\n%c%ss:\n", program, word, word[0], lower + 1);
+  for (size_t i = 0; i < n_commands; i++)
+    fprintf (out, "  %-*s %s\n", width + 2, commands[i].name, commands[i].summary);
+  fprintf (out, "\nRun %s %s --help for %s %s's options.\n", program, word,
+           strchr ("aeiou", lower[0]) ? "an" : "a", lower);
+}
+
+int
+onestep_cli_dispatch (const OnestepCliCommand *commands,
+                      size_t                   n_commands,
+                      const char              *program,
+                      const char              *word,
+                      int                      argc,
+                      char                   **argv)
+{
+  if (argc < 2)
+    {
+      print_usage (stderr, commands, n_commands, program, word);
+      return 2;
+    }
+  if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
+    {
+      print_usage (stdout, commands, n_commands, program, word);
+      return 0;
+    }
+  for (size_t i = 0; i < n_commands; i++)
+    if (g_str_equal (argv[1], commands[i].name))
+      return commands[i].run (argc - 1, argv + 1);
+
+  g_autofree char *lower = g_ascii_strdown (word, -1);
+  onestep_cli_fail ("unknown %s '%s'", lower, argv[1]);
+  print_usage (stderr, commands, n_commands, program, word);
+  return 2;
 }
 
 int
@@ -81,21 +114,6 @@ main (int    argc,
    * numeric format so that --json and tables keep decimal points. */
   setlocale (LC_ALL, "");
   setlocale (LC_NUMERIC, "C");
-  if (argc < 2)
-    {
-      print_usage (stderr);
-      return 2;
-    }
-  if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h"))
-    {
-      print_usage (stdout);
-      return 0;
-    }
-  for (size_t i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (g_str_equal (argv[1], commands[i].name))
-      return commands[i].run (argc - 1, argv + 1);
-
-  onestep_cli_fail ("unknown command '%s'", argv[1]);
-  print_usage (stderr);
-  return 2;
+  return onestep_cli_dispatch (commands, G_N_ELEMENTS (commands), "onestep-cli", "COMMAND", argc,
+                               argv);
 }

@@ -8,6 +8,23 @@
 
 G_BEGIN_DECLS
 
+/* A subcommand: its name, its entry point and a line for the usage text. */
+typedef struct {
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
+} OnestepCliCommand;
+
+/* Runs the subcommand argv[1] names, with argv[1..]. --help prints the usage
+ * ("Usage: PROGRAM WORD [OPTIONS]" and the table) on stdout; no or an unknown
+ * subcommand prints it on stderr and returns 2. word is "COMMAND" or "ACTION". */
+int onestep_cli_dispatch (const OnestepCliCommand *commands,
+                          size_t                   n_commands,
+                          const char              *program,
+                          const char              *word,
+                          int                      argc,
+                          char                   **argv);
+
 /* Each subcommand parses its own arguments (argv[0] is the subcommand name)
  * and returns the process exit status. */
 int onestep_cli_generate (int argc, char **argv);
