@@ -1,4 +1,4 @@
-/* onestep-cli-train-diffusion.c: `onestep-cli train diffusion` (SVD's own
+/* onestep-cli-train-run.c: `onestep-cli train diffusion` (SVD's own
  * denoising objective) and `onestep-cli train osv` (OSV's stage 1 or 2) on a
  * latent cache, into a run folder:
  *   RUN/config.json        the run's settings (a resumed run reads them back)
