@@ -5,8 +5,15 @@
  * CUDA backend, and a backward pass can later sit beside each forward.
  *
  * Conventions:
- * - Buffers are float32, row-major, contiguous, and live in the backend's
- *   memory (host memory for the CPU backend, device memory for CUDA).
+ * - Buffers are row-major, contiguous, and live in the backend's memory (host
+ *   memory for the CPU backend, device memory for CUDA). Each buffer has a
+ *   storage (os_storage below): float32, or the backend's 16-bit type. Every
+ *   buffer is addressed in elements through float pointers whatever it
+ *   stores: element i of buffer p is p + i, so model code computes offsets
+ *   the same way for all. Only ops, upload, download and copy touch the
+ *   values, converting to and from float32 as they go; their byte counts
+ *   count 4 bytes per element. Ops compute in float32 (products accumulate
+ *   in float32) and round what they write to the output's storage.
  * - Image tensors are [N, C, H, W] with N = B * F (batch-major: n = b*F + f).
  * - Token tensors are [T, C].
  * - Ops do not fail on valid arguments; a backend that hits a device error
@@ -25,12 +32,23 @@
 
 typedef struct os_backend os_backend;
 
+/* What a buffer stores. A backend in fp16 or bf16 precision keeps activations
+ * and frozen weights in that type; in fp32 and tf32 everything is float32. */
+typedef enum os_storage {
+  OS_STORAGE_FP32 = 0,   /* always float32: the residual stream, statistics,
+                          * sampler state, trained parameters, host exchange */
+  OS_STORAGE_ACTIVATION, /* the backend's activation type */
+  OS_STORAGE_WEIGHT,     /* frozen weights: the same 16-bit type, no float32 copy */
+} os_storage;
+
 typedef struct os_backend_ops {
   const char *name; /* "cpu" or "cuda" */
   bool is_host;     /* buffers are host pointers (weights may then point into an mmap) */
 
   /* --- memory --- */
-  void *(*alloc)(os_backend *be, size_t bytes);   /* NULL when out of memory */
+  void *(*alloc)(os_backend *be, size_t bytes);   /* float32; NULL when out of memory */
+  /* n elements stored as `storage`; NULL when out of memory. */
+  void *(*alloc_as)(os_backend *be, size_t n, os_storage storage);
   void (*free)(os_backend *be, void *ptr);
   void (*upload)(os_backend *be, void *dst, const void *src, size_t bytes);
   void (*download)(os_backend *be, void *dst, const void *src, size_t bytes);

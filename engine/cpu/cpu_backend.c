@@ -9,23 +9,36 @@
 
 #include "error.h"
 
-/* Each block is preceded by a header holding its size, padded so that the
- * pointer handed out stays 64-byte aligned (whole cache lines, AVX-512). */
+/* Each block is preceded by a header holding its size and storage, padded so
+ * that the pointer handed out stays 64-byte aligned (whole cache lines,
+ * AVX-512). Every storage holds float32 here. */
 #define OS_CPU_ALIGN 64
 
+typedef struct {
+  size_t bytes;
+  os_storage storage;
+} cpu_block_header;
+
 static void *
-cpu_alloc(os_backend *be, size_t bytes)
+cpu_alloc_as(os_backend *be, size_t n, os_storage storage)
 {
-  if (bytes > SIZE_MAX - OS_CPU_ALIGN)
+  if (n > (SIZE_MAX - OS_CPU_ALIGN) / sizeof(float))
     return NULL;
+  size_t bytes = n * sizeof(float);
   void *block = NULL;
   if (posix_memalign(&block, OS_CPU_ALIGN, bytes + OS_CPU_ALIGN) != 0)
     return NULL;
-  *(size_t *)block = bytes;
+  *(cpu_block_header *)block = (cpu_block_header){ bytes, storage };
   be->bytes_in_use += bytes;
   if (be->bytes_in_use > be->peak_bytes)
     be->peak_bytes = be->bytes_in_use;
   return (char *)block + OS_CPU_ALIGN;
+}
+
+static void *
+cpu_alloc(os_backend *be, size_t bytes)
+{
+  return cpu_alloc_as(be, (bytes + sizeof(float) - 1) / sizeof(float), OS_STORAGE_FP32);
 }
 
 static void
@@ -34,7 +47,7 @@ cpu_free(os_backend *be, void *ptr)
   if (!ptr)
     return;
   void *block = (char *)ptr - OS_CPU_ALIGN;
-  be->bytes_in_use -= *(size_t *)block;
+  be->bytes_in_use -= ((cpu_block_header *)block)->bytes;
   free(block);
 }
 
@@ -112,6 +125,7 @@ static const os_backend_ops cpu_ops = {
   .name = "cpu",
   .is_host = true,
   .alloc = cpu_alloc,
+  .alloc_as = cpu_alloc_as,
   .free = cpu_free,
   .upload = cpu_memcpy,
   .download = cpu_memcpy,

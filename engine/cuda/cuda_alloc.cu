@@ -218,6 +218,15 @@ os_cuda_alloc(os_backend *be, size_t bytes)
   return ptr;
 }
 
+void *
+os_cuda_alloc_as(os_backend *be, size_t n, os_storage storage)
+{
+  (void)storage;
+  if (n > SIZE_MAX / sizeof(float))
+    return NULL;
+  return os_cuda_alloc(be, n * sizeof(float));
+}
+
 void
 os_cuda_free(os_backend *be, void *ptr)
 {

@@ -175,6 +175,7 @@ static const os_backend_ops cuda_ops = {
   .name = "cuda",
   .is_host = false,
   .alloc = os_cuda_alloc,
+  .alloc_as = os_cuda_alloc_as,
   .free = os_cuda_free,
   .upload = cuda_upload,
   .download = cuda_download,

@@ -83,6 +83,8 @@ void os_cuda_pool_free_all(os_cuda_pool *pool);
 /* Stream-ordered: a block freed after queuing work that reads it may be
  * handed out again at once, since every user of it runs on the same stream. */
 void *os_cuda_alloc(os_backend *be, size_t bytes);
+// Every storage is float32 in device memory for now.
+void *os_cuda_alloc_as(os_backend *be, size_t n, os_storage storage);
 void os_cuda_free(os_backend *be, void *ptr);
 /* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
 void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);

@@ -88,6 +88,13 @@ dry_alloc(os_backend *be, size_t bytes)
   return p;
 }
 
+static void *
+dry_alloc_as(os_backend *be, size_t n, os_storage storage)
+{
+  (void)storage;
+  return n > SIZE_MAX / sizeof(float) ? NULL : dry_alloc(be, n * sizeof(float));
+}
+
 static void
 dry_free(os_backend *be, void *ptr)
 {
@@ -577,6 +584,7 @@ static const os_backend_ops dry_ops = {
   .name = "dry",
   .is_host = true,
   .alloc = dry_alloc,
+  .alloc_as = dry_alloc_as,
   .free = dry_free,
   .upload = dry_upload,
   .download = dry_download,
