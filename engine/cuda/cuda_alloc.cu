@@ -227,6 +227,13 @@ os_cuda_alloc_as(os_backend *be, size_t n, os_storage storage)
   return os_cuda_alloc(be, n * sizeof(float));
 }
 
+os_cuda_view
+os_cuda_view_of(os_cuda_backend *cb, const float *p)
+{
+  (void)cb;
+  return os_cuda_view{ (void *)p, OS_CUDA_STORE_F32 };
+}
+
 void
 os_cuda_free(os_backend *be, void *ptr)
 {

@@ -85,6 +85,16 @@ void os_cuda_pool_free_all(os_cuda_pool *pool);
 void *os_cuda_alloc(os_backend *be, size_t bytes);
 // Every storage is float32 in device memory for now.
 void *os_cuda_alloc_as(os_backend *be, size_t n, os_storage storage);
+
+/* What a buffer pointer handed to an op refers to: the device address of that
+ * element and the type stored there (backend.h: buffers are addressed in
+ * elements through float pointers whatever they store). */
+typedef enum { OS_CUDA_STORE_F32 = 0, OS_CUDA_STORE_F16, OS_CUDA_STORE_BF16 } os_cuda_dtype;
+typedef struct {
+  void *ptr;
+  os_cuda_dtype type;
+} os_cuda_view;
+os_cuda_view os_cuda_view_of(os_cuda_backend *cb, const float *p);
 void os_cuda_free(os_backend *be, void *ptr);
 /* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
 void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
