@@ -2,10 +2,10 @@
 # device-run.sh: on the GPU machine, everything the CUDA backend needs checked
 # in one run of under 8 minutes, from the programs device-bundle.sh prepared:
 # every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands and
-# 16-bit buffers),
-# the golden case on the GPU in each precision (end to end and stage by stage),
-# single-file checkpoints and the preview fit on the GPU, the card's GEMM peak,
-# the full-size benchmark table, and a per-op profile of the UNet and decoder.
+# 16-bit buffers), the golden case on the GPU in each precision (end to end and
+# stage by stage), single-file checkpoints and the preview fit on the GPU, the
+# card's GEMM peak, the full-size benchmark table, and a per-op profile of the
+# UNet and decoder.
 #
 # Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 200)
 set -uo pipefail
