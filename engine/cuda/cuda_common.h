@@ -127,7 +127,9 @@ os_cuda_dtype_cuda(os_cuda_dtype type)
   return type == OS_CUDA_STORE_F16 ? CUDA_R_16F : type == OS_CUDA_STORE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-/* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
+/* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on
+ * failure. It is plain device memory of `bytes` bytes, never a handle: passed
+ * to an op or os_cuda_view_of, it reads as float32. */
 void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
 
 /* ---------------------------------------------------------------------------- */
