@@ -1260,6 +1260,28 @@ test_16bit_memory(harness *h)
          ok ? "ok" : "FAIL", "alloc_as", "16-bit block", used, n);
   free(host);
   free(part);
+
+  /* transfers longer than the backend's 64 MiB float32 staging chunk */
+  const size_t large = ((size_t)1 << 24) + 4097;
+  float *big = g->ops->alloc_as(g, large, OS_STORAGE_WEIGHT);
+  float *in = xmalloc(large * sizeof(float)), *out = xmalloc(large * sizeof(float));
+  if (!big) {
+    fprintf(stderr, "cannot allocate a 16-bit block of %zu elements\n", large);
+    exit(2);
+  }
+  for (size_t i = 0; i < large; i++)
+    in[i] = round_to((float)(i % 65521) * 0.03125f - 1000.0f, h->half);
+  g->ops->upload(g, big, in, large * sizeof(float));
+  g->ops->download(g, out, big, large * sizeof(float));
+  g->ops->free(g, big);
+  check_sync(h, "16-bit transfers");
+  ok = memcmp(in, out, large * sizeof(float)) == 0;
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "upload/download", "16-bit, over a staging chunk",
+         ok ? "round trip exact" : "values differ after the round trip");
+  free(in);
+  free(out);
 }
 
 /* A linear layer on a 16-bit weight leaves no converted copy on the device;
