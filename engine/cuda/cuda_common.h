@@ -124,7 +124,9 @@ os_cuda_dtype_size(os_cuda_dtype type)
 static inline cudaDataType
 os_cuda_dtype_cuda(os_cuda_dtype type)
 {
-  return type == OS_CUDA_STORE_F16 ? CUDA_R_16F : type == OS_CUDA_STORE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  return type == OS_CUDA_STORE_F16    ? CUDA_R_16F
+         : type == OS_CUDA_STORE_BF16 ? CUDA_R_16BF
+                                      : CUDA_R_32F;
 }
 
 /* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on

@@ -130,7 +130,8 @@ t_random(harness *h, size_t n, float lo, float hi)
 static tensor
 t_weight(harness *h, size_t n, float lo, float hi)
 {
-  return t_random_as(h, n, lo, hi, h->storage == OS_STORAGE_FP32 ? h->storage : OS_STORAGE_WEIGHT);
+  os_storage storage = h->storage == OS_STORAGE_FP32 ? OS_STORAGE_FP32 : OS_STORAGE_WEIGHT;
+  return t_random_as(h, n, lo, hi, storage);
 }
 
 /* An output buffer, pre-filled with the same random values on both sides
@@ -1278,7 +1279,8 @@ test_16bit_memory(harness *h)
   ok = memcmp(in, out, large * sizeof(float)) == 0;
   h->checks++;
   h->failures += !ok;
-  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "upload/download", "16-bit, over a staging chunk",
+  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "upload/download",
+         "16-bit, over a staging chunk",
          ok ? "round trip exact" : "values differ after the round trip");
   free(in);
   free(out);
