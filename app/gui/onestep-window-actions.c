@@ -37,6 +37,8 @@ open_action (GtkWidget  *widget,
 
   gtk_file_filter_set_name (filter, _("Images"));
   gtk_file_filter_add_pixbuf_formats (filter);
+  /* Listed even where gdk-pixbuf has no WebP loader, which opening then explains. */
+  gtk_file_filter_add_mime_type (filter, "image/webp");
 
   chooser = gtk_file_chooser_native_new (_("Open Image"), GTK_WINDOW (self),
                                          GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"), _("_Cancel"));
