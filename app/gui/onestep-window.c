@@ -359,9 +359,12 @@ on_exported (OnestepWindow *self,
              const char    *path)
 {
   g_autofree char *name = g_path_get_basename (path);
+  AdwToast *toast = adw_toast_new_format (_("Exported “%s”"), name);
 
-  adw_toast_overlay_add_toast (self->toast_overlay,
-                               adw_toast_new_format (_("Exported “%s”"), name));
+  adw_toast_set_button_label (toast, _("Show in _Files"));
+  adw_toast_set_action_name (toast, "win.show-in-files");
+  adw_toast_set_action_target_value (toast, g_variant_new_string (path));
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
 GtkWindow *
