@@ -2,7 +2,7 @@
  *
  * Each restart test runs the real application twice, in two subprocesses that
  * share one data and one config folder (GSettings' keyfile backend): the first
- * makes clips, the second, a new process, must find them again.
+ * makes clips and choices, the second, a new process, must find them again.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -12,12 +12,20 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include "onestep-controls.h"
+#include "onestep-export-dialog.h"
 #include "onestep-history.h"
+#include "onestep-installed-model.h"
+#include "onestep-model-index.h"
 #include "ui-test-util.h"
 
 /* Sorts before every entry the application names, so it is the oldest. */
 #define CORRUPT_ENTRY "20000101-000000-000000-00000000"
 #define LEFTOVER_SAVE ".saving-20000101-000000-000000-00000001"
+#define LOCKED_SEED 4242
+#define CUSTOM_WIDTH 128
+#define CUSTOM_HEIGHT 64
+#define EXPORT_FPS 12
 
 static char *test_root;
 
@@ -330,6 +338,180 @@ test_history_full_disk (void)
   run_in_subprocess ("/history/full-disk/subprocess/run");
 }
 
+static void
+on_exported (OnestepExportDialog *dialog,
+             const char          *path,
+             char               **exported)
+{
+  *exported = g_strdup (path);
+}
+
+static gboolean
+is_set (gpointer data)
+{
+  return *(char **)data != NULL;
+}
+
+/* First run: the user locks a seed, picks a custom size and exports at another
+ * frame rate, forwards and backwards. */
+static void
+settings_first_run (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (SCHEMA_ID);
+  g_autofree char *export_dir = g_build_filename (test_root, "settings-exports", NULL);
+  g_autofree char *exported = NULL;
+  OnestepResult *result;
+  GtkWindow *dialog;
+  AdwComboRow *size_row;
+
+  start_app_with_model ();
+  result = ui_test_open_and_wait (g_getenv ("ONESTEP_TEST_IMAGE"));
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("seed_spin")), LOCKED_SEED);
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (ui_test_get_controls_child ("seed_lock_button")), TRUE);
+  size_row = ADW_COMBO_ROW (ui_test_get_controls_child ("size_row"));
+  adw_combo_row_set_selected (size_row, g_list_model_get_n_items (adw_combo_row_get_model (size_row)) - 1);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("width_spin")), CUSTOM_WIDTH);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("height_spin")), CUSTOM_HEIGHT);
+  result = ui_test_wait_for_new_result (result);
+  g_assert_cmpint (onestep_result_get_width (result), ==, CUSTOM_WIDTH);
+
+  g_assert_cmpint (g_mkdir_with_parents (export_dir, 0700), ==, 0);
+  g_settings_set_string (settings, "export-folder", export_dir);
+  g_settings_set_enum (settings, "export-format", 2 /* gif */);
+  dialog = onestep_window_export (ui_test_get_window (), result);
+  g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (GTK_WIDGET (dialog),
+                                                                             ONESTEP_TYPE_EXPORT_DIALOG,
+                                                                             "fps_spin")), EXPORT_FPS);
+  gtk_switch_set_active (GTK_SWITCH (gtk_widget_get_template_child (GTK_WIDGET (dialog),
+                                                                    ONESTEP_TYPE_EXPORT_DIALOG,
+                                                                    "ping_pong_switch")), TRUE);
+  onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
+  g_assert_true (ui_test_wait_until (is_set, &exported));
+
+  ui_test_stop_app ();
+  ui_test_remove_tree (export_dir);
+}
+
+/* Second run, a new process: the seed is still locked (a new image keeps it), the
+ * custom size is chosen, and the export dialog proposes the last rate and ping-pong. */
+static void
+settings_second_run (void)
+{
+  g_autofree char *history_folder = dup_history_folder ();
+  OnestepResult *result;
+  GtkWindow *dialog;
+  AdwComboRow *size_row;
+  GObject *fps_spin;
+  GObject *ping_pong_switch;
+
+  /* Without the first run's clips, whose settings the window would restore. */
+  ui_test_remove_tree (history_folder);
+  start_app_with_model ();
+  g_assert_true (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (ui_test_get_controls_child ("seed_lock_button"))));
+  size_row = ADW_COMBO_ROW (ui_test_get_controls_child ("size_row"));
+  g_assert_cmpuint (adw_combo_row_get_selected (size_row), ==,
+                    g_list_model_get_n_items (adw_combo_row_get_model (size_row)) - 1);
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (ui_test_get_controls_child ("width_spin"))),
+                   ==, CUSTOM_WIDTH);
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (ui_test_get_controls_child ("height_spin"))),
+                   ==, CUSTOM_HEIGHT);
+
+  result = ui_test_open_and_wait (g_getenv ("ONESTEP_TEST_IMAGE"));
+  g_assert_cmpuint (onestep_result_get_params (result)->seed, ==, LOCKED_SEED);
+  g_assert_cmpint (onestep_result_get_width (result), ==, CUSTOM_WIDTH);
+  g_assert_cmpint (onestep_result_get_height (result), ==, CUSTOM_HEIGHT);
+  ui_test_wait_for_paint (GTK_WIDGET (ui_test_get_window ()));
+  ui_test_save_screenshot (GTK_WIDGET (ui_test_get_window ()), "settings-restored.png");
+
+  dialog = onestep_window_export (ui_test_get_window (), result);
+  fps_spin = gtk_widget_get_template_child (GTK_WIDGET (dialog), ONESTEP_TYPE_EXPORT_DIALOG, "fps_spin");
+  ping_pong_switch = gtk_widget_get_template_child (GTK_WIDGET (dialog), ONESTEP_TYPE_EXPORT_DIALOG,
+                                                    "ping_pong_switch");
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (fps_spin)), ==, EXPORT_FPS);
+  g_assert_true (gtk_switch_get_active (GTK_SWITCH (ping_pong_switch)));
+  ui_test_wait_for_paint (GTK_WIDGET (dialog));
+  ui_test_save_screenshot (GTK_WIDGET (dialog), "export-dialog-restored.png");
+  gtk_window_destroy (dialog);
+
+  ui_test_stop_app ();
+}
+
+static void
+test_settings_restart (void)
+{
+  if (!ui_test_have_display ())
+    return;
+
+  use_fresh_folders ("settings-restart");
+  run_in_subprocess ("/settings/restart/subprocess/first-run");
+  run_in_subprocess ("/settings/restart/subprocess/second-run");
+}
+
+static gboolean
+model_row_lists (gpointer name)
+{
+  GListModel *names = G_LIST_MODEL (ui_test_get_controls_child ("model_names"));
+
+  for (guint i = 0; i < g_list_model_get_n_items (names); i++)
+    {
+      g_autoptr(GtkStringObject) item = g_list_model_get_item (names, i);
+
+      if (g_strcmp0 (gtk_string_object_get_string (item), name) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Choosing another models folder in the preferences lists its models at once. */
+static void
+models_folder_run (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (SCHEMA_ID);
+  g_autofree char *models_dir = g_build_filename (test_root, "other-models", NULL);
+  g_autoptr(OnestepModelIndex) index = NULL;
+  g_autoptr(OnestepInstalledModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  GtkWindow *preferences;
+
+  g_assert_cmpint (g_mkdir_with_parents (models_dir, 0700), ==, 0);
+  index = onestep_model_index_new (models_dir, &error);
+  g_assert_no_error (error);
+  model = onestep_installed_model_new ("tiny-from-folder", "Tiny From Another Folder",
+                                       ONESTEP_INSTALLED_KIND_DIFFUSERS, ONESTEP_INSTALLED_SOURCE_IMPORT,
+                                       g_getenv ("ONESTEP_TEST_MODEL"), NULL, NULL);
+  g_assert_true (onestep_model_index_add (index, model, &error));
+  g_assert_no_error (error);
+
+  ui_test_start_app ();
+  g_assert_false (model_row_lists ("Tiny From Another Folder"));
+
+  g_action_group_activate_action (G_ACTION_GROUP (gtk_window_get_application (GTK_WINDOW (ui_test_get_window ()))),
+                                  "preferences", NULL);
+  preferences = ui_test_find_window (ADW_TYPE_PREFERENCES_WINDOW);
+  g_assert_nonnull (preferences);
+  /* What the folder chooser of the Models Folder row does with the chosen folder. */
+  g_settings_set_string (settings, "models-folder", models_dir);
+  g_assert_true (ui_test_wait_until (model_row_lists, "Tiny From Another Folder"));
+  ui_test_wait_for_paint (GTK_WIDGET (preferences));
+  ui_test_save_screenshot (GTK_WIDGET (preferences), "preferences-models-folder.png");
+  gtk_window_destroy (preferences);
+
+  ui_test_stop_app ();
+  ui_test_remove_tree (models_dir);
+}
+
+static void
+test_models_folder (void)
+{
+  if (!ui_test_have_display ())
+    return;
+
+  use_fresh_folders ("models-folder");
+  run_in_subprocess ("/settings/models-folder/subprocess/run");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -356,6 +538,11 @@ main (int   argc,
   g_test_add_func ("/history/restart/subprocess/second-run", history_second_run);
   g_test_add_func ("/history/full-disk", test_history_full_disk);
   g_test_add_func ("/history/full-disk/subprocess/run", history_full_disk_run);
+  g_test_add_func ("/settings/restart", test_settings_restart);
+  g_test_add_func ("/settings/restart/subprocess/first-run", settings_first_run);
+  g_test_add_func ("/settings/restart/subprocess/second-run", settings_second_run);
+  g_test_add_func ("/settings/models-folder", test_models_folder);
+  g_test_add_func ("/settings/models-folder/subprocess/run", models_folder_run);
   status = g_test_run ();
 
   if (!g_test_subprocess ())
