@@ -20,8 +20,6 @@
 #define SOURCE_FILE "source.png"
 #define SAVING_PREFIX ".saving-"
 #define ENTRY_VERSION 1
-/* The newest entries that are loaded; as many as the history shows. */
-#define MAX_LOADED_ENTRIES 24
 
 char *
 onestep_history_store_dup_default_folder (void)
@@ -554,13 +552,27 @@ compare_names_newest_first (gconstpointer a,
   return -g_strcmp0 (*(const char *const *)a, *(const char *const *)b);
 }
 
+typedef struct
+{
+  char  *folder;
+  guint  max_entries;
+} LoadJob;
+
+static void
+load_job_free (LoadJob *job)
+{
+  g_free (job->folder);
+  g_free (job);
+}
+
 static void
 load_thread (GTask        *task,
              gpointer      source_object,
              gpointer      task_data,
              GCancellable *cancellable)
 {
-  const char *folder = task_data;
+  LoadJob *job = task_data;
+  const char *folder = job->folder;
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   LoadOutcome *outcome;
   GError *error = NULL;
@@ -603,7 +615,7 @@ load_thread (GTask        *task,
   g_dir_close (dir);
 
   g_ptr_array_sort (names, compare_names_newest_first);
-  for (guint i = 0; i < names->len && outcome->entries->len < MAX_LOADED_ENTRIES; i++)
+  for (guint i = 0; i < names->len && outcome->entries->len < job->max_entries; i++)
     {
       const char *entry_name = g_ptr_array_index (names, i);
       g_autofree char *path = g_build_filename (folder, entry_name, NULL);
@@ -636,17 +648,22 @@ load_thread (GTask        *task,
 
 void
 onestep_history_store_load_async (const char          *folder,
+                                  guint                max_entries,
                                   GCancellable        *cancellable,
                                   GAsyncReadyCallback  callback,
                                   gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
+  LoadJob *job;
 
   g_return_if_fail (folder != NULL);
 
+  job = g_new0 (LoadJob, 1);
+  job->folder = g_strdup (folder);
+  job->max_entries = max_entries;
   task = g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, onestep_history_store_load_async);
-  g_task_set_task_data (task, g_strdup (folder), g_free);
+  g_task_set_task_data (task, job, (GDestroyNotify)load_job_free);
   g_task_run_in_thread (task, load_thread);
 }
 

@@ -33,9 +33,11 @@ typedef struct
 
 void        onestep_history_entry_free        (OnestepHistoryEntry  *entry);
 
-/* Loads the entries, newest first, and, for each entry that could not be read, a
- * sentence saying which and why; removes what an interrupted save left. */
+/* Loads the max_entries newest entries, newest first, and, for each entry that
+ * could not be read, a sentence saying which and why; removes what an interrupted
+ * save left. */
 void        onestep_history_store_load_async  (const char           *folder,
+                                               guint                 max_entries,
                                                GCancellable         *cancellable,
                                                GAsyncReadyCallback   callback,
                                                gpointer              user_data);

@@ -288,7 +288,8 @@ onestep_history_init (OnestepHistory *self)
   self->folder = onestep_history_store_dup_default_folder ();
   gtk_list_box_bind_model (self->list_box, G_LIST_MODEL (self->results), create_row, self, NULL);
 
-  onestep_history_store_load_async (self->folder, self->cancellable, on_loaded, g_object_ref (self));
+  onestep_history_store_load_async (self->folder, MAX_RESULTS, self->cancellable, on_loaded,
+                                    g_object_ref (self));
 }
 
 typedef struct
