@@ -100,6 +100,7 @@ write_clip (const char             *output,
             const onestep_request  *request,
             const char             *model,
             const char             *unet_file,
+            double                  crop_position,
             GError                **error)
 {
   OnestepClipSettings settings = {
@@ -114,6 +115,7 @@ write_clip (const char             *output,
     .fps = request->fps,
     .motion_bucket_id = request->motion_bucket_id,
     .noise_aug_strength = request->noise_aug_strength,
+    .crop_position = crop_position,
   };
   OnestepExportOptions options;
 
@@ -294,7 +296,8 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = write_clip (output, format, clip, &request, model, model_options.unet_file, &error);
+  written = write_clip (output, format, clip, &request, model, model_options.unet_file, crop_position,
+                        &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

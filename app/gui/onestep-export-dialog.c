@@ -194,6 +194,7 @@ clip_settings_for_result (OnestepResult       *result,
   settings->fps = params->fps;
   settings->motion_bucket_id = params->motion_bucket_id;
   settings->noise_aug_strength = (float) params->noise_aug_strength;
+  settings->crop_position = params->crop_position;
 }
 
 /* name, else name-2, name-3...: the first that, with the extension, is free in folder. */
