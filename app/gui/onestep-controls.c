@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "onestep-controls.h"
+#include "onestep-crop-view.h"
 #include "onestep-image-loader.h"
 #include "onestep-installed-model.h"
 
@@ -34,6 +35,8 @@ struct _OnestepControls
   GtkSpinButton  *height_spin;
   AdwActionRow   *crop_row;
   GtkRange       *crop_scale;
+  GtkWidget      *crop_view_row;
+  OnestepCropView *crop_view;
   GtkSpinButton  *fps_spin;
   GtkSpinButton  *motion_spin;
   GtkSpinButton  *noise_spin;
@@ -119,6 +122,8 @@ onestep_controls_update_size_rows (OnestepControls *self)
   frame_shape = (gint64)self->image_height * width;
   gtk_widget_set_visible (GTK_WIDGET (self->crop_row),
                           self->image_width > 0 && image_shape != frame_shape);
+  gtk_widget_set_visible (self->crop_view_row, gtk_widget_get_visible (GTK_WIDGET (self->crop_row)));
+  onestep_crop_view_set_frame_size (self->crop_view, width, height);
   adw_action_row_set_subtitle (self->crop_row,
                                image_shape > frame_shape ? _("From the left edge to the right edge")
                                                          : _("From the top edge to the bottom edge"));
@@ -247,6 +252,8 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, height_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_scale);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_view_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_view);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, fps_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, motion_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, noise_spin);
@@ -256,6 +263,8 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_new_seed_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
+
+  g_type_ensure (ONESTEP_TYPE_CROP_VIEW);
 }
 
 /* GNOME panels scroll under the wheel: a spin button's own scroll controller would
@@ -293,6 +302,7 @@ onestep_controls_init (OnestepControls *self)
   self->updating++;
   gtk_widget_init_template (GTK_WIDGET (self));
   onestep_controls_leave_wheel_to_panel (self);
+  onestep_crop_view_set_adjustment (self->crop_view, gtk_range_get_adjustment (self->crop_scale));
   self->models = g_ptr_array_new_with_free_func (g_object_unref);
   adw_combo_row_set_selected (self->model_row, GTK_INVALID_LIST_POSITION);
   self->settings = g_settings_new (SCHEMA_ID);
@@ -645,18 +655,18 @@ onestep_controls_set_params (OnestepControls     *self,
   self->updating--;
 }
 
-/* The size of the image clips are made from, for the crop row; see also
+/* The image clips are made from, for the crop rows; see also
  * onestep_controls_prepare_new_image(). */
 void
-onestep_controls_set_image_size (OnestepControls *self,
-                                 int              width,
-                                 int              height)
+onestep_controls_set_image (OnestepControls *self,
+                            GdkTexture      *image)
 {
   g_return_if_fail (ONESTEP_IS_CONTROLS (self));
-  g_return_if_fail (width > 0 && height > 0);
+  g_return_if_fail (GDK_IS_TEXTURE (image));
 
-  self->image_width = width;
-  self->image_height = height;
+  self->image_width = gdk_texture_get_width (image);
+  self->image_height = gdk_texture_get_height (image);
+  onestep_crop_view_set_image (self->crop_view, image);
   onestep_controls_update_size_rows (self);
 }
 

@@ -303,7 +303,7 @@ _onestep_window_set_source (OnestepWindow *self,
   self->image = onestep_image_rgb_from_texture (source);
   self->image_width = gdk_texture_get_width (source);
   self->image_height = gdk_texture_get_height (source);
-  onestep_controls_set_image_size (self->controls, self->image_width, self->image_height);
+  onestep_controls_set_image (self->controls, source);
 }
 
 static void

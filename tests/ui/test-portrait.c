@@ -1,5 +1,6 @@
-/* test-portrait.c: a portrait photo gets portrait frames, and the user moves the
- * crop; the app cuts the image as onestep-cli does with --crop-position.
+/* test-portrait.c: a portrait photo gets portrait frames, and the user drags the
+ * crop frame over it; the app cuts the image as onestep-cli does with
+ * --crop-position.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -7,6 +8,7 @@
 
 #include <glib/gstdio.h>
 
+#include "onestep-crop-view.h"
 #include "ui-test-util.h"
 
 /* Taller than the test model's portrait frames (32 x 48), so some is cut. */
@@ -68,6 +70,30 @@ assert_cli_makes_the_same_clip (OnestepResult *result,
   ui_test_remove_tree (cli_folder);
 }
 
+/* What the crop view's drag gesture reports for a drag from (x, y) by dy. */
+static void
+drag_crop_view (GtkWidget *crop_view,
+                double     x,
+                double     y,
+                double     dy)
+{
+  g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (crop_view);
+
+  for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
+    {
+      g_autoptr(GObject) controller = g_list_model_get_item (controllers, i);
+
+      if (GTK_IS_GESTURE_DRAG (controller))
+        {
+          g_signal_emit_by_name (controller, "drag-begin", x, y);
+          g_signal_emit_by_name (controller, "drag-update", 0.0, dy);
+          g_signal_emit_by_name (controller, "drag-end", 0.0, dy);
+          return;
+        }
+    }
+  g_assert_not_reached ();
+}
+
 static void
 test_portrait (void)
 {
@@ -78,6 +104,9 @@ test_portrait (void)
   OnestepResult *result;
   GObject *crop_row;
   GObject *crop_scale;
+  GObject *crop_view_row;
+  GObject *crop_view;
+  graphene_rect_t frame;
 
   if (!ui_test_have_display ())
     return;
@@ -105,8 +134,19 @@ test_portrait (void)
                    "From the top edge to the bottom edge");
   g_assert_cmpfloat (gtk_range_get_value (GTK_RANGE (crop_scale)), ==, 0.5);
 
-  /* Moving the crop to the top makes a new clip, cut as onestep-cli cuts it. */
-  gtk_range_set_value (GTK_RANGE (crop_scale), 0.0);
+  /* Dragging the frame in the crop view up to the top makes a new clip, cut as
+   * onestep-cli cuts it. */
+  crop_view_row = ui_test_get_controls_child ("crop_view_row");
+  crop_view = ui_test_get_controls_child ("crop_view");
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (crop_view_row)));
+  ui_test_wait_for_paint (GTK_WIDGET (crop_view));
+  frame = onestep_crop_view_get_frame_rect (ONESTEP_CROP_VIEW (crop_view));
+  g_assert_cmpfloat (frame.size.height, >, 0);
+  drag_crop_view (GTK_WIDGET (crop_view), frame.origin.x + frame.size.width / 2,
+                  frame.origin.y + frame.size.height / 2, -frame.size.height);
+  g_assert_cmpfloat (gtk_range_get_value (GTK_RANGE (crop_scale)), ==, 0.0);
+  g_assert_cmpfloat (onestep_crop_view_get_frame_rect (ONESTEP_CROP_VIEW (crop_view)).origin.y, <,
+                     frame.origin.y);
   result = ui_test_wait_for_new_result (result);
   g_assert_cmpfloat (onestep_result_get_params (result)->crop_position, ==, 0.0);
   top_frames = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, onestep_result_get_frames (result));
@@ -114,6 +154,8 @@ test_portrait (void)
   assert_cli_makes_the_same_clip (result, photo);
   ui_test_wait_for_paint (GTK_WIDGET (ui_test_get_window ()));
   ui_test_save_screenshot (GTK_WIDGET (ui_test_get_window ()), "portrait-crop.png");
+  ui_test_wait_for_paint (GTK_WIDGET (crop_view_row));
+  ui_test_save_screenshot (GTK_WIDGET (crop_view_row), "portrait-crop-view.png");
 
   /* A landscape image afterwards gets landscape frames again, centred, with no crop
    * to move when its shape is the frame's. */
