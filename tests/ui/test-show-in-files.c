@@ -1,11 +1,15 @@
 /* test-show-in-files.c: after an export, the toast's Show in Files asks the file
  * manager, over D-Bus, to show the exported file. The test is the file manager:
  * it owns org.freedesktop.FileManager1 on its own session bus (dbus-run-session)
- * and records what it is asked.
+ * and records what it is asked. Where no one owns that name, the folder is opened
+ * with the default application for folders: a script of the test's, made the
+ * default through its own XDG folders, which writes down what it opened.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include "config.h"
+
+#include <glib/gstdio.h>
 
 #include "onestep-export-dialog.h"
 #include "ui-test-util.h"
@@ -23,6 +27,8 @@ static const char file_manager_xml[] =
 /* The URIs of the last ShowItems call. */
 static char **shown_uris;
 static gboolean name_owned;
+/* Where the test's application for folders writes what it opened. */
+static char *opened_record;
 
 static void
 on_file_manager_call (GDBusConnection       *connection,
@@ -90,6 +96,52 @@ toast_button_shown (gpointer data)
                                      "Show in _Files") != NULL;
 }
 
+static gboolean
+file_exists (gpointer path)
+{
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static gboolean
+file_manager_gone (gpointer data)
+{
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GVariant) reply = NULL;
+  gboolean has_owner = TRUE;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner",
+                                       g_variant_new ("(s)", "org.freedesktop.FileManager1"),
+                                       G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(b)", &has_owner);
+  return !has_owner;
+}
+
+/* Without a FileManager1 on the bus, the folder opens in the default application
+ * for folders. */
+static void
+check_fallback_opens_folder (const char *exported)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = g_path_get_dirname (exported);
+  g_autofree char *folder_uri = NULL;
+  g_autofree char *opened = NULL;
+
+  g_assert_true (ui_test_wait_until (file_manager_gone, NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (ui_test_get_window ()), "win.show-in-files", "s",
+                                             exported));
+  g_assert_true (ui_test_wait_until (file_exists, opened_record));
+  g_assert_true (g_file_get_contents (opened_record, &opened, NULL, &error));
+  g_assert_no_error (error);
+  folder_uri = g_filename_to_uri (folder, NULL, &error);
+  g_assert_no_error (error);
+  g_strstrip (opened);
+  g_test_message ("opened: %s", opened);
+  /* %u gives a local folder as a path or as a URI, as the launcher likes. */
+  g_assert_true (g_str_equal (opened, folder) || g_str_equal (opened, folder_uri));
+}
+
 static void
 test_show_in_files (void)
 {
@@ -140,9 +192,36 @@ test_show_in_files (void)
   g_assert_cmpuint (g_strv_length (shown_uris), ==, 1);
   g_assert_cmpstr (shown_uris[0], ==, exported_uri);
 
-  ui_test_stop_app ();
   g_bus_unown_name (owner_id);
+  check_fallback_opens_folder (exported);
+
+  ui_test_stop_app ();
   ui_test_remove_tree (export_dir);
+}
+
+/* An application for folders (inode/directory), the default in config_dir, that
+ * writes the URI it is given to opened_record. */
+static void
+install_folder_opener (const char *data_dir,
+                       const char *config_dir)
+{
+  g_autofree char *applications = g_build_filename (data_dir, "applications", NULL);
+  g_autofree char *script = g_build_filename (data_dir, "open-folder.sh", NULL);
+  g_autofree char *script_text = g_strdup_printf ("#!/bin/sh\nprintf '%%s\\n' \"$1\" > '%s'\n",
+                                                  opened_record);
+  g_autofree char *desktop = g_build_filename (applications, "onestep-test-folders.desktop", NULL);
+  g_autofree char *desktop_text = g_strdup_printf ("[Desktop Entry]\nType=Application\n"
+                                                   "Name=Test Folders\nExec=%s %%u\n"
+                                                   "MimeType=inode/directory;\n", script);
+  g_autofree char *mimeapps = g_build_filename (config_dir, "mimeapps.list", NULL);
+
+  g_assert_cmpint (g_mkdir_with_parents (applications, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (config_dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (script, script_text, -1, NULL));
+  g_assert_cmpint (g_chmod (script, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (desktop, desktop_text, -1, NULL));
+  g_assert_true (g_file_set_contents (mimeapps, "[Default Applications]\n"
+                                                "inode/directory=onestep-test-folders.desktop\n", -1, NULL));
 }
 
 int
@@ -151,18 +230,25 @@ main (int   argc,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *data_dir = NULL;
+  g_autofree char *config_dir = NULL;
   int status;
 
   g_test_init (&argc, &argv, NULL);
   data_dir = g_dir_make_tmp ("onestep-show-in-files-data-XXXXXX", &error);
   g_assert_no_error (error);
-  /* History entries of this run stay in this folder. */
+  config_dir = g_build_filename (data_dir, "config", NULL);
+  opened_record = g_build_filename (data_dir, "opened", NULL);
+  install_folder_opener (data_dir, config_dir);
+  /* History entries of this run stay in this folder; GIO finds the test's
+   * application for folders, and takes it as the default. */
   g_setenv ("XDG_DATA_HOME", data_dir, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", config_dir, TRUE);
 
   g_test_add_func ("/export/show-in-files", test_show_in_files);
   status = g_test_run ();
 
   ui_test_remove_tree (data_dir);
   g_strfreev (shown_uris);
+  g_free (opened_record);
   return status;
 }
