@@ -46,6 +46,9 @@ struct _OnestepWindow
   GCancellable         *model_cancellable;
   gboolean              model_loaded;
 
+  /* Set until the newest clip of the history is shown, or an image opened. */
+  gboolean              restore_last_clip;
+
   GCancellable         *generate_cancellable;
   int                   generate_fps;
   gboolean              have_result;

@@ -303,6 +303,7 @@ _onestep_window_set_source (OnestepWindow *self,
   self->image = onestep_image_rgb_from_texture (source);
   self->image_width = gdk_texture_get_width (source);
   self->image_height = gdk_texture_get_height (source);
+  onestep_controls_set_image (self->controls, source);
 }
 
 static void
@@ -323,14 +324,48 @@ on_history_result_activated (OnestepWindow *self,
   adw_view_stack_set_visible_child_name (self->view_stack, "preview");
 }
 
+/* Brings back the newest clip of the history, as onestep_window_restore_last_clip()
+ * asked, once the history is read and no model loads (whose end would generate from
+ * the image again); not once an image is open. */
+static void
+onestep_window_try_restore_last_clip (OnestepWindow *self)
+{
+  g_autoptr(OnestepResult) last = NULL;
+
+  if (!self->restore_last_clip || self->image != NULL || self->model_cancellable != NULL ||
+      !onestep_history_get_loaded (self->history))
+    return;
+
+  self->restore_last_clip = FALSE;
+  if (onestep_history_get_len (self->history) == 0)
+    return;
+  last = onestep_history_dup_result (self->history, 0);
+  if (onestep_result_get_source (last) != NULL)
+    on_history_result_activated (self, last);
+}
+
+/* The application's first window opens where the last session ended: on the newest
+ * clip of the history, with its image and settings. */
+void
+onestep_window_restore_last_clip (OnestepWindow *self)
+{
+  g_return_if_fail (ONESTEP_IS_WINDOW (self));
+
+  self->restore_last_clip = TRUE;
+  onestep_window_try_restore_last_clip (self);
+}
+
 static void
 on_exported (OnestepWindow *self,
              const char    *path)
 {
   g_autofree char *name = g_path_get_basename (path);
+  AdwToast *toast = adw_toast_new_format (_("Exported “%s”"), name);
 
-  adw_toast_overlay_add_toast (self->toast_overlay,
-                               adw_toast_new_format (_("Exported “%s”"), name));
+  adw_toast_set_button_label (toast, _("Show in _Files"));
+  adw_toast_set_action_name (toast, "win.show-in-files");
+  adw_toast_set_action_target_value (toast, g_variant_new_string (path));
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
 GtkWindow *
@@ -384,6 +419,7 @@ on_model_loaded (GObject      *object,
           _onestep_window_set_status (self, self->model_loaded ? "" : _("No model"));
           onestep_window_show_error (self, _("The model could not be loaded"), error);
         }
+      onestep_window_try_restore_last_clip (self);
       return;
     }
 
@@ -399,6 +435,7 @@ on_model_loaded (GObject      *object,
   _onestep_window_set_status (self, "");
   _onestep_window_update_actions (self);
   _onestep_window_generate (self);
+  onestep_window_try_restore_last_clip (self);
 }
 
 static void
@@ -528,6 +565,8 @@ onestep_window_constructed (GObject *object)
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::gpu-precision",
                            G_CALLBACK (on_precision_changed), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->history, "notify::loaded",
+                           G_CALLBACK (onestep_window_try_restore_last_clip), self, G_CONNECT_SWAPPED);
 
   model_path = g_settings_get_string (self->settings, "model-path");
   unet_file = g_settings_get_string (self->settings, "model-unet-file");
