@@ -1,5 +1,6 @@
-// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels)
-// and the backwards of the last two (upsample_nearest_backward, split_channels).
+// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels
+// and the backwards of the last two: upsample_nearest_backward, split_channels;
+// copy_columns, one cudaMemcpy2DAsync).
 // Row-shaped copies derive their indices once per row, then copy the row with
 // coalesced reads and writes; permute_0213 with single-element rows is a
 // batched matrix transpose through shared-memory tiles.
@@ -243,4 +244,18 @@ os_cuda_split_channels(os_backend *be, float *da, float *db, const float *dy, in
   split_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(da, db, dy, Ca,
                                                                                   Cb, P);
   os_cuda_check_launch(cb, "split_channels");
+}
+
+void
+os_cuda_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                     int cols)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (rows <= 0 || cols <= 0)
+    return;
+  cudaError_t err = cudaMemcpy2DAsync(y, (size_t)ldy * sizeof(float), x,
+                                      (size_t)ldx * sizeof(float), (size_t)cols * sizeof(float),
+                                      (size_t)rows, cudaMemcpyDeviceToDevice, cb->stream);
+  if (err != cudaSuccess)
+    os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "copy_columns: %s", cudaGetErrorString(err));
 }
