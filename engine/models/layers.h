@@ -80,8 +80,8 @@ onestep_status os_timestep_embedding_forward(os_backend *be, const os_timestep_e
 
 /* Layers that work image by image (spatial resnets, upsampling) process
  * chunks of images whose temporaries stay near this many floats (default
- * below, 0 restores it); temporal resnets whose tensors exceed it convolve in
- * place through windows of frames. The result does not depend on it (beyond
+ * below, 0 restores it); temporal resnets whose tensors exceed it work in
+ * tiles of pixels of all frames within it. The result does not depend on it (beyond
  * the CPU's summation order for other matrix sizes). For tests and
  * memory-tight devices. */
 #define OS_IMAGE_CHUNK_FLOATS ((size_t)64 << 20)
@@ -136,12 +136,16 @@ typedef struct {
 } os_resize_input;
 
 /* x [B*F, cin, H, W] (or at resize's size) -> *y, a new buffer
- * [B*F, cout, H, W] (NULL on error); resize may be NULL. With consume_x, x is
- * freed as soon as the spatial half has read it (also on error), so that the
- * input never coexists with the temporal half's buffers. */
+ * [B*F, cout, H, W] stored as `stream` (NULL on error); resize may be NULL.
+ * With consume_x, x is freed as soon as the spatial half has read it (also on
+ * error), so that the input never coexists with the temporal half's buffers;
+ * x of the output's size becomes the output, so it must be stored as stream.
+ * Beyond the image chunk budget the temporal half works in tiles of pixels of
+ * all frames, its GroupNorm statistics still over all of them. */
 onestep_status os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y,
-                                      float *x, bool consume_x, int B, int F, int H, int W,
-                                      const float *temb_silu, const os_resize_input *resize);
+                                      float *x, bool consume_x, os_storage stream, int B, int F,
+                                      int H, int W, const float *temb_silu,
+                                      const os_resize_input *resize);
 
 /* ---- sampling ---- */
 

@@ -12,6 +12,12 @@
 
 static const float EPS = 1e-6f, TEMPORAL_EPS = 1e-5f;
 static const int DECODER_GROUPS = 32; /* the temporal decoder fixes 32 groups everywhere */
+/* The decoder's stream between blocks is stored in the backend's activation
+ * type, unlike the UNet's: the decoder runs once (no error compounds over
+ * sampling steps) and its output becomes 8-bit pixels, while at 1024x576 one
+ * full-resolution tensor of 25 frames takes 7 GiB in float32, more than a
+ * 12 GB card has beside the weights (engine/cuda/README.md, Memory). */
+static const os_storage DECODER_STREAM = OS_STORAGE_ACTIVATION;
 
 /* Mid-block attention: one head over all pixels, GroupNorm first, biased projections. */
 typedef struct {
@@ -163,15 +169,16 @@ os_vae_downscale(const os_vae *vae)
 
 /* ---- forward ---- */
 
-/* x [N, C, P] -> *y = x + to_out(attn(GN(x))) per image, a new buffer (NULL
- * on error); takes x and frees it. */
+/* x [N, C, P] -> *y = x + to_out(attn(GN(x))) per image, a new buffer
+ * stored as `stream` (NULL on error); takes x and frees it. */
 static onestep_status
-vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *x, int N, int P)
+vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *x,
+                      os_storage stream, int N, int P)
 {
   int C = a->attn.dim;
   size_t n = (size_t)N * C * P;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *t = os_alloc_floats(be, n), *tokens = os_alloc_floats(be, n);
+  float *t = os_alloc_floats(be, n), *tokens = OPS(be)->alloc_as(be, n, stream);
   *y = NULL;
   if (!t || !tokens)
     goto done;
@@ -196,6 +203,7 @@ done:
 typedef struct {
   os_backend *be;
   int B, F, N;
+  os_storage stream; /* of the tensor passed from block to block */
 } vae_run;
 
 static onestep_status
@@ -222,13 +230,14 @@ static onestep_status
 decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W,
                const os_resize_input *resize)
 {
-  return os_st_resblock_forward(r->be, rn, x, *x, true, r->B, r->F, H, W, NULL, resize);
+  return os_st_resblock_forward(r->be, rn, x, *x, true, r->stream, r->B, r->F, H, W, NULL,
+                                resize);
 }
 
 static onestep_status
 attention_step(vae_run *r, const vae_attention *a, float **x, int H, int W)
 {
-  return vae_attention_forward(r->be, a, x, *x, r->N, H * W);
+  return vae_attention_forward(r->be, a, x, *x, r->stream, r->N, H * W);
 }
 
 static onestep_status
@@ -246,7 +255,7 @@ os_vae_encode(const os_vae *v, os_backend *be, const float *image, int H, int W,
               float *std, onestep_error *error)
 {
   const os_vae_config *c = &v->cfg;
-  vae_run r = {be, 1, 1, 1};
+  vae_run r = {be, 1, 1, 1, OS_STORAGE_FP32};
   int G = c->norm_num_groups, L = c->n_levels, zc = c->latent_channels;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *x = os_alloc_floats(be, (size_t)c->block_out_channels[0] * H * W);
@@ -318,10 +327,11 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
               float *frames, onestep_error *error)
 {
   const os_vae_config *c = &v->cfg;
-  vae_run r = {be, 1, n, n};
+  vae_run r = {be, 1, n, n, DECODER_STREAM};
   int L = c->n_levels, H = h, W = w;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *x = os_alloc_floats(be, (size_t)n * c->block_out_channels[L - 1] * H * W);
+  float *x = OPS(be)->alloc_as(be, (size_t)n * c->block_out_channels[L - 1] * H * W,
+                               DECODER_STREAM);
   float *rgb = NULL;
   if (!x)
     goto done;
