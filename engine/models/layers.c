@@ -13,7 +13,13 @@
 float *
 os_alloc_floats(os_backend *be, size_t n)
 {
-  return OPS(be)->alloc(be, (n ? n : 1) * sizeof(float));
+  return OPS(be)->alloc_as(be, n ? n : 1, OS_STORAGE_FP32);
+}
+
+float *
+os_alloc_activations(os_backend *be, size_t n)
+{
+  return OPS(be)->alloc_as(be, n ? n : 1, OS_STORAGE_ACTIVATION);
 }
 
 void
@@ -242,9 +248,9 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
   /* Without a resize, chunks as when the shortcut had its own buffer: other
    * chunks would change the CPU's GEMM sums in the last bits. */
   int chunk = images_per_chunk(N, (size_t)((resize ? 2 : 1) * r->cin + 2 * r->cout) * P);
-  float *t = os_alloc_floats(be, (size_t)chunk * t_channels * P);
-  float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
-  float *v = resize ? os_alloc_floats(be, (size_t)chunk * r->cin * P) : NULL;
+  float *t = os_alloc_activations(be, (size_t)chunk * t_channels * P);
+  float *h = os_alloc_activations(be, (size_t)chunk * r->cout * P);
+  float *v = resize ? os_alloc_activations(be, (size_t)chunk * r->cin * P) : NULL;
   if (!t || !h || (resize && !v))
     goto done;
 
@@ -351,7 +357,7 @@ temporal_resnet_tiled(os_backend *be, const os_temporal_resnet_w *r, float alpha
   float *stats1 = os_alloc_floats(be, stats_n), *stats2 = os_alloc_floats(be, stats_n);
   float *xt = OPS(be)->alloc_as(be, tile_n, stream);
   float *branch = OPS(be)->alloc_as(be, tile_n, stream);
-  float *h = os_alloc_floats(be, tile_n);
+  float *h = os_alloc_activations(be, tile_n);
   float *temb_proj = temb ? os_alloc_floats(be, (size_t)N * C) : NULL;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!stats1 || !stats2 || !xt || !branch || !h || (temb && !temb_proj))
@@ -407,7 +413,7 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
   if (n > image_chunk_budget)
     return temporal_resnet_tiled(be, r, alpha, xs, stream, B, F, P, temb_silu);
   /* h: the hidden state, then the branch; t: GN(xs) and conv2's output. */
-  float *h = os_alloc_floats(be, n), *t = os_alloc_floats(be, n);
+  float *h = os_alloc_activations(be, n), *t = os_alloc_activations(be, n);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !t)
     goto done;
@@ -519,7 +525,7 @@ os_upsample_forward(os_backend *be, const os_conv_w *conv, float *y, const float
 {
   size_t in = (size_t)conv->cin * H * W, up = (size_t)conv->cin * Ho * Wo;
   int chunk = images_per_chunk(N, up);
-  float *u = os_alloc_floats(be, (size_t)chunk * up);
+  float *u = os_alloc_activations(be, (size_t)chunk * up);
   if (!u)
     return ONESTEP_ERR_OUT_OF_MEMORY;
   for (int n0 = 0; n0 < N; n0 += chunk) {
@@ -591,7 +597,8 @@ os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, flo
   int seqs = units_per_chunk(be, n_seq, (size_t)3 * S * C, 1);
   size_t n = (size_t)seqs * S * C;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n), *v = os_alloc_floats(be, n);
+  float *q = os_alloc_activations(be, n), *k = os_alloc_activations(be, n);
+  float *v = os_alloc_activations(be, n);
   if (!q || !k || !v)
     goto done;
   for (int s0 = 0; s0 < n_seq; s0 += seqs) {
@@ -621,8 +628,8 @@ onestep_status
 os_single_token_cross_attention_forward(os_backend *be, const os_attention_w *a, float *y,
                                         const float *ctx, int G, int R)
 {
-  float *v = os_alloc_floats(be, (size_t)G * a->dim);
-  float *o = os_alloc_floats(be, (size_t)G * a->dim);
+  float *v = os_alloc_activations(be, (size_t)G * a->dim);
+  float *o = os_alloc_activations(be, (size_t)G * a->dim);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (v && o) {
     os_linear_forward(be, &a->to_v, v, ctx, G, NULL);
@@ -653,8 +660,8 @@ os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const floa
 {
   /* Token rows per chunk so that the [rows, 2*inner] expansion stays bounded. */
   int rows = units_per_chunk(be, T, (size_t)3 * f->inner, 64);
-  float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
-  float *g = os_alloc_floats(be, (size_t)rows * f->inner);
+  float *h = os_alloc_activations(be, (size_t)rows * 2 * f->inner);
+  float *g = os_alloc_activations(be, (size_t)rows * f->inner);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !g)
     goto done;
