@@ -15,7 +15,8 @@
  * nothing. Rounding a value twice gives the same value, so rounding whole
  * spans of a strided output, including elements the op did not write, changes
  * nothing that was already stored. The backward ops are not wrapped: training
- * runs in fp32, with float32 buffers. */
+ * runs in fp32, with float32 buffers. A forward op added to backend.h needs
+ * its rounding entry in install_rounding_ops, or it would store exactly. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
@@ -79,7 +80,7 @@ static void *
 rounding_alloc_as(os_backend *be, size_t n, os_storage storage)
 {
   float *p = EXACT(be)->alloc_as(be, n, storage);
-  if (!p || storage == OS_STORAGE_FP32)
+  if (!p || storage == OS_STORAGE_FP32 || n == 0) /* nothing of it to round */
     return p;
   os_cpu_storage_emulation *e = emulation(be);
   if (e->n_blocks == e->cap_blocks) {

@@ -245,12 +245,18 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
   /* t holds the resized input (then read by its conv), GN(x) for conv1, then
    * the shortcut (conv1 has read t by then); v the resized input's conv. */
   int t_channels = r->cin > r->cout ? r->cin : r->cout;
+  /* Storage (docs/precision.md): float32 for what carries the residual stream
+   * or feeds a GroupNorm: t when it holds the shortcut or, in place, the
+   * block's output; h (conv1's output plus the time embedding); v (the
+   * resized input). Otherwise t only holds GN(x), conv1's operand. */
+  bool t_carries_residual = r->has_shortcut || y == x;
   /* Without a resize, chunks as when the shortcut had its own buffer: other
    * chunks would change the CPU's GEMM sums in the last bits. */
   int chunk = images_per_chunk(N, (size_t)((resize ? 2 : 1) * r->cin + 2 * r->cout) * P);
-  float *t = os_alloc_activations(be, (size_t)chunk * t_channels * P);
-  float *h = os_alloc_activations(be, (size_t)chunk * r->cout * P);
-  float *v = resize ? os_alloc_activations(be, (size_t)chunk * r->cin * P) : NULL;
+  size_t t_n = (size_t)chunk * t_channels * P;
+  float *t = t_carries_residual ? os_alloc_floats(be, t_n) : os_alloc_activations(be, t_n);
+  float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
+  float *v = resize ? os_alloc_floats(be, (size_t)chunk * r->cin * P) : NULL;
   if (!t || !h || (resize && !v))
     goto done;
 
@@ -357,7 +363,7 @@ temporal_resnet_tiled(os_backend *be, const os_temporal_resnet_w *r, float alpha
   float *stats1 = os_alloc_floats(be, stats_n), *stats2 = os_alloc_floats(be, stats_n);
   float *xt = OPS(be)->alloc_as(be, tile_n, stream);
   float *branch = OPS(be)->alloc_as(be, tile_n, stream);
-  float *h = os_alloc_activations(be, tile_n);
+  float *h = os_alloc_floats(be, tile_n); /* norm2's input: float32 as in the whole path */
   float *temb_proj = temb ? os_alloc_floats(be, (size_t)N * C) : NULL;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!stats1 || !stats2 || !xt || !branch || !h || (temb && !temb_proj))
@@ -412,8 +418,10 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
   size_t n = (size_t)N * C * P;
   if (n > image_chunk_budget)
     return temporal_resnet_tiled(be, r, alpha, xs, stream, B, F, P, temb_silu);
-  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output. */
-  float *h = os_alloc_activations(be, n), *t = os_alloc_activations(be, n);
+  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output.
+   * h is float32 (docs/precision.md): GroupNorm's input after the time
+   * embedding, and then the residual sum xs + branch that the blend reads. */
+  float *h = os_alloc_floats(be, n), *t = os_alloc_activations(be, n);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !t)
     goto done;
