@@ -461,7 +461,7 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
 
 onestep_status
 os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, float *x,
-                       bool consume_x, os_storage stream, int B, int F, int H, int W,
+                       bool consume_x, float *out, os_storage stream, int B, int F, int H, int W,
                        const float *temb_silu, const os_resize_input *resize)
 {
   int N = B * F, P = H * W;
@@ -471,8 +471,8 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   onestep_status status = os_check_abort(be);
   if (status == ONESTEP_OK) {
     /* An input of the output's size that is ours to free takes the spatial result. */
-    bool in_place = consume_x && !resize && r->spatial.cin == r->spatial.cout;
-    xs = in_place ? x : OPS(be)->alloc_as(be, n, stream);
+    bool in_place = !out && consume_x && !resize && r->spatial.cin == r->spatial.cout;
+    xs = out ? out : in_place ? x : OPS(be)->alloc_as(be, n, stream);
     status = xs ? resnet2d_chunks(be, &r->spatial, xs, x, N, H, W, temb_silu, resize)
                 : ONESTEP_ERR_OUT_OF_MEMORY;
     if (in_place)
@@ -491,7 +491,8 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
     *y = xs;
     xs = NULL;
   }
-  os_free_floats(be, xs);
+  if (xs != out) /* the caller's buffer stays the caller's */
+    os_free_floats(be, xs);
   return status;
 }
 

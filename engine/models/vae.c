@@ -230,7 +230,7 @@ static onestep_status
 decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W,
                const os_resize_input *resize)
 {
-  return os_st_resblock_forward(r->be, rn, x, *x, true, r->stream, r->B, r->F, H, W, NULL,
+  return os_st_resblock_forward(r->be, rn, x, *x, true, NULL, r->stream, r->B, r->F, H, W, NULL,
                                 resize);
 }
 
@@ -332,7 +332,7 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *x = OPS(be)->alloc_as(be, (size_t)n * c->block_out_channels[L - 1] * H * W,
                                DECODER_STREAM);
-  float *rgb = NULL;
+  float *rgb = NULL, *shared = NULL;
   if (!x)
     goto done;
   os_conv_forward(be, &v->dec_conv_in, x, latents, n, H, W, NULL);
@@ -345,14 +345,35 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
        (status = decoder_resnet(&r, &v->dec_mid_resnets[1], &x, H, W, NULL)) != ONESTEP_OK))
     goto done;
   /* A block's upsampler runs inside the next block's first resnet, chunk by
-   * chunk of frames, so that the doubled input never exists whole. */
+   * chunk of frames, so that the doubled input never exists whole. And the
+   * last block's stream takes the buffer that holds the block before's at its
+   * end (`shared`): the last block's first resnet reads each frame's input
+   * before it writes that frame's output, which reaches only inputs already
+   * read since an output frame is no smaller than an input frame; so the two
+   * largest streams never exist side by side. Resnets on a stream inside
+   * shared write into it and free nothing. */
   os_resize_input upsample;
   const os_resize_input *pending = NULL;
   for (int i = 0; i < L; i++) {
     const decoder_block *b = &v->dec_up[i];
-    for (int j = 0; j < b->n_resnets; j++, pending = NULL)
-      if ((status = decoder_resnet(&r, &b->resnets[j], &x, H, W, pending)) != ONESTEP_OK)
+    for (int j = 0; j < b->n_resnets; j++, pending = NULL) {
+      float *out = NULL;
+      bool consume = true;
+      if (i == L - 2 && j == 0 && 4 * v->dec_up[L - 1].channels >= b->channels) {
+        size_t shared_n = (size_t)n * v->dec_up[L - 1].channels * 4 * H * W;
+        status = ONESTEP_ERR_OUT_OF_MEMORY;
+        if (!(shared = OPS(be)->alloc_as(be, shared_n, DECODER_STREAM)))
+          goto done;
+        out = shared + (shared_n - (size_t)n * b->channels * H * W);
+      } else if (shared) {
+        out = i == L - 1 && j == 0 ? shared : x;
+        consume = false;
+      }
+      status = os_st_resblock_forward(be, &b->resnets[j], &x, x, consume, out, DECODER_STREAM, 1,
+                                      n, H, W, NULL, pending);
+      if (status != ONESTEP_OK)
         goto done;
+    }
     if (b->has_resample) {
       upsample = (os_resize_input){&b->upsample_conv, H, W};
       pending = &upsample;
@@ -374,7 +395,7 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   if ((status = os_check_abort(be)) == ONESTEP_OK)
     status = OPS(be)->sync(be, error);
 done:
-  os_free_floats(be, x);
+  os_free_floats(be, shared ? shared : x);
   os_free_floats(be, rgb);
   return report(status, error, "decoder");
 }
