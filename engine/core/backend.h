@@ -48,6 +48,9 @@ typedef enum os_storage {
                           * type, no float32 copy */
 } os_storage;
 
+/* Floats per (statistics unit, group) of a tiled GroupNorm's statistics. */
+#define OS_GROUP_NORM_STATS_FLOATS 6
+
 typedef struct os_backend_ops {
   const char *name; /* "cpu" or "cuda" */
   bool is_host;     /* buffers are host pointers (weights may then point into an mmap) */
@@ -104,6 +107,23 @@ typedef struct os_backend_ops {
                      const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                      float eps, bool silu);
 
+  /* The same GroupNorm in two halves, so that a tensor too large to hold
+   * twice can be normalised tile by tile while its statistics span all of
+   * it: the tiles (each a tensor [N, C, tile pixels] of the same images,
+   * channels and groups) are gathered into `stats` one call each, then each
+   * is normalised with them. stats holds OS_GROUP_NORM_STATS_FLOATS floats
+   * per (statistics unit, group), filled with zeros before the first tile:
+   * three float64 running values (element count, mean, sum of squared
+   * deviations from the mean), merged tile by tile in that order. With one
+   * tile covering everything, the result is group_norm's. */
+  void (*group_norm_stats)(os_backend *be, float *stats, const float *x, int N, int C, int HW,
+                           int G, int frames_per_stat);
+  /* y = (x - mean) rstd gamma + beta (optionally SiLU) with the statistics
+   * gathered so far, rstd = 1 / sqrt(variance + eps). May run in place. */
+  void (*group_norm_apply)(os_backend *be, float *y, const float *x, const float *stats,
+                           const float *gamma, const float *beta, int N, int C, int HW, int G,
+                           int frames_per_stat, float eps, bool silu);
+
   /* LayerNorm over the last dim of x [T,C]. May run in place. */
   void (*layer_norm)(os_backend *be, float *y, const float *x, const float *gamma,
                      const float *beta, int T, int C, float eps);
@@ -141,6 +161,10 @@ typedef struct os_backend_ops {
   /* y [N, Ca+Cb, P] = concat(a [N,Ca,P], b [N,Cb,P]) along channels. */
   void (*concat_channels)(os_backend *be, float *y, const float *a, int Ca, const float *b,
                           int Cb, int N, int P);
+  /* y[r * ldy + i] = x[r * ldx + i] for r < rows, i < cols: a range of
+   * pixels of every plane of a tensor into a tile of its own, or back. */
+  void (*copy_columns)(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                       int cols);
 
   /* --- the discriminator's layers (training.md section 5) --- */
   /* y = x for x >= 0, slope * x below (slope 0: ReLU). May run in place. */

@@ -79,6 +79,11 @@ void os_cpu_conv_temporal_backward(os_backend *be, float *dx, float *dW, float *
 void os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                        const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                        float eps, bool silu);
+void os_cpu_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW,
+                             int G, int frames_per_stat);
+void os_cpu_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                             const float *gamma, const float *beta, int N, int C, int HW, int G,
+                             int frames_per_stat, float eps, bool silu);
 void os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                        const float *beta, int T, int C, float eps);
 void os_cpu_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
@@ -149,6 +154,8 @@ void os_cpu_upsample_nearest(os_backend *be, float *y, const float *x, int N, in
                              int W, int Ho, int Wo);
 void os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
                             int Cb, int N, int P);
+void os_cpu_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                         int cols);
 void os_cpu_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
                                       int H, int W, int Ho, int Wo);
 void os_cpu_split_channels(os_backend *be, float *da, float *db, const float *dy, int Ca, int Cb,

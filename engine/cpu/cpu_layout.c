@@ -100,6 +100,16 @@ os_cpu_concat_channels(os_backend *be, float *y, const float *a, int Ca, const f
 }
 
 void
+os_cpu_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                    int cols)
+{
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) if ((size_t)rows * cols >= OS_CPU_PARALLEL_MIN)
+  for (int r = 0; r < rows; r++)
+    memcpy(y + (size_t)r * ldy, x + (size_t)r * ldx, sizeof(float) * cols);
+}
+
+void
 os_cpu_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,
                                  int H, int W, int Ho, int Wo)
 {

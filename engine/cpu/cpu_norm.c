@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu_simd.h"
 
@@ -45,35 +46,116 @@ normalize_span(float *y, const float *x, size_t n, float mean, float scale, floa
   }
 }
 
+/* The element count, mean and sum of squared deviations of one statistics
+ * unit (group g of frames_per_stat images from first_image), two-pass in
+ * double. */
+typedef struct {
+  double count, mean, deviations;
+} group_moments;
+
+static group_moments
+moments_of_group(const float *x, int first_image, int g, int C, int HW, int G,
+                 int frames_per_stat)
+{
+  int per_group = C / G;
+  size_t span = (size_t)per_group * HW; /* one group of one image: contiguous */
+  group_moments m = { (double)span * frames_per_stat, 0.0, 0.0 };
+  double total = 0.0;
+  for (int f = 0; f < frames_per_stat; f++)
+    total += os_cpu_sum(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
+  m.mean = total / m.count;
+  for (int f = 0; f < frames_per_stat; f++)
+    m.deviations += sum_squared_deviations(
+        x + ((size_t)(first_image + f) * C + g * per_group) * HW, span, m.mean);
+  return m;
+}
+
+/* Normalises one statistics unit of x into y with its moments. */
+static void
+normalize_group(float *y, const float *x, const float *gamma, const float *beta,
+                group_moments m, int first_image, int g, int C, int HW, int G,
+                int frames_per_stat, float eps, bool silu)
+{
+  int per_group = C / G;
+  float rstd = (float)(1.0 / sqrt(m.deviations / m.count + eps));
+  for (int f = 0; f < frames_per_stat; f++)
+    for (int c = g * per_group; c < (g + 1) * per_group; c++) {
+      size_t offset = ((size_t)(first_image + f) * C + c) * HW;
+      float scale = gamma ? rstd * gamma[c] : rstd;
+      normalize_span(y + offset, x + offset, HW, (float)m.mean, scale, beta ? beta[c] : 0.0f,
+                     silu);
+    }
+}
+
 void
 os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                   const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                   float eps, bool silu)
 {
-  int per_group = C / G;
-  size_t span = (size_t)per_group * HW; /* one group of one image: contiguous */
   int n_units = N / frames_per_stat * G;
   int n_threads = os_cpu_threads(be);
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic)
   for (int u = 0; u < n_units; u++) {
     int g = u % G, first_image = u / G * frames_per_stat;
-    size_t count = span * frames_per_stat;
-    double total = 0.0;
-    for (int f = 0; f < frames_per_stat; f++)
-      total += os_cpu_sum(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
-    double mean = total / count, deviations = 0.0;
-    for (int f = 0; f < frames_per_stat; f++)
-      deviations += sum_squared_deviations(
-          x + ((size_t)(first_image + f) * C + g * per_group) * HW, span, mean);
-    float rstd = (float)(1.0 / sqrt(deviations / count + eps));
-    for (int f = 0; f < frames_per_stat; f++)
-      for (int c = g * per_group; c < (g + 1) * per_group; c++) {
-        size_t offset = ((size_t)(first_image + f) * C + c) * HW;
-        float scale = gamma ? rstd * gamma[c] : rstd;
-        normalize_span(y + offset, x + offset, HW, (float)mean, scale, beta ? beta[c] : 0.0f,
-                       silu);
-      }
+    group_moments m = moments_of_group(x, first_image, g, C, HW, G, frames_per_stat);
+    normalize_group(y, x, gamma, beta, m, first_image, g, C, HW, G, frames_per_stat, eps, silu);
   }
+}
+
+/* The running moments of a tiled GroupNorm's statistics (backend.h): three
+ * doubles per (unit, group), copied in and out (the buffer is float-typed). */
+_Static_assert(sizeof(group_moments) == OS_GROUP_NORM_STATS_FLOATS * sizeof(float),
+               "the statistics layout of backend.h");
+
+static group_moments
+load_moments(const float *stats, int u)
+{
+  group_moments m;
+  memcpy(&m, stats + (size_t)u * OS_GROUP_NORM_STATS_FLOATS, sizeof m);
+  return m;
+}
+
+static void
+store_moments(float *stats, int u, group_moments m)
+{
+  memcpy(stats + (size_t)u * OS_GROUP_NORM_STATS_FLOATS, &m, sizeof m);
+}
+
+void
+os_cpu_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW,
+                        int G, int frames_per_stat)
+{
+  int n_units = N / frames_per_stat * G;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+  for (int u = 0; u < n_units; u++) {
+    group_moments tile = moments_of_group(x, u / G * frames_per_stat, u % G, C, HW, G,
+                                          frames_per_stat);
+    group_moments run = load_moments(stats, u);
+    if (run.count > 0.0) {
+      /* Chan et al.'s merge of two sets' moments: no cancellation between
+       * large sums, whatever the number of tiles. A first tile is kept as it
+       * is, so that one tile over everything gives group_norm's moments. */
+      double count = run.count + tile.count, delta = tile.mean - run.mean;
+      tile.mean = run.mean + delta * (tile.count / count);
+      tile.deviations += run.deviations + delta * delta * (run.count * tile.count / count);
+      tile.count = count;
+    }
+    store_moments(stats, u, tile);
+  }
+}
+
+void
+os_cpu_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                        const float *gamma, const float *beta, int N, int C, int HW, int G,
+                        int frames_per_stat, float eps, bool silu)
+{
+  int n_units = N / frames_per_stat * G;
+  int n_threads = os_cpu_threads(be);
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+  for (int u = 0; u < n_units; u++)
+    normalize_group(y, x, gamma, beta, load_moments(stats, u), u / G * frames_per_stat, u % G, C,
+                    HW, G, frames_per_stat, eps, silu);
 }
 
 void

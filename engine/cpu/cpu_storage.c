@@ -204,6 +204,16 @@ rounding_group_norm(os_backend *be, float *y, const float *x, const float *gamma
 }
 
 static void
+rounding_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                          const float *gamma, const float *beta, int N, int C, int HW, int G,
+                          int frames_per_stat, float eps, bool silu)
+{
+  EXACT(be)->group_norm_apply(be, y, x, stats, gamma, beta, N, C, HW, G, frames_per_stat, eps,
+                              silu);
+  round_stored(be, y, (size_t)N * C * HW);
+}
+
+static void
 rounding_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                     const float *beta, int T, int C, float eps)
 {
@@ -333,6 +343,15 @@ rounding_concat_channels(os_backend *be, float *y, const float *a, int Ca, const
 }
 
 static void
+rounding_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                      int cols)
+{
+  EXACT(be)->copy_columns(be, y, ldy, x, ldx, rows, cols);
+  for (int r = 0; r < rows; r++)
+    round_stored(be, y + (size_t)r * ldy, cols);
+}
+
+static void
 rounding_pixel_shuffle(os_backend *be, float *y, const float *x, int N, int C, int H, int W,
                        int r)
 {
@@ -365,6 +384,7 @@ install_rounding_ops(os_cpu_storage_emulation *e)
   t->conv2d = rounding_conv2d;
   t->conv_temporal = rounding_conv_temporal;
   t->group_norm = rounding_group_norm;
+  t->group_norm_apply = rounding_group_norm_apply;
   t->layer_norm = rounding_layer_norm;
   t->attention = rounding_attention;
   t->silu = rounding_silu;
@@ -379,6 +399,7 @@ install_rounding_ops(os_cpu_storage_emulation *e)
   t->permute_0213 = rounding_permute_0213;
   t->upsample_nearest = rounding_upsample_nearest;
   t->concat_channels = rounding_concat_channels;
+  t->copy_columns = rounding_copy_columns;
   t->leaky_relu = rounding_leaky_relu;
   t->pixel_shuffle = rounding_pixel_shuffle;
   t->resize_bilinear = rounding_resize_bilinear;

@@ -285,6 +285,8 @@ static const os_backend_ops cuda_ops = {
   .conv2d = os_cuda_conv2d,
   .conv_temporal = os_cuda_conv_temporal,
   .group_norm = os_cuda_group_norm,
+  .group_norm_stats = os_cuda_group_norm_stats,
+  .group_norm_apply = os_cuda_group_norm_apply,
   .layer_norm = os_cuda_layer_norm,
   .attention = os_cuda_attention,
   .silu = os_cuda_silu,
@@ -299,6 +301,7 @@ static const os_backend_ops cuda_ops = {
   .permute_0213 = os_cuda_permute_0213,
   .upsample_nearest = os_cuda_upsample_nearest,
   .concat_channels = os_cuda_concat_channels,
+  .copy_columns = os_cuda_copy_columns,
   .grad = &cuda_grad_ops,
 };
 

@@ -233,6 +233,11 @@ void os_cuda_conv_temporal_backward(os_backend *be, float *dx, float *dW, float 
 void os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                         const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                         float eps, bool silu);
+void os_cuda_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW,
+                              int G, int frames_per_stat);
+void os_cuda_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                              const float *gamma, const float *beta, int N, int C, int HW, int G,
+                              int frames_per_stat, float eps, bool silu);
 void os_cuda_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbeta,
                                  const float *dy, const float *x, const float *gamma,
                                  const float *beta, int N, int C, int HW, int G,
@@ -303,6 +308,8 @@ void os_cuda_ema_update(os_backend *be, float *e, const float *p, float mu, size
 void os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I);
 void os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C, int H,
                               int W, int Ho, int Wo);
+void os_cuda_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                          int cols);
 void os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const float *b,
                              int Cb, int N, int P);
 void os_cuda_upsample_nearest_backward(os_backend *be, float *dx, const float *dy, int N, int C,

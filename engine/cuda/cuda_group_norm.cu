@@ -9,6 +9,9 @@
 // shifted by K, the mean of the group's first 32 values, so that
 // var = E[(x-K)^2] - E[x-K]^2 does not cancel (K is close to the mean).
 //
+// group_norm_stats and group_norm_apply split the op for tiles: the same
+// shifted partial sums per tile, merged into running moments in double.
+//
 // The backward recomputes the statistics the same way, then per (image,
 // channel) row the sums of dv and dv * xhat (v the normalised, scaled value
 // before SiLU), which give both the statistics' terms of dx and, added over
@@ -136,6 +139,60 @@ gn_apply_kernel(os_cuda_view y, os_cuda_view x, const float *stats, os_cuda_view
   {
     float v = (os_load(in, p) - mean) * a + b;
     os_store(out, p, silu ? silu_of(v) : v);
+  }
+}
+
+// Tiled GroupNorm (group_norm_stats, group_norm_apply): running moments per
+// statistic, three doubles (count, mean, sum of squared deviations) in the
+// caller's statistics buffer.
+
+// One warp per statistic turns the tile's shifted partial sums (shift[2s] =
+// K) into its count, mean and squared deviations, and merges them into the
+// running moments by Chan et al.'s formula (no cancellation between large
+// sums however many tiles come); a first tile is taken as it is.
+__global__ void
+gn_merge_tile_kernel(double *moments, const float *shift, const float *partial, gn_shape sh,
+                     int n_stats)
+{
+  int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (s >= n_stats)
+    return;
+  double sum = 0.0, squares = 0.0;
+  for (int i = lane; i < sh.chunks; i += 32) {
+    size_t at = 2 * ((size_t)s * sh.chunks + i);
+    sum += partial[at];
+    squares += partial[at + 1];
+  }
+  sum = os_warp_sum(sum);
+  squares = os_warp_sum(squares);
+  if (lane == 0) {
+    double n = (double)sh.stat_len, d = sum / n;
+    double mean = shift[2 * s] + d, deviations = squares - n * d * d;
+    if (deviations < 0.0)
+      deviations = 0.0;
+    double *run = moments + 3 * (size_t)s;
+    if (run[0] > 0.0) {
+      double count = run[0] + n, delta = mean - run[1];
+      mean = run[1] + delta * (n / count);
+      deviations += run[2] + delta * delta * (run[0] * n / count);
+      n = count;
+    }
+    run[0] = n;
+    run[1] = mean;
+    run[2] = deviations;
+  }
+}
+
+// stats[2s] = mean, stats[2s + 1] = 1 / sqrt(var + eps) from the running moments.
+__global__ void
+gn_moments_to_stats_kernel(float *stats, const double *moments, int n_stats, float eps)
+{
+  OS_CUDA_GRID_STRIDE(s, (size_t)n_stats)
+  {
+    const double *run = moments + 3 * s;
+    stats[2 * s] = (float)run[1];
+    stats[2 * s + 1] = (float)(1.0 / sqrt(run[2] / run[0] + (double)eps));
   }
 }
 
@@ -347,4 +404,61 @@ os_cuda_group_norm_backward(os_backend *be, float *dx, float *dgamma, float *dbe
   }
   os_cuda_free(be, stats);
   os_cuda_free(be, sums);
+}
+
+// The running moments behind a statistics buffer (float32 storage, so a
+// plain device address: backend.h's layout of three doubles).
+static double *
+moments_of(os_cuda_backend *cb, const float *stats)
+{
+  return (double *)os_cuda_view_of(cb, stats).ptr;
+}
+
+void
+os_cuda_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW, int G,
+                         int frames_per_stat)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  gn_shape sh;
+  if (N <= 0 || C <= 0 || HW <= 0 || !make_shape(cb, &sh, N, C, HW, G, frames_per_stat))
+    return;
+  int n_stats = N / frames_per_stat * G;
+  float *shift = (float *)os_cuda_scratch(cb, (size_t)n_stats * 2 * sizeof(float),
+                                          "group_norm_stats shifts");
+  float *partial = (float *)os_cuda_scratch(cb, (size_t)n_stats * sh.chunks * 2 * sizeof(float),
+                                            "group_norm_stats partial sums");
+  if (shift && partial) {
+    os_cuda_view xv = os_cuda_view_of(cb, x);
+    gn_shift_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(shift, xv, sh,
+                                                                              n_stats);
+    gn_partial_kernel<<<dim3(n_stats, sh.chunks), 256, 0, cb->stream>>>(partial, xv, shift, sh);
+    gn_merge_tile_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(
+        moments_of(cb, stats), shift, partial, sh, n_stats);
+    os_cuda_check_launch(cb, "group_norm_stats");
+  }
+  os_cuda_free(be, shift);
+  os_cuda_free(be, partial);
+}
+
+void
+os_cuda_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                         const float *gamma, const float *beta, int N, int C, int HW, int G,
+                         int frames_per_stat, float eps, bool silu)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  gn_shape sh;
+  if (N <= 0 || C <= 0 || HW <= 0 || !make_shape(cb, &sh, N, C, HW, G, frames_per_stat))
+    return;
+  int n_stats = N / frames_per_stat * G;
+  float *mean_rstd = (float *)os_cuda_scratch(cb, (size_t)n_stats * 2 * sizeof(float),
+                                              "group_norm_apply statistics");
+  if (mean_rstd) {
+    gn_moments_to_stats_kernel<<<os_cuda_blocks(n_stats), OS_CUDA_THREADS, 0, cb->stream>>>(
+        mean_rstd, moments_of(cb, stats), n_stats, eps);
+    gn_apply_kernel<<<(unsigned)((size_t)N * C), os_cuda_row_threads(HW), 0, cb->stream>>>(
+        os_cuda_view_of(cb, y), os_cuda_view_of(cb, x), mean_rstd, os_cuda_view_of(cb, gamma),
+        os_cuda_view_of(cb, beta), sh, silu);
+    os_cuda_check_launch(cb, "group_norm_apply");
+  }
+  os_cuda_free(be, mean_rstd);
 }

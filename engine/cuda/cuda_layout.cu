@@ -1,5 +1,6 @@
-// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels)
-// and the backwards of the last two (upsample_nearest_backward, split_channels).
+// cuda_layout.cu: data movement (permute_0213, upsample_nearest, concat_channels
+// and the backwards of the last two: upsample_nearest_backward, split_channels;
+// copy_columns, one cudaMemcpy2DAsync between buffers of one type).
 // Row-shaped copies derive their indices once per row, then copy the row with
 // coalesced reads and writes; permute_0213 with single-element rows is a
 // batched matrix transpose through shared-memory tiles. permute_0213 moves
@@ -280,4 +281,35 @@ os_cuda_split_channels(os_backend *be, float *da, float *db, const float *dy, in
   split_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(da, db, dy, Ca,
                                                                                   Cb, P);
   os_cuda_check_launch(cb, "split_channels");
+}
+
+// copy_columns between buffers of different types: one block per row.
+__global__ void
+copy_columns_kernel(os_cuda_view y, unsigned ldy, os_cuda_view x, unsigned ldx, unsigned cols)
+{
+  os_cuda_view src = os_view_at(x, (size_t)blockIdx.x * ldx);
+  os_cuda_view dst = os_view_at(y, (size_t)blockIdx.x * ldy);
+  OS_CUDA_ROW_LOOP(i, cols) { os_store(dst, i, os_load(src, i)); }
+}
+
+void
+os_cuda_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows,
+                     int cols)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (rows <= 0 || cols <= 0)
+    return;
+  os_cuda_view to = os_cuda_view_of(cb, y), from = os_cuda_view_of(cb, x);
+  if (to.type != from.type) {
+    copy_columns_kernel<<<(unsigned)rows, os_cuda_row_threads(cols), 0, cb->stream>>>(
+        to, (unsigned)ldy, from, (unsigned)ldx, (unsigned)cols);
+    os_cuda_check_launch(cb, "copy_columns");
+    return;
+  }
+  size_t elem = os_cuda_dtype_size(to.type);
+  cudaError_t err = cudaMemcpy2DAsync(to.ptr, (size_t)ldy * elem, from.ptr, (size_t)ldx * elem,
+                                      (size_t)cols * elem, (size_t)rows,
+                                      cudaMemcpyDeviceToDevice, cb->stream);
+  if (err != cudaSuccess)
+    os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "copy_columns: %s", cudaGetErrorString(err));
 }

@@ -336,75 +336,98 @@ bind_temporal_resnet(os_weight_set *ws, os_temporal_resnet_w *r, const char *pre
   os_bind_conv_temporal(ws, &r->conv2, name, channels, channels);
 }
 
-/* The temporal convolution of the N = B*F frames of buf held at slots
- * [0, N) (shift +1) or [1, N + 1) (shift -1) of an (N+1)-frame buffer, into
- * the same buffer one slot up or down: windows of `chunk` frames plus their
- * neighbours go through tmp, and the order of the windows (last first when
- * moving up) overwrites only frames no later window reads. Each kept frame
- * sees the same neighbours, and the same sums, as in one call over all.
- * The abort callback is polled between windows. */
-static onestep_status
-conv_temporal_shifted(os_backend *be, const os_conv_w *conv, float *buf, int shift, int B, int F,
-                      int C, int P, int chunk, float *tmp)
+/* Pixels per tile when a tile of all frames takes floats_per_pixel. */
+static int
+pixels_per_tile(int P, size_t floats_per_pixel)
 {
-  size_t frame = (size_t)C * P;
-  const float *src = shift > 0 ? buf : buf + frame;
-  float *dst = shift > 0 ? buf + frame : buf;
-  int per_batch = (F + chunk - 1) / chunk, windows = B * per_batch;
-  for (int i = 0; i < windows; i++) {
-    onestep_status status = i > 0 ? os_check_abort(be) : ONESTEP_OK;
-    if (status != ONESTEP_OK)
-      return status;
-    int k = shift > 0 ? windows - 1 - i : i;
-    int b = k / per_batch, f0 = (k % per_batch) * chunk;
-    int f1 = f0 + chunk < F ? f0 + chunk : F;
-    int w0 = f0 > 0 ? f0 - 1 : 0, w1 = f1 < F ? f1 + 1 : F;
-    size_t first = (size_t)b * F;
-    OPS(be)->conv_temporal(be, tmp, src + (first + w0) * frame, conv->w, conv->b, 1, w1 - w0, C,
-                           C, P);
-    OPS(be)->copy(be, dst + (first + f0) * frame, tmp + (size_t)(f0 - w0) * frame,
-                  (size_t)(f1 - f0) * frame * sizeof(float));
-  }
-  return ONESTEP_OK;
+  size_t n = image_chunk_budget / floats_per_pixel;
+  return n < 1 ? 1 : n < (size_t)P ? (int)n : P;
+}
+
+/* The temporal resnet and the blend over tiles of pixels of every frame:
+ * the block is pointwise in pixels but for its GroupNorm statistics, which
+ * span all frames and pixels. norm1's come from xs in one call; norm2's are
+ * gathered from conv1's output tile by tile in a first pass that drops it;
+ * the second pass recomputes conv1 per tile and finishes the block into xs.
+ * conv1 runs twice; three tiles live instead of two tensors of xs's size.
+ * The tiles that carry xs (its copy, then the branch and the blend) are
+ * stored as xs is. */
+static onestep_status
+temporal_resnet_tiled(os_backend *be, const os_temporal_resnet_w *r, float alpha, float *xs,
+                      os_storage stream, int B, int F, int P, const float *temb_silu)
+{
+  int C = r->channels, G = r->groups, N = B * F, rows = N * C;
+  int tile = pixels_per_tile(P, (size_t)3 * rows);
+  size_t stats_n = (size_t)B * G * OS_GROUP_NORM_STATS_FLOATS, tile_n = (size_t)rows * tile;
+  bool temb = r->has_temb && temb_silu;
+  float *stats1 = os_alloc_floats(be, stats_n), *stats2 = os_alloc_floats(be, stats_n);
+  float *xt = OPS(be)->alloc_as(be, tile_n, stream);
+  float *branch = OPS(be)->alloc_as(be, tile_n, stream);
+  float *h = os_alloc_floats(be, tile_n); /* norm2's input: float32 as in the whole path */
+  float *temb_proj = temb ? os_alloc_floats(be, (size_t)N * C) : NULL;
+  onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
+  if (!stats1 || !stats2 || !xt || !branch || !h || (temb && !temb_proj))
+    goto done;
+  OPS(be)->fill(be, stats1, 0.0f, stats_n);
+  OPS(be)->fill(be, stats2, 0.0f, stats_n);
+  OPS(be)->group_norm_stats(be, stats1, xs, N, C, P, G, F);
+  if (temb)
+    os_linear_forward(be, &r->time_emb_proj, temb_proj, temb_silu, N, NULL);
+  for (int pass = 0; pass < 2; pass++)
+    for (int p0 = 0; p0 < P; p0 += tile) {
+      if ((status = os_check_abort(be)) != ONESTEP_OK)
+        goto done;
+      int w = P - p0 < tile ? P - p0 : tile;
+      size_t n = (size_t)rows * w;
+      OPS(be)->copy_columns(be, xt, w, xs + p0, P, rows, w);
+      OPS(be)->group_norm_apply(be, branch, xt, stats1, r->norm1.gamma, r->norm1.beta, N, C, w,
+                                G, F, r->eps, true);
+      OPS(be)->conv_temporal(be, h, branch, r->conv1.w, r->conv1.b, B, F, C, C, w);
+      if (temb)
+        OPS(be)->add_channel_vector(be, h, temb_proj, N, C, w);
+      if (pass == 0) {
+        OPS(be)->group_norm_stats(be, stats2, h, N, C, w, G, F);
+        continue;
+      }
+      OPS(be)->group_norm_apply(be, h, h, stats2, r->norm2.gamma, r->norm2.beta, N, C, w, G, F,
+                                r->eps, true);
+      OPS(be)->conv_temporal(be, branch, h, r->conv2.w, r->conv2.b, B, F, C, C, w);
+      OPS(be)->add(be, branch, xt, branch, n);
+      OPS(be)->blend(be, branch, xt, branch, alpha, n);
+      OPS(be)->copy_columns(be, xs + p0, P, branch, w, rows, w);
+    }
+  status = ONESTEP_OK;
+done:
+  os_free_floats(be, stats1);
+  os_free_floats(be, stats2);
+  os_free_floats(be, xt);
+  os_free_floats(be, branch);
+  os_free_floats(be, h);
+  os_free_floats(be, temb_proj);
+  return status;
 }
 
 /* The temporal resnet and the AlphaBlender, in place on xs [B*F, C, P]:
  * xs <- alpha * xs + (1 - alpha) * (xs + conv2(act(GN(conv1(act(GN(xs))) + temb)))),
- * statistics across frames. Beyond the image chunk budget the convolutions
- * run in place too (conv_temporal_shifted): one (N+1)-frame buffer and a
- * window of a few frames instead of two whole temporaries. */
+ * statistics across frames; over pixel tiles beyond the image chunk budget. */
 static onestep_status
-temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha, float *xs, int B,
-                      int F, int P, const float *temb_silu)
+temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha, float *xs,
+                      os_storage stream, int B, int F, int P, const float *temb_silu)
 {
   int C = r->channels, N = B * F;
-  size_t frame = (size_t)C * P, n = (size_t)N * frame;
-  bool in_place = n > image_chunk_budget;
-  /* Frames kept per window: each window also computes its two neighbours'
-   * outputs and drops them, so at least 4 (at most 50% more work). */
-  size_t window_frames = image_chunk_budget / frame;
-  int chunk = window_frames > 6 ? (int)window_frames - 2 : 4;
-  if (chunk > F)
-    chunk = F;
-  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output, or the window.
+  size_t n = (size_t)N * C * P;
+  if (n > image_chunk_budget)
+    return temporal_resnet_tiled(be, r, alpha, xs, stream, B, F, P, temb_silu);
+  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output.
    * h is float32 (docs/precision.md): GroupNorm's input after the time
    * embedding, and then the residual sum xs + branch that the blend reads. */
-  float *h = os_alloc_floats(be, in_place ? n + frame : n);
-  float *t = os_alloc_activations(be, in_place ? (size_t)(chunk + 2) * frame : n);
+  float *h = os_alloc_floats(be, n), *t = os_alloc_activations(be, n);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !t)
     goto done;
-  if (in_place) {
-    OPS(be)->group_norm(be, h + frame, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F,
-                        r->eps, true);
-    if ((status = conv_temporal_shifted(be, &r->conv1, h, -1, B, F, C, P, chunk, t)) !=
-        ONESTEP_OK)
-      goto done;
-  } else {
-    OPS(be)->group_norm(be, t, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
-                        true);
-    OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
-  }
+  OPS(be)->group_norm(be, t, xs, r->norm1.gamma, r->norm1.beta, N, C, P, r->groups, F, r->eps,
+                      true);
+  OPS(be)->conv_temporal(be, h, t, r->conv1.w, r->conv1.b, B, F, C, C, P);
   if ((status = os_check_abort(be)) != ONESTEP_OK)
     goto done;
   if (r->has_temb && temb_silu &&
@@ -412,18 +435,9 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
     goto done;
   OPS(be)->group_norm(be, h, h, r->norm2.gamma, r->norm2.beta, N, C, P, r->groups, F, r->eps,
                       true);
-  float *branch = h;
-  if (in_place) {
-    if ((status = conv_temporal_shifted(be, &r->conv2, h, +1, B, F, C, P, chunk, t)) !=
-        ONESTEP_OK)
-      goto done;
-    branch = h + frame;
-    OPS(be)->add(be, branch, xs, branch, n);
-  } else {
-    OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
-    OPS(be)->add(be, h, xs, t, n);
-  }
-  OPS(be)->blend(be, xs, xs, branch, alpha, n);
+  OPS(be)->conv_temporal(be, t, h, r->conv2.w, r->conv2.b, B, F, C, C, P);
+  OPS(be)->add(be, h, xs, t, n);
+  OPS(be)->blend(be, xs, xs, h, alpha, n);
   status = ONESTEP_OK;
 done:
   os_free_floats(be, h);
@@ -447,8 +461,8 @@ os_bind_st_resblock(os_weight_set *ws, os_st_resblock_w *r, const char *prefix, 
 
 onestep_status
 os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, float *x,
-                       bool consume_x, int B, int F, int H, int W, const float *temb_silu,
-                       const os_resize_input *resize)
+                       bool consume_x, float *out, os_storage stream, int B, int F, int H, int W,
+                       const float *temb_silu, const os_resize_input *resize)
 {
   int N = B * F, P = H * W;
   size_t n = (size_t)N * r->spatial.cout * P;
@@ -457,8 +471,8 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   onestep_status status = os_check_abort(be);
   if (status == ONESTEP_OK) {
     /* An input of the output's size that is ours to free takes the spatial result. */
-    bool in_place = consume_x && !resize && r->spatial.cin == r->spatial.cout;
-    xs = in_place ? x : os_alloc_floats(be, n);
+    bool in_place = !out && consume_x && !resize && r->spatial.cin == r->spatial.cout;
+    xs = out ? out : in_place ? x : OPS(be)->alloc_as(be, n, stream);
     status = xs ? resnet2d_chunks(be, &r->spatial, xs, x, N, H, W, temb_silu, resize)
                 : ONESTEP_ERR_OUT_OF_MEMORY;
     if (in_place)
@@ -471,12 +485,14 @@ os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y, flo
   if (status == ONESTEP_OK)
     status = os_check_abort(be);
   if (status == ONESTEP_OK)
-    status = temporal_resnet_blend(be, &r->temporal, r->spatial_alpha, xs, B, F, P, temb_silu);
+    status = temporal_resnet_blend(be, &r->temporal, r->spatial_alpha, xs, stream, B, F, P,
+                                   temb_silu);
   if (status == ONESTEP_OK) {
     *y = xs;
     xs = NULL;
   }
-  os_free_floats(be, xs);
+  if (xs != out) /* the caller's buffer stays the caller's */
+    os_free_floats(be, xs);
   return status;
 }
 

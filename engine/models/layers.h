@@ -87,8 +87,8 @@ onestep_status os_timestep_embedding_forward(os_backend *be, const os_timestep_e
 
 /* Layers that work image by image (spatial resnets, upsampling) process
  * chunks of images whose temporaries stay near this many floats (default
- * below, 0 restores it); temporal resnets whose tensors exceed it convolve in
- * place through windows of frames. The result does not depend on it (beyond
+ * below, 0 restores it); temporal resnets whose tensors exceed it work in
+ * tiles of pixels of all frames within it. The result does not depend on it (beyond
  * the CPU's summation order for other matrix sizes). For tests and
  * memory-tight devices. */
 #define OS_IMAGE_CHUNK_FLOATS ((size_t)64 << 20)
@@ -142,13 +142,21 @@ typedef struct {
   int H, W;
 } os_resize_input;
 
-/* x [B*F, cin, H, W] (or at resize's size) -> *y, a new buffer
- * [B*F, cout, H, W] (NULL on error); resize may be NULL. With consume_x, x is
- * freed as soon as the spatial half has read it (also on error), so that the
- * input never coexists with the temporal half's buffers. */
+/* x [B*F, cin, H, W] (or at resize's size) -> *y [B*F, cout, H, W] (NULL on
+ * error): `out` when given (the caller's, also on error), else a new buffer
+ * stored as `stream`; resize may be NULL. With consume_x, x is freed as soon
+ * as the spatial half has read it (also on error), so that the input never
+ * coexists with the temporal half's buffers; without out, x of the output's
+ * size becomes the output, so it must be stored as stream. The spatial half
+ * reads each chunk of images of x before it writes theirs: x may lie in out
+ * where no image's output reaches a later image's input (its end, when an
+ * output image is no smaller than an input image). Beyond the image chunk
+ * budget the temporal half works in tiles of pixels of all frames, its
+ * GroupNorm statistics still over all of them. */
 onestep_status os_st_resblock_forward(os_backend *be, const os_st_resblock_w *r, float **y,
-                                      float *x, bool consume_x, int B, int F, int H, int W,
-                                      const float *temb_silu, const os_resize_input *resize);
+                                      float *x, bool consume_x, float *out, os_storage stream,
+                                      int B, int F, int H, int W, const float *temb_silu,
+                                      const os_resize_input *resize);
 
 /* ---- sampling ---- */
 

@@ -194,8 +194,8 @@ resblock_step(unet_run *r, const os_st_resblock_w *rb, float **x, int H, int W)
 {
   bool consume = !r->x_is_skip;
   r->x_is_skip = false;
-  return os_st_resblock_forward(r->be, rb, x, *x, consume, r->B, r->F, H, W, r->temb_silu,
-                                NULL);
+  return os_st_resblock_forward(r->be, rb, x, *x, consume, NULL, OS_STORAGE_FP32, r->B, r->F, H,
+                                W, r->temb_silu, NULL);
 }
 
 /* The transformer's input is always a resnet's output, never a skip. */

@@ -12,6 +12,12 @@
 
 static const float EPS = 1e-6f, TEMPORAL_EPS = 1e-5f;
 static const int DECODER_GROUPS = 32; /* the temporal decoder fixes 32 groups everywhere */
+/* The decoder's stream between blocks is stored in the backend's activation
+ * type, unlike the UNet's: the decoder runs once (no error compounds over
+ * sampling steps) and its output becomes 8-bit pixels, while at 1024x576 one
+ * full-resolution tensor of 25 frames takes 7 GiB in float32, more than a
+ * 12 GB card has beside the weights (engine/cuda/README.md, Memory). */
+static const os_storage DECODER_STREAM = OS_STORAGE_ACTIVATION;
 
 /* Mid-block attention: one head over all pixels, GroupNorm first, biased projections. */
 typedef struct {
@@ -163,15 +169,16 @@ os_vae_downscale(const os_vae *vae)
 
 /* ---- forward ---- */
 
-/* x [N, C, P] -> *y = x + to_out(attn(GN(x))) per image, a new buffer (NULL
- * on error); takes x and frees it. */
+/* x [N, C, P] -> *y = x + to_out(attn(GN(x))) per image, a new buffer
+ * stored as `stream` (NULL on error); takes x and frees it. */
 static onestep_status
-vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *x, int N, int P)
+vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *x,
+                      os_storage stream, int N, int P)
 {
   int C = a->attn.dim;
   size_t n = (size_t)N * C * P;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *t = os_alloc_activations(be, n), *tokens = os_alloc_floats(be, n);
+  float *t = os_alloc_activations(be, n), *tokens = OPS(be)->alloc_as(be, n, stream);
   *y = NULL;
   if (!t || !tokens)
     goto done;
@@ -196,6 +203,7 @@ done:
 typedef struct {
   os_backend *be;
   int B, F, N;
+  os_storage stream; /* of the tensor passed from block to block */
 } vae_run;
 
 static onestep_status
@@ -222,13 +230,14 @@ static onestep_status
 decoder_resnet(vae_run *r, const os_st_resblock_w *rn, float **x, int H, int W,
                const os_resize_input *resize)
 {
-  return os_st_resblock_forward(r->be, rn, x, *x, true, r->B, r->F, H, W, NULL, resize);
+  return os_st_resblock_forward(r->be, rn, x, *x, true, NULL, r->stream, r->B, r->F, H, W, NULL,
+                                resize);
 }
 
 static onestep_status
 attention_step(vae_run *r, const vae_attention *a, float **x, int H, int W)
 {
-  return vae_attention_forward(r->be, a, x, *x, r->N, H * W);
+  return vae_attention_forward(r->be, a, x, *x, r->stream, r->N, H * W);
 }
 
 static onestep_status
@@ -246,7 +255,7 @@ os_vae_encode(const os_vae *v, os_backend *be, const float *image, int H, int W,
               float *std, onestep_error *error)
 {
   const os_vae_config *c = &v->cfg;
-  vae_run r = {be, 1, 1, 1};
+  vae_run r = {be, 1, 1, 1, OS_STORAGE_FP32};
   int G = c->norm_num_groups, L = c->n_levels, zc = c->latent_channels;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   float *x = os_alloc_floats(be, (size_t)c->block_out_channels[0] * H * W);
@@ -318,11 +327,12 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
               float *frames, onestep_error *error)
 {
   const os_vae_config *c = &v->cfg;
-  vae_run r = {be, 1, n, n};
+  vae_run r = {be, 1, n, n, DECODER_STREAM};
   int L = c->n_levels, H = h, W = w;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *x = os_alloc_floats(be, (size_t)n * c->block_out_channels[L - 1] * H * W);
-  float *rgb = NULL;
+  float *x = OPS(be)->alloc_as(be, (size_t)n * c->block_out_channels[L - 1] * H * W,
+                               DECODER_STREAM);
+  float *rgb = NULL, *shared = NULL;
   if (!x)
     goto done;
   os_conv_forward(be, &v->dec_conv_in, x, latents, n, H, W, NULL);
@@ -335,14 +345,35 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
        (status = decoder_resnet(&r, &v->dec_mid_resnets[1], &x, H, W, NULL)) != ONESTEP_OK))
     goto done;
   /* A block's upsampler runs inside the next block's first resnet, chunk by
-   * chunk of frames, so that the doubled input never exists whole. */
+   * chunk of frames, so that the doubled input never exists whole. And the
+   * last block's stream takes the buffer that holds the block before's at its
+   * end (`shared`): the last block's first resnet reads each frame's input
+   * before it writes that frame's output, which reaches only inputs already
+   * read since an output frame is no smaller than an input frame; so the two
+   * largest streams never exist side by side. Resnets on a stream inside
+   * shared write into it and free nothing. */
   os_resize_input upsample;
   const os_resize_input *pending = NULL;
   for (int i = 0; i < L; i++) {
     const decoder_block *b = &v->dec_up[i];
-    for (int j = 0; j < b->n_resnets; j++, pending = NULL)
-      if ((status = decoder_resnet(&r, &b->resnets[j], &x, H, W, pending)) != ONESTEP_OK)
+    for (int j = 0; j < b->n_resnets; j++, pending = NULL) {
+      float *out = NULL;
+      bool consume = true;
+      if (i == L - 2 && j == 0 && 4 * v->dec_up[L - 1].channels >= b->channels) {
+        size_t shared_n = (size_t)n * v->dec_up[L - 1].channels * 4 * H * W;
+        status = ONESTEP_ERR_OUT_OF_MEMORY;
+        if (!(shared = OPS(be)->alloc_as(be, shared_n, DECODER_STREAM)))
+          goto done;
+        out = shared + (shared_n - (size_t)n * b->channels * H * W);
+      } else if (shared) {
+        out = i == L - 1 && j == 0 ? shared : x;
+        consume = false;
+      }
+      status = os_st_resblock_forward(be, &b->resnets[j], &x, x, consume, out, DECODER_STREAM, 1,
+                                      n, H, W, NULL, pending);
+      if (status != ONESTEP_OK)
         goto done;
+    }
     if (b->has_resample) {
       upsample = (os_resize_input){&b->upsample_conv, H, W};
       pending = &upsample;
@@ -364,7 +395,7 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   if ((status = os_check_abort(be)) == ONESTEP_OK)
     status = OPS(be)->sync(be, error);
 done:
-  os_free_floats(be, x);
+  os_free_floats(be, shared ? shared : x);
   os_free_floats(be, rgb);
   return report(status, error, "decoder");
 }

@@ -1,14 +1,14 @@
 /* test_layer_chunks.c: the layers that split their work give the same clip
  * with the smallest pieces as with none, in the UNet (with CFG: two batch
  * elements), the temporal decoder, the VAE's mid-block attention and CLIP:
- * - image chunks: spatial resnets and upsampling one image at a time;
- * - token chunks and frame windows: the attention's q/k/v projections over
- *   chunks of whole sequences, the GEGLU feed-forward over chunks of rows, and
- *   temporal resnets convolving in place through windows of frames (6 frames,
- *   so that frames fall in more than one window).
+ * - image chunks: spatial resnets and upsampling one image at a time, and
+ *   temporal resnets in tiles of one pixel of every frame (their GroupNorm
+ *   statistics gathered tile by tile);
+ * - token chunks: the attention's q/k/v projections over chunks of whole
+ *   sequences, the GEGLU feed-forward over chunks of rows.
  * Not bit for bit: OpenBLAS sums in another order for other matrix sizes, so
  * the bar is float rounding (relative L2 1e-5), far below what a misplaced
- * image, chunk or window would cause. Also: the abort callback is polled
+ * image, chunk or tile would cause. Also: the abort callback is polled
  * between image chunks of the decode, and an abort there stops the run.
  *
  * Usage: test-layer-chunks CASE_DIR */
@@ -25,8 +25,8 @@ typedef struct {
 } chunk_case;
 
 static const chunk_case cases[] = {
-  { "one image per chunk", 3, 0, 1 },
-  { "one sequence or 64 rows per chunk, one image per chunk, windows of 4 frames", 6, 1, 1 },
+  { "one image or pixel per chunk", 3, 0, 1 },
+  { "one sequence or 64 rows, one image or pixel per chunk", 6, 1, 1 },
 };
 
 static onestep_clip *

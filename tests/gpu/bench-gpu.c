@@ -13,7 +13,7 @@
  *
  * Usage: bench-gpu [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only
  *        | --train-memory FRAMES [--size WxH]
- *        | --memory [--size WxH] | --memory-faults [--size WxH]
+ *        | --memory [--size WxH] | --memory-goal | --memory-faults [--size WxH]
  *   T: the card's measured fp16 GEMM rate (from gemm-peak), for "% of peak";
  *   S: stop starting new measurements after S seconds (default 300);
  *   KEY: run one measurement only (pipeline, unet14, unet25, decode14, encode,
@@ -24,6 +24,9 @@
  *   --memory: the engine's own peak memory per piece at WxH (default
  *   1024x576) on a backend that computes nothing (bench-memory.h), in seconds,
  *   anywhere; exits 1 when a piece leaks or fails the dry backend's checks;
+ *   --memory-goal: the same at 1024x576 (whatever --size says), also exiting 1 unless a one-step
+ *   generation with fp16 weights and storage meets issue 12's goals (25
+ *   frames at most 12e9 bytes, 14 frames under 10e9);
  *   --train-memory F: one LoRA training step of the UNet at F frames and
  *   WxH on the same dry backend, with and without gradient checkpointing
  *   (bench-train-memory.h);
@@ -293,7 +296,8 @@ free_models(bench *b, os_weight_set *sets[3])
 
 /* The dry run: models bound on the dry backend, weights read in place. */
 static int
-run_memory(const int64_t params[3], int width, int height, bool faults, int train_frames)
+run_memory(const int64_t params[3], int width, int height, bool faults, bool check_goal,
+           int train_frames)
 {
   os_backend *dry = bench_dry_backend_new();
   if (!dry) {
@@ -310,8 +314,12 @@ run_memory(const int64_t params[3], int width, int height, bool faults, int trai
   bind_models(&b, dry, false, sets, &tensors);
   /* The dry backend is a host backend (weights in place): chunk tokens as a GPU does. */
   os_layers_set_token_chunk_budget(OS_DEVICE_TOKEN_CHUNK_FLOATS);
-  bench_memory_models m = { b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
-                            { params[0], params[1], params[2] } };
+  bench_memory_models m = {
+    b.unet, b.vae, b.clip, svd_xt_unet(), svd_xt_vae(), vit_h14(),
+    { bench_weights_device_bytes_16bit(tensors.unet_first, tensors.unet_last),
+      bench_weights_device_bytes_16bit(tensors.vae_first, tensors.vae_last),
+      bench_weights_device_bytes_16bit(tensors.clip_first, tensors.clip_last) },
+  };
   int status;
   if (train_frames > 0)
     /* The paper's setting: a LoRA step at 14 frames with checkpointing (a 4 GiB budget). */
@@ -320,7 +328,7 @@ run_memory(const int64_t params[3], int width, int height, bool faults, int trai
              bench_train_memory(dry, b.unet, sets[0], params[0], train_frames, width, height, 0);
   else
     status = faults ? bench_memory_faults(dry, &m, width, height)
-                    : bench_memory(dry, &m, width, height);
+                    : bench_memory(dry, &m, width, height, check_goal);
   free_models(&b, sets);
   dry->ops->destroy(dry);
   return status;
@@ -329,13 +337,15 @@ run_memory(const int64_t params[3], int width, int height, bool faults, int trai
 int
 main(int argc, char **argv)
 {
-  bool bind_only = false, memory = false, memory_faults = false;
+  bool bind_only = false, memory = false, memory_faults = false, memory_goal = false;
   int memory_width = WIDTH, memory_height = HEIGHT, train_frames = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bind-only") == 0)
       bind_only = true;
     else if (strcmp(argv[i], "--memory") == 0)
       memory = true;
+    else if (strcmp(argv[i], "--memory-goal") == 0)
+      memory = memory_goal = true;
     else if (strcmp(argv[i], "--memory-faults") == 0)
       memory = memory_faults = true;
     else if (strcmp(argv[i], "--train-memory") == 0 && i + 1 < argc &&
@@ -355,12 +365,16 @@ main(int argc, char **argv)
     else {
       fprintf(stderr,
               "usage: %s [--peak-tflops T] [--budget-s S] [--only KEY] | --bind-only\n"
-              "       | --memory [--size WxH] | --memory-faults [--size WxH]\n"
+              "       | --memory [--size WxH] | --memory-goal | --memory-faults [--size WxH]\n"
               "       | --train-memory FRAMES [--size WxH]\n"
               "         (W and H multiples of 64)\n",
               argv[0]);
       return 2;
     }
+  }
+  if (memory_goal) { /* the goals are at full size */
+    memory_width = WIDTH;
+    memory_height = HEIGHT;
   }
   clock_gettime(CLOCK_MONOTONIC, &start_time);
   bench_weights_init();
@@ -395,7 +409,8 @@ main(int argc, char **argv)
   if (bind_only)
     return counts_match ? 0 : 1;
   if (memory)
-    return run_memory(counts, memory_width, memory_height, memory_faults, train_frames);
+    return run_memory(counts, memory_width, memory_height, memory_faults, memory_goal,
+                      train_frames);
 
   os_backend *be = os_backend_cuda_new(ONESTEP_PRECISION_FP32, &error);
   if (!be) {

@@ -111,6 +111,15 @@ bench_weights_count(void)
   return n_synthetic;
 }
 
+size_t
+bench_weights_device_bytes_16bit(int first, int last)
+{
+  size_t bytes = 0;
+  for (int i = first; i < last; i++)
+    bytes += synthetic[i]->nbytes / (synthetic[i]->ndim >= 2 ? 2 : 1);
+  return bytes;
+}
+
 onestep_status
 bench_weights_write(const char *path, int first, int last, onestep_error *error)
 {

@@ -29,6 +29,11 @@ os_weight_set *bench_weight_set(const char *component, os_backend *be, bool scal
  * get its range. */
 int bench_weights_count(void);
 
+/* Device bytes of tensors [first, last) as the weight loader stores them in
+ * a 16-bit precision: matrices and kernels (2+ dims) at 2 bytes per value,
+ * vectors in float32 (engine/core/weights.c). */
+size_t bench_weights_device_bytes_16bit(int first, int last);
+
 /* Writes tensors [first, last) (scaled) as an F32 safetensors file. */
 onestep_status bench_weights_write(const char *path, int first, int last, onestep_error *error);
 

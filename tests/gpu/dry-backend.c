@@ -309,6 +309,37 @@ dry_group_norm(os_backend *be, float *y, const float *x, const float *gamma, con
   check_alias(be, "group_norm", "x", y, n, x, n, true);
 }
 
+static size_t
+group_norm_stats_floats(int N, int G, int frames_per_stat)
+{
+  return frames_per_stat > 0 ? (size_t)N / frames_per_stat * G * OS_GROUP_NORM_STATS_FLOATS : 0;
+}
+
+static void
+dry_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW, int G,
+                     int frames_per_stat)
+{
+  size_t n = (size_t)N * C * HW, ns = group_norm_stats_floats(N, G, frames_per_stat);
+  check(be, "group_norm_stats", "stats", stats, ns);
+  check(be, "group_norm_stats", "x", x, n);
+  check_alias(be, "group_norm_stats", "x", stats, ns, x, n, false);
+}
+
+static void
+dry_group_norm_apply(os_backend *be, float *y, const float *x, const float *stats,
+                     const float *gamma, const float *beta, int N, int C, int HW, int G,
+                     int frames_per_stat, float eps, bool silu)
+{
+  size_t n = (size_t)N * C * HW, ns = group_norm_stats_floats(N, G, frames_per_stat);
+  check(be, "group_norm_apply", "y", y, n);
+  check(be, "group_norm_apply", "x", x, n);
+  check(be, "group_norm_apply", "stats", stats, ns);
+  check(be, "group_norm_apply", "gamma", gamma, C);
+  check(be, "group_norm_apply", "beta", beta, C);
+  check_alias(be, "group_norm_apply", "x", y, n, x, n, true);
+  check_alias(be, "group_norm_apply", "stats", y, n, stats, ns, false);
+}
+
 static void
 dry_layer_norm(os_backend *be, float *y, const float *x, const float *gamma, const float *beta,
                int T, int C, float eps)
@@ -454,6 +485,15 @@ dry_concat_channels(os_backend *be, float *y, const float *a, int Ca, const floa
   check(be, "concat_channels", "b", b, nb);
   check_alias(be, "concat_channels", "a", y, ny, a, na, false);
   check_alias(be, "concat_channels", "b", y, ny, b, nb, false);
+}
+
+static void
+dry_copy_columns(os_backend *be, float *y, int ldy, const float *x, int ldx, int rows, int cols)
+{
+  size_t ny = matrix_extent(rows, cols, ldy), nx = matrix_extent(rows, cols, ldx);
+  check(be, "copy_columns", "y", y, ny);
+  check(be, "copy_columns", "x", x, nx);
+  check_alias(be, "copy_columns", "x", y, ny, x, nx, false);
 }
 
 /* ---- backward and training: nothing computed, like the rest ---- */
@@ -608,6 +648,8 @@ static const os_backend_ops dry_ops = {
   .conv2d = dry_conv2d,
   .conv_temporal = dry_conv_temporal,
   .group_norm = dry_group_norm,
+  .group_norm_stats = dry_group_norm_stats,
+  .group_norm_apply = dry_group_norm_apply,
   .layer_norm = dry_layer_norm,
   .attention = dry_attention,
   .silu = dry_silu,
@@ -622,6 +664,7 @@ static const os_backend_ops dry_ops = {
   .permute_0213 = dry_permute_0213,
   .upsample_nearest = dry_upsample_nearest,
   .concat_channels = dry_concat_channels,
+  .copy_columns = dry_copy_columns,
   .grad = &dry_grad_ops,
 };
 

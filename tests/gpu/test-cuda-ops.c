@@ -388,6 +388,50 @@ test_group_norm(harness *h, int N, int C, int HW, int G, int fps, bool silu, boo
   t_free(h, &r.beta);
 }
 
+/* group_norm_stats over three tiles of pixels gathered by copy_columns, then
+ * group_norm_apply on each and copy_columns back: the gathered tiles must be
+ * the CPU's exactly, the normalised tensor within float rounding. */
+static void
+test_group_norm_tiles(harness *h, int N, int C, int HW, int G, int fps, bool silu)
+{
+  int widths[3] = { HW / 4, HW / 2, HW - HW / 4 - HW / 2 }, rows = N * C;
+  size_t stats_n = (size_t)N / fps * G * OS_GROUP_NORM_STATS_FLOATS;
+  tensor x = t_random(h, (size_t)rows * HW, 2.0f, 4.0f);
+  tensor gamma = t_weight(h, C, 0.5f, 1.5f), beta = t_weight(h, C, -0.5f, 0.5f);
+  /* statistics are float32 whatever the tensors store (backend.h) */
+  tensor y = t_output(h, (size_t)rows * HW);
+  tensor stats = t_random_as(h, stats_n, -3.0f, 3.0f, OS_STORAGE_FP32);
+  tensor tiles[3];
+  for (int i = 0; i < 3; i++)
+    tiles[i] = t_output(h, (size_t)rows * widths[i]);
+  ON_BOTH(h)
+  {
+    be->ops->fill(be, P(stats), 0.0f, stats_n);
+    for (int i = 0, p0 = 0; i < 3; p0 += widths[i++]) {
+      be->ops->copy_columns(be, P(tiles[i]), widths[i], P(x) + p0, HW, rows, widths[i]);
+      be->ops->group_norm_stats(be, P(stats), P(tiles[i]), N, C, widths[i], G, fps);
+    }
+  }
+  compare(h, "copy_columns", "a middle range of pixels into a tile", &tiles[1], 0);
+  ON_BOTH(h)
+  for (int i = 0, p0 = 0; i < 3; p0 += widths[i++]) {
+    be->ops->group_norm_apply(be, P(tiles[i]), P(tiles[i]), P(stats), P(gamma), P(beta), N, C,
+                              widths[i], G, fps, 1e-5f, silu);
+    be->ops->copy_columns(be, P(y) + p0, HW, P(tiles[i]), widths[i], rows, widths[i]);
+  }
+  char shape[96];
+  snprintf(shape, sizeof shape, "N=%d C=%d HW=%d G=%d frames/stat=%d%s, 3 tiles", N, C, HW, G,
+           fps, silu ? " silu" : "");
+  compare(h, "group_norm tiled", shape, &y, h->tol_float);
+  for (int i = 0; i < 3; i++)
+    t_free(h, &tiles[i]);
+  t_free(h, &x);
+  t_free(h, &gamma);
+  t_free(h, &beta);
+  t_free(h, &y);
+  t_free(h, &stats);
+}
+
 static void
 test_layer_norm(harness *h, int T, int C, bool in_place)
 {
@@ -1379,6 +1423,8 @@ test_forward_ops(harness *h)
   test_group_norm(h, 6, 64, 24 * 40, 32, 1, true, false);
   test_group_norm(h, 6, 128, 24 * 40, 32, 3, false, false); /* across frames */
   test_group_norm(h, 4, 64, 1000, 16, 1, true, true);
+  test_group_norm_tiles(h, 6, 64, 24 * 40, 32, 1, true);
+  test_group_norm_tiles(h, 6, 128, 24 * 40, 32, 6, false); /* across frames */
   test_layer_norm(h, 1000, 320, false);
   test_layer_norm(h, 257, 1280, true);
 

@@ -1,5 +1,7 @@
 /* test_ops_norm.c: GroupNorm (per frame, across frames, fused SiLU, in
- * place) and LayerNorm against double references and hand-computed values. */
+ * place; whole or in tiles of pixels through group_norm_stats and
+ * group_norm_apply) and LayerNorm against double references and
+ * hand-computed values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,89 @@ test_group_norm(os_backend *be, int frames, bool silu, bool in_place)
   if (!in_place)
     free(y);
   free(x), free(gamma), free(beta), free(want);
+}
+
+/* x [N, C, HW] in tiles of pixels of the given widths (summing to HW):
+ * statistics gathered tile by tile into stats, then each tile normalised and
+ * put back in place into y. */
+static void
+group_norm_tiled(os_backend *be, float *y, float *stats, const float *x, const float *gamma,
+                 const float *beta, int N, int C, int HW, int G, int frames, bool silu,
+                 const int *widths, int n_tiles)
+{
+  float *tile = ops_zeros((size_t)N * C * HW);
+  memset(stats, 0, sizeof(float) * N / frames * G * OS_GROUP_NORM_STATS_FLOATS);
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0, p0 = 0; i < n_tiles; p0 += widths[i++]) {
+      int w = widths[i];
+      be->ops->copy_columns(be, tile, w, x + p0, HW, N * C, w);
+      if (pass == 0) {
+        be->ops->group_norm_stats(be, stats, tile, N, C, w, G, frames);
+        continue;
+      }
+      be->ops->group_norm_apply(be, tile, tile, stats, gamma, beta, N, C, w, G, frames, 1e-5f,
+                                silu);
+      be->ops->copy_columns(be, y + p0, HW, tile, w, N * C, w);
+    }
+  free(tile);
+}
+
+/* Tiles of 7, 13 and 15 pixels against the double reference and the whole
+ * op; one tile of everything must be the whole op bit for bit. */
+static void
+test_group_norm_tiles(os_backend *be, int frames, bool silu)
+{
+  const int N = 6, C = 6, HW = 35, G = 3;
+  size_t n = (size_t)N * C * HW;
+  float *x = ops_random(n, 17, 2.0f, 5.0f);
+  float *gamma = ops_random(C, 18, 0.5f, 1.5f), *beta = ops_random(C, 19, -1, 1);
+  float *whole = ops_zeros(n), *y = ops_zeros(n);
+  float *stats = ops_zeros((size_t)N * G * OS_GROUP_NORM_STATS_FLOATS);
+  double *want = ops_zeros_double(n);
+  reference_group_norm(want, x, gamma, beta, N, C, HW, G, frames, 1e-5, silu);
+  be->ops->group_norm(be, whole, x, gamma, beta, N, C, HW, G, frames, 1e-5f, silu);
+  double *whole_double = ops_to_double(whole, n);
+  char what[120];
+  const int widths[3] = { 7, 13, 15 };
+  group_norm_tiled(be, y, stats, x, gamma, beta, N, C, HW, G, frames, silu, widths, 3);
+  snprintf(what, sizeof what, "group_norm_stats/apply, tiles of 7, 13, 15 pixels, frames_per_stat=%d%s",
+           frames, silu ? " +silu" : "");
+  ops_check_pointwise(what, y, want, n, 2e-6);
+  snprintf(what, sizeof what, "  the same against group_norm");
+  ops_check_pointwise(what, y, whole_double, n, 1e-6);
+  group_norm_tiled(be, y, stats, x, gamma, beta, N, C, HW, G, frames, silu, &HW, 1);
+  snprintf(what, sizeof what, "  one tile of 35 pixels == group_norm");
+  ops_check_exact(what, y, whole, n);
+  free(x), free(gamma), free(beta), free(whole), free(y), free(stats), free(want);
+  free(whole_double);
+}
+
+/* The running moments stay exact to double rounding over many tiles of
+ * values far from zero (mean 1000, spread 1): no cancellation. */
+static void
+test_group_norm_stats_offset(os_backend *be)
+{
+  const int N = 4, C = 2, HW = 1000, G = 1, TILES = 40, W = HW / TILES;
+  size_t n = (size_t)N * C * HW;
+  float *x = ops_random(n, 20, 1000.0f, 1001.0f), *tile = ops_zeros((size_t)N * C * W);
+  float stats[OS_GROUP_NORM_STATS_FLOATS] = { 0 };
+  for (int p0 = 0; p0 < HW; p0 += W) {
+    be->ops->copy_columns(be, tile, W, x + p0, HW, N * C, W);
+    be->ops->group_norm_stats(be, stats, tile, N, C, W, G, N);
+  }
+  double moments[3], sum = 0.0, deviations = 0.0;
+  memcpy(moments, stats, sizeof moments);
+  for (size_t i = 0; i < n; i++)
+    sum += x[i];
+  double mean = sum / n;
+  for (size_t i = 0; i < n; i++)
+    deviations += (x[i] - mean) * (x[i] - mean);
+  ops_check("group_norm_stats, 40 tiles: count", moments[0] == (double)n);
+  ops_check("group_norm_stats, 40 tiles of mean 1000: mean to 1e-14",
+            fabs(moments[1] - mean) <= 1e-14 * mean);
+  ops_check("group_norm_stats, 40 tiles of mean 1000: squared deviations to 1e-10",
+            fabs(moments[2] - deviations) <= 1e-10 * deviations);
+  free(x), free(tile);
 }
 
 static void
@@ -138,6 +223,9 @@ main(void)
   test_group_norm(be, 3, false, false);
   test_group_norm(be, 1, true, false);
   test_group_norm(be, 3, true, true);
+  test_group_norm_tiles(be, 1, false);
+  test_group_norm_tiles(be, 3, true);
+  test_group_norm_stats_offset(be);
   test_layer_norm(be, false);
   test_layer_norm(be, true);
   be->ops->destroy(be);

@@ -104,6 +104,13 @@ check_ops(os_backend *exact, os_backend *be, onestep_precision precision)
   be->ops->copy(be, act_y, dx, sizeof(float) * y_n); /* x has more than y_n values */
   snprintf(what, sizeof what, "%s: copy into an activation block, rounded", name);
   check_stored(what, act_y, x, y_n, precision);
+  be->ops->copy_columns(be, act_y, OUT, dx + 1, IN, T, 3);
+  bool columns_rounded = true;
+  for (int r = 0; r < T; r++)
+    for (int i = 0; i < 3; i++)
+      columns_rounded &= act_y[r * OUT + i] == rounded(x[r * IN + 1 + i], precision);
+  snprintf(what, sizeof what, "%s: copy_columns into an activation block, rounded", name);
+  ops_check(what, columns_rounded);
   float third = 1.0f / 3.0f;
   be->ops->fill(be, act_o, third, o_n);
   snprintf(what, sizeof what, "%s: fill of an activation block, rounded", name);

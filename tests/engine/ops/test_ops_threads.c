@@ -55,6 +55,26 @@ run_group_norm_images(os_backend *be, const inputs *in, float *out)
   be->ops->group_norm(be, out, in->image, in->gamma, in->beta, N, C, HW, 8, 1, 1e-6f, false);
 }
 
+/* Statistics over two tiles of pixels (a third and the rest), then each
+ * tile normalised and put back: copy_columns, group_norm_stats and _apply. */
+static void
+run_group_norm_tiles(os_backend *be, const inputs *in, float *out)
+{
+  int widths[2] = { HW / 3, HW - HW / 3 }, rows = N * C;
+  float *tiles[2] = { out + (size_t)N * C * HW, out + (size_t)2 * N * C * HW };
+  float *stats = out + (size_t)3 * N * C * HW;
+  be->ops->fill(be, stats, 0.0f, 8 * OS_GROUP_NORM_STATS_FLOATS);
+  for (int i = 0, p0 = 0; i < 2; p0 += widths[i++]) {
+    be->ops->copy_columns(be, tiles[i], widths[i], in->image + p0, HW, rows, widths[i]);
+    be->ops->group_norm_stats(be, stats, tiles[i], N, C, widths[i], 8, N);
+  }
+  for (int i = 0, p0 = 0; i < 2; p0 += widths[i++]) {
+    be->ops->group_norm_apply(be, tiles[i], tiles[i], stats, in->gamma, in->beta, N, C,
+                              widths[i], 8, N, 1e-6f, true);
+    be->ops->copy_columns(be, out + p0, HW, tiles[i], widths[i], rows, widths[i]);
+  }
+}
+
 static void
 run_layer_norm(os_backend *be, const inputs *in, float *out)
 {
@@ -135,6 +155,7 @@ main(void)
     { "conv_temporal", run_conv_temporal },
     { "group_norm across frames + silu", run_group_norm_frames },
     { "group_norm per image", run_group_norm_images },
+    { "group_norm in two tiles of pixels", run_group_norm_tiles },
     { "layer_norm", run_layer_norm },
     { "linear", run_linear },
     { "gemm_batched", run_gemm_batched },
