@@ -328,6 +328,27 @@ parse_precision(const char *text, onestep_precision requested, os_cuda_precision
   return false;
 }
 
+// "<GPU>, <precision>, cuDNN <version> (<file>)", or where the convolutions
+// go without it: what `onestep-cli info` shows as the device.
+static void
+name_backend(os_cuda_backend *cb)
+{
+  const os_cuda_cudnn *dnn = cb->cudnn;
+  const char *precision = precision_names[cb->precision];
+  char *name = cb->base.name;
+  size_t size = sizeof cb->base.name;
+  int length;
+  if (dnn->unavailable[0])
+    length = snprintf(name, size, "%s, %s, no cuDNN 9: convolutions by im2col + cuBLAS",
+                      cb->device_name, precision);
+  else
+    length = snprintf(name, size, "%s, %s, cuDNN %zu.%zu.%zu (%s)", cb->device_name, precision,
+                      dnn->version / 10000, dnn->version / 100 % 100, dnn->version % 100,
+                      dnn->path);
+  if (length >= (int)size) // a long library path: say it was cut
+    memcpy(name + size - 4, "...", 4);
+}
+
 // A kernel of this module, used to ask whether the module holds code the
 // device can run (sm_80 and sm_90 cubins, compute_90 PTX).
 __global__ void
@@ -385,9 +406,6 @@ create(onestep_precision requested, onestep_error *error)
   snprintf(cb->device_name, sizeof cb->device_name, "%.200s (sm_%d%d, %.1f GiB)", prop.name,
            prop.major, prop.minor, prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
 
-  snprintf(cb->base.name, sizeof cb->base.name, "%.120s, %s", cb->device_name,
-           precision_names[precision]);
-
   cudaFuncAttributes attr;
   err = cudaFuncGetAttributes(&attr, probe_kernel);
   if (err != cudaSuccess) {
@@ -422,6 +440,12 @@ create(onestep_precision requested, onestep_error *error)
   }
   cb->pool = os_cuda_pool_new();
   cb->derived = os_cuda_derived_new();
+  if (!os_cuda_cudnn_load(cb)) {
+    set_error(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of host memory creating the CUDA backend");
+    cuda_destroy(&cb->base);
+    return NULL;
+  }
+  name_backend(cb);
   const char *attention_env = getenv("ONESTEP_CUDA_ATTENTION");
   cb->attention_blocked = attention_env && strcmp(attention_env, "blocked") == 0;
 

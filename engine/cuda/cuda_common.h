@@ -55,7 +55,7 @@ typedef struct {
   cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
   unsigned long long launches;
   os_cuda_profile *profile; /* per-op times (cuda_profile.cu), NULL unless asked for */
-  os_cuda_cudnn *cudnn;     /* loaded by the first conv2d_backward (cuda_cudnn.cu) */
+  os_cuda_cudnn *cudnn;     /* loaded at creation, or why not (cuda_cudnn.cu) */
 } os_cuda_backend;
 
 static inline os_cuda_backend *
