@@ -15,9 +15,6 @@
 #include "cuda_cudnn.h"
 #include "cuda_types.cuh"
 
-// cuBLAS's workspace for split-K and cuBLASLt heuristics (llm.c uses 32 MiB too).
-#define OS_CUBLAS_WORKSPACE (32u << 20)
-
 // ----------------------------------------------------------------------------
 // errors
 
@@ -192,6 +189,7 @@ cuda_destroy(os_backend *be)
       cudaEventDestroy(cb->queued[i]);
   os_cuda_derived_destroy(cb);
   os_cuda_cudnn_destroy(cb);
+  os_cuda_lt_destroy(cb->lt);
   if (cb->pool)
     os_cuda_pool_free_all(cb->pool);
   if (cb->cublas_workspace)
@@ -438,6 +436,9 @@ create(onestep_precision requested, onestep_error *error)
     cuda_destroy(&cb->base);
     return NULL;
   }
+  // Without cuBLASLt (a missing library would have failed the module's
+  // loading; this is an initialisation failure) linear layers use cuBLAS.
+  cb->lt = os_cuda_lt_new();
   cb->pool = os_cuda_pool_new();
   cb->derived = os_cuda_derived_new();
   if (!os_cuda_cudnn_load(cb)) {

@@ -25,6 +25,10 @@ typedef enum {
   OS_CUDA_BF16,     /* operands converted to bfloat16 */
 } os_cuda_precision;
 
+/* cuBLAS's and cuBLASLt's shared workspace, for split-K and cuBLASLt's
+ * heuristics (llm.c uses 32 MiB too). */
+#define OS_CUBLAS_WORKSPACE (32u << 20)
+
 /* Launches (kernels, GEMMs) the host may queue ahead of the GPU. */
 #define OS_CUDA_MAX_QUEUED 32
 
@@ -32,6 +36,7 @@ typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
 typedef struct os_cuda_profile os_cuda_profile;
 typedef struct os_cuda_cudnn os_cuda_cudnn;
+typedef struct os_cuda_lt os_cuda_lt;
 
 typedef struct {
   os_backend base;
@@ -40,6 +45,7 @@ typedef struct {
   cudaStream_t stream;
   cublasHandle_t cublas;
   void *cublas_workspace;
+  os_cuda_lt *lt; /* cuBLASLt and its cached linear layer plans (cuda_gemm_lt.cu) */
   os_cuda_precision precision;
   /* Long low-precision attention through cuBLAS (scores, softmax, times V)
    * instead of the tensor-core flash kernel; ONESTEP_CUDA_ATTENTION=blocked. */
@@ -213,6 +219,12 @@ void os_cuda_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int
                           int ldc, int64_t stride_c, int batch);
 void os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                     const float *residual, int T, int in, int out);
+/* cuda_gemm_lt.cu: linear through cuBLASLt with bias and residual fused;
+ * false (nothing queued) when cuBLASLt has no algorithm for it. */
+os_cuda_lt *os_cuda_lt_new(void);
+void os_cuda_lt_destroy(os_cuda_lt *lt);
+bool os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
+                       const float *bias, const float *residual, int T, int in, int out);
 void os_cuda_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
                              const float *x, const float *W, int T, int in, int out);
 
