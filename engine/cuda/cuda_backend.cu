@@ -42,23 +42,33 @@ os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
   va_end(ap);
 }
 
-// Waits for the launch that last used this slot, then marks the new one.
+// Takes `slots` consecutive slots for the launch just queued: for each, waits
+// for the launch that held it, then marks it with this one.
 static void
-throttle(os_cuda_backend *cb)
+throttle(os_cuda_backend *cb, unsigned slots)
 {
-  cudaEvent_t *slot = &cb->queued[cb->launches++ % OS_CUDA_MAX_QUEUED];
-  if (cb->launches > OS_CUDA_MAX_QUEUED)
-    cudaEventSynchronize(*slot);
-  cudaEventRecord(*slot, cb->stream);
+  for (unsigned i = 0; i < slots; i++) {
+    cudaEvent_t *slot = &cb->queued[cb->launches++ % OS_CUDA_MAX_QUEUED];
+    if (cb->launches > OS_CUDA_MAX_QUEUED)
+      cudaEventSynchronize(*slot);
+    cudaEventRecord(*slot, cb->stream);
+  }
 }
 
 void
 os_cuda_check_launch(os_cuda_backend *cb, const char *what)
 {
+  os_cuda_check_launch_work(cb, what, 0.0);
+}
+
+void
+os_cuda_check_launch_work(os_cuda_backend *cb, const char *what, double flops)
+{
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
-  throttle(cb);
+  double slots = 1.0 + flops / OS_CUDA_FLOPS_PER_SLOT;
+  throttle(cb, slots < OS_CUDA_MAX_QUEUED ? (unsigned)slots : OS_CUDA_MAX_QUEUED);
 }
 
 void
@@ -67,7 +77,7 @@ os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *wha
   if (status != CUBLAS_STATUS_SUCCESS)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "cuBLAS %s failed: %s", what,
                   cublasGetStatusString(status));
-  throttle(cb);
+  throttle(cb, 1);
 }
 
 static void

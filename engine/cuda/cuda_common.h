@@ -31,6 +31,11 @@ typedef enum {
 
 /* Launches (kernels, GEMMs) the host may queue ahead of the GPU. */
 #define OS_CUDA_MAX_QUEUED 32
+/* A launch that does more work than this counts as several (up to all of
+ * them), so that a queue of whole cuDNN convolutions, each milliseconds
+ * long, still drains soon after an abort: 32 slots hold at most ~1.6 TFLOP,
+ * ~5 ms of fp16 and ~30 ms of plain fp32 work on an H200. */
+#define OS_CUDA_FLOPS_PER_SLOT 5e10
 
 typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
@@ -57,7 +62,8 @@ typedef struct {
   /* One event per queued launch, reused round-robin: before a launch takes a
    * slot, the launch that held it must have finished, so the host never runs
    * more than OS_CUDA_MAX_QUEUED launches ahead of the GPU and an abort seen
-   * between layers stops the GPU within a few milliseconds of work. */
+   * between layers stops the GPU within a few milliseconds of work. Large
+   * launches take several slots (os_cuda_check_launch_work). */
   cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
   unsigned long long launches;
   os_cuda_profile *profile; /* per-op times (cuda_profile.cu), NULL unless asked for */
@@ -78,6 +84,9 @@ void os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ..
 /* Called after every kernel launch and cuBLAS call: latches the pending
  * error, if any (`what` names the op), and bounds the queue (see `queued`). */
 void os_cuda_check_launch(os_cuda_backend *cb, const char *what);
+/* The same for a launch of `flops` floating-point operations, which holds
+ * queue slots in proportion (OS_CUDA_FLOPS_PER_SLOT). */
+void os_cuda_check_launch_work(os_cuda_backend *cb, const char *what, double flops);
 void os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *what);
 
 /* ---------------------------------------------------------------------------- */

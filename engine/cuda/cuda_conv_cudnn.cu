@@ -403,6 +403,14 @@ os_cuda_cudnn_conv_plans_free(os_cuda_cudnn *dnn)
 // ----------------------------------------------------------------------------
 // execution
 
+// Multiply-adds of the convolution, counted twice: the queue weight of its launch.
+static double
+conv_flops(const os_cudnn_conv_shape *s)
+{
+  return 2.0 * (double)s->y_dims[0] * s->y_dims[1] * s->y_dims[2] * s->y_dims[3] *
+         (double)s->w_dims[1] * s->w_dims[2] * s->w_dims[3];
+}
+
 static bool
 execute(os_cuda_backend *cb, os_cuda_cudnn *dnn, const plan_entry *entry, int n,
         const int64_t *uids, void *const *pointers, void *workspace)
@@ -419,7 +427,7 @@ execute(os_cuda_backend *cb, os_cuda_cudnn *dnn, const plan_entry *entry, int n,
   if (b.failed)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "cuDNN convolution: variant pack refused");
   bool ok = !b.failed && os_cuda_cudnn_check(cb, dnn, status, "convolution");
-  os_cuda_check_launch(cb, "cuDNN convolution");
+  os_cuda_check_launch_work(cb, "cuDNN convolution", conv_flops(&entry->key.shape));
   return ok;
 }
 
