@@ -345,6 +345,18 @@ void os_cuda_profile_report(os_cuda_backend *cb);
 
 #define OS_CUDA_THREADS 256
 
+/* The largest power of two up to 16 that divides every non-NULL address:
+ * what cuBLASLt and cuDNN are told to assume when choosing kernels. */
+static inline int
+os_cuda_alignment(const void *const *pointers, int n)
+{
+  uintptr_t bits = 16;
+  for (int i = 0; i < n; i++)
+    if (pointers[i])
+      bits |= (uintptr_t)pointers[i];
+  return (int)(bits & (~bits + 1));
+}
+
 static inline unsigned
 os_cuda_blocks(size_t n)
 {

@@ -4,13 +4,17 @@
 // cached: the graph is described, cuDNN's heuristics (mode A, then the
 // fallback list) rank engine configurations, and the first one whose
 // numerics suit the precision and whose plan finalizes with a workspace
-// within budget is kept. Two graphs are tried in turn:
+// within budget is kept. Three graphs are tried in turn:
 //   1. conv -> + bias -> + residual, written straight into y in y's type:
 //      one pass over the output, when an engine fuses the pointwise adds;
-//   2. the convolution alone, all tensors in the operand type (the "pseudo
-//      half" configuration every engine family takes), followed by one pass
-//      that widens the result into y and adds bias and residual.
-// A shape neither graph finds an engine for is remembered as such and runs
+//   2. the convolution alone, written into y in y's type (fp32 results from
+//      16-bit operands), bias and residual added by a separate pass;
+//   3. the convolution alone with every tensor in the operand type (the
+//      "pseudo half" configuration every engine family takes), followed by
+//      one pass that widens the result into y and adds bias and residual.
+//      In fp16/bf16 mode this rounds the convolution's result to 16 bits,
+//      which the other two do not (said once on stderr when it happens).
+// A shape no graph finds an engine for is remembered as such and runs
 // through im2col + cuBLAS (cuda_conv.cu), said once on stderr.
 //
 // Tensors stay NCHW (see README.md for why); in fp16/bf16 mode x is
@@ -47,15 +51,17 @@ typedef struct {
   plan_key key;
   os_cudnn_descriptor plan; // NULL: no engine for this key
   int64_t workspace;
-  bool fused;               // graph 1 (bias and residual inside), else graph 2
+  int graph;                // which of the three graphs above
   os_cudnn_descriptor owned[MAX_OWNED];
   int n_owned;
 } plan_entry;
 
+enum { GRAPH_FUSED = 1, GRAPH_CONV_TO_Y, GRAPH_CONV_IN_OPERAND_TYPE };
+
 struct os_cudnn_conv_plans {
   plan_entry *entries;
   size_t count, capacity;
-  bool fallback_said;
+  bool fallback_said, rounding_said;
 };
 
 // ----------------------------------------------------------------------------
@@ -140,21 +146,22 @@ add_node(builder *b, os_cudnn_descriptor in, os_cudnn_descriptor addend, os_cudn
   return op;
 }
 
-// The operation graph of graph 1 (fused) or graph 2 (the convolution alone,
-// its output in the input type).
+// The operation graph of one of the three graphs.
 static os_cudnn_descriptor
-describe_graph(builder *b, const plan_key *k, bool fused)
+describe_graph(builder *b, const plan_key *k, int which)
 {
   const os_cudnn_conv_shape *s = &k->shape;
   int64_t a = k->alignment;
   int64_t w_strides[4] = { s->w_dims[1] * s->w_dims[2] * s->w_dims[3], s->w_dims[2] * s->w_dims[3],
                            s->w_dims[3], 1 };
-  bool with_bias = fused && k->bias_type != TYPE_ABSENT;
-  bool with_residual = fused && k->residual_type != TYPE_ABSENT;
+  bool with_bias = which == GRAPH_FUSED && k->bias_type != TYPE_ABSENT;
+  bool with_residual = which == GRAPH_FUSED && k->residual_type != TYPE_ABSENT;
   os_cudnn_descriptor x = tensor(b, UID_X, k->x_type, s->x_dims, s->x_strides, a, false);
   os_cudnn_descriptor w = tensor(b, UID_W, k->x_type, s->w_dims, w_strides, a, false);
   bool conv_is_last = !with_bias && !with_residual;
-  int conv_type = !fused ? k->x_type : conv_is_last ? k->y_type : (int)OS_CUDNN_DATA_FLOAT;
+  int conv_type = which == GRAPH_CONV_IN_OPERAND_TYPE ? k->x_type
+                  : conv_is_last                     ? k->y_type
+                                                     : (int)OS_CUDNN_DATA_FLOAT;
   os_cudnn_descriptor conv_out = tensor(b, conv_is_last ? UID_Y : UID_CONV, conv_type,
                                         s->y_dims, s->y_strides, a, !conv_is_last);
 
@@ -331,25 +338,28 @@ first_plan(builder *b, os_cudnn_descriptor graph, int heur_mode, int precision, 
   return chosen;
 }
 
-// Builds the plan for a key into entry: graph 1, then graph 2, each with
-// heuristics mode A and then the fallback list.
+// Builds the plan for a key into entry: graphs 1, 2 and 3 in turn, each
+// with heuristics mode A and then the fallback list.
 static void
 build_plan(os_cuda_cudnn *dnn, plan_entry *entry)
 {
   static const int modes[] = { OS_CUDNN_HEUR_MODE_A, OS_CUDNN_HEUR_MODE_FALLBACK };
   const plan_key *k = &entry->key;
-  // Without anything to fuse and with y in the operand type, graph 1 is graph 2.
-  bool distinct = k->bias_type != TYPE_ABSENT || k->residual_type != TYPE_ABSENT ||
-                  k->y_type != k->x_type;
-  for (int fused = distinct ? 1 : 0; fused >= 0; fused--) {
+  bool something_to_fuse = k->bias_type != TYPE_ABSENT || k->residual_type != TYPE_ABSENT;
+  bool y_in_operand_type = k->y_type == k->x_type;
+  for (int which = GRAPH_FUSED; which <= GRAPH_CONV_IN_OPERAND_TYPE; which++) {
+    // Skip the graphs that equal the next one.
+    if ((which == GRAPH_FUSED && !something_to_fuse) ||
+        (which == GRAPH_CONV_TO_Y && y_in_operand_type))
+      continue;
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
       builder b = { dnn, {}, 0, false };
-      os_cudnn_descriptor graph = describe_graph(&b, k, fused);
+      os_cudnn_descriptor graph = describe_graph(&b, k, which);
       os_cudnn_descriptor plan =
           b.failed ? NULL : first_plan(&b, graph, modes[m], k->precision, &entry->workspace);
       if (plan) {
         entry->plan = plan;
-        entry->fused = fused;
+        entry->graph = which;
         memcpy(entry->owned, b.owned, sizeof b.owned);
         entry->n_owned = b.n_owned;
         return;
@@ -443,7 +453,7 @@ widen(__nv_bfloat16 v)
   return __bfloat162float(v);
 }
 
-// y = conv + bias[c] + residual for graph 2's 16-bit result: one block per
+// y = conv + bias[c] + residual for graph 3's 16-bit result: one block per
 // run of P elements sharing channel row % C.
 template <typename T>
 __global__ void
@@ -473,17 +483,6 @@ cudnn_operand_type(cudaDataType type)
   return type == CUDA_R_16F    ? (int)OS_CUDNN_DATA_HALF
          : type == CUDA_R_16BF ? (int)OS_CUDNN_DATA_BFLOAT16
                                : (int)OS_CUDNN_DATA_FLOAT;
-}
-
-// The largest power of two up to 16 that divides every address.
-static int
-common_alignment(const void *const *pointers, int n)
-{
-  uintptr_t bits = 16;
-  for (int i = 0; i < n; i++)
-    if (pointers[i])
-      bits |= (uintptr_t)pointers[i];
-  return (int)(bits & (~bits + 1));
 }
 
 // Elements a tensor spans in memory.
@@ -526,7 +525,7 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
   // beyond 16 bytes; fp32 weights are used where they lie.
   const void *addresses[] = { convert_x ? NULL : xv.ptr, yv.ptr, bv.ptr, rv.ptr,
                               operand == CUDA_R_32F ? os_cuda_view_of(cb, W).ptr : NULL };
-  key.alignment = common_alignment(addresses, 5);
+  key.alignment = os_cuda_alignment(addresses, 5);
   key.precision = cb->precision;
   plan_entry *entry = plan_for(dnn, &key);
   if (!entry || !entry->plan) {
@@ -542,16 +541,25 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
     }
     return false;
   }
-  // Graph 2 writes in the operand type: straight into y when y stores that
+  // Graph 3 writes in the operand type: straight into y when y stores that
   // type, else into scratch that the epilogue widens into an fp32 y.
-  bool widen_after = !entry->fused && key.y_type != in_type;
+  bool fused = entry->graph == GRAPH_FUSED;
+  bool widen_after = entry->graph == GRAPH_CONV_IN_OPERAND_TYPE && key.y_type != in_type;
   if (widen_after && yv.type != OS_CUDA_STORE_F32)
     return false;
+  if (widen_after && !dnn->conv_plans->rounding_said) {
+    dnn->conv_plans->rounding_said = true;
+    fprintf(stderr,
+            "onestep: cuDNN %zu has no engine writing fp32 from 16-bit NCHW operands for a "
+            "convolution (x [%lld, %lld, %lld, %lld]); such results are rounded to 16 bits\n",
+            dnn->version, (long long)shape->x_dims[0], (long long)shape->x_dims[1],
+            (long long)shape->x_dims[2], (long long)shape->x_dims[3]);
+  }
   // The epilogue adds what is fp32; os_cuda_bias_residual the rest.
   const float *bias_widened = widen_after && bv.type == OS_CUDA_STORE_F32 ? bias : NULL;
   const float *residual_widened = widen_after && rv.type == OS_CUDA_STORE_F32 ? residual : NULL;
-  const float *bias_after = entry->fused || bias_widened ? NULL : bias;
-  const float *residual_after = entry->fused || residual_widened ? NULL : residual;
+  const float *bias_after = fused || bias_widened ? NULL : bias;
+  const float *residual_after = fused || residual_widened ? NULL : residual;
 
   os_cuda_operand w;
   size_t w_count = (size_t)(shape->w_dims[0] * shape->w_dims[1] * shape->w_dims[2] *
@@ -576,11 +584,11 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
     void *pointers[5] = { convert_x ? x_converted : xv.ptr, (void *)w.ptr,
                           widen_after ? conv_out : yv.ptr };
     int n = 3;
-    if (entry->fused && bias) {
+    if (fused && bias) {
       uids[n] = UID_BIAS;
       pointers[n++] = bv.ptr;
     }
-    if (entry->fused && residual) {
+    if (fused && residual) {
       uids[n] = UID_RESIDUAL;
       pointers[n++] = rv.ptr;
     }

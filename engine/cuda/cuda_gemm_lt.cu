@@ -158,17 +158,6 @@ cuda_type(os_cuda_dtype type)
                                                                               : CUDA_R_32F;
 }
 
-// The largest power of two up to 16 that divides every address.
-static int
-common_alignment(const void *const *pointers, int n)
-{
-  uintptr_t bits = 16;
-  for (int i = 0; i < n; i++)
-    if (pointers[i])
-      bits |= (uintptr_t)pointers[i];
-  return (int)(bits & (~bits + 1));
-}
-
 bool
 os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
                   const float *bias, const float *residual, int T, int in, int out)
@@ -197,7 +186,7 @@ os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
   const void *addresses[] = { yv.ptr, rv.ptr, bv.ptr,
                               operand == CUDA_R_32F ? x : NULL,
                               operand == CUDA_R_32F ? W : NULL };
-  key.alignment = common_alignment(addresses, 5);
+  key.alignment = os_cuda_alignment(addresses, 5);
   lt_entry *e = entry_for(cb->lt, &key);
   if (!e || !e->usable)
     return false;
