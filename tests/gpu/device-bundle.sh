@@ -6,10 +6,14 @@
 # case's image as raw RGB. device-run.sh runs them there.
 #
 # Usage (here): tests/gpu/device-bundle.sh [BUILD_DIR]
+# Environment: CUDNN_DIR (the cuDNN 9 to carry; default: the toolkit's),
+# CARRY_LIMIT_MIB (the device tool's copy limit, default 63 of its 64 MiB).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$repo/_build-device}
 carry=$repo/.devcarry
+cuda_lib=/usr/local/cuda/lib64
+CARRY_LIMIT_MIB=${CARRY_LIMIT_MIB:-63}
 
 grep -qx '/.devcarry/' "$repo/.git/info/exclude" 2>/dev/null ||
   { mkdir -p "$repo/.git/info"; echo '/.devcarry/' >>"$repo/.git/info/exclude"; }
@@ -32,5 +36,25 @@ for p in "${programs[@]}"; do ldd "$build/$p"; done |
 # The machine's copy limit counts bytes: ship the libraries compressed.
 xz -T0 "$carry"/lib/*.so*
 convert "$repo/tests/data/golden/tiny-a/input.png" -depth 8 "rgb:$carry/tiny-a.rgb"
-du -sh "$carry"
-ls "$carry/lib"
+
+# cuDNN 9 for a machine without one (device-run.sh uses it only then): the
+# core the backend loads, then as many of the optional libraries as the copy
+# limit leaves room for, most useful first: the precompiled engines (the
+# NCHW convolution kernels), the runtime-compiled ones (fusions; they need
+# the machine's NVRTC) and the heuristics library.
+limit=$((CARRY_LIMIT_MIB * 1024 * 1024))
+cudnn_dir=${CUDNN_DIR:-$(dirname "$(readlink -f "$cuda_lib/libcudnn.so.9")")}
+mkdir -p "$carry/cudnn"
+for lib in libcudnn.so.9 libcudnn_graph.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9; do
+  cp -L "$cudnn_dir/$lib" "$carry/cudnn/" && xz -T0 "$carry/cudnn/$lib"
+done
+for lib in libcudnn_engines_precompiled.so.9 libcudnn_engines_runtime_compiled.so.9 \
+           libcudnn_heuristic.so.9; do
+  cp -L "$cudnn_dir/$lib" "$carry/cudnn/" && xz -T0 -9 "$carry/cudnn/$lib"
+  if (($(du -sb "$carry" | cut -f1) > limit)); then
+    rm "$carry/cudnn/$lib.xz"
+    echo "left out $lib: it does not fit in ${CARRY_LIMIT_MIB} MiB"
+  fi
+done
+du -sh "$carry" "$carry/cudnn"
+ls "$carry/lib" "$carry/cudnn"
