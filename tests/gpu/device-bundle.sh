@@ -15,8 +15,10 @@ carry=$repo/.devcarry
 cuda_lib=/usr/local/cuda/lib64
 CARRY_LIMIT_MIB=${CARRY_LIMIT_MIB:-63}
 
-grep -qx '/.devcarry/' "$repo/.git/info/exclude" 2>/dev/null ||
-  { mkdir -p "$repo/.git/info"; echo '/.devcarry/' >>"$repo/.git/info/exclude"; }
+# (git's own path for it: in a worktree .git is a file)
+exclude=$(git -C "$repo" rev-parse --path-format=absolute --git-path info/exclude)
+grep -qx '/.devcarry/' "$exclude" 2>/dev/null ||
+  { mkdir -p "$(dirname "$exclude")"; echo '/.devcarry/' >>"$exclude"; }
 
 [[ -f $build/build.ninja ]] ||
   meson setup "$build" "$repo" -Dcuda=enabled -Dbuildtype=release >/dev/null
