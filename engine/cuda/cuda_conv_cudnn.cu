@@ -221,31 +221,40 @@ describe_graph(builder *b, const plan_key *k, int which)
 // ----------------------------------------------------------------------------
 // engine choice
 
-// Whether an engine's numerics keep the precision's promises: fp32
-// accumulation and reproducible results always; in fp32 mode also plain fp32
-// arithmetic (no TF32 tensor cores, no Winograd or FFT transforms), since the
-// golden checks compare fp32 runs to 1e-5.
+// Whether an engine keeps the precision's promises: fp32 accumulation and
+// reproducible results always; in fp32 mode also plain fp32 arithmetic (no
+// TF32 tensor cores, no Winograd or FFT transforms), since the golden checks
+// compare fp32 runs to 1e-5. Engines compiled at run time (NVRTC, seconds
+// per shape when the plan is built, so a minute before the first UNet call
+// at a new size) only when asked for (ONESTEP_CUDA_CUDNN_RUNTIME_COMPILED).
 static bool
-numerics_suit(os_cuda_cudnn *dnn, os_cudnn_descriptor config, int precision)
+engine_suits(os_cuda_cudnn *dnn, os_cudnn_descriptor config, int precision)
 {
   os_cudnn_descriptor engine = NULL;
-  int64_t n = 0;
-  int notes[OS_CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  int64_t n_numerical = 0, n_behavior = 0;
+  int numerical[OS_CUDNN_NUMERICAL_NOTE_TYPE_COUNT], behavior[OS_CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
   bool known = dnn->cudnnBackendCreateDescriptor(OS_CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) ==
                    OS_CUDNN_STATUS_SUCCESS &&
                dnn->cudnnBackendGetAttribute(config, OS_CUDNN_ATTR_ENGINECFG_ENGINE,
-                                             OS_CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
+                                             OS_CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n_numerical,
                                              &engine) == OS_CUDNN_STATUS_SUCCESS &&
                dnn->cudnnBackendGetAttribute(engine, OS_CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
                                              OS_CUDNN_TYPE_NUMERICAL_NOTE,
-                                             OS_CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n,
-                                             notes) == OS_CUDNN_STATUS_SUCCESS;
+                                             OS_CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n_numerical,
+                                             numerical) == OS_CUDNN_STATUS_SUCCESS &&
+               dnn->cudnnBackendGetAttribute(engine, OS_CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE,
+                                             OS_CUDNN_TYPE_BEHAVIOR_NOTE,
+                                             OS_CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &n_behavior,
+                                             behavior) == OS_CUDNN_STATUS_SUCCESS;
   if (engine)
     dnn->cudnnBackendDestroyDescriptor(engine);
   if (!known)
     return false;
-  for (int64_t i = 0; i < n; i++) {
-    switch (notes[i]) {
+  for (int64_t i = 0; i < n_behavior; i++)
+    if (behavior[i] == OS_CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION && !dnn->runtime_compiled_engines)
+      return false;
+  for (int64_t i = 0; i < n_numerical; i++) {
+    switch (numerical[i]) {
     case OS_CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC:
     case OS_CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION:
       return false;
@@ -298,7 +307,7 @@ first_plan(builder *b, os_cudnn_descriptor graph, int heur_mode, int precision, 
   os_cudnn_descriptor chosen = NULL;
   int64_t chosen_index = -1;
   for (int64_t i = 0; !chosen && i < filled && i < created; i++) {
-    if (!numerics_suit(dnn, configs[i], precision))
+    if (!engine_suits(dnn, configs[i], precision))
       continue;
     os_cudnn_descriptor plan = NULL;
     int64_t bytes = 0, n = 0;

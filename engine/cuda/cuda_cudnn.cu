@@ -117,6 +117,11 @@ SAME_NAMED(CUDNN_NUMERICAL_NOTE_FFT);
 SAME_NAMED(CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC);
 SAME_NAMED(CUDNN_NUMERICAL_NOTE_WINOGRAD);
 SAME_NAMED(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
+SAME_NAMED(CUDNN_TYPE_BEHAVIOR_NOTE);
+SAME_NAMED(CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE);
+SAME_NAMED(CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION);
+SAME_NAMED(CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
+static_assert(sizeof(cudnnBackendBehaviorNote_t) == sizeof(int));
 #undef SAME_NAMED
 #undef SAME
 #endif
@@ -289,6 +294,8 @@ os_cuda_cudnn_load(os_cuda_backend *cb)
              tried, CUDART_VERSION / 1000);
   const char *conv = getenv("ONESTEP_CUDA_CONV");
   dnn->forward_convolutions = !(conv && strcmp(conv, "im2col") == 0);
+  const char *compiled = getenv("ONESTEP_CUDA_CUDNN_RUNTIME_COMPILED");
+  dnn->runtime_compiled_engines = compiled && strcmp(compiled, "1") == 0;
   return true;
 }
 

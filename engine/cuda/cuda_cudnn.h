@@ -64,6 +64,7 @@ enum {
   OS_CUDNN_TYPE_NUMERICAL_NOTE = 11,
   OS_CUDNN_TYPE_POINTWISE_MODE = 14,
   OS_CUDNN_TYPE_BACKEND_DESCRIPTOR = 15,
+  OS_CUDNN_TYPE_BEHAVIOR_NOTE = 19,
 
   OS_CUDNN_ATTR_POINTWISE_MODE = 0,
   OS_CUDNN_ATTR_POINTWISE_MATH_PREC = 1,
@@ -104,6 +105,7 @@ enum {
   OS_CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS = 1001,
   OS_CUDNN_ATTR_VARIANT_PACK_WORKSPACE = 1003,
   OS_CUDNN_ATTR_ENGINE_NUMERICAL_NOTE = 1303,
+  OS_CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE = 1305,
 
   /* numerical notes an engine may carry */
   OS_CUDNN_NUMERICAL_NOTE_TENSOR_CORE = 0,
@@ -113,6 +115,10 @@ enum {
   OS_CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC = 4,
   OS_CUDNN_NUMERICAL_NOTE_WINOGRAD = 5,
   OS_CUDNN_NUMERICAL_NOTE_TYPE_COUNT = 10,
+
+  /* behaviour notes */
+  OS_CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION = 0,
+  OS_CUDNN_BEHAVIOR_NOTE_TYPE_COUNT = 5,
 };
 
 #define OS_CUDNN_FUNCTIONS(X)                                                                  \
@@ -178,6 +184,8 @@ struct os_cuda_cudnn {
   /* Forward convolutions through cuDNN; ONESTEP_CUDA_CONV=im2col turns
    * them off (to compare the two paths). */
   bool forward_convolutions;
+  /* Engines compiled at run time (NVRTC) allowed; ONESTEP_CUDA_CUDNN_RUNTIME_COMPILED=1. */
+  bool runtime_compiled_engines;
 };
 
 /* Loads cuDNN on the backend's stream (at creation); whether it worked or
