@@ -43,17 +43,19 @@ convert "$repo/tests/data/golden/tiny-a/input.png" -depth 8 "rgb:$carry/tiny-a.r
 # graph API's core, then as many of the optional libraries as the copy limit
 # leaves room for, most useful first: the precompiled engines (the NCHW
 # convolution kernels; ~245 MB, mostly compressed fatbins, so they only fit
-# a larger limit), the runtime-compiled ones (fusions; they need the
-# machine's NVRTC), the legacy ops and convolution libraries that
-# conv2d_backward needs (cnn needs ops), and the heuristics library.
+# a larger limit), the legacy ops and convolution libraries that
+# conv2d_backward needs (cnn needs ops), the heuristics library, and the
+# runtime-compiled engines (used only with ONESTEP_CUDA_CUDNN_RUNTIME_COMPILED=1
+# and the machine's NVRTC). Without the precompiled engines the forward
+# convolutions find no engine and run as im2col + cuBLAS.
 limit=$((CARRY_LIMIT_MIB * 1024 * 1024))
 cudnn_dir=${CUDNN_DIR:-$(dirname "$(readlink -f "$cuda_lib/libcudnn.so.9")")}
 mkdir -p "$carry/cudnn"
 for lib in libcudnn.so.9 libcudnn_graph.so.9; do
   cp -L "$cudnn_dir/$lib" "$carry/cudnn/" && xz -T0 "$carry/cudnn/$lib"
 done
-for lib in libcudnn_engines_precompiled.so.9 libcudnn_engines_runtime_compiled.so.9 \
-           libcudnn_ops.so.9 libcudnn_cnn.so.9 libcudnn_heuristic.so.9; do
+for lib in libcudnn_engines_precompiled.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9 \
+           libcudnn_heuristic.so.9 libcudnn_engines_runtime_compiled.so.9; do
   if [[ $lib == libcudnn_cnn.so.9 && ! -e $carry/cudnn/libcudnn_ops.so.9.xz ]]; then
     echo "left out $lib: it needs libcudnn_ops.so.9"
     continue
