@@ -18,7 +18,10 @@
 // through im2col + cuBLAS (cuda_conv.cu), said once on stderr.
 //
 // Tensors stay NCHW (see README.md for why); in fp16/bf16 mode x is
-// converted to the operand type first unless it is already stored so.
+// converted to the operand type first unless it is already stored so. Where
+// such 16-bit copies would be large, a convolution runs as several calls of
+// a few images each (CALL_ELEMENTS), and one whose single image is too
+// large for that is left to the caller's own chunked path.
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,6 +507,166 @@ span(const int64_t *dims, const int64_t *strides)
   return last + 1;
 }
 
+// x and y elements one cuDNN call may cover: bounds the scratch of the
+// 16-bit copies (x converted in, the third graph's result out) at 1 GiB each.
+// The UNet's convolutions stay whole calls; the decoder's full-resolution
+// ones take a few images at a time. Calls split along the first dimension
+// (images; batch elements for the temporal view), whose parts are
+// contiguous in memory.
+#define CALL_ELEMENTS ((size_t)512 << 20)
+
+// The part of the convolution from image `start`, `count` images.
+static os_cudnn_conv_shape
+call_shape(const os_cudnn_conv_shape *s, int64_t start, int64_t count, size_t *x_offset,
+           size_t *y_offset)
+{
+  os_cudnn_conv_shape part = *s;
+  part.x_dims[0] = part.y_dims[0] = count;
+  *x_offset = (size_t)(start * s->x_strides[0]);
+  *y_offset = (size_t)(start * s->y_strides[0]);
+  return part;
+}
+
+// One call's operands: the views of its part of x, y and the residual (element
+// offsets are the same whatever a buffer stores), the bias, and the weight
+// in the operand type.
+typedef struct {
+  os_cuda_view x, y, bias, residual;
+  const void *weight;
+} call_operands;
+
+static call_operands
+operands_at(os_cuda_backend *cb, const float *x, float *y, const float *bias,
+            const float *residual, const void *weight, size_t x_offset, size_t y_offset)
+{
+  os_cuda_view none = { NULL, OS_CUDA_STORE_F32 };
+  call_operands o = { os_cuda_view_of(cb, x + x_offset), os_cuda_view_of(cb, y + y_offset),
+                      bias ? os_cuda_view_of(cb, bias) : none,
+                      residual ? os_cuda_view_of(cb, residual + y_offset) : none, weight };
+  return o;
+}
+
+static plan_key
+key_for(const os_cuda_backend *cb, const os_cudnn_conv_shape *part, int in_type,
+        const call_operands *o)
+{
+  bool convert_x = cudnn_type(o->x.type) != in_type;
+  plan_key key;
+  memset(&key, 0, sizeof key);
+  key.shape = *part;
+  key.x_type = in_type;
+  key.y_type = cudnn_type(o->y.type);
+  key.bias_type = o->bias.ptr ? cudnn_type(o->bias.type) : TYPE_ABSENT;
+  key.residual_type = o->residual.ptr ? cudnn_type(o->residual.type) : TYPE_ABSENT;
+  // Scratch buffers and converted weights come from the pool, aligned far
+  // beyond 16 bytes; fp32 weights are used where they lie.
+  const void *addresses[] = { convert_x ? NULL : o->x.ptr, o->y.ptr, o->bias.ptr,
+                              o->residual.ptr, in_type == OS_CUDNN_DATA_FLOAT ? o->weight : NULL };
+  key.alignment = os_cuda_alignment(addresses, 5);
+  key.precision = cb->precision;
+  return key;
+}
+
+static void
+say_once(bool *said, os_cuda_cudnn *dnn, const os_cudnn_conv_shape *s, const char *what)
+{
+  if (*said)
+    return;
+  *said = true;
+  fprintf(stderr,
+          "onestep: cuDNN %zu has no engine %s (x [%lld, %lld, %lld, %lld], weight [%lld, %lld, "
+          "%lld, %lld])\n",
+          dnn->version, what, (long long)s->x_dims[0], (long long)s->x_dims[1],
+          (long long)s->x_dims[2], (long long)s->x_dims[3], (long long)s->w_dims[0],
+          (long long)s->w_dims[1], (long long)s->w_dims[2], (long long)s->w_dims[3]);
+}
+
+// Whether the plan writes its result in the operand type for the epilogue to widen.
+static bool
+widens_after(const plan_entry *entry)
+{
+  return entry->graph == GRAPH_CONV_IN_OPERAND_TYPE && entry->key.y_type != entry->key.x_type;
+}
+
+// The entry a call runs with, or NULL when it has none it can use: no
+// engine, or the third graph into a y the epilogue cannot write (16-bit of
+// another type).
+static plan_entry *
+usable_plan(os_cuda_cudnn *dnn, const plan_key *key)
+{
+  plan_entry *entry = plan_for(dnn, key);
+  if (!entry || !entry->plan)
+    return NULL;
+  return widens_after(entry) && key->y_type != OS_CUDNN_DATA_FLOAT ? NULL : entry;
+}
+
+// Queues one call: converts its part of x if needed, runs the plan, and adds
+// what the graph left out. y and residual point at the call's part.
+static void
+run_call(os_cuda_backend *cb, os_cuda_cudnn *dnn, const plan_entry *entry, cudaDataType operand,
+         const call_operands *o, float *y, const float *bias, const float *residual)
+{
+  const os_cudnn_conv_shape *part = &entry->key.shape;
+  size_t in_size = os_cuda_type_size(operand);
+  size_t x_count = span(part->x_dims, part->x_strides);
+  size_t y_count = span(part->y_dims, part->y_strides);
+  bool convert_x = cudnn_type(o->x.type) != entry->key.x_type;
+  bool fused = entry->graph == GRAPH_FUSED, widen_after = widens_after(entry);
+  if (widen_after)
+    say_once(&dnn->conv_plans->rounding_said, dnn, part,
+             "writing fp32 from 16-bit NCHW operands for a convolution; its results are "
+             "rounded to 16 bits");
+  // The epilogue adds what is fp32; os_cuda_bias_residual the rest.
+  bool bias_widened = widen_after && o->bias.ptr && o->bias.type == OS_CUDA_STORE_F32;
+  bool residual_widened = widen_after && o->residual.ptr && o->residual.type == OS_CUDA_STORE_F32;
+  const float *bias_after = fused || bias_widened ? NULL : bias;
+  const float *residual_after = fused || residual_widened ? NULL : residual;
+
+  void *x_converted = convert_x ? os_cuda_scratch(cb, x_count * in_size, "convolution input")
+                                : NULL;
+  void *conv_out = widen_after ? os_cuda_scratch(cb, y_count * in_size, "convolution output")
+                               : NULL;
+  void *workspace =
+      entry->workspace ? os_cuda_scratch(cb, (size_t)entry->workspace, "cuDNN workspace") : NULL;
+  bool ready = (!convert_x || x_converted) && (!widen_after || conv_out) &&
+               (!entry->workspace || workspace);
+  if (ready) {
+    if (convert_x)
+      os_cuda_convert(cb, x_converted, operand, (const float *)o->x.ptr, x_count);
+    int64_t uids[5] = { UID_X, UID_W, UID_Y };
+    void *pointers[5] = { convert_x ? x_converted : o->x.ptr, (void *)o->weight,
+                          widen_after ? conv_out : o->y.ptr };
+    int n = 3;
+    if (fused && o->bias.ptr) {
+      uids[n] = UID_BIAS;
+      pointers[n++] = o->bias.ptr;
+    }
+    if (fused && o->residual.ptr) {
+      uids[n] = UID_RESIDUAL;
+      pointers[n++] = o->residual.ptr;
+    }
+    bool ran = execute(cb, dnn, entry, n, uids, pointers, workspace);
+    int64_t C = part->y_dims[1], P = part->y_strides[1];
+    unsigned rows = (unsigned)(y_count / (size_t)P);
+    if (ran && widen_after) {
+      const float *b = bias_widened ? (const float *)o->bias.ptr : NULL;
+      const float *r = residual_widened ? (const float *)o->residual.ptr : NULL;
+      if (operand == CUDA_R_16F)
+        widen_epilogue_kernel<<<rows, os_cuda_row_threads((size_t)P), 0, cb->stream>>>(
+            (float *)o->y.ptr, (const __half *)conv_out, b, r, (unsigned)C, (unsigned)P);
+      else
+        widen_epilogue_kernel<<<rows, os_cuda_row_threads((size_t)P), 0, cb->stream>>>(
+            (float *)o->y.ptr, (const __nv_bfloat16 *)conv_out, b, r, (unsigned)C, (unsigned)P);
+      os_cuda_check_launch(cb, "convolution epilogue");
+    }
+    if (ran && (bias_after || residual_after))
+      os_cuda_bias_residual(cb, y, bias_after, residual_after, (int)(rows / C), (int)C, (int)P);
+  }
+  os_cuda_free(&cb->base, workspace);
+  os_cuda_free(&cb->base, conv_out);
+  os_cuda_free(&cb->base, x_converted);
+}
+
 bool
 os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape, float *y,
                            const float *x, const float *W, const float *bias,
@@ -515,112 +678,55 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
   cudaDataType operand = os_cuda_operand_type(cb);
   int in_type = cudnn_operand_type(operand);
   os_cuda_view xv = os_cuda_view_of(cb, x), yv = os_cuda_view_of(cb, y);
-  os_cuda_view bv = bias ? os_cuda_view_of(cb, bias) : os_cuda_view{ NULL, OS_CUDA_STORE_F32 };
-  os_cuda_view rv =
-      residual ? os_cuda_view_of(cb, residual) : os_cuda_view{ NULL, OS_CUDA_STORE_F32 };
   // x in another 16-bit type than the operands: no conversion kernel for that here.
   bool convert_x = cudnn_type(xv.type) != in_type;
   if (convert_x && xv.type != OS_CUDA_STORE_F32)
     return false;
+  // An image too large for one call's 16-bit copies: the caller's own path
+  // works in bounded chunks.
+  bool may_copy = convert_x || cudnn_type(yv.type) != in_type;
+  int64_t per_call =
+      (int64_t)(CALL_ELEMENTS / (size_t)(shape->x_strides[0] + shape->y_strides[0]));
+  if (per_call == 0 && may_copy)
+    return false;
+  int64_t images = shape->x_dims[0];
+  if (per_call < 1 || !may_copy || per_call > images)
+    per_call = images;
 
-  plan_key key;
-  memset(&key, 0, sizeof key);
-  key.shape = *shape;
-  key.x_type = in_type;
-  key.y_type = cudnn_type(yv.type);
-  key.bias_type = bias ? cudnn_type(bv.type) : TYPE_ABSENT;
-  key.residual_type = residual ? cudnn_type(rv.type) : TYPE_ABSENT;
-  // Scratch buffers and converted weights come from the pool, aligned far
-  // beyond 16 bytes; fp32 weights are used where they lie.
-  const void *addresses[] = { convert_x ? NULL : xv.ptr, yv.ptr, bv.ptr, rv.ptr,
-                              operand == CUDA_R_32F ? os_cuda_view_of(cb, W).ptr : NULL };
-  key.alignment = os_cuda_alignment(addresses, 5);
-  key.precision = cb->precision;
-  plan_entry *entry = plan_for(dnn, &key);
-  if (!entry || !entry->plan) {
-    if (entry && !dnn->conv_plans->fallback_said) {
-      dnn->conv_plans->fallback_said = true;
-      fprintf(stderr,
-              "onestep: cuDNN %zu has no engine for a convolution (x [%lld, %lld, %lld, %lld], "
-              "weight [%lld, %lld, %lld, %lld]); such convolutions run as im2col + cuBLAS\n",
-              dnn->version, (long long)shape->x_dims[0], (long long)shape->x_dims[1],
-              (long long)shape->x_dims[2], (long long)shape->x_dims[3],
-              (long long)shape->w_dims[0], (long long)shape->w_dims[1],
-              (long long)shape->w_dims[2], (long long)shape->w_dims[3]);
+  // Every call's plan before anything is queued (the last call may be
+  // smaller, and offsets may change alignment): the caller's path takes over
+  // when one is missing. fp32 weights are what the operands point at; the
+  // 16-bit copy is only needed from the first queued call on.
+  const void *weight_f32 = os_cuda_view_of(cb, W).ptr;
+  for (int64_t start = 0; start < images; start += per_call) {
+    size_t x_offset, y_offset;
+    int64_t count = images - start < per_call ? images - start : per_call;
+    os_cudnn_conv_shape part = call_shape(shape, start, count, &x_offset, &y_offset);
+    call_operands o = operands_at(cb, x, y, bias, residual, weight_f32, x_offset, y_offset);
+    plan_key key = key_for(cb, &part, in_type, &o);
+    if (!usable_plan(dnn, &key)) {
+      if (dnn->conv_plans)
+        say_once(&dnn->conv_plans->fallback_said, dnn, &part,
+                 "for a convolution; such convolutions run as im2col + cuBLAS");
+      return false;
     }
-    return false;
   }
-  // Graph 3 writes in the operand type: straight into y when y stores that
-  // type, else into scratch that the epilogue widens into an fp32 y.
-  bool fused = entry->graph == GRAPH_FUSED;
-  bool widen_after = entry->graph == GRAPH_CONV_IN_OPERAND_TYPE && key.y_type != in_type;
-  if (widen_after && yv.type != OS_CUDA_STORE_F32)
-    return false;
-  if (widen_after && !dnn->conv_plans->rounding_said) {
-    dnn->conv_plans->rounding_said = true;
-    fprintf(stderr,
-            "onestep: cuDNN %zu has no engine writing fp32 from 16-bit NCHW operands for a "
-            "convolution (x [%lld, %lld, %lld, %lld]); such results are rounded to 16 bits\n",
-            dnn->version, (long long)shape->x_dims[0], (long long)shape->x_dims[1],
-            (long long)shape->x_dims[2], (long long)shape->x_dims[3]);
-  }
-  // The epilogue adds what is fp32; os_cuda_bias_residual the rest.
-  const float *bias_widened = widen_after && bv.type == OS_CUDA_STORE_F32 ? bias : NULL;
-  const float *residual_widened = widen_after && rv.type == OS_CUDA_STORE_F32 ? residual : NULL;
-  const float *bias_after = fused || bias_widened ? NULL : bias;
-  const float *residual_after = fused || residual_widened ? NULL : residual;
 
   os_cuda_operand w;
   size_t w_count = (size_t)(shape->w_dims[0] * shape->w_dims[1] * shape->w_dims[2] *
                             shape->w_dims[3]);
   if (!os_cuda_operand_prepare(cb, &w, W, w_count, true))
     return true;
-  size_t x_count = span(shape->x_dims, shape->x_strides);
-  size_t y_count = span(shape->y_dims, shape->y_strides);
-  size_t in_size = os_cuda_type_size(operand);
-  void *x_converted = convert_x ? os_cuda_scratch(cb, x_count * in_size, "convolution input")
-                                : NULL;
-  void *conv_out = widen_after ? os_cuda_scratch(cb, y_count * in_size, "convolution output")
-                               : NULL;
-  void *workspace =
-      entry->workspace ? os_cuda_scratch(cb, (size_t)entry->workspace, "cuDNN workspace") : NULL;
-  bool ready = (!convert_x || x_converted) && (!widen_after || conv_out) &&
-               (!entry->workspace || workspace);
-  if (ready) {
-    if (convert_x)
-      os_cuda_convert(cb, x_converted, operand, (const float *)xv.ptr, x_count);
-    int64_t uids[5] = { UID_X, UID_W, UID_Y };
-    void *pointers[5] = { convert_x ? x_converted : xv.ptr, (void *)w.ptr,
-                          widen_after ? conv_out : yv.ptr };
-    int n = 3;
-    if (fused && bias) {
-      uids[n] = UID_BIAS;
-      pointers[n++] = bv.ptr;
-    }
-    if (fused && residual) {
-      uids[n] = UID_RESIDUAL;
-      pointers[n++] = rv.ptr;
-    }
-    bool ran = execute(cb, dnn, entry, n, uids, pointers, workspace);
-    int64_t C = shape->y_dims[1], P = shape->y_strides[1];
-    unsigned rows = (unsigned)(y_count / (size_t)P);
-    if (ran && widen_after) {
-      const float *b = bias_widened ? (const float *)bv.ptr : NULL;
-      const float *r = residual_widened ? (const float *)rv.ptr : NULL;
-      if (operand == CUDA_R_16F)
-        widen_epilogue_kernel<<<rows, os_cuda_row_threads((size_t)P), 0, cb->stream>>>(
-            (float *)yv.ptr, (const __half *)conv_out, b, r, (unsigned)C, (unsigned)P);
-      else
-        widen_epilogue_kernel<<<rows, os_cuda_row_threads((size_t)P), 0, cb->stream>>>(
-            (float *)yv.ptr, (const __nv_bfloat16 *)conv_out, b, r, (unsigned)C, (unsigned)P);
-      os_cuda_check_launch(cb, "convolution epilogue");
-    }
-    if (ran && (bias_after || residual_after))
-      os_cuda_bias_residual(cb, y, bias_after, residual_after, (int)(rows / C), (int)C, (int)P);
+  for (int64_t start = 0; start < images; start += per_call) {
+    size_t x_offset, y_offset;
+    int64_t count = images - start < per_call ? images - start : per_call;
+    os_cudnn_conv_shape part = call_shape(shape, start, count, &x_offset, &y_offset);
+    call_operands o = operands_at(cb, x, y, bias, residual, weight_f32, x_offset, y_offset);
+    plan_key key = key_for(cb, &part, in_type, &o);
+    o.weight = w.ptr;
+    run_call(cb, dnn, usable_plan(dnn, &key), operand, &o, y + y_offset, bias,
+             residual ? residual + y_offset : NULL);
   }
-  os_cuda_free(&cb->base, workspace);
-  os_cuda_free(&cb->base, conv_out);
-  os_cuda_free(&cb->base, x_converted);
   os_cuda_operand_release(cb, &w);
   return true;
 }
