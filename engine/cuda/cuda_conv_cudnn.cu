@@ -558,10 +558,9 @@ key_for(const os_cuda_backend *cb, const os_cudnn_conv_shape *part, int in_type,
   key.y_type = cudnn_type(o->y.type);
   key.bias_type = o->bias.ptr ? cudnn_type(o->bias.type) : TYPE_ABSENT;
   key.residual_type = o->residual.ptr ? cudnn_type(o->residual.type) : TYPE_ABSENT;
-  // Scratch buffers and converted weights come from the pool, aligned far
-  // beyond 16 bytes; fp32 weights are used where they lie.
+  // A converted x comes from the pool, aligned far beyond 16 bytes.
   const void *addresses[] = { convert_x ? NULL : o->x.ptr, o->y.ptr, o->bias.ptr,
-                              o->residual.ptr, in_type == OS_CUDNN_DATA_FLOAT ? o->weight : NULL };
+                              o->residual.ptr, o->weight };
   key.alignment = os_cuda_alignment(addresses, 5);
   key.precision = cb->precision;
   return key;
@@ -632,7 +631,7 @@ run_call(os_cuda_backend *cb, os_cuda_cudnn *dnn, const plan_entry *entry, cudaD
                (!entry->workspace || workspace);
   if (ready) {
     if (convert_x)
-      os_cuda_convert(cb, x_converted, operand, (const float *)o->x.ptr, x_count);
+      os_cuda_convert(cb, os_cuda_view{ x_converted, os_cuda_storage_type(cb) }, o->x, x_count);
     int64_t uids[5] = { UID_X, UID_W, UID_Y };
     void *pointers[5] = { convert_x ? x_converted : o->x.ptr, (void *)o->weight,
                           widen_after ? conv_out : o->y.ptr };
@@ -678,10 +677,7 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
   cudaDataType operand = os_cuda_operand_type(cb);
   int in_type = cudnn_operand_type(operand);
   os_cuda_view xv = os_cuda_view_of(cb, x), yv = os_cuda_view_of(cb, y);
-  // x in another 16-bit type than the operands: no conversion kernel for that here.
   bool convert_x = cudnn_type(xv.type) != in_type;
-  if (convert_x && xv.type != OS_CUDA_STORE_F32)
-    return false;
   // An image too large for one call's 16-bit copies: the caller's own path
   // works in bounded chunks.
   bool may_copy = convert_x || cudnn_type(yv.type) != in_type;
@@ -695,14 +691,15 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
 
   // Every call's plan before anything is queued (the last call may be
   // smaller, and offsets may change alignment): the caller's path takes over
-  // when one is missing. fp32 weights are what the operands point at; the
-  // 16-bit copy is only needed from the first queued call on.
-  const void *weight_f32 = os_cuda_view_of(cb, W).ptr;
+  // when one is missing. A weight already in the operand type is used where
+  // it lies (its alignment counts); a converted copy comes later, from the pool.
+  os_cuda_view wv = os_cuda_view_of(cb, W);
+  const void *weight_stored = cudnn_type(wv.type) == in_type ? wv.ptr : NULL;
   for (int64_t start = 0; start < images; start += per_call) {
     size_t x_offset, y_offset;
     int64_t count = images - start < per_call ? images - start : per_call;
     os_cudnn_conv_shape part = call_shape(shape, start, count, &x_offset, &y_offset);
-    call_operands o = operands_at(cb, x, y, bias, residual, weight_f32, x_offset, y_offset);
+    call_operands o = operands_at(cb, x, y, bias, residual, weight_stored, x_offset, y_offset);
     plan_key key = key_for(cb, &part, in_type, &o);
     if (!usable_plan(dnn, &key)) {
       if (dnn->conv_plans)
@@ -721,7 +718,7 @@ os_cuda_cudnn_conv_forward(os_cuda_backend *cb, const os_cudnn_conv_shape *shape
     size_t x_offset, y_offset;
     int64_t count = images - start < per_call ? images - start : per_call;
     os_cudnn_conv_shape part = call_shape(shape, start, count, &x_offset, &y_offset);
-    call_operands o = operands_at(cb, x, y, bias, residual, weight_f32, x_offset, y_offset);
+    call_operands o = operands_at(cb, x, y, bias, residual, weight_stored, x_offset, y_offset);
     plan_key key = key_for(cb, &part, in_type, &o);
     o.weight = w.ptr;
     run_call(cb, dnn, usable_plan(dnn, &key), operand, &o, y + y_offset, bias,

@@ -151,13 +151,6 @@ entry_for(os_cuda_lt *lt, const lt_key *key)
   return e;
 }
 
-static cudaDataType
-cuda_type(os_cuda_dtype type)
-{
-  return type == OS_CUDA_STORE_F16 ? CUDA_R_16F : type == OS_CUDA_STORE_BF16 ? CUDA_R_16BF
-                                                                              : CUDA_R_32F;
-}
-
 bool
 os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
                   const float *bias, const float *residual, int T, int in, int out)
@@ -176,16 +169,18 @@ os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
   key.in = in;
   key.out = out;
   key.operand = operand;
-  key.output = cuda_type(yv.type);
-  key.bias = bias ? cuda_type(bv.type) : (cudaDataType)-1;
+  key.output = os_cuda_dtype_cuda(yv.type);
+  key.bias = bias ? os_cuda_dtype_cuda(bv.type) : (cudaDataType)-1;
   key.residual = residual != NULL;
   key.compute = operand == CUDA_R_32F && cb->precision == OS_CUDA_TF32
                     ? CUBLAS_COMPUTE_32F_FAST_TF32
                     : CUBLAS_COMPUTE_32F;
-  // Converted operands live in pool blocks, aligned far beyond 16 bytes.
+  // Operands in another type are converted into pool blocks, aligned far
+  // beyond 16 bytes; the others are used where they lie.
+  os_cuda_view xv = os_cuda_view_of(cb, x), wv = os_cuda_view_of(cb, W);
   const void *addresses[] = { yv.ptr, rv.ptr, bv.ptr,
-                              operand == CUDA_R_32F ? x : NULL,
-                              operand == CUDA_R_32F ? W : NULL };
+                              os_cuda_dtype_cuda(xv.type) == operand ? xv.ptr : NULL,
+                              os_cuda_dtype_cuda(wv.type) == operand ? wv.ptr : NULL };
   key.alignment = os_cuda_alignment(addresses, 5);
   lt_entry *e = entry_for(cb->lt, &key);
   if (!e || !e->usable)
