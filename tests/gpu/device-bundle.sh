@@ -37,7 +37,10 @@ for p in "${programs[@]}"; do ldd "$build/$p"; done |
   while read -r lib; do cp -L "$lib" "$carry/lib/"; done
 # The machine's copy limit counts bytes: ship the libraries compressed.
 xz -T0 "$carry"/lib/*.so*
-convert "$repo/tests/data/golden/tiny-a/input.png" -depth 8 "rgb:$carry/tiny-a.rgb"
+# The 8-bit PNG as binary PPM (what every convert, even a minimal stand-in,
+# writes), its three header lines dropped: raw 8-bit RGB.
+convert "$repo/tests/data/golden/tiny-a/input.png" ppm:- |
+  { read -r _magic; read -r _size; read -r _maxval; cat; } >"$carry/tiny-a.rgb"
 
 # cuDNN 9 for a machine without one (device-run.sh uses it only then): the
 # graph API's core, then as many of the optional libraries as the copy limit
