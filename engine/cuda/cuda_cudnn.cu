@@ -250,13 +250,14 @@ search(os_cuda_backend *cb, os_cuda_cudnn *dnn, char *tried, size_t tried_size)
 {
   const char *chosen = getenv("ONESTEP_CUDNN_LIBRARY");
   if (chosen && *chosen) {
+    // A folder: the library in it (dlopen() then says what is wrong with it).
+    char file[600];
     struct stat st;
     if (stat(chosen, &st) == 0 && S_ISDIR(st.st_mode))
-      return try_folder(cb, dnn, chosen, tried, tried_size) ||
-             (snprintf(tried, tried_size, "ONESTEP_CUDNN_LIBRARY=%s holds no " CUDNN_LIBRARY,
-                       chosen),
-              false);
-    return try_library(cb, dnn, chosen, tried, tried_size);
+      snprintf(file, sizeof file, "%.580s/" CUDNN_LIBRARY, chosen);
+    else
+      snprintf(file, sizeof file, "%.599s", chosen);
+    return try_library(cb, dnn, file, tried, tried_size);
   }
   if (try_library(cb, dnn, CUDNN_LIBRARY, tried, tried_size))
     return true;
