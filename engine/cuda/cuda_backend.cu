@@ -15,9 +15,6 @@
 #include "cuda_cudnn.h"
 #include "cuda_types.cuh"
 
-// cuBLAS's workspace for split-K and cuBLASLt heuristics (llm.c uses 32 MiB too).
-#define OS_CUBLAS_WORKSPACE (32u << 20)
-
 // ----------------------------------------------------------------------------
 // errors
 
@@ -45,23 +42,33 @@ os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ...)
   va_end(ap);
 }
 
-// Waits for the launch that last used this slot, then marks the new one.
+// Takes `slots` consecutive slots for the launch just queued: for each, waits
+// for the launch that held it, then marks it with this one.
 static void
-throttle(os_cuda_backend *cb)
+throttle(os_cuda_backend *cb, unsigned slots)
 {
-  cudaEvent_t *slot = &cb->queued[cb->launches++ % OS_CUDA_MAX_QUEUED];
-  if (cb->launches > OS_CUDA_MAX_QUEUED)
-    cudaEventSynchronize(*slot);
-  cudaEventRecord(*slot, cb->stream);
+  for (unsigned i = 0; i < slots; i++) {
+    cudaEvent_t *slot = &cb->queued[cb->launches++ % OS_CUDA_MAX_QUEUED];
+    if (cb->launches > OS_CUDA_MAX_QUEUED)
+      cudaEventSynchronize(*slot);
+    cudaEventRecord(*slot, cb->stream);
+  }
 }
 
 void
 os_cuda_check_launch(os_cuda_backend *cb, const char *what)
 {
+  os_cuda_check_launch_work(cb, what, 0.0);
+}
+
+void
+os_cuda_check_launch_work(os_cuda_backend *cb, const char *what, double flops)
+{
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "CUDA %s failed: %s", what, cudaGetErrorString(err));
-  throttle(cb);
+  double slots = 1.0 + flops / OS_CUDA_FLOPS_PER_SLOT;
+  throttle(cb, slots < OS_CUDA_MAX_QUEUED ? (unsigned)slots : OS_CUDA_MAX_QUEUED);
 }
 
 void
@@ -70,7 +77,7 @@ os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *wha
   if (status != CUBLAS_STATUS_SUCCESS)
     os_cuda_latch(cb, ONESTEP_ERR_DEVICE, "cuBLAS %s failed: %s", what,
                   cublasGetStatusString(status));
-  throttle(cb);
+  throttle(cb, 1);
 }
 
 static void
@@ -192,6 +199,7 @@ cuda_destroy(os_backend *be)
       cudaEventDestroy(cb->queued[i]);
   os_cuda_derived_destroy(cb);
   os_cuda_cudnn_destroy(cb);
+  os_cuda_lt_destroy(cb->lt);
   if (cb->pool)
     os_cuda_pool_free_all(cb->pool);
   if (cb->cublas_workspace)
@@ -331,6 +339,27 @@ parse_precision(const char *text, onestep_precision requested, os_cuda_precision
   return false;
 }
 
+// "<GPU>, <precision>, cuDNN <version> (<file>)", or where the convolutions
+// go without it: what `onestep-cli info` shows as the device.
+static void
+name_backend(os_cuda_backend *cb)
+{
+  const os_cuda_cudnn *dnn = cb->cudnn;
+  const char *precision = precision_names[cb->precision];
+  char *name = cb->base.name;
+  size_t size = sizeof cb->base.name;
+  int length;
+  if (dnn->unavailable[0])
+    length = snprintf(name, size, "%s, %s, no cuDNN 9: convolutions by im2col + cuBLAS",
+                      cb->device_name, precision);
+  else
+    length = snprintf(name, size, "%s, %s, cuDNN %zu.%zu.%zu (%s)", cb->device_name, precision,
+                      dnn->version / 10000, dnn->version / 100 % 100, dnn->version % 100,
+                      dnn->path);
+  if (length >= (int)size) // a long library path: say it was cut
+    memcpy(name + size - 4, "...", 4);
+}
+
 // A kernel of this module, used to ask whether the module holds code the
 // device can run (sm_80 and sm_90 cubins, compute_90 PTX).
 __global__ void
@@ -388,9 +417,6 @@ create(onestep_precision requested, onestep_error *error)
   snprintf(cb->device_name, sizeof cb->device_name, "%.200s (sm_%d%d, %.1f GiB)", prop.name,
            prop.major, prop.minor, prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
 
-  snprintf(cb->base.name, sizeof cb->base.name, "%.120s, %s", cb->device_name,
-           precision_names[precision]);
-
   cudaFuncAttributes attr;
   err = cudaFuncGetAttributes(&attr, probe_kernel);
   if (err != cudaSuccess) {
@@ -423,8 +449,17 @@ create(onestep_precision requested, onestep_error *error)
     cuda_destroy(&cb->base);
     return NULL;
   }
+  // Without cuBLASLt (a missing library would have failed the module's
+  // loading; this is an initialisation failure) linear layers use cuBLAS.
+  cb->lt = os_cuda_lt_new();
   cb->pool = os_cuda_pool_new();
   cb->derived = os_cuda_derived_new();
+  if (!os_cuda_cudnn_load(cb)) {
+    set_error(error, ONESTEP_ERR_OUT_OF_MEMORY, "out of host memory creating the CUDA backend");
+    cuda_destroy(&cb->base);
+    return NULL;
+  }
+  name_backend(cb);
   const char *attention_env = getenv("ONESTEP_CUDA_ATTENTION");
   cb->attention_blocked = attention_env && strcmp(attention_env, "blocked") == 0;
 

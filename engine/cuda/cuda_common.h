@@ -25,13 +25,23 @@ typedef enum {
   OS_CUDA_BF16,     /* operands converted to bfloat16 */
 } os_cuda_precision;
 
+/* cuBLAS's and cuBLASLt's shared workspace, for split-K and cuBLASLt's
+ * heuristics (llm.c uses 32 MiB too). */
+#define OS_CUBLAS_WORKSPACE (32u << 20)
+
 /* Launches (kernels, GEMMs) the host may queue ahead of the GPU. */
 #define OS_CUDA_MAX_QUEUED 32
+/* A launch that does more work than this counts as several (up to all of
+ * them), so that a queue of whole cuDNN convolutions, each milliseconds
+ * long, still drains soon after an abort: 32 slots hold at most ~1.6 TFLOP,
+ * ~5 ms of fp16 and ~30 ms of plain fp32 work on an H200. */
+#define OS_CUDA_FLOPS_PER_SLOT 5e10
 
 typedef struct os_cuda_pool os_cuda_pool;
 typedef struct os_cuda_derived_cache os_cuda_derived_cache;
 typedef struct os_cuda_profile os_cuda_profile;
 typedef struct os_cuda_cudnn os_cuda_cudnn;
+typedef struct os_cuda_lt os_cuda_lt;
 
 typedef struct {
   os_backend base;
@@ -40,6 +50,7 @@ typedef struct {
   cudaStream_t stream;
   cublasHandle_t cublas;
   void *cublas_workspace;
+  os_cuda_lt *lt; /* cuBLASLt and its cached linear layer plans (cuda_gemm_lt.cu) */
   os_cuda_precision precision;
   /* Long low-precision attention through cuBLAS (scores, softmax, times V)
    * instead of the tensor-core flash kernel; ONESTEP_CUDA_ATTENTION=blocked. */
@@ -51,11 +62,12 @@ typedef struct {
   /* One event per queued launch, reused round-robin: before a launch takes a
    * slot, the launch that held it must have finished, so the host never runs
    * more than OS_CUDA_MAX_QUEUED launches ahead of the GPU and an abort seen
-   * between layers stops the GPU within a few milliseconds of work. */
+   * between layers stops the GPU within a few milliseconds of work. Large
+   * launches take several slots (os_cuda_check_launch_work). */
   cudaEvent_t queued[OS_CUDA_MAX_QUEUED];
   unsigned long long launches;
   os_cuda_profile *profile; /* per-op times (cuda_profile.cu), NULL unless asked for */
-  os_cuda_cudnn *cudnn;     /* loaded by the first conv2d_backward (cuda_cudnn.cu) */
+  os_cuda_cudnn *cudnn;     /* loaded at creation, or why not (cuda_cudnn.cu) */
 } os_cuda_backend;
 
 static inline os_cuda_backend *
@@ -72,6 +84,9 @@ void os_cuda_latch(os_cuda_backend *cb, onestep_status code, const char *fmt, ..
 /* Called after every kernel launch and cuBLAS call: latches the pending
  * error, if any (`what` names the op), and bounds the queue (see `queued`). */
 void os_cuda_check_launch(os_cuda_backend *cb, const char *what);
+/* The same for a launch of `flops` floating-point operations, which holds
+ * queue slots in proportion (OS_CUDA_FLOPS_PER_SLOT). */
+void os_cuda_check_launch_work(os_cuda_backend *cb, const char *what, double flops);
 void os_cuda_check_cublas(os_cuda_backend *cb, cublasStatus_t status, const char *what);
 
 /* ---------------------------------------------------------------------------- */
@@ -213,6 +228,12 @@ void os_cuda_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int
                           int ldc, int64_t stride_c, int batch);
 void os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                     const float *residual, int T, int in, int out);
+/* cuda_gemm_lt.cu: linear through cuBLASLt with bias and residual fused;
+ * false (nothing queued) when cuBLASLt has no algorithm for it. */
+os_cuda_lt *os_cuda_lt_new(void);
+void os_cuda_lt_destroy(os_cuda_lt *lt);
+bool os_cuda_linear_lt(os_cuda_backend *cb, float *y, const float *x, const float *W,
+                       const float *bias, const float *residual, int T, int in, int out);
 void os_cuda_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,
                              const float *x, const float *W, int T, int in, int out);
 
@@ -330,6 +351,18 @@ void os_cuda_profile_report(os_cuda_backend *cb);
 /* launch helpers */
 
 #define OS_CUDA_THREADS 256
+
+/* The largest power of two up to 16 that divides every non-NULL address:
+ * what cuBLASLt and cuDNN are told to assume when choosing kernels. */
+static inline int
+os_cuda_alignment(const void *const *pointers, int n)
+{
+  uintptr_t bits = 16;
+  for (int i = 0; i < n; i++)
+    if (pointers[i])
+      bits |= (uintptr_t)pointers[i];
+  return (int)(bits & (~bits + 1));
+}
 
 static inline unsigned
 os_cuda_blocks(size_t n)

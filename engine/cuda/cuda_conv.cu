@@ -1,4 +1,5 @@
-// cuda_conv.cu: conv2d as im2col + cuBLAS GEMM.
+// cuda_conv.cu: conv2d through cuDNN's graph API (cuda_conv_cudnn.cu) when
+// it has a plan for the shape, else as im2col + cuBLAS GEMM:
 //
 // y_n[Cout, P] = W[Cout, K] col_n[K, P] with K = Cin*KH*KW and P = Ho*Wo.
 // The column matrix is built in bounded chunks (whole images when one fits,
@@ -75,6 +76,19 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
   int Wo = (Wd + pad_left + pad_right - KW) / stride + 1;
   if (N <= 0 || Cout <= 0 || Ho <= 0 || Wo <= 0)
     return;
+  os_cudnn_conv_shape planned = {
+    { N, Cin, H, Wd },
+    { (int64_t)Cin * H * Wd, (int64_t)H * Wd, Wd, 1 },
+    { Cout, Cin, KH, KW },
+    { N, Cout, Ho, Wo },
+    { (int64_t)Cout * Ho * Wo, (int64_t)Ho * Wo, Wo, 1 },
+    { stride, stride },
+    { pad_top, pad_left },
+    { pad_bottom, pad_right },
+  };
+  if (os_cuda_cudnn_conv_forward(cb, &planned, y, x, W, bias, residual))
+    return;
+
   conv_shape sh = { Cin, H, Wd, KH, KW, stride, pad_top, pad_left, Wo };
   size_t K = (size_t)Cin * KH * KW, P = (size_t)Ho * Wo;
   if (K > GRID_LIMIT) { // im2col's grid.y

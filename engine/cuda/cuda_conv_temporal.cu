@@ -1,5 +1,9 @@
-// cuda_conv_temporal.cu: the (3,1,1) temporal convolution as one strided-
-// batched GEMM over the frames of each batch element:
+// cuda_conv_temporal.cu: the (3,1,1) temporal convolution through cuDNN when
+// it has a plan: x [B, F, Cin, HW] read in place as an NCHW tensor
+// [B, Cin, F, HW] whose strides say where each element lies (channel stride
+// HW, frame stride Cin HW), the weight [Cout, Cin, 3] as a packed
+// [Cout, Cin, 3, 1] kernel, one frame of zero padding before and after.
+// Otherwise as one strided-batched GEMM over the frames of each batch element:
 //   y[b,f] = W0 x[b,f-1] + W1 x[b,f] + W2 x[b,f+1] + bias  (zero frames outside)
 //          = [W0 W1 W2] [x[b,f-1]; x[b,f]; x[b,f+1]].
 // x (any stored type) is staged per range of pixels as F+2 frames with a zero
@@ -14,6 +18,7 @@
 // frames; the weight gradient sums, per frame, dy times the staged x frames.
 
 #include "cuda_common.h"
+#include "cuda_cudnn.h"
 #include "cuda_types.cuh"
 
 // Staged bytes per chunk: enough pixels for GEMMs that fill the GPU.
@@ -59,6 +64,18 @@ os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
 {
   os_cuda_backend *cb = os_cuda(be);
   if (B <= 0 || F <= 0 || Cout <= 0 || HW <= 0)
+    return;
+  os_cudnn_conv_shape planned = {
+    { B, Cin, F, HW },
+    { (int64_t)F * Cin * HW, HW, (int64_t)Cin * HW, 1 },
+    { Cout, Cin, 3, 1 },
+    { B, Cout, F, HW },
+    { (int64_t)F * Cout * HW, HW, (int64_t)Cout * HW, 1 },
+    { 1, 1 },
+    { 1, 0 },
+    { 1, 0 },
+  };
+  if (os_cuda_cudnn_conv_forward(cb, &planned, y, x, W, bias, NULL))
     return;
   cudaDataType type = os_cuda_operand_type(cb);
   // the regrouped taps, already in the operand type

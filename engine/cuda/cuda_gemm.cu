@@ -181,6 +181,8 @@ os_cuda_linear(os_backend *be, float *y, const float *x, const float *W, const f
                const float *residual, int T, int in, int out)
 {
   os_cuda_backend *cb = os_cuda(be);
+  if (os_cuda_linear_lt(cb, y, x, W, bias, residual, T, in, out))
+    return;
   float beta = 0.0f;
   if (residual) {
     if (residual != y)

@@ -418,7 +418,8 @@ main(int argc, char **argv)
     return 77;
   }
   const char *precision = getenv("ONESTEP_CUDA_PRECISION");
-  printf("precision %s (ONESTEP_CUDA_PRECISION)\n", precision && *precision ? precision : "fp32");
+  printf("%s\nprecision %s (ONESTEP_CUDA_PRECISION)\n", be->name,
+         precision && *precision ? precision : "fp32");
 
   /* The headline first: the whole engine, image in to frames in host memory. */
   if (!only || strcmp(only, "pipeline") == 0)

@@ -1,13 +1,20 @@
 #!/bin/bash
 # device-run.sh: on the GPU machine, everything the CUDA backend needs checked
-# in one run of under 8 minutes, from the programs device-bundle.sh prepared:
-# every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands and
-# 16-bit buffers), the golden case on the GPU in each precision (end to end and
-# stage by stage), single-file checkpoints and the preview fit on the GPU, the
-# card's GEMM peak, the full-size benchmark table, and a per-op profile of the
-# UNet and decoder.
+# in one run of 8 to 9 minutes, building nothing, from the programs
+# device-bundle.sh prepared: every op against the CPU backend (fp32, then
+# fp16 and bf16 GEMM operands and 16-bit buffers; fp16 once more with the
+# convolutions on the im2col fallback), the golden case on the GPU in each
+# precision (end to end and stage by stage), single-file checkpoints on the
+# GPU, the card's GEMM peak, the full-size benchmark table, and a per-op
+# profile of the UNet and decoder. A step that overruns its timeout fails
+# and the run goes on.
 #
-# Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 200)
+# cuDNN: the machine's own when the backend's search finds one (the library
+# path, /usr/local/cuda*/lib64, the distribution's folders, a pip-installed
+# nvidia-cudnn), else the subset device-bundle.sh carried. The backend's
+# name, printed by test-cuda-ops and bench-gpu, says which file was loaded.
+#
+# Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 110)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 carry=$repo/.devcarry
@@ -15,7 +22,7 @@ export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export ONESTEP_CUDA_MODULE=$carry/lib/libonestep-cuda.so
 started=$SECONDS
 failed=()
-for packed in "$carry"/lib/*.xz; do
+for packed in "$carry"/lib/*.xz "$carry"/cudnn/*.xz; do
   [[ -e $packed ]] || continue
   unxz -f "$packed" 2>/dev/null ||
     python3 -c 'import lzma,sys; open(sys.argv[1][:-3],"wb").write(lzma.open(sys.argv[1]).read())' "$packed"
@@ -25,6 +32,24 @@ check() { local what=$1; shift; "$@" || { failed+=("$what"); echo "!!! $what fai
 
 stage "GPU"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+
+stage "cuDNN"
+machine_cudnn=$( { ldconfig -p 2>/dev/null | awk '/libcudnn\.so\.9 / {print $NF}';
+                   ls /usr/local/cuda*/lib64/libcudnn.so.9 /usr/lib/x86_64-linux-gnu/libcudnn.so.9 \
+                      /usr/lib/python3*/site-packages/nvidia/cudnn/lib/libcudnn.so.9 \
+                      /usr/local/lib/python3*/dist-packages/nvidia/cudnn/lib/libcudnn.so.9 \
+                      /usr/local/lib/python3*/site-packages/nvidia/cudnn/lib/libcudnn.so.9; } \
+                 2>/dev/null | head -1)
+if [[ -n $machine_cudnn ]]; then
+  echo "this machine's cuDNN: $machine_cudnn"
+elif [[ -e $carry/cudnn/libcudnn.so.9 ]]; then
+  export ONESTEP_CUDNN_LIBRARY=$carry/cudnn
+  # the runtime-compiled engines load the toolkit's NVRTC by name
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/cuda/lib64
+  echo "no cuDNN here: the carried one ($(ls "$carry/cudnn" | tr '\n' ' '))"
+else
+  echo "no cuDNN here and none carried: convolutions run as im2col + cuBLAS, conv2d_backward fails"
+fi
 
 for precision in fp32 fp16 bf16; do
   stage "ops against the CPU backend, $precision"
@@ -38,13 +63,13 @@ for precision in fp32 fp16 bf16; do
     "$carry/tiny-a.rgb"
 done
 
-stage "checkpoints on the GPU (folder vs single file, preview fit)"
-check "checkpoints" timeout 120 "$carry/bin/test-checkpoints-cuda" \
-  "$repo/tests/data/golden/tiny-a/model"
+stage "ops against the CPU backend, fp16, convolutions by im2col + cuBLAS (the path without cuDNN)"
+ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_CONV=im2col check "ops fp16 im2col" \
+  timeout 100 "$carry/bin/test-cuda-ops"
 
-stage "ops against the CPU backend, fp16, long attention through cuBLAS"
-ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_ATTENTION=blocked check "ops fp16 blocked attention" \
-  timeout 150 "$carry/bin/test-cuda-ops"
+stage "checkpoints on the GPU (folder vs single file, preview fit)"
+check "checkpoints" timeout 90 "$carry/bin/test-checkpoints-cuda" \
+  "$repo/tests/data/golden/tiny-a/model"
 
 stage "GEMM peak of this card"
 peak_log=$(timeout 60 "$carry/bin/gemm-peak") || failed+=("gemm-peak")
@@ -52,18 +77,14 @@ echo "$peak_log"
 peak=$(echo "$peak_log" | awk '/^fp16_peak_tflops/ {print $2}')
 
 stage "benchmark at 1024x576, fp16 operands"
-ONESTEP_CUDA_PRECISION=fp16 check benchmark timeout 330 "$carry/bin/bench-gpu" \
-  --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-200}"
+ONESTEP_CUDA_PRECISION=fp16 check benchmark timeout 200 "$carry/bin/bench-gpu" \
+  --peak-tflops "${peak:-0}" --budget-s "${BENCH_BUDGET_S:-110}"
 
 stage "where the time goes: GPU time per op of one 14-frame UNet forward and decode"
-ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_PROFILE=1 check "profile, UNet" timeout 90 \
+ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_PROFILE=1 check "profile, UNet" timeout 70 \
   "$carry/bin/bench-gpu" --peak-tflops "${peak:-0}" --only unet14
-ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_PROFILE=1 check "profile, decoder" timeout 90 \
+ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_PROFILE=1 check "profile, decoder" timeout 70 \
   "$carry/bin/bench-gpu" --peak-tflops "${peak:-0}" --only decode14
-
-stage "UNet forward with long attention through cuBLAS instead of the flash kernel"
-ONESTEP_CUDA_PRECISION=fp16 ONESTEP_CUDA_ATTENTION=blocked check "benchmark, blocked attention" \
-  timeout 120 "$carry/bin/bench-gpu" --peak-tflops "${peak:-0}" --only unet14
 
 stage "done"
 if ((${#failed[@]})); then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
