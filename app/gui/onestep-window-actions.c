@@ -192,9 +192,11 @@ stop_action (GtkWidget  *widget,
 {
   OnestepWindow *self = ONESTEP_WINDOW (widget);
 
-  _onestep_window_cancel_generation (self);
   onestep_compare_view_stop (self->compare_view);
-  _onestep_window_set_status (self, _("Stopped"));
+  if (self->generate_cancellable != NULL)
+    _onestep_window_stop_generation (self);
+  else
+    _onestep_window_set_status (self, _("Stopped"));
 }
 
 static void

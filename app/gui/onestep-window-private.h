@@ -47,8 +47,20 @@ struct _OnestepWindow
   gboolean              model_loaded;
 
   GCancellable         *generate_cancellable;
+  /* A stopped generation, until the engine has returned from it. */
+  GCancellable         *stopping_cancellable;
   int                   generate_fps;
+  /* The chosen step count: the generation runs one step first, then this. */
+  int                   generate_steps;
   gboolean              have_result;
+  /* The one-step clip, until the chosen step count's takes its place. */
+  OnestepResult        *one_step_result;
+  /* The engine's latest report, and what moves the bar and the time left on
+   * between reports. */
+  OnestepEngineProgress progress;
+  char                 *progress_text;
+  double                shown_fraction;
+  guint                 progress_timeout_id;
   OnestepResult        *current_result;
 };
 
@@ -60,6 +72,7 @@ void _onestep_window_report_error       (OnestepWindow  *self,
                                          const char     *hint,
                                          const char     *details);
 void _onestep_window_cancel_generation  (OnestepWindow  *self);
+void _onestep_window_stop_generation    (OnestepWindow  *self);
 void _onestep_window_set_source         (OnestepWindow  *self,
                                          GdkTexture     *source);
 char *_onestep_window_dup_models_folder (OnestepWindow  *self);

@@ -16,6 +16,7 @@
 #include "onestep-application.h"
 #include "onestep-controls.h"
 #include "onestep-export-dialog.h"
+#include "onestep-image.h"
 #include "onestep-preferences-window.h"
 #include "onestep-window.h"
 
@@ -252,7 +253,7 @@ static gboolean
 refinement_done (gpointer data)
 {
   return !onestep_window_get_busy (window) &&
-         onestep_history_get_len (onestep_window_get_history (window)) >= 2;
+         onestep_history_get_len (onestep_window_get_history (window)) >= 1;
 }
 
 static void
@@ -348,6 +349,12 @@ test_generate (void)
 }
 
 static gboolean
+is_idle (gpointer data)
+{
+  return !onestep_window_get_busy (window);
+}
+
+static gboolean
 idle_with_history (gpointer data)
 {
   return !onestep_window_get_busy (window) &&
@@ -370,13 +377,13 @@ test_stop_and_restore (void)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
   g_assert_false (onestep_window_get_busy (window));
 
-  /* A full run after the stopped one adds exactly its own two clips. */
+  /* A full run after the stopped one brings its two clips and adds one row. */
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (n_results, ==, 2);
-  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 2);
+  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 1);
   g_assert_true (onestep_window_get_current_result (window) != earlier);
 
   wait_for_paint (GTK_WIDGET (history));
@@ -385,6 +392,253 @@ test_stop_and_restore (void)
   g_signal_emit_by_name (history, "result-activated", earlier);
   g_assert_true (onestep_window_get_current_result (window) == earlier);
   g_assert_false (onestep_window_get_busy (window));
+}
+
+static GObject *
+window_child (const char *name)
+{
+  return gtk_widget_get_template_child (GTK_WIDGET (window), ONESTEP_TYPE_WINDOW, name);
+}
+
+static GObject *
+controls_child (const char *name)
+{
+  return gtk_widget_get_template_child (GTK_WIDGET (window_child ("controls")),
+                                        ONESTEP_TYPE_CONTROLS, name);
+}
+
+/* What a generation showed while it ran. */
+typedef struct
+{
+  int        steps;              /* the chosen step count */
+  GPtrArray *results;
+  /* Steps of the chosen count the status line went through, as bits, and any
+   * other count it said it was refining with. */
+  guint      refining_steps_seen;
+  gboolean   other_count_seen;
+  gboolean   time_left_seen;
+  double     fraction_at_refinement;  /* the bar as the chosen count began; -1 before */
+  double     last_fraction;
+  gboolean   fraction_went_back;
+  gboolean   screenshot_taken;
+} GenerationWatch;
+
+static void
+on_watched_result (OnestepWindow   *win,
+                   OnestepResult   *result,
+                   GenerationWatch *watch)
+{
+  /* The one-step clip comes first, while the chosen count is still to run. */
+  if (watch->results->len == 0)
+    {
+      g_assert_cmpint (onestep_result_get_params (result)->steps, ==, 1);
+      g_assert_true (onestep_window_get_busy (win));
+    }
+  g_ptr_array_add (watch->results, g_object_ref (result));
+}
+
+static void
+on_watched_status (GtkLabel        *label,
+                   GParamSpec      *pspec,
+                   GenerationWatch *watch)
+{
+  const char *text = gtk_label_get_label (label);
+  double fraction = gtk_progress_bar_get_fraction (GTK_PROGRESS_BAR (window_child ("progress_bar")));
+  int count, step, of;
+
+  if (fraction < watch->last_fraction)
+    watch->fraction_went_back = TRUE;
+  watch->last_fraction = fraction;
+  if (strstr (text, " left") != NULL)
+    watch->time_left_seen = TRUE;
+
+  if (sscanf (text, "Refining with %d steps", &count) != 1)
+    return;
+  if (count != watch->steps)
+    watch->other_count_seen = TRUE;
+  if (watch->fraction_at_refinement < 0)
+    watch->fraction_at_refinement = fraction;
+  if (sscanf (text, "Refining with %d steps: step %d of %d", &count, &step, &of) == 3)
+    {
+      watch->refining_steps_seen |= 1u << step;
+      /* Halfway through: the preview shows the engine's estimate, the status the time left. */
+      if (step == watch->steps / 2 + 1 && !watch->screenshot_taken)
+        {
+          watch->screenshot_taken = TRUE;
+          wait_for_paint (GTK_WIDGET (window));
+          save_screenshot (GTK_WIDGET (window), "refining-once.png");
+        }
+    }
+}
+
+static gboolean
+idle_with_results (gpointer data)
+{
+  GenerationWatch *watch = data;
+
+  return !onestep_window_get_busy (window) && watch->results->len > 0 &&
+         onestep_result_get_params (g_ptr_array_index (watch->results,
+                                                       watch->results->len - 1))->steps == watch->steps;
+}
+
+/* Sets the step count, which starts a generation, and watches it to its end. */
+static void
+generate_watched (int              steps,
+                  GenerationWatch *watch)
+{
+  GObject *status = window_child ("status_label");
+  gulong status_handler;
+  gulong result_handler;
+
+  *watch = (GenerationWatch) { .steps = steps, .fraction_at_refinement = -1,
+                               .results = g_ptr_array_new_with_free_func (g_object_unref) };
+  status_handler = g_signal_connect (status, "notify::label", G_CALLBACK (on_watched_status), watch);
+  result_handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_watched_result), watch);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), steps);
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_true (wait_until (idle_with_results, watch));
+  g_signal_handler_disconnect (status, status_handler);
+  g_signal_handler_disconnect (window, result_handler);
+}
+
+/* The one-step clip at once, then the chosen count run once (not 1, 2, 4 and then
+ * the count, each from scratch), its estimate shown after each step; History gets
+ * one row. */
+static void
+test_refine_once (void)
+{
+  OnestepHistory *history = onestep_window_get_history (window);
+  guint before = onestep_history_get_len (history);
+  GenerationWatch watch;
+  int unet_evaluations = 0;
+
+  generate_watched (4, &watch);
+
+  g_assert_cmpuint (watch.results->len, ==, 2);
+  for (guint i = 0; i < watch.results->len; i++)
+    unet_evaluations += onestep_result_get_nfe (g_ptr_array_index (watch.results, i));
+  g_test_message ("UNet evaluations for 4 steps: %d", unet_evaluations);
+  /* tiny-a guides every step (two UNet inputs): one step, then four; the old
+   * ladder of 1, 2 and 4 steps made (1 + 2 + 4) × 2 = 14. */
+  g_assert_cmpint (unet_evaluations, ==, (1 + 4) * 2);
+  g_assert_false (watch.other_count_seen);
+  g_assert_cmpuint (watch.refining_steps_seen, ==, 0x1e);
+  g_assert_true (watch.screenshot_taken);
+
+  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 1);
+  g_assert_true (onestep_window_get_current_result (window) == g_ptr_array_index (watch.results, 1));
+  g_ptr_array_unref (watch.results);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+}
+
+/* The bar measures work done, never going back; as the chosen count begins it has
+ * come only as far as the one-step run's share of the work; the status line tells
+ * the time left. */
+static void
+test_progress_in_work (void)
+{
+  GenerationWatch watch;
+  double one_step_seconds;
+  double chosen_seconds;
+  double share;
+
+  generate_watched (4, &watch);
+
+  one_step_seconds = onestep_result_get_seconds (g_ptr_array_index (watch.results, 0));
+  chosen_seconds = onestep_result_get_seconds (g_ptr_array_index (watch.results, 1));
+  share = one_step_seconds / (one_step_seconds + chosen_seconds);
+  g_test_message ("bar at the start of 4 steps: %.2f; the one-step run took %.2f s, the 4 steps %.2f s",
+                  watch.fraction_at_refinement, one_step_seconds, chosen_seconds);
+  g_assert_false (watch.fraction_went_back);
+  g_assert_true (watch.time_left_seen);
+  /* Counted in runs it would stand at 1/2 (2/3 with the old ladder); it stands near
+   * the one-step run's share of the time, which it foretold from that run's timings
+   * (how near depends on how steady the machine is). */
+  g_test_message ("the one-step run's share of the time: %.2f", share);
+  g_assert_cmpfloat (watch.fraction_at_refinement, >, 0);
+  g_assert_cmpfloat (watch.fraction_at_refinement, <, 0.5);
+  g_ptr_array_unref (watch.results);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until ((Condition)is_idle, NULL));
+}
+
+typedef struct
+{
+  gboolean  done;
+  char     *window_status;  /* the window's status line as the engine returned */
+} EngineJob;
+
+static void
+on_blocking_job_done (GObject      *object,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  EngineJob *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (onestep_engine_generate_finish (ONESTEP_ENGINE (object), result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  job->window_status = g_strdup (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))));
+  job->done = TRUE;
+}
+
+static void
+ignore_result (OnestepResult *result,
+               gpointer       user_data)
+{
+}
+
+static gboolean
+status_is (gpointer data)
+{
+  return g_str_equal (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))), data);
+}
+
+/* Between Stop and the engine's return the window says "Stopping…", then "Stopped".
+ * The engine is kept from returning by a long job of the test's own ahead of the
+ * window's, as a long layer would keep it. */
+static void
+test_stopping (void)
+{
+  OnestepEngine *engine = onestep_application_get_engine (app);
+  g_autoptr(OnestepParams) params = onestep_controls_get_params (ONESTEP_CONTROLS (window_child ("controls")));
+  g_autoptr(GCancellable) blocking = g_cancellable_new ();
+  g_autoptr(GBytes) image = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autoptr(GError) error = NULL;
+  const int steps[] = { 25 };
+  EngineJob job = { 0 };
+  int width;
+  int height;
+
+  texture = gdk_texture_new_from_filename (g_getenv ("ONESTEP_TEST_IMAGE"), &error);
+  g_assert_no_error (error);
+  image = onestep_image_rgb_from_texture (texture);
+  width = gdk_texture_get_width (texture);
+  height = gdk_texture_get_height (texture);
+  onestep_engine_generate_async (engine, image, width, height, params, steps, 1, NULL,
+                                 ignore_result, NULL, blocking, on_blocking_job_done, &job);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
+  g_assert_cmpstr (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))), ==, "Stopping…");
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "stopping.png");
+  g_assert_false (job.done);
+  g_assert_true (status_is ("Stopping…"));
+
+  g_cancellable_cancel (blocking);
+  g_assert_true (wait_until (status_is, "Stopped"));
+  g_assert_true (job.done);
+  g_assert_cmpstr (job.window_status, ==, "Stopping…");
+  g_free (job.window_status);
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "stopped.png");
 }
 
 static gboolean
@@ -1023,6 +1277,9 @@ main (int   argc,
   g_test_add_func ("/ui/wheel-scrolls-panel", test_wheel_scrolls_panel);
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
+  g_test_add_func ("/ui/refine-once", test_refine_once);
+  g_test_add_func ("/ui/progress-in-work", test_progress_in_work);
+  g_test_add_func ("/ui/stopping", test_stopping);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);
