@@ -20,6 +20,7 @@ struct _OnestepWindow
   GtkStack             *main_stack;
   AdwViewStack         *view_stack;
   OnestepPreview       *preview;
+  GtkWidget            *status_bar;
   GtkLabel             *status_label;
   GtkProgressBar       *progress_bar;
   GtkWidget            *get_model_button;

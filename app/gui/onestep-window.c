@@ -62,6 +62,7 @@ _onestep_window_update_actions (OnestepWindow *self)
   gtk_widget_set_visible (self->export_button, self->current_result != NULL);
 
   gtk_stack_set_visible_child_name (self->main_stack, onestep_window_get_page_name (self));
+  gtk_widget_set_visible (self->status_bar, self->image != NULL);
   adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, self->image != NULL);
   gtk_widget_set_visible (self->stop_button, self->generate_cancellable != NULL);
   gtk_widget_set_visible (self->get_model_button, needs_model);
@@ -712,6 +713,7 @@ onestep_window_class_init (OnestepWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, main_stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, preview);
+  gtk_widget_class_bind_template_child (widget_class, OnestepWindow, status_bar);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, status_label);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, get_model_button);

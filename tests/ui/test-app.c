@@ -642,6 +642,72 @@ test_stopping (void)
 }
 
 static gboolean
+is_toast (GtkWidget     *widget,
+          gconstpointer  data)
+{
+  return g_str_equal (G_OBJECT_TYPE_NAME (widget), "AdwToastWidget");
+}
+
+/* A toast slides in from below its overlay's edge; shown is where it settles. */
+static gboolean
+toast_shown (gpointer data)
+{
+  GtkWidget *toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  GtkWidget *overlay;
+  graphene_rect_t bounds;
+
+  if (toast == NULL)
+    return FALSE;
+  overlay = gtk_widget_get_ancestor (toast, ADW_TYPE_TOAST_OVERLAY);
+  /* Not laid out yet, or still sliding in. */
+  return gtk_widget_compute_bounds (toast, overlay, &bounds) && bounds.origin.y > 0 &&
+         bounds.origin.y + bounds.size.height <= gtk_widget_get_height (overlay);
+}
+
+static void
+assert_apart (GtkWidget *toast,
+              GtkWidget *widget)
+{
+  graphene_rect_t toast_bounds;
+  graphene_rect_t widget_bounds;
+
+  g_assert_true (gtk_widget_compute_bounds (toast, GTK_WIDGET (window), &toast_bounds));
+  g_assert_true (gtk_widget_compute_bounds (widget, GTK_WIDGET (window), &widget_bounds));
+  g_test_message ("toast at %g,%g %gx%g; %s at %g,%g %gx%g",
+                  toast_bounds.origin.x, toast_bounds.origin.y, toast_bounds.size.width,
+                  toast_bounds.size.height, G_OBJECT_TYPE_NAME (widget), widget_bounds.origin.x,
+                  widget_bounds.origin.y, widget_bounds.size.width, widget_bounds.size.height);
+  g_assert_false (graphene_rect_intersection (&toast_bounds, &widget_bounds, NULL));
+}
+
+/* A message in the middle of a generation leaves the status line and Stop in sight. */
+static void
+test_toast_leaves_status (void)
+{
+  g_autofree char *not_an_image = g_build_filename (g_getenv ("ONESTEP_TEST_MODEL"),
+                                                    "model_index.json", NULL);
+  g_autoptr(GFile) file = g_file_new_for_path (not_an_image);
+  GtkWidget *stop_button = GTK_WIDGET (window_child ("stop_button"));
+  GtkWidget *toast;
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 4);
+  g_assert_true (onestep_window_get_busy (window));
+  onestep_window_open_file (window, file);
+  g_assert_true (wait_until (toast_shown, NULL));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "toast-while-generating.png");
+
+  toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  g_assert_true (gtk_widget_get_mapped (stop_button));
+  assert_apart (toast, GTK_WIDGET (window_child ("status_label")));
+  assert_apart (toast, GTK_WIDGET (window_child ("progress_bar")));
+  assert_apart (toast, stop_button);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until (is_idle, NULL));
+}
+
+static gboolean
 comparison_done (gpointer data)
 {
   OnestepCompareView *compare = data;
@@ -1280,6 +1346,7 @@ main (int   argc,
   g_test_add_func ("/ui/refine-once", test_refine_once);
   g_test_add_func ("/ui/progress-in-work", test_progress_in_work);
   g_test_add_func ("/ui/stopping", test_stopping);
+  g_test_add_func ("/ui/toast-leaves-status", test_toast_leaves_status);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);
