@@ -35,6 +35,9 @@ struct _OnestepWindow
   GSettings            *settings;
 
   GdkTexture           *source;
+  /* The source image as the engine sees it at the frames' size (scaled and
+   * centre-cropped), for the preview's before/after view. */
+  GdkTexture           *fitted_source;
   GBytes               *image;
   int                   image_width;
   int                   image_height;

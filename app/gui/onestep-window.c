@@ -156,11 +156,33 @@ _onestep_window_cancel_generation (OnestepWindow *self)
   _onestep_window_update_actions (self);
 }
 
+/* Lets the preview compare frames of this size with the source image. */
+static void
+onestep_window_compare_with_source (OnestepWindow *self,
+                                    int            width,
+                                    int            height)
+{
+  if (self->fitted_source == NULL ||
+      gdk_texture_get_width (self->fitted_source) != width ||
+      gdk_texture_get_height (self->fitted_source) != height)
+    {
+      g_autoptr(GBytes) fitted = onestep_image_fit (self->image, self->image_width,
+                                                    self->image_height, width, height);
+
+      g_clear_object (&self->fitted_source);
+      if (fitted != NULL)
+        self->fitted_source = onestep_image_frame_texture (fitted, 0, width, height);
+    }
+  onestep_preview_set_source (self->preview, self->fitted_source);
+}
+
 static void
 onestep_window_show_result (OnestepWindow *self,
                             OnestepResult *result)
 {
   g_set_object (&self->current_result, result);
+  onestep_window_compare_with_source (self, onestep_result_get_width (result),
+                                      onestep_result_get_height (result));
   onestep_preview_set_frames (self->preview, onestep_result_get_frames (result),
                               onestep_result_get_n_frames (result),
                               onestep_result_get_width (result),
@@ -286,9 +308,12 @@ on_generate_progress (const OnestepEngineProgress *progress,
 
   /* Each step of the chosen count shows its estimate, over the one-step clip. */
   if (progress->preview != NULL && (!self->have_result || progress->run > 0))
-    onestep_preview_set_frames (self->preview, progress->preview, progress->preview_frames,
-                                progress->preview_width, progress->preview_height,
-                                self->generate_fps);
+    {
+      onestep_window_compare_with_source (self, progress->preview_width, progress->preview_height);
+      onestep_preview_set_frames (self->preview, progress->preview, progress->preview_frames,
+                                  progress->preview_width, progress->preview_height,
+                                  self->generate_fps);
+    }
 }
 
 static void
@@ -400,6 +425,7 @@ _onestep_window_set_source (OnestepWindow *self,
                             GdkTexture    *source)
 {
   g_set_object (&self->source, source);
+  g_clear_object (&self->fitted_source);
   g_clear_pointer (&self->image, g_bytes_unref);
   self->image = onestep_image_rgb_from_texture (source);
   self->image_width = gdk_texture_get_width (source);
@@ -654,6 +680,7 @@ onestep_window_dispose (GObject *object)
   g_clear_object (&self->stopping_cancellable);
   g_clear_object (&self->current_result);
   g_clear_object (&self->source);
+  g_clear_object (&self->fitted_source);
   g_clear_pointer (&self->image, g_bytes_unref);
   g_clear_object (&self->engine);
   g_clear_object (&self->settings);

@@ -14,6 +14,7 @@
 #include <json-glib/json-glib.h>
 
 #include "onestep-application.h"
+#include "onestep-before-after.h"
 #include "onestep-controls.h"
 #include "onestep-export-dialog.h"
 #include "onestep-image.h"
@@ -342,7 +343,8 @@ test_generate (void)
   wait_for_paint (GTK_WIDGET (window));
   g_test_message ("preview drawn with %s", onestep_preview_get_uses_gl (preview) ? "OpenGL"
                                                                                   : "GtkPicture");
-  display = gtk_widget_get_first_child (GTK_WIDGET (preview));
+  /* The display, under the before/after view's overlay. */
+  display = gtk_overlay_get_child (GTK_OVERLAY (gtk_widget_get_first_child (GTK_WIDGET (preview))));
   g_assert_true (GTK_IS_STACK (display));
   g_assert_cmpuint (count_colors (display), >, 32);
   save_screenshot (GTK_WIDGET (window), "preview.png");
@@ -705,6 +707,96 @@ test_toast_leaves_status (void)
 
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
   g_assert_true (wait_until (is_idle, NULL));
+}
+
+static gboolean
+showing_source (gpointer data)
+{
+  return onestep_window_get_current_result (window) == NULL &&
+         onestep_preview_get_n_frames (onestep_window_get_preview (window)) == 1;
+}
+
+/* The colour of the pixel at (x, y), as fractions of the picture's width and height,
+ * of a rendering of widget, where a picture of the aspect ratio is fitted whole. */
+static guint32
+pixel_at (GdkTexture *rendering,
+          double      aspect,
+          double      x,
+          double      y)
+{
+  int width = gdk_texture_get_width (rendering);
+  int height = gdk_texture_get_height (rendering);
+  double fitted_width = MIN (width, height * aspect);
+  double fitted_height = fitted_width / aspect;
+  g_autofree guint32 *pixels = g_new (guint32, (gsize)width * height);
+  int px = (int)((width - fitted_width) / 2 + x * fitted_width);
+  int py = (int)((height - fitted_height) / 2 + y * fitted_height);
+
+  gdk_texture_download (rendering, (guchar *)pixels, (gsize)width * 4);
+  return pixels[(gsize)py * width + px];
+}
+
+static GdkTexture *
+render_divided_at (GtkWidget *before_after,
+                   double     position)
+{
+  onestep_before_after_set_position (ONESTEP_BEFORE_AFTER (before_after), position);
+  wait_for_paint (before_after);
+  return render_widget (gtk_widget_get_parent (before_after));
+}
+
+/* A pasted image shows at once, before any clip; once there is a clip, the before/after
+ * view shows the image left of its divider and the clip right of it. */
+static void
+test_source_and_before_after (void)
+{
+  OnestepPreview *preview = onestep_window_get_preview (window);
+  GtkWidget *source_button = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (preview),
+                                                                       ONESTEP_TYPE_PREVIEW,
+                                                                       "source_button"));
+  GtkWidget *before_after = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (preview),
+                                                                      ONESTEP_TYPE_PREVIEW,
+                                                                      "before_after"));
+  guint before = onestep_history_get_len (onestep_window_get_history (window));
+  g_autoptr(GdkTexture) image = NULL;
+  g_autoptr(GdkTexture) all_clip = NULL;
+  g_autoptr(GdkTexture) all_image = NULL;
+  g_autoptr(GdkTexture) divided = NULL;
+  g_autoptr(GError) error = NULL;
+  OnestepResult *result;
+  double aspect;
+
+  image = gdk_texture_new_from_filename (g_getenv ("ONESTEP_TEST_IMAGE"), &error);
+  g_assert_no_error (error);
+  gdk_clipboard_set_texture (gtk_widget_get_clipboard (GTK_WIDGET (window)), image);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.paste", NULL));
+  g_assert_true (wait_until (showing_source, NULL));
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_false (gtk_widget_get_sensitive (source_button));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "source-at-once.png");
+
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+  result = onestep_window_get_current_result (window);
+  aspect = (double)onestep_result_get_width (result) / onestep_result_get_height (result);
+  onestep_preview_set_playing (preview, FALSE);
+  onestep_preview_set_frame (preview, 0);
+  g_assert_true (gtk_widget_get_sensitive (source_button));
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), TRUE);
+  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, before_after));
+
+  all_clip = render_divided_at (before_after, 0);
+  all_image = render_divided_at (before_after, 1);
+  divided = render_divided_at (before_after, 0.5);
+  /* Low in the picture, clear of the labels and the divider's handle. */
+  g_assert_cmpuint (pixel_at (all_clip, aspect, 0.25, 0.75), !=, pixel_at (all_image, aspect, 0.25, 0.75));
+  g_assert_cmpuint (pixel_at (divided, aspect, 0.25, 0.75), ==, pixel_at (all_image, aspect, 0.25, 0.75));
+  g_assert_cmpuint (pixel_at (divided, aspect, 0.75, 0.75), ==, pixel_at (all_clip, aspect, 0.75, 0.75));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "before-after.png");
+
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), FALSE);
+  onestep_preview_set_playing (preview, TRUE);
 }
 
 static gboolean
@@ -1347,6 +1439,7 @@ main (int   argc,
   g_test_add_func ("/ui/progress-in-work", test_progress_in_work);
   g_test_add_func ("/ui/stopping", test_stopping);
   g_test_add_func ("/ui/toast-leaves-status", test_toast_leaves_status);
+  g_test_add_func ("/ui/source-and-before-after", test_source_and_before_after);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);
