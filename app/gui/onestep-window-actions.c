@@ -220,7 +220,7 @@ compare_action (GtkWidget  *widget,
   params = onestep_controls_get_params (self->controls);
   adw_view_stack_set_visible_child_name (self->view_stack, "compare");
   onestep_compare_view_run (self->compare_view, self->engine, self->image, self->image_width,
-                            self->image_height, self->source, params, 8);
+                            self->image_height, self->source, params, 8, self->one_step_result);
 }
 
 static void

@@ -57,7 +57,9 @@ struct _OnestepWindow
   /* The chosen step count: the generation runs one step first, then this. */
   int                   generate_steps;
   gboolean              have_result;
-  /* The one-step clip, until the chosen step count's takes its place. */
+  /* The one-step clip of the latest generation with the current settings:
+   * shown until the chosen step count's clip takes its place, then kept for
+   * Compare, which need not make it again. */
   OnestepResult        *one_step_result;
   /* The engine's latest report, and what moves the bar and the time left on
    * between reports. */

@@ -150,7 +150,6 @@ _onestep_window_cancel_generation (OnestepWindow *self)
 
   g_cancellable_cancel (self->generate_cancellable);
   g_clear_object (&self->generate_cancellable);
-  g_clear_object (&self->one_step_result);
   onestep_window_stop_progress_clock (self);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
   _onestep_window_update_actions (self);
@@ -201,7 +200,7 @@ _onestep_window_stop_generation (OnestepWindow *self)
   if (self->generate_cancellable == NULL)
     return;
 
-  if (self->one_step_result != NULL)
+  if (self->one_step_result != NULL && self->current_result == self->one_step_result)
     {
       onestep_window_show_result (self, self->one_step_result);
       onestep_history_add (self->history, self->one_step_result);
@@ -325,14 +324,12 @@ on_generate_result (OnestepResult *result,
   onestep_result_set_source (result, self->source);
   self->have_result = TRUE;
   onestep_window_show_result (self, result);
-  /* History records the generation once, with the chosen step count's clip. */
+  /* History records the generation once, with the chosen step count's clip; the
+   * one-step clip stays for Compare. */
   if (onestep_result_get_params (result)->steps < self->generate_steps)
     g_set_object (&self->one_step_result, result);
   else
-    {
-      g_clear_object (&self->one_step_result);
-      onestep_history_add (self->history, result);
-    }
+    onestep_history_add (self->history, result);
   g_signal_emit (self, signals[RESULT_READY], 0, result);
 }
 
@@ -359,7 +356,6 @@ on_generate_done (GObject      *object,
     return;
 
   g_clear_object (&self->generate_cancellable);
-  g_clear_object (&self->one_step_result);
   onestep_window_stop_progress_clock (self);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
   _onestep_window_update_actions (self);
@@ -391,6 +387,7 @@ _onestep_window_generate (OnestepWindow *self)
     return;
 
   _onestep_window_cancel_generation (self);
+  g_clear_object (&self->one_step_result);
   params = onestep_controls_get_params (self->controls);
 
   runs[n_runs++] = 1;
@@ -441,6 +438,8 @@ on_history_result_activated (OnestepWindow *self,
   GdkTexture *source = onestep_result_get_source (result);
 
   _onestep_window_cancel_generation (self);
+  /* The settings become the entry's, which the one-step clip was not made with. */
+  g_clear_object (&self->one_step_result);
   onestep_controls_set_params (self->controls, onestep_result_get_params (result));
   if (source != NULL && source != self->source)
     _onestep_window_set_source (self, source);
@@ -678,6 +677,7 @@ onestep_window_dispose (GObject *object)
   g_clear_pointer (&self->loading_model_path, g_free);
   g_clear_pointer (&self->loading_unet_file, g_free);
   g_clear_object (&self->stopping_cancellable);
+  g_clear_object (&self->one_step_result);
   g_clear_object (&self->current_result);
   g_clear_object (&self->source);
   g_clear_object (&self->fitted_source);

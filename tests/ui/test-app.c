@@ -809,13 +809,31 @@ comparison_done (gpointer data)
 }
 
 static void
+on_result_collected (OnestepWindow *win,
+                     OnestepResult *result,
+                     GPtrArray     *results)
+{
+  g_ptr_array_add (results, g_object_ref (result));
+}
+
+static void
 test_compare (void)
 {
   OnestepCompareView *compare = onestep_window_get_compare_view (window);
   static const int expected_steps[] = { 1, 2, 4, 8 };
+  g_autoptr(GPtrArray) generated = g_ptr_array_new_with_free_func (g_object_unref);
+  gulong handler;
+
+  /* A generation's one-step clip is the comparison's, not made again. */
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_collected), generated);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (wait_until (is_idle, NULL));
+  g_signal_handler_disconnect (window, handler);
+  g_assert_cmpuint (generated->len, ==, 2);
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
   g_assert_true (wait_until (comparison_done, compare));
+  g_assert_true (onestep_compare_view_get_result (compare, 0) == g_ptr_array_index (generated, 0));
 
   for (guint i = 0; i < G_N_ELEMENTS (expected_steps); i++)
     {
