@@ -265,10 +265,10 @@ job_report_progress (const onestep_progress *progress,
 
 /* The engine's request for the job's run (which step count), at the fitted size. */
 static onestep_request
-job_make_request (Job *job,
-                  int  width,
-                  int  height,
-                  guint run)
+job_make_request (Job   *job,
+                  int    width,
+                  int    height,
+                  guint  run)
 {
   onestep_request request = onestep_request_default ();
 

@@ -54,10 +54,11 @@ OnestepWorkEstimate *
 onestep_work_estimate_new (const onestep_plan *plans,
                            guint               n_runs)
 {
-  OnestepWorkEstimate *self = g_new0 (OnestepWorkEstimate, 1);
+  OnestepWorkEstimate *self;
 
   g_return_val_if_fail (plans != NULL && n_runs > 0, NULL);
 
+  self = g_new0 (OnestepWorkEstimate, 1);
   self->plans = g_memdup2 (plans, sizeof (onestep_plan) * n_runs);
   self->n_runs = n_runs;
 
