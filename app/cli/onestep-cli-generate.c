@@ -100,6 +100,7 @@ write_clip (const char             *output,
             const onestep_request  *request,
             const char             *model,
             const char             *unet_file,
+            double                  crop_position,
             GError                **error)
 {
   OnestepClipSettings settings = {
@@ -114,6 +115,7 @@ write_clip (const char             *output,
     .fps = request->fps,
     .motion_bucket_id = request->motion_bucket_id,
     .noise_aug_strength = request->noise_aug_strength,
+    .crop_position = crop_position,
   };
   OnestepExportOptions options;
 
@@ -134,6 +136,7 @@ onestep_cli_generate (int    argc,
   int steps = UNSET, frames = UNSET, width = UNSET, height = UNSET, fps = UNSET;
   int motion = UNSET, threads = 0, decode_chunk = UNSET;
   double noise_aug = NAN, min_guidance = NAN, max_guidance = NAN;
+  double crop_position = ONESTEP_CROP_CENTRE;
   gboolean json = FALSE;
   g_auto(GStrv) images = NULL;
   GOptionEntry entries[] = {
@@ -147,6 +150,9 @@ onestep_cli_generate (int    argc,
     { "fps", 0, 0, G_OPTION_ARG_INT, &fps, "Frame rate conditioning (default 7)", "N" },
     { "motion-bucket", 0, 0, G_OPTION_ARG_INT, &motion, "Motion bucket id (default 127)", "M" },
     { "noise-aug", 0, 0, G_OPTION_ARG_DOUBLE, &noise_aug, "Noise augmentation (default 0.02)", "A" },
+    { "crop-position", 0, 0, G_OPTION_ARG_DOUBLE, &crop_position,
+      "Where the image is cropped to the clip's shape: 0 keeps its left or top edge, "
+      "1 its right or bottom edge (default 0.5, the middle)", "P" },
     { "min-guidance", 0, 0, G_OPTION_ARG_DOUBLE, &min_guidance, "Guidance of the first frame", "G" },
     { "max-guidance", 0, 0, G_OPTION_ARG_DOUBLE, &max_guidance, "Guidance of the last frame", "G" },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, "euler, cm, tts or auto", "NAME" },
@@ -193,6 +199,11 @@ onestep_cli_generate (int    argc,
       !check_at_least ("--fps", fps, 1) || !check_at_least ("--motion-bucket", motion, 0) ||
       !check_at_least ("--decode-chunk", decode_chunk, 1) || !check_at_least ("--threads", threads, 0))
     return 2;
+  if (!(crop_position >= 0.0 && crop_position <= 1.0))
+    {
+      onestep_cli_fail ("--crop-position: expected a number from 0 to 1");
+      return 2;
+    }
   if ((width != UNSET && width > MAX_SIDE) || (height != UNSET && height > MAX_SIDE))
     {
       onestep_cli_fail ("--width/--height: at most %d pixels", MAX_SIDE);
@@ -263,7 +274,7 @@ onestep_cli_generate (int    argc,
   request.progress = print_progress;
   request.abort = should_abort;
 
-  fitted = onestep_image_loader_fit (image, request.width, request.height);
+  fitted = onestep_image_loader_fit_at (image, request.width, request.height, crop_position);
   if (fitted == NULL)
     {
       onestep_cli_fail ("cannot scale %s to %dx%d: out of memory", images[0], request.width,
@@ -285,7 +296,8 @@ onestep_cli_generate (int    argc,
       return 1;
     }
 
-  written = write_clip (output, format, clip, &request, model, model_options.unet_file, &error);
+  written = write_clip (output, format, clip, &request, model, model_options.unet_file, crop_position,
+                        &error);
   if (!written)
     onestep_cli_fail ("%s", error->message);
   else

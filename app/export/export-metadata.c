@@ -31,6 +31,8 @@ settings_to_node (const OnestepClipSettings *settings)
                                                    : NULL;
 
   json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "crop_position");
+  json_builder_add_double_value (builder, settings->crop_position);
   json_builder_set_member_name (builder, "fps");
   json_builder_add_int_value (builder, settings->fps);
   json_builder_set_member_name (builder, "frames");

@@ -33,6 +33,9 @@ typedef struct {
   int         fps;
   int         motion_bucket_id;
   float       noise_aug_strength;
+  double      crop_position;   /* where the image was cut to the clip's shape: 0 its left
+                                * or top edge kept, 1 its right or bottom edge, 0.5 the
+                                * middle (onestep-cli's --crop-position) */
 } OnestepClipSettings;
 
 typedef struct {

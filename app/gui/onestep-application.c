@@ -41,7 +41,10 @@ onestep_application_activate (GApplication *application)
   GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
 
   if (window == NULL)
-    window = GTK_WINDOW (onestep_window_new (GTK_APPLICATION (self), self->engine));
+    {
+      window = GTK_WINDOW (onestep_window_new (GTK_APPLICATION (self), self->engine));
+      onestep_window_restore_last_clip (ONESTEP_WINDOW (window));
+    }
 
   gtk_window_present (window);
 }

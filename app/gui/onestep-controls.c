@@ -7,9 +7,12 @@
 #include <glib/gi18n.h>
 
 #include "onestep-controls.h"
+#include "onestep-crop-view.h"
+#include "onestep-image-loader.h"
 #include "onestep-installed-model.h"
 
-#define MAX_SIZE_PRESETS 3
+/* A full and a smaller size, each in both orientations. */
+#define MAX_SIZE_PRESETS 4
 
 struct _OnestepControls
 {
@@ -30,9 +33,16 @@ struct _OnestepControls
   AdwActionRow   *custom_size_row;
   GtkSpinButton  *width_spin;
   GtkSpinButton  *height_spin;
+  AdwActionRow   *crop_row;
+  GtkRange       *crop_scale;
+  GtkWidget      *crop_view_row;
+  OnestepCropView *crop_view;
   GtkSpinButton  *fps_spin;
   GtkSpinButton  *motion_spin;
   GtkSpinButton  *noise_spin;
+
+  /* The seed lock and the custom size, kept across restarts. */
+  GSettings      *settings;
 
   /* The models in the model row, in its order. */
   GPtrArray      *models;
@@ -41,6 +51,12 @@ struct _OnestepControls
   int             preset_width[MAX_SIZE_PRESETS];
   int             preset_height[MAX_SIZE_PRESETS];
   guint           n_presets;
+  /* The model's default size, which the presets derive from; 0 before a model. */
+  int             model_width;
+  int             model_height;
+  /* The source image's size, which the crop is for; 0 before an image. */
+  int             image_width;
+  int             image_height;
   /* Non-zero while the program, not the user, changes values. */
   guint           updating;
 };
@@ -61,20 +77,81 @@ round_to_64 (int value)
   return MAX (64, (value + 32) / 64 * 64);
 }
 
-static void
-onestep_controls_update_custom_size (OnestepControls *self)
+static gboolean
+onestep_controls_custom_size_chosen (OnestepControls *self)
 {
+  return adw_combo_row_get_selected (self->size_row) >= self->n_presets;
+}
+
+/* The frame size the settings give, preset or custom, in multiples of 64 for custom. */
+static void
+onestep_controls_get_size (OnestepControls *self,
+                           int             *width,
+                           int             *height)
+{
+  guint size = adw_combo_row_get_selected (self->size_row);
+
+  if (size < self->n_presets)
+    {
+      *width = self->preset_width[size];
+      *height = self->preset_height[size];
+    }
+  else
+    {
+      *width = round_to_64 (gtk_spin_button_get_value_as_int (self->width_spin));
+      *height = round_to_64 (gtk_spin_button_get_value_as_int (self->height_spin));
+    }
+}
+
+/* The custom size row while Custom is chosen; the crop row while the image's shape
+ * differs from the frame's, so that some of it is cut, saying which way it moves. */
+static void
+onestep_controls_update_size_rows (OnestepControls *self)
+{
+  int width;
+  int height;
+  gint64 image_shape;
+  gint64 frame_shape;
+
   gtk_widget_set_visible (GTK_WIDGET (self->custom_size_row),
-                          adw_combo_row_get_selected (self->size_row) >= self->n_presets);
+                          onestep_controls_custom_size_chosen (self));
+
+  onestep_controls_get_size (self, &width, &height);
+  /* Compared as cross products: equal when the aspect ratios are. */
+  image_shape = (gint64)self->image_width * height;
+  frame_shape = (gint64)self->image_height * width;
+  gtk_widget_set_visible (GTK_WIDGET (self->crop_row),
+                          self->image_width > 0 && image_shape != frame_shape);
+  gtk_widget_set_visible (self->crop_view_row, gtk_widget_get_visible (GTK_WIDGET (self->crop_row)));
+  onestep_crop_view_set_frame_size (self->crop_view, width, height);
+  adw_action_row_set_subtitle (self->crop_row,
+                               image_shape > frame_shape ? _("From the left edge to the right edge")
+                                                         : _("From the top edge to the bottom edge"));
+}
+
+/* What the user chose for the custom size and the seed, for the next start. */
+static void
+onestep_controls_save_choices (OnestepControls *self)
+{
+  g_settings_set_boolean (self->settings, "custom-size-chosen", onestep_controls_custom_size_chosen (self));
+  g_settings_set_int (self->settings, "custom-width",
+                      round_to_64 (gtk_spin_button_get_value_as_int (self->width_spin)));
+  g_settings_set_int (self->settings, "custom-height",
+                      round_to_64 (gtk_spin_button_get_value_as_int (self->height_spin)));
+  if (gtk_toggle_button_get_active (self->seed_lock_button))
+    g_settings_set_uint (self->settings, "locked-seed", (guint32)gtk_spin_button_get_value (self->seed_spin));
 }
 
 static void
 on_value_changed (OnestepControls *self)
 {
-  onestep_controls_update_custom_size (self);
+  onestep_controls_update_size_rows (self);
 
   if (self->updating == 0)
-    g_signal_emit (self, signals[CHANGED], 0);
+    {
+      onestep_controls_save_choices (self);
+      g_signal_emit (self, signals[CHANGED], 0);
+    }
 }
 
 /* Every clip starts as a one-step preview; the steps say how far it is then
@@ -115,6 +192,8 @@ on_seed_lock_toggled (OnestepControls *self,
   gtk_button_set_icon_name (GTK_BUTTON (button),
                             gtk_toggle_button_get_active (button) ? "changes-prevent-symbolic"
                                                                   : "changes-allow-symbolic");
+  if (self->updating == 0 && gtk_toggle_button_get_active (button))
+    g_settings_set_uint (self->settings, "locked-seed", (guint32)gtk_spin_button_get_value (self->seed_spin));
 }
 
 static void
@@ -134,6 +213,7 @@ onestep_controls_finalize (GObject *object)
   g_clear_pointer (&self->model_path, g_free);
   g_clear_pointer (&self->unet_file, g_free);
   g_clear_pointer (&self->models, g_ptr_array_unref);
+  g_clear_object (&self->settings);
 
   G_OBJECT_CLASS (onestep_controls_parent_class)->finalize (object);
 }
@@ -170,6 +250,10 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, custom_size_row);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, width_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, height_spin);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_scale);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_view_row);
+  gtk_widget_class_bind_template_child (widget_class, OnestepControls, crop_view);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, fps_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, motion_spin);
   gtk_widget_class_bind_template_child (widget_class, OnestepControls, noise_spin);
@@ -179,6 +263,8 @@ onestep_controls_class_init (OnestepControlsClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_new_seed_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_seed_lock_toggled);
+
+  g_type_ensure (ONESTEP_TYPE_CROP_VIEW);
 }
 
 /* GNOME panels scroll under the wheel: a spin button's own scroll controller would
@@ -216,9 +302,15 @@ onestep_controls_init (OnestepControls *self)
   self->updating++;
   gtk_widget_init_template (GTK_WIDGET (self));
   onestep_controls_leave_wheel_to_panel (self);
+  onestep_crop_view_set_adjustment (self->crop_view, gtk_range_get_adjustment (self->crop_scale));
   self->models = g_ptr_array_new_with_free_func (g_object_unref);
   adw_combo_row_set_selected (self->model_row, GTK_INVALID_LIST_POSITION);
-  gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+  self->settings = g_settings_new (SCHEMA_ID);
+  g_settings_bind (self->settings, "seed-locked", self->seed_lock_button, "active", G_SETTINGS_BIND_DEFAULT);
+  if (gtk_toggle_button_get_active (self->seed_lock_button))
+    gtk_spin_button_set_value (self->seed_spin, g_settings_get_uint (self->settings, "locked-seed"));
+  else
+    gtk_spin_button_set_value (self->seed_spin, g_random_int ());
   gtk_spin_button_set_value (self->fps_spin, 7);
   gtk_spin_button_set_value (self->motion_spin, 127);
   gtk_spin_button_set_value (self->noise_spin, 0.02);
@@ -271,12 +363,75 @@ onestep_controls_add_preset (OnestepControls *self,
   if (onestep_controls_find_preset (self, width, height) < self->n_presets)
     return;
 
-  /* Translators: a frame size preset, e.g. "Native (1024 × 576)" */
+  /* Translators: a frame size preset, e.g. "Portrait (576 × 1024)" */
   label = g_strdup_printf (_("%s (%d × %d)"), name, width, height);
   gtk_string_list_append (names, label);
   self->preset_width[self->n_presets] = width;
   self->preset_height[self->n_presets] = height;
   self->n_presets++;
+}
+
+static gboolean
+onestep_controls_image_is_portrait (OnestepControls *self)
+{
+  return self->image_height > self->image_width;
+}
+
+/* The model's size and its smaller version, in the shape of the image first: a
+ * portrait photo is offered portrait frames rather than being cropped to landscape.
+ * Keeps the choice of a full or smaller size, or of Custom. */
+static void
+onestep_controls_update_presets (OnestepControls *self)
+{
+  g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
+  gboolean was_custom = self->n_presets > 0 && onestep_controls_custom_size_chosen (self);
+  gboolean was_smaller = FALSE;
+  int long_side = MAX (self->model_width, self->model_height);
+  int short_side = MIN (self->model_width, self->model_height);
+  gboolean has_smaller = short_side >= 256;
+  int small_long_side = round_to_64 (long_side / 2);
+  int small_short_side = round_to_64 (short_side / 2);
+  guint selected = adw_combo_row_get_selected (self->size_row);
+
+  if (self->model_width == 0)
+    return;
+
+  if (selected < self->n_presets)
+    was_smaller = MAX (self->preset_width[selected], self->preset_height[selected]) < long_side;
+
+  self->n_presets = 0;
+  if (long_side == short_side)
+    {
+      onestep_controls_add_preset (self, names, _("Square"), long_side, long_side);
+      if (has_smaller)
+        onestep_controls_add_preset (self, names, _("Smaller square"), small_long_side, small_long_side);
+    }
+  else if (onestep_controls_image_is_portrait (self))
+    {
+      onestep_controls_add_preset (self, names, _("Portrait"), short_side, long_side);
+      if (has_smaller)
+        onestep_controls_add_preset (self, names, _("Smaller portrait"), small_short_side, small_long_side);
+      onestep_controls_add_preset (self, names, _("Landscape"), long_side, short_side);
+      if (has_smaller)
+        onestep_controls_add_preset (self, names, _("Smaller landscape"), small_long_side, small_short_side);
+    }
+  else
+    {
+      onestep_controls_add_preset (self, names, _("Landscape"), long_side, short_side);
+      if (has_smaller)
+        onestep_controls_add_preset (self, names, _("Smaller landscape"), small_long_side, small_short_side);
+      onestep_controls_add_preset (self, names, _("Portrait"), short_side, long_side);
+      if (has_smaller)
+        onestep_controls_add_preset (self, names, _("Smaller portrait"), small_short_side, small_long_side);
+    }
+  gtk_string_list_append (names, _("Custom"));
+  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (names));
+
+  if (was_custom)
+    adw_combo_row_set_selected (self->size_row, self->n_presets);
+  else
+    adw_combo_row_set_selected (self->size_row, was_smaller && has_smaller ? 1 : 0);
+  onestep_controls_update_size_rows (self);
 }
 
 static guint
@@ -374,9 +529,10 @@ onestep_controls_set_model (OnestepControls          *self,
                             const onestep_model_info *info,
                             int                       steps)
 {
-  g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
   g_autofree char *subtitle = NULL;
   g_autofree char *device = NULL;
+  int custom_width;
+  int custom_height;
   int max_steps;
 
   g_return_if_fail (ONESTEP_IS_CONTROLS (self));
@@ -401,18 +557,19 @@ onestep_controls_set_model (OnestepControls          *self,
   adw_combo_row_set_selected (self->sampler_row, ONESTEP_SAMPLER_AUTO);
   gtk_spin_button_set_value (self->frames_spin, info->default_frames);
 
+  /* The custom size the user chose before, else the model's. */
+  custom_width = g_settings_get_int (self->settings, "custom-width");
+  custom_height = g_settings_get_int (self->settings, "custom-height");
+  gtk_spin_button_set_value (self->width_spin, round_to_64 (custom_width > 0 ? custom_width : info->default_width));
+  gtk_spin_button_set_value (self->height_spin, round_to_64 (custom_height > 0 ? custom_height : info->default_height));
+
+  self->model_width = info->default_width;
+  self->model_height = info->default_height;
   self->n_presets = 0;
-  onestep_controls_add_preset (self, names, _("Native"), info->default_width, info->default_height);
-  onestep_controls_add_preset (self, names, _("Rotated"), info->default_height, info->default_width);
-  if (info->default_width >= 256 && info->default_height >= 256)
-    onestep_controls_add_preset (self, names, _("Smaller"), round_to_64 (info->default_width / 2),
-                                 round_to_64 (info->default_height / 2));
-  gtk_string_list_append (names, _("Custom"));
-  adw_combo_row_set_model (self->size_row, G_LIST_MODEL (names));
-  adw_combo_row_set_selected (self->size_row, 0);
-  gtk_spin_button_set_value (self->width_spin, round_to_64 (info->default_width));
-  gtk_spin_button_set_value (self->height_spin, round_to_64 (info->default_height));
-  onestep_controls_update_custom_size (self);
+  onestep_controls_update_presets (self);
+  if (g_settings_get_boolean (self->settings, "custom-size-chosen"))
+    adw_combo_row_set_selected (self->size_row, self->n_presets);
+  onestep_controls_update_size_rows (self);
 
   self->updating--;
 }
@@ -442,7 +599,6 @@ OnestepParams *
 onestep_controls_get_params (OnestepControls *self)
 {
   OnestepParams *params;
-  guint size;
 
   g_return_val_if_fail (ONESTEP_IS_CONTROLS (self), NULL);
 
@@ -459,18 +615,8 @@ onestep_controls_get_params (OnestepControls *self)
   params->fps = gtk_spin_button_get_value_as_int (self->fps_spin);
   params->motion_bucket_id = gtk_spin_button_get_value_as_int (self->motion_spin);
   params->noise_aug_strength = gtk_spin_button_get_value (self->noise_spin);
-
-  size = adw_combo_row_get_selected (self->size_row);
-  if (size < self->n_presets)
-    {
-      params->width = self->preset_width[size];
-      params->height = self->preset_height[size];
-    }
-  else
-    {
-      params->width = round_to_64 (gtk_spin_button_get_value_as_int (self->width_spin));
-      params->height = round_to_64 (gtk_spin_button_get_value_as_int (self->height_spin));
-    }
+  params->crop_position = gtk_range_get_value (self->crop_scale);
+  onestep_controls_get_size (self, &params->width, &params->height);
 
   return params;
 }
@@ -495,6 +641,7 @@ onestep_controls_set_params (OnestepControls     *self,
   gtk_spin_button_set_value (self->fps_spin, params->fps);
   gtk_spin_button_set_value (self->motion_spin, params->motion_bucket_id);
   gtk_spin_button_set_value (self->noise_spin, params->noise_aug_strength);
+  gtk_range_set_value (self->crop_scale, params->crop_position);
 
   size = onestep_controls_find_preset (self, params->width, params->height);
   adw_combo_row_set_selected (self->size_row, size);
@@ -503,21 +650,37 @@ onestep_controls_set_params (OnestepControls     *self,
       gtk_spin_button_set_value (self->width_spin, params->width);
       gtk_spin_button_set_value (self->height_spin, params->height);
     }
-  onestep_controls_update_custom_size (self);
+  onestep_controls_update_size_rows (self);
 
   self->updating--;
 }
 
-/* A new image gets a new random seed unless the seed is locked. */
+/* The image clips are made from, for the crop rows; see also
+ * onestep_controls_prepare_new_image(). */
+void
+onestep_controls_set_image (OnestepControls *self,
+                            GdkTexture      *image)
+{
+  g_return_if_fail (ONESTEP_IS_CONTROLS (self));
+  g_return_if_fail (GDK_IS_TEXTURE (image));
+
+  self->image_width = gdk_texture_get_width (image);
+  self->image_height = gdk_texture_get_height (image);
+  onestep_crop_view_set_image (self->crop_view, image);
+  onestep_controls_update_size_rows (self);
+}
+
+/* A new image gets a new random seed unless the seed is locked, frames of its own
+ * orientation, and a centred crop. */
 void
 onestep_controls_prepare_new_image (OnestepControls *self)
 {
   g_return_if_fail (ONESTEP_IS_CONTROLS (self));
 
-  if (gtk_toggle_button_get_active (self->seed_lock_button))
-    return;
-
   self->updating++;
-  gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+  if (!gtk_toggle_button_get_active (self->seed_lock_button))
+    gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+  gtk_range_set_value (self->crop_scale, ONESTEP_CROP_CENTRE);
+  onestep_controls_update_presets (self);
   self->updating--;
 }

@@ -29,6 +29,8 @@ void           onestep_controls_set_precision     (OnestepControls          *sel
 OnestepParams *onestep_controls_get_params        (OnestepControls          *self);
 void           onestep_controls_set_params        (OnestepControls          *self,
                                                    const OnestepParams      *params);
+void           onestep_controls_set_image         (OnestepControls          *self,
+                                                   GdkTexture               *image);
 void           onestep_controls_prepare_new_image (OnestepControls          *self);
 
 G_END_DECLS

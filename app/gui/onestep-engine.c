@@ -312,7 +312,8 @@ worker_generate (Worker *worker,
   width = job->params->width > 0 ? job->params->width : info->default_width;
   height = job->params->height > 0 ? job->params->height : info->default_height;
 
-  fitted = onestep_image_fit (job->image, job->image_width, job->image_height, width, height);
+  fitted = onestep_image_fit (job->image, job->image_width, job->image_height, width, height,
+                              job->params->crop_position);
   if (fitted == NULL)
     {
       g_task_return_new_error (job->task, ONESTEP_ENGINE_ERROR, ONESTEP_ERR_OUT_OF_MEMORY,

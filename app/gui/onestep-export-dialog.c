@@ -194,6 +194,7 @@ clip_settings_for_result (OnestepResult       *result,
   settings->fps = params->fps;
   settings->motion_bucket_id = params->motion_bucket_id;
   settings->noise_aug_strength = (float) params->noise_aug_strength;
+  settings->crop_position = params->crop_position;
 }
 
 /* name, else name-2, name-3...: the first that, with the extension, is free in folder. */
@@ -239,6 +240,8 @@ onestep_export_dialog_start (OnestepExportDialog *self,
 
   g_settings_set_enum (self->settings, "export-format", format);
   g_settings_set_string (self->settings, "export-folder", self->folder);
+  g_settings_set_int (self->settings, "export-fps", job->options.fps);
+  g_settings_set_boolean (self->settings, "export-ping-pong", job->options.ping_pong);
 
   g_clear_object (&self->cancellable);
   self->cancellable = g_cancellable_new ();
@@ -477,6 +480,7 @@ onestep_export_dialog_init (OnestepExportDialog *self)
   onestep_export_dialog_set_folder (self, folder[0] != '\0' ? folder
                                                              : onestep_export_dialog_get_default_folder ());
   adw_combo_row_set_selected (self->format_row, g_settings_get_enum (self->settings, "export-format"));
+  gtk_switch_set_active (self->ping_pong_switch, g_settings_get_boolean (self->settings, "export-ping-pong"));
   on_format_changed (self);
 }
 
@@ -488,13 +492,16 @@ onestep_export_dialog_new (GtkWindow     *parent,
   const OnestepParams *params;
   g_autofree char *name = NULL;
   g_autofree char *free_name = NULL;
+  int export_fps;
 
   g_return_val_if_fail (ONESTEP_IS_RESULT (result), NULL);
 
   self = g_object_new (ONESTEP_TYPE_EXPORT_DIALOG, "transient-for", parent, NULL);
   self->result = g_object_ref (result);
   params = onestep_result_get_params (result);
-  gtk_spin_button_set_value (self->fps_spin, params->fps);
+  /* The rate of the last export, else the one the clip was generated for. */
+  export_fps = g_settings_get_int (self->settings, "export-fps");
+  gtk_spin_button_set_value (self->fps_spin, export_fps > 0 ? export_fps : params->fps);
   /* Every setting that can tell two clips of one image apart, and a free name. */
   name = g_strdup_printf ("onestep-%u-%s-%dsteps-%dx%d-%dframes-%dfps-motion%d", params->seed,
                           onestep_sampler_name (onestep_result_get_sampler (result)), params->steps,

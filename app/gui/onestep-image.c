@@ -49,13 +49,15 @@ free_pixels (guchar   *pixels,
 }
 
 /* The image fitted to the target size as onestep-cli fits it: scaled to cover,
- * then the centre cropped, so the subject is not stretched. Safe in any thread. */
+ * then cropped at crop_position (see onestep_image_loader_fit_at()), so the subject
+ * is not stretched. Safe in any thread. */
 GBytes *
 onestep_image_fit (GBytes *rgb,
                    int     width,
                    int     height,
                    int     target_width,
-                   int     target_height)
+                   int     target_height,
+                   double  crop_position)
 {
   g_autoptr(GdkPixbuf) source = NULL;
   g_autoptr(GdkPixbuf) fitted = NULL;
@@ -73,7 +75,7 @@ onestep_image_fit (GBytes *rgb,
   source = gdk_pixbuf_new_from_data ((const guchar *)g_bytes_get_data (rgb, NULL), GDK_COLORSPACE_RGB,
                                      FALSE, 8, width, height, width * 3,
                                      free_pixels, g_bytes_ref (rgb));
-  fitted = onestep_image_loader_fit (source, target_width, target_height);
+  fitted = onestep_image_loader_fit_at (source, target_width, target_height, crop_position);
   if (fitted == NULL)
     return NULL;
 

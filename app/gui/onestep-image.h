@@ -14,7 +14,8 @@ GBytes     *onestep_image_fit              (GBytes     *rgb,
                                             int         width,
                                             int         height,
                                             int         target_width,
-                                            int         target_height);
+                                            int         target_height,
+                                            double      crop_position);
 GdkTexture *onestep_image_frame_texture    (GBytes     *frames,
                                             int         frame,
                                             int         width,

@@ -2,6 +2,7 @@
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
+#include "onestep-image-loader.h"
 #include "onestep-params.h"
 
 G_DEFINE_BOXED_TYPE (OnestepParams, onestep_params, onestep_params_copy, onestep_params_free)
@@ -16,6 +17,7 @@ onestep_params_new (void)
   self->sampler = ONESTEP_SAMPLER_AUTO;
   self->motion_bucket_id = 127;
   self->noise_aug_strength = 0.02;
+  self->crop_position = ONESTEP_CROP_CENTRE;
 
   return self;
 }

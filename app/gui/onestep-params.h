@@ -28,6 +28,9 @@ typedef struct
   int              fps;
   int              motion_bucket_id;
   double           noise_aug_strength;
+  /* Where the image is cut to the clip's shape, as onestep-cli's --crop-position:
+   * 0 keeps its left or top edge, 1 its right or bottom edge, 0.5 the middle. */
+  double           crop_position;
 } OnestepParams;
 
 GType          onestep_params_get_type (void) G_GNUC_CONST;

@@ -8,6 +8,7 @@
 
 #include "onestep-model-manager.h"
 #include "onestep-secret-token-provider.h"
+#include "onestep-show-in-files.h"
 #include "onestep-window-private.h"
 
 static void
@@ -37,6 +38,8 @@ open_action (GtkWidget  *widget,
 
   gtk_file_filter_set_name (filter, _("Images"));
   gtk_file_filter_add_pixbuf_formats (filter);
+  /* Listed even where gdk-pixbuf has no WebP loader, which opening then explains. */
+  gtk_file_filter_add_mime_type (filter, "image/webp");
 
   chooser = gtk_file_chooser_native_new (_("Open Image"), GTK_WINDOW (self),
                                          GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"), _("_Cancel"));
@@ -238,6 +241,31 @@ show_error_action (GtkWidget  *widget,
   gtk_window_present (GTK_WINDOW (dialog));
 }
 
+static void
+on_shown_in_files (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!onestep_show_in_files_finish (result, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    _onestep_window_report_error (ONESTEP_WINDOW (object), _("The folder could not be opened"),
+                                  _("Open it in your file manager."), error->message);
+}
+
+/* The parameter: the path of an exported clip. */
+static void
+show_in_files_action (GtkWidget  *widget,
+                      const char *action_name,
+                      GVariant   *parameter)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (g_variant_get_string (parameter, NULL));
+
+  onestep_show_in_files_async (GTK_WINDOW (widget), file, ONESTEP_WINDOW (widget)->cancellable,
+                               on_shown_in_files, NULL);
+}
+
 void
 _onestep_window_class_actions_init (GtkWidgetClass *widget_class)
 {
@@ -251,4 +279,5 @@ _onestep_window_class_actions_init (GtkWidgetClass *widget_class)
   gtk_widget_class_install_action (widget_class, "win.choose-model", NULL, choose_model_action);
   gtk_widget_class_install_action (widget_class, "win.manage-models", NULL, manage_models_action);
   gtk_widget_class_install_action (widget_class, "win.show-error", "(ss)", show_error_action);
+  gtk_widget_class_install_action (widget_class, "win.show-in-files", "s", show_in_files_action);
 }

@@ -38,6 +38,7 @@ struct _OnestepWindow
   /* The source image as the engine sees it at the frames' size (scaled and
    * centre-cropped), for the preview's before/after view. */
   GdkTexture           *fitted_source;
+  double                fitted_crop_position;
   GBytes               *image;
   int                   image_width;
   int                   image_height;
@@ -50,10 +51,14 @@ struct _OnestepWindow
   GCancellable         *model_cancellable;
   gboolean              model_loaded;
 
+  /* Set until the newest clip of the history is shown, or an image opened. */
+  gboolean              restore_last_clip;
+
   GCancellable         *generate_cancellable;
   /* A stopped generation, until the engine has returned from it. */
   GCancellable         *stopping_cancellable;
   int                   generate_fps;
+  double                generate_crop_position;
   /* The chosen step count: the generation runs one step first, then this. */
   int                   generate_steps;
   gboolean              have_result;

@@ -155,22 +155,27 @@ _onestep_window_cancel_generation (OnestepWindow *self)
   _onestep_window_update_actions (self);
 }
 
-/* Lets the preview compare frames of this size with the source image. */
+/* Lets the preview compare frames of this size, cropped from the source at
+ * crop_position, with the source image. */
 static void
 onestep_window_compare_with_source (OnestepWindow *self,
                                     int            width,
-                                    int            height)
+                                    int            height,
+                                    double         crop_position)
 {
   if (self->fitted_source == NULL ||
       gdk_texture_get_width (self->fitted_source) != width ||
-      gdk_texture_get_height (self->fitted_source) != height)
+      gdk_texture_get_height (self->fitted_source) != height ||
+      self->fitted_crop_position != crop_position)
     {
       g_autoptr(GBytes) fitted = onestep_image_fit (self->image, self->image_width,
-                                                    self->image_height, width, height);
+                                                    self->image_height, width, height,
+                                                    crop_position);
 
       g_clear_object (&self->fitted_source);
       if (fitted != NULL)
         self->fitted_source = onestep_image_frame_texture (fitted, 0, width, height);
+      self->fitted_crop_position = crop_position;
     }
   onestep_preview_set_source (self->preview, self->fitted_source);
 }
@@ -181,7 +186,8 @@ onestep_window_show_result (OnestepWindow *self,
 {
   g_set_object (&self->current_result, result);
   onestep_window_compare_with_source (self, onestep_result_get_width (result),
-                                      onestep_result_get_height (result));
+                                      onestep_result_get_height (result),
+                                      onestep_result_get_params (result)->crop_position);
   onestep_preview_set_frames (self->preview, onestep_result_get_frames (result),
                               onestep_result_get_n_frames (result),
                               onestep_result_get_width (result),
@@ -308,7 +314,8 @@ on_generate_progress (const OnestepEngineProgress *progress,
   /* Each step of the chosen count shows its estimate, over the one-step clip. */
   if (progress->preview != NULL && (!self->have_result || progress->run > 0))
     {
-      onestep_window_compare_with_source (self, progress->preview_width, progress->preview_height);
+      onestep_window_compare_with_source (self, progress->preview_width, progress->preview_height,
+                                          self->generate_crop_position);
       onestep_preview_set_frames (self->preview, progress->preview, progress->preview_frames,
                                   progress->preview_width, progress->preview_height,
                                   self->generate_fps);
@@ -396,6 +403,7 @@ _onestep_window_generate (OnestepWindow *self)
 
   self->generate_cancellable = g_cancellable_new ();
   self->generate_fps = params->fps;
+  self->generate_crop_position = params->crop_position;
   self->generate_steps = params->steps;
   self->have_result = FALSE;
   self->shown_fraction = 0;
@@ -427,6 +435,7 @@ _onestep_window_set_source (OnestepWindow *self,
   self->image = onestep_image_rgb_from_texture (source);
   self->image_width = gdk_texture_get_width (source);
   self->image_height = gdk_texture_get_height (source);
+  onestep_controls_set_image (self->controls, source);
 }
 
 static void
@@ -449,14 +458,48 @@ on_history_result_activated (OnestepWindow *self,
   adw_view_stack_set_visible_child_name (self->view_stack, "preview");
 }
 
+/* Brings back the newest clip of the history, as onestep_window_restore_last_clip()
+ * asked, once the history is read and no model loads (whose end would generate from
+ * the image again); not once an image is open. */
+static void
+onestep_window_try_restore_last_clip (OnestepWindow *self)
+{
+  g_autoptr(OnestepResult) last = NULL;
+
+  if (!self->restore_last_clip || self->image != NULL || self->model_cancellable != NULL ||
+      !onestep_history_get_loaded (self->history))
+    return;
+
+  self->restore_last_clip = FALSE;
+  if (onestep_history_get_len (self->history) == 0)
+    return;
+  last = onestep_history_dup_result (self->history, 0);
+  if (onestep_result_get_source (last) != NULL)
+    on_history_result_activated (self, last);
+}
+
+/* The application's first window opens where the last session ended: on the newest
+ * clip of the history, with its image and settings. */
+void
+onestep_window_restore_last_clip (OnestepWindow *self)
+{
+  g_return_if_fail (ONESTEP_IS_WINDOW (self));
+
+  self->restore_last_clip = TRUE;
+  onestep_window_try_restore_last_clip (self);
+}
+
 static void
 on_exported (OnestepWindow *self,
              const char    *path)
 {
   g_autofree char *name = g_path_get_basename (path);
+  AdwToast *toast = adw_toast_new_format (_("Exported “%s”"), name);
 
-  adw_toast_overlay_add_toast (self->toast_overlay,
-                               adw_toast_new_format (_("Exported “%s”"), name));
+  adw_toast_set_button_label (toast, _("Show in _Files"));
+  adw_toast_set_action_name (toast, "win.show-in-files");
+  adw_toast_set_action_target_value (toast, g_variant_new_string (path));
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
 GtkWindow *
@@ -510,6 +553,7 @@ on_model_loaded (GObject      *object,
           _onestep_window_set_status (self, self->model_loaded ? "" : _("No model"));
           onestep_window_show_error (self, _("The model could not be loaded"), error);
         }
+      onestep_window_try_restore_last_clip (self);
       return;
     }
 
@@ -525,6 +569,7 @@ on_model_loaded (GObject      *object,
   _onestep_window_set_status (self, "");
   _onestep_window_update_actions (self);
   _onestep_window_generate (self);
+  onestep_window_try_restore_last_clip (self);
 }
 
 static void
@@ -654,6 +699,8 @@ onestep_window_constructed (GObject *object)
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::gpu-precision",
                            G_CALLBACK (on_precision_changed), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->history, "notify::loaded",
+                           G_CALLBACK (onestep_window_try_restore_last_clip), self, G_CONNECT_SWAPPED);
 
   model_path = g_settings_get_string (self->settings, "model-path");
   unet_file = g_settings_get_string (self->settings, "model-unet-file");

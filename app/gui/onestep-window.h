@@ -35,5 +35,6 @@ OnestepHistory     *onestep_window_get_history        (OnestepWindow  *self);
 OnestepCompareView *onestep_window_get_compare_view   (OnestepWindow  *self);
 GtkWindow          *onestep_window_export             (OnestepWindow  *self,
                                                        OnestepResult  *result);
+void                onestep_window_restore_last_clip  (OnestepWindow  *self);
 
 G_END_DECLS

@@ -53,10 +53,30 @@ onestep_image_loader_load (GFile         *file,
   return g_steal_pointer (&oriented);
 }
 
+/* Where the crop starts along a side with overflow pixels to cut. The centre rounds
+ * down, as the crop always did, so centred clips stay the same. */
+static int
+crop_offset (int    overflow,
+             double crop_position)
+{
+  if (crop_position == ONESTEP_CROP_CENTRE)
+    return overflow / 2;
+  return (int) lround (CLAMP (crop_position, 0.0, 1.0) * overflow);
+}
+
 GdkPixbuf *
 onestep_image_loader_fit (GdkPixbuf *image,
                           int        width,
                           int        height)
+{
+  return onestep_image_loader_fit_at (image, width, height, ONESTEP_CROP_CENTRE);
+}
+
+GdkPixbuf *
+onestep_image_loader_fit_at (GdkPixbuf *image,
+                             int        width,
+                             int        height,
+                             double     crop_position)
 {
   int src_width = gdk_pixbuf_get_width (image);
   int src_height = gdk_pixbuf_get_height (image);
@@ -80,7 +100,8 @@ onestep_image_loader_fit (GdkPixbuf *image,
   cropped = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, width, height);
   if (cropped == NULL)
     return NULL;
-  gdk_pixbuf_copy_area (scaled, (scaled_width - width) / 2, (scaled_height - height) / 2,
+  gdk_pixbuf_copy_area (scaled, crop_offset (scaled_width - width, crop_position),
+                        crop_offset (scaled_height - height, crop_position),
                         width, height, cropped, 0, 0);
   return cropped;
 }

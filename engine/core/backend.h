@@ -33,12 +33,19 @@
 typedef struct os_backend os_backend;
 
 /* What a buffer stores. A backend in fp16 or bf16 precision keeps activations
- * and frozen weights in that type; in fp32 and tf32 everything is float32. */
+ * and frozen weights in that type; in fp32 and tf32 everything is float32.
+ * Writing a 16-bit buffer rounds to nearest, ties to even, fp16 overflowing
+ * to infinity (__float2half_rn, __float2bfloat16_rn), once per value written.
+ * docs/precision.md lists which model buffer has which storage, and why. */
 typedef enum os_storage {
-  OS_STORAGE_FP32 = 0,   /* always float32: the residual stream, statistics,
-                          * sampler state, trained parameters, host exchange */
-  OS_STORAGE_ACTIVATION, /* the backend's activation type */
-  OS_STORAGE_WEIGHT,     /* frozen weights: the same 16-bit type, no float32 copy */
+  OS_STORAGE_FP32 = 0,   /* always float32: the residual stream and the inputs
+                          * of normalisations, the time embedding, sampler
+                          * state, trained parameters, weight vectors (biases,
+                          * norm scales), host exchange */
+  OS_STORAGE_ACTIVATION, /* the backend's activation type: temporaries inside a
+                          * block, mostly the operands of products */
+  OS_STORAGE_WEIGHT,     /* frozen weights of 2+ dimensions: the same 16-bit
+                          * type, no float32 copy */
 } os_storage;
 
 typedef struct os_backend_ops {
@@ -179,6 +186,15 @@ os_backend *os_backend_cpu_new(int n_threads, onestep_error *error);
  * does in that precision, accumulating in fp32 as before: a way to study a
  * precision's effect on whole models without a GPU. FP32 and AUTO: exact. */
 void os_backend_cpu_set_operand_precision(os_backend *be, onestep_precision precision);
+
+/* Makes the CPU backend store as the CUDA backend does in that precision:
+ * in fp16 and bf16, every value written into an OS_STORAGE_ACTIVATION or
+ * OS_STORAGE_WEIGHT buffer (by an op, upload, copy or fill) is rounded to
+ * that type, round to nearest even, fp16 overflowing to infinity; float32
+ * buffers and the backward ops stay exact. Only buffers allocated after the
+ * call are rounded: call it right after creating the backend. Other
+ * precisions: exact storage, bit for bit the results without the call. */
+void os_backend_cpu_set_storage_precision(os_backend *be, onestep_precision precision);
 
 /* CUDA backend, loaded at run time from the backend module; NULL with a clear
  * error when the module, the driver or a GPU is missing. ONESTEP_PRECISION_AUTO

@@ -194,7 +194,11 @@ load_converted(os_weight_set *ws, const weight_entry *e)
   size_t numel = (size_t)os_shape_numel(t->ndim, t->shape);
   size_t bytes = (numel ? numel : 1) * sizeof(float);
   os_backend *be = ws->be;
-  float *device = be->ops->alloc(be, bytes);
+  /* Matrices and kernels in the backend's 16-bit type with no float32 copy;
+   * vectors (biases, norm scales, mix factors) stay float32: they are tiny,
+   * join float32 sums and statistics, and mix factors are read back. */
+  os_storage storage = t->ndim >= 2 ? OS_STORAGE_WEIGHT : OS_STORAGE_FP32;
+  float *device = be->ops->alloc_as(be, numel ? numel : 1, storage);
   /* a host backend's buffer is the conversion target itself: one copy, not two */
   float *host = be->ops->is_host ? device : malloc(bytes);
   if (!device || !host) {

@@ -31,9 +31,11 @@ onestep_status os_weight_set_add_file(os_weight_set *ws, const os_safetensors *s
 os_backend *os_weight_set_backend(const os_weight_set *ws);
 void os_weight_set_set_transform(os_weight_set *ws, os_weight_transform_fn fn, void *user_data);
 
-/* Returns the tensor as float32 in backend memory, or NULL after latching an
- * error (missing, wrong shape, out of memory). Trailing singleton dims may be
- * given or omitted (a [C,C,1,1] conv weight matches {C,C}). */
+/* Returns the tensor in backend memory, or NULL after latching an error
+ * (missing, wrong shape, out of memory). Tensors of two or more dimensions
+ * are stored as OS_STORAGE_WEIGHT (16 bits on a 16-bit backend), vectors as
+ * float32; a host backend may point into the file's mapping instead. Trailing
+ * singleton dims may be given or omitted (a [C,C,1,1] conv weight matches {C,C}). */
 const float *os_weights_take(os_weight_set *ws, const char *name, int ndim,
                              const int64_t *shape);
 /* printf-style name; shape as a -1 terminated list of dims. */

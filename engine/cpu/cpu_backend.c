@@ -11,7 +11,8 @@
 
 /* Each block is preceded by a header holding its size and storage, padded so
  * that the pointer handed out stays 64-byte aligned (whole cache lines,
- * AVX-512). Every storage holds float32 here. */
+ * AVX-512). Every storage holds float32 here (cpu_storage.c rounds the
+ * 16-bit ones' values when asked to). */
 #define OS_CPU_ALIGN 64
 
 typedef struct {
@@ -82,6 +83,7 @@ cpu_sync(os_backend *be, onestep_error *error)
 static void
 cpu_destroy(os_backend *be)
 {
+  os_cpu_storage_emulation_free(((os_cpu_backend *)be)->storage);
   free(be);
 }
 

@@ -5,11 +5,14 @@
 
 #include "backend.h"
 
+typedef struct os_cpu_storage_emulation os_cpu_storage_emulation;
+
 typedef struct {
   os_backend base;
   int n_threads;     /* OpenMP and OpenBLAS worker count, >= 1 */
   bool out_of_memory; /* a scratch allocation failed; reported by sync() */
   onestep_precision operand_precision; /* GPU rounding reproduced (cpu_rounding.c) */
+  os_cpu_storage_emulation *storage;   /* GPU 16-bit storage reproduced, or NULL (cpu_storage.c) */
 } os_cpu_backend;
 
 static inline int
@@ -42,6 +45,9 @@ const float *os_cpu_rounded_operand(os_backend *be, const float *src, size_t n, 
 /* Values spanned by `batch` matrices op = [rows, cols], `stride` apart. */
 size_t os_cpu_matrix_extent(bool transposed, int rows, int cols, int ld, int64_t stride,
                             int batch);
+
+/* cpu_storage.c */
+void os_cpu_storage_emulation_free(os_cpu_storage_emulation *e); /* NULL is fine */
 
 /* cpu_gemm.c */
 void os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,

@@ -12,7 +12,8 @@
 //   fp16/bf16 mode, other long sequences, where cuBLAS on the tensor cores wins:
 //   scores for a block of queries (all heads), row softmax, times V.
 //
-// The backward is fp32 in every mode, and reproducible: every gradient
+// The forward reads q, k, v and writes o in their stored types (views); scores
+// and softmax statistics are fp32. The backward is fp32 in every mode, and reproducible: every gradient
 // element has one owner adding in a fixed order. Two paths, as the forward's:
 // - flash (head_dim <= 128): FlashAttention-2's backward without atomics. The
 //   flash kernel, asked for row statistics instead of the output, gives each
@@ -27,6 +28,7 @@
 
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
+#include "cuda_types.cuh"
 
 #define FLASH_WARPS 8      // query rows per block
 #define FLASH_KEYS 32      // keys per tile: one per lane
@@ -64,7 +66,7 @@ typedef struct {
 // o_stride.
 template <int SLOTS>
 __global__ void __launch_bounds__(FLASH_WARPS * 32)
-flash_kernel(float *o, const float *q, const float *k, const float *v, attn_shape sh,
+flash_kernel(os_cuda_view o, os_cuda_view q, os_cuda_view k, os_cuda_view v, attn_shape sh,
              const float *d_o, float2 *row_stats)
 {
   extern __shared__ float smem[];
@@ -82,11 +84,11 @@ flash_kernel(float *o, const float *q, const float *k, const float *v, attn_shap
   int row = qb * FLASH_WARPS + warp;
   bool active = row < sh.Sq;
 
-  const float *qs = q + (s * sh.Sq) * sh.q_stride + (size_t)h * D;
-  const float *ks = k + (s * sh.Sk) * sh.k_stride + (size_t)h * D;
-  const float *vs = v + (s * sh.Sk) * sh.v_stride + (size_t)h * D;
+  os_cuda_view qs = os_view_at(q, (s * sh.Sq) * sh.q_stride + (size_t)h * D);
+  os_cuda_view ks = os_view_at(k, (s * sh.Sk) * sh.k_stride + (size_t)h * D);
+  os_cuda_view vs = os_view_at(v, (s * sh.Sk) * sh.v_stride + (size_t)h * D);
   for (int d = lane; d < D; d += 32)
-    Qs[warp * D + d] = active ? qs[(size_t)row * sh.q_stride + d] * sh.scale : 0.0f;
+    Qs[warp * D + d] = active ? os_load(qs, (size_t)row * sh.q_stride + d) * sh.scale : 0.0f;
 
   float acc[SLOTS];
   for (int t = 0; t < SLOTS; t++)
@@ -98,8 +100,8 @@ flash_kernel(float *o, const float *q, const float *k, const float *v, attn_shap
     for (int i = threadIdx.x; i < FLASH_KEYS * D; i += blockDim.x) {
       int j = i / D, d = i % D;
       bool valid = k0 + j < sh.Sk;
-      Ks[j * kpad + d] = valid ? ks[(size_t)(k0 + j) * sh.k_stride + d] : 0.0f;
-      Vs[j * D + d] = valid ? vs[(size_t)(k0 + j) * sh.v_stride + d] : 0.0f;
+      Ks[j * kpad + d] = valid ? os_load(ks, (size_t)(k0 + j) * sh.k_stride + d) : 0.0f;
+      Vs[j * D + d] = valid ? os_load(vs, (size_t)(k0 + j) * sh.v_stride + d) : 0.0f;
     }
     __syncthreads();
     if (!active)
@@ -145,7 +147,7 @@ flash_kernel(float *o, const float *q, const float *k, const float *v, attn_shap
   for (int t = 0; t < SLOTS; t++) {
     int d = lane + 32 * t;
     if (d < D)
-      o[out_at + d] = acc[t] / l;
+      os_store(o, out_at + d, acc[t] / l);
   }
 }
 
@@ -163,8 +165,10 @@ flash(os_cuda_backend *cb, float *o, const float *q, const float *k, const float
   int D = sh->head_dim;
   size_t smem = (size_t)(FLASH_KEYS * (D | 1) + FLASH_KEYS * D + FLASH_WARPS * D) * sizeof(float);
   dim3 grid = flash_grid(sh->Sq, n_seq, sh), block(FLASH_WARPS * 32);
+  os_cuda_view ov = os_cuda_view_of(cb, o), qv = os_cuda_view_of(cb, q),
+               kv = os_cuda_view_of(cb, k), vv = os_cuda_view_of(cb, v);
 #define FLASH_LAUNCH(S)                                                                        \
-  flash_kernel<S><<<grid, block, smem, cb->stream>>>(o, q, k, v, *sh, d_o, row_stats)
+  flash_kernel<S><<<grid, block, smem, cb->stream>>>(ov, qv, kv, vv, *sh, d_o, row_stats)
   FOR_SLOTS((D + 31) / 32, FLASH_LAUNCH)
 #undef FLASH_LAUNCH
   os_cuda_check_launch(cb, "flash attention");

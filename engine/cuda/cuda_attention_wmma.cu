@@ -12,7 +12,9 @@
 // into registers while the current one is computed.
 // WMMA accumulator fragments have no documented element layout, so O lives
 // in shared memory (fp32) between tiles instead of in registers. Q, K and V
-// arrive as fp32 and are rounded to 16 bits while loading into shared memory.
+// are read in their stored types: 16-bit ones as they are (no conversion
+// pass), float32 ones rounded to 16 bits while loading into shared memory.
+// O is written in its stored type.
 
 #include <mma.h>
 
@@ -52,7 +54,7 @@ typedef struct {
 
 template <typename T, int D, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
-flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_shape sh)
+flash_wmma_kernel(os_cuda_view o, os_cuda_view q, os_cuda_view k, os_cuda_view v, tc_shape sh)
 {
   typedef tc_layout<D, WARPS> L;
   constexpr int threads = WARPS * 32;
@@ -73,9 +75,9 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int q0 = qb * L::bq;
 
-  const float *qs = q + (s * sh.Sq) * sh.q_stride + (size_t)h * D;
-  const float *ks = k + (s * sh.Sk) * sh.k_stride + (size_t)h * D;
-  const float *vs = v + (s * sh.Sk) * sh.v_stride + (size_t)h * D;
+  os_cuda_view qs = os_view_at(q, (s * sh.Sq) * sh.q_stride + (size_t)h * D);
+  os_cuda_view ks = os_view_at(k, (s * sh.Sk) * sh.k_stride + (size_t)h * D);
+  os_cuda_view vs = os_view_at(v, (s * sh.Sk) * sh.v_stride + (size_t)h * D);
 
   // K and V of the tile at key k0 into registers (zero past the last key):
   // issued a tile ahead, so global latency overlaps the current tile's math.
@@ -85,8 +87,8 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     for (int t = 0; t < kv_per_thread; t++) {
       int i = threadIdx.x + t * threads, j = i / D, d = i % D;
       bool valid = k0 + j < sh.Sk;
-      k_next[t] = valid ? ks[(size_t)(k0 + j) * sh.k_stride + d] : 0.0f;
-      v_next[t] = valid ? vs[(size_t)(k0 + j) * sh.v_stride + d] : 0.0f;
+      k_next[t] = valid ? os_load(ks, (size_t)(k0 + j) * sh.k_stride + d) : 0.0f;
+      v_next[t] = valid ? os_load(vs, (size_t)(k0 + j) * sh.v_stride + d) : 0.0f;
     }
   };
   load_kv(0);
@@ -95,7 +97,7 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
   float q_scale = sh.scale * TC_LOG2E;
   for (int i = threadIdx.x; i < L::bq * D; i += blockDim.x) {
     int r = i / D, d = i % D;
-    float x = q0 + r < sh.Sq ? qs[(size_t)(q0 + r) * sh.q_stride + d] * q_scale : 0.0f;
+    float x = q0 + r < sh.Sq ? os_load(qs, (size_t)(q0 + r) * sh.q_stride + d) * q_scale : 0.0f;
     Qs[r * L::ldh + d] = os_from_float<T>(x);
   }
   float *Ow = O + warp * TC_ROWS * L::ldo;
@@ -193,16 +195,16 @@ flash_wmma_kernel(float *o, const float *q, const float *k, const float *v, tc_s
     int qr = q0 + warp * TC_ROWS + r;
     if (qr >= sh.Sq)
       break;
-    float *out = o + (s * sh.Sq + qr) * sh.o_stride + (size_t)h * D;
+    os_cuda_view out = os_view_at(o, (s * sh.Sq + qr) * sh.o_stride + (size_t)h * D);
     for (int d = lane; d < D; d += 32)
-      out[d] = Ow[r * L::ldo + d] / row_sum;
+      os_store(out, d, Ow[r * L::ldo + d] / row_sum);
   }
 }
 
 template <typename T, int D>
 static void
-launch(os_cuda_backend *cb, float *o, const float *q, const float *k, const float *v, int n_seq,
-       const tc_shape *sh)
+launch(os_cuda_backend *cb, os_cuda_view o, os_cuda_view q, os_cuda_view k, os_cuda_view v,
+       int n_seq, const tc_shape *sh)
 {
   constexpr int warps = D == 64 ? 8 : 4;
   typedef tc_layout<D, warps> L;
@@ -225,16 +227,18 @@ os_cuda_attention_tensor_cores(os_cuda_backend *cb, float *o, const float *q, co
   if (type == CUDA_R_32F || (head_dim != 64 && head_dim != 80 && head_dim != 128))
     return false;
   tc_shape sh = { Sq, Sk, heads, q_stride, k_stride, v_stride, o_stride, scale };
+  os_cuda_view ov = os_cuda_view_of(cb, o), qv = os_cuda_view_of(cb, q),
+               kv = os_cuda_view_of(cb, k), vv = os_cuda_view_of(cb, v);
 #define DISPATCH(T)                                                                            \
   switch (head_dim) {                                                                          \
   case 64:                                                                                     \
-    launch<T, 64>(cb, o, q, k, v, n_seq, &sh);                                                 \
+    launch<T, 64>(cb, ov, qv, kv, vv, n_seq, &sh);                                             \
     break;                                                                                     \
   case 80:                                                                                     \
-    launch<T, 80>(cb, o, q, k, v, n_seq, &sh);                                                 \
+    launch<T, 80>(cb, ov, qv, kv, vv, n_seq, &sh);                                             \
     break;                                                                                     \
   default:                                                                                     \
-    launch<T, 128>(cb, o, q, k, v, n_seq, &sh);                                                \
+    launch<T, 128>(cb, ov, qv, kv, vv, n_seq, &sh);                                            \
     break;                                                                                     \
   }
   if (type == CUDA_R_16F)

@@ -2,14 +2,18 @@
 // sync and error latching. The module's only exported symbol is
 // os_cuda_backend_create, called by engine/cuda/cuda_loader.c after dlopen().
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <type_traits>
+
 #include "cuda_common.h"
 #include "cuda_cudnn.h"
+#include "cuda_types.cuh"
 
 // cuBLAS's workspace for split-K and cuBLASLt heuristics (llm.c uses 32 MiB too).
 #define OS_CUBLAS_WORKSPACE (32u << 20)
@@ -81,22 +85,64 @@ check_call(os_cuda_backend *cb, cudaError_t err, const char *what)
 // ----------------------------------------------------------------------------
 // transfers and sync
 
+// Host transfers of 16-bit buffers go through a float32 staging buffer on the
+// device, converted there, in chunks of this many elements (64 MiB).
+#define STAGE_ELEMENTS ((size_t)16 << 20)
+
+static size_t
+stage_elements(size_t n)
+{
+  return n < STAGE_ELEMENTS ? n : STAGE_ELEMENTS;
+}
+
 static void
 cuda_upload(os_backend *be, void *dst, const void *src, size_t bytes)
 {
   os_cuda_backend *cb = os_cuda(be);
   os_cuda_derived_invalidate(cb, dst, bytes);
-  // From pageable memory this returns once src has been staged, so the
-  // caller may reuse src at once while the DMA proceeds in stream order.
-  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cb->stream), "upload");
+  os_cuda_view to = os_cuda_view_of(cb, (const float *)dst);
+  // From pageable memory cudaMemcpyAsync returns once src has been staged, so
+  // the caller may reuse src at once while the DMA proceeds in stream order.
+  if (to.type == OS_CUDA_STORE_F32) {
+    check_call(cb, cudaMemcpyAsync(to.ptr, src, bytes, cudaMemcpyHostToDevice, cb->stream),
+               "upload");
+    return;
+  }
+  size_t n = bytes / sizeof(float), chunk = stage_elements(n);
+  float *staged = (float *)os_cuda_scratch(cb, chunk * sizeof(float), "upload staging");
+  // Stream order lets the next chunk's copy reuse the staging buffer.
+  for (size_t i = 0; staged && i < n; i += chunk) {
+    size_t count = n - i < chunk ? n - i : chunk;
+    check_call(cb,
+               cudaMemcpyAsync(staged, (const float *)src + i, count * sizeof(float),
+                               cudaMemcpyHostToDevice, cb->stream),
+               "upload");
+    os_cuda_convert(cb, os_view_at(to, i), os_cuda_view{ staged, OS_CUDA_STORE_F32 }, count);
+  }
+  os_cuda_free(be, staged);
 }
 
 static void
 cuda_download(os_backend *be, void *dst, const void *src, size_t bytes)
 {
   os_cuda_backend *cb = os_cuda(be);
-  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cb->stream),
-             "download");
+  os_cuda_view from = os_cuda_view_of(cb, (const float *)src);
+  if (from.type == OS_CUDA_STORE_F32) {
+    check_call(cb, cudaMemcpyAsync(dst, from.ptr, bytes, cudaMemcpyDeviceToHost, cb->stream),
+               "download");
+  } else {
+    size_t n = bytes / sizeof(float), chunk = stage_elements(n);
+    float *staged = (float *)os_cuda_scratch(cb, chunk * sizeof(float), "download staging");
+    for (size_t i = 0; staged && i < n; i += chunk) {
+      size_t count = n - i < chunk ? n - i : chunk;
+      os_cuda_convert(cb, os_cuda_view{ staged, OS_CUDA_STORE_F32 }, os_view_at(from, i), count);
+      check_call(cb,
+                 cudaMemcpyAsync((float *)dst + i, staged, count * sizeof(float),
+                                 cudaMemcpyDeviceToHost, cb->stream),
+                 "download");
+    }
+    os_cuda_free(be, staged);
+  }
   check_call(cb, cudaStreamSynchronize(cb->stream), "download");
 }
 
@@ -105,7 +151,18 @@ cuda_copy(os_backend *be, void *dst, const void *src, size_t bytes)
 {
   os_cuda_backend *cb = os_cuda(be);
   os_cuda_derived_invalidate(cb, dst, bytes);
-  check_call(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream), "copy");
+  os_cuda_view to = os_cuda_view_of(cb, (const float *)dst);
+  os_cuda_view from = os_cuda_view_of(cb, (const float *)src);
+  size_t n = bytes / sizeof(float);
+  // float32 blocks may hold other data (alloc takes bytes): copied byte for byte
+  size_t stored_bytes = to.type == OS_CUDA_STORE_F32 ? bytes : n * os_cuda_dtype_size(to.type);
+  if (to.type == from.type)
+    check_call(cb,
+               cudaMemcpyAsync(to.ptr, from.ptr, stored_bytes, cudaMemcpyDeviceToDevice,
+                               cb->stream),
+               "copy");
+  else
+    os_cuda_convert(cb, to, from, n);
 }
 
 static onestep_status
@@ -149,27 +206,66 @@ cuda_destroy(os_backend *be)
 // ----------------------------------------------------------------------------
 // the op tables
 
-static const os_backend_grad_ops cuda_grad_ops = {
-  .linear_backward = os_cuda_linear_backward,
-  .conv2d_backward = os_cuda_conv2d_backward,
-  .conv_temporal_backward = os_cuda_conv_temporal_backward,
-  .group_norm_backward = os_cuda_group_norm_backward,
-  .layer_norm_backward = os_cuda_layer_norm_backward,
-  .attention_backward = os_cuda_attention_backward,
-  .silu_backward = os_cuda_silu_backward,
-  .gelu_backward = os_cuda_gelu_backward,
-  .quick_gelu_backward = os_cuda_quick_gelu_backward,
-  .geglu_backward = os_cuda_geglu_backward,
-  .axpy = os_cuda_axpy,
-  .dot = os_cuda_dot,
-  .sum_rows = os_cuda_sum_rows,
-  .sum_channel_planes = os_cuda_sum_channel_planes,
-  .upsample_nearest_backward = os_cuda_upsample_nearest_backward,
-  .split_channels = os_cuda_split_channels,
-  .loss = os_cuda_loss,
-  .adamw_step = os_cuda_adamw_step,
-  .ema_update = os_cuda_ema_update,
+// The backward and training ops compute in float32 only. Each entry of the
+// grad table is wrapped: when any of its buffer arguments stores 16 bits it
+// latches an error instead of reading 16-bit data as floats (the check is one
+// comparison while no 16-bit buffer is live, as in fp32 and tf32 mode).
+template <typename T>
+static bool
+stores_float32(os_cuda_backend *cb, T argument)
+{
+  if constexpr (std::is_convertible_v<T, const float *>)
+    return !argument || os_cuda_view_of(cb, argument).type == OS_CUDA_STORE_F32;
+  else
+    return true; // sizes, scalars, shapes
+}
+
+template <auto op> struct fp32_only;
+
+template <typename R, typename... Args, R (*op)(os_backend *, Args...)>
+struct fp32_only<op> {
+  static R
+  call(os_backend *be, Args... args)
+  {
+    os_cuda_backend *cb = os_cuda(be);
+    if (os_cuda_has_16bit_buffers(cb) && !(stores_float32(cb, args) && ...)) {
+      os_cuda_latch(cb, ONESTEP_ERR_DEVICE,
+                    "a backward or training op was given a 16-bit buffer: training needs fp32 "
+                    "precision");
+      if constexpr (std::is_void_v<R>)
+        return;
+      else
+        return (R)NAN;
+    }
+    return op(be, args...);
+  }
 };
+
+#define FP32_ONLY(slot) .slot = fp32_only<os_cuda_##slot>::call
+
+static const os_backend_grad_ops cuda_grad_ops = {
+  FP32_ONLY(linear_backward),
+  FP32_ONLY(conv2d_backward),
+  FP32_ONLY(conv_temporal_backward),
+  FP32_ONLY(group_norm_backward),
+  FP32_ONLY(layer_norm_backward),
+  FP32_ONLY(attention_backward),
+  FP32_ONLY(silu_backward),
+  FP32_ONLY(gelu_backward),
+  FP32_ONLY(quick_gelu_backward),
+  FP32_ONLY(geglu_backward),
+  FP32_ONLY(axpy),
+  FP32_ONLY(dot),
+  FP32_ONLY(sum_rows),
+  FP32_ONLY(sum_channel_planes),
+  FP32_ONLY(upsample_nearest_backward),
+  FP32_ONLY(split_channels),
+  FP32_ONLY(loss),
+  FP32_ONLY(adamw_step),
+  FP32_ONLY(ema_update),
+};
+
+#undef FP32_ONLY
 
 static const os_backend_ops cuda_ops = {
   .name = "cuda",

@@ -83,10 +83,55 @@ void os_cuda_pool_free_all(os_cuda_pool *pool);
 /* Stream-ordered: a block freed after queuing work that reads it may be
  * handed out again at once, since every user of it runs on the same stream. */
 void *os_cuda_alloc(os_backend *be, size_t bytes);
-// Every storage is float32 in device memory for now.
+/* n elements stored as `storage`: float32, or the precision's 16-bit type for
+ * ACTIVATION and WEIGHT in fp16/bf16 mode. A 16-bit block is handed out as a
+ * handle: an address range of 4 bytes per element reserved in the host's
+ * address space (PROT_NONE, so nothing can live there, and under unified
+ * addressing no device allocation can overlap it), backed by a device block
+ * of 2 bytes per element. Model code does its element arithmetic on the
+ * handle; os_cuda_view_of turns a pointer into it into the device address. */
 void *os_cuda_alloc_as(os_backend *be, size_t n, os_storage storage);
+
+/* What a buffer pointer handed to an op refers to: the device address of that
+ * element and the type stored there (backend.h: buffers are addressed in
+ * elements through float pointers whatever they store). NULL stays NULL. */
+typedef enum { OS_CUDA_STORE_F32 = 0, OS_CUDA_STORE_F16, OS_CUDA_STORE_BF16 } os_cuda_dtype;
+typedef struct {
+  void *ptr;
+  os_cuda_dtype type;
+} os_cuda_view;
+os_cuda_view os_cuda_view_of(os_cuda_backend *cb, const float *p);
+/* Whether any live buffer stores 16 bits (a quick answer for the ops that need float32). */
+bool os_cuda_has_16bit_buffers(const os_cuda_backend *cb);
 void os_cuda_free(os_backend *be, void *ptr);
-/* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on failure. */
+
+/* The type ACTIVATION and WEIGHT buffers store: fp16 or bf16 in those
+ * precisions, float32 in fp32 and tf32. */
+static inline os_cuda_dtype
+os_cuda_storage_type(const os_cuda_backend *cb)
+{
+  return cb->precision == OS_CUDA_FP16   ? OS_CUDA_STORE_F16
+         : cb->precision == OS_CUDA_BF16 ? OS_CUDA_STORE_BF16
+                                         : OS_CUDA_STORE_F32;
+}
+
+static inline size_t
+os_cuda_dtype_size(os_cuda_dtype type)
+{
+  return type == OS_CUDA_STORE_F32 ? 4 : 2;
+}
+
+static inline cudaDataType
+os_cuda_dtype_cuda(os_cuda_dtype type)
+{
+  return type == OS_CUDA_STORE_F16    ? CUDA_R_16F
+         : type == OS_CUDA_STORE_BF16 ? CUDA_R_16BF
+                                      : CUDA_R_32F;
+}
+
+/* A scratch buffer for one op; latches OUT_OF_MEMORY and returns NULL on
+ * failure. It is plain device memory of `bytes` bytes, never a handle: passed
+ * to an op or os_cuda_view_of, it reads as float32. */
 void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
 
 /* ---------------------------------------------------------------------------- */
@@ -94,36 +139,39 @@ void *os_cuda_scratch(os_cuda_backend *cb, size_t bytes, const char *what);
  * cached by source pointer and dropped when the source is freed or written by
  * upload/copy/fill or by the ops that update weights in place (axpy,
  * adamw_step, ema_update). Only weight arguments (linear/conv W) go through
- * here. */
+ * here. A weight stored in the precision's 16-bit type is its own operand, so
+ * only float32 weights (LoRA-merged or trained) get a converted copy; the
+ * temporal taps are regrouped from either. */
 
 typedef enum {
-  OS_DERIVED_HALF = 0,       /* fp16 copy */
-  OS_DERIVED_BF16,           /* bf16 copy */
-  OS_DERIVED_TEMPORAL_TAPS,  /* [Cout,Cin,3] -> [Cout,3,Cin] */
+  OS_DERIVED_OPERAND = 0,   /* a float32 weight in the GEMM operand type */
+  OS_DERIVED_TEMPORAL_TAPS, /* [Cout,Cin,3] -> [Cout,3,Cin], in the GEMM operand type */
 } os_derived_kind;
 
 os_cuda_derived_cache *os_cuda_derived_new(void);
 void os_cuda_derived_destroy(os_cuda_backend *cb);
-/* Drops entries whose source overlaps [ptr, ptr + bytes). */
+/* Drops entries whose source overlaps [ptr, ptr + bytes) (handle bytes: 4 per element). */
 void os_cuda_derived_invalidate(os_cuda_backend *cb, const void *ptr, size_t bytes);
-/* The derived copy of n floats at src, building it on first use; NULL (error
- * latched) when out of memory. */
+/* The derived copy of the n elements at src, building it on first use; NULL
+ * (error latched) when out of memory. Its elements are of os_cuda_operand_type. */
 const void *os_cuda_derived_get(os_cuda_backend *cb, const float *src, size_t n,
                                 os_derived_kind kind, int cout, int cin);
 
 /* ---------------------------------------------------------------------------- */
 /* GEMM (cuda_gemm.cu) */
 
-/* A GEMM operand as cuBLAS will read it: fp32 or converted to the precision's
- * low-precision type; `scratch` is owned and released by os_cuda_operand_release. */
+/* A GEMM operand as cuBLAS will read it: the buffer itself when it already
+ * stores the operand type, else converted into it; `scratch` is owned and
+ * released by os_cuda_operand_release. */
 typedef struct {
   const void *ptr;
   cudaDataType type;
   void *scratch;
 } os_cuda_operand;
 
-/* Prepares `extent` floats at src for the current precision; weights are
- * converted once and cached, activations into scratch. */
+/* Prepares `extent` elements at src (any buffer pointer) for the current
+ * precision; float32 weights are converted once and cached, other float32
+ * buffers into scratch. */
 bool os_cuda_operand_prepare(os_cuda_backend *cb, os_cuda_operand *op, const float *src,
                              size_t extent, bool is_weight);
 void os_cuda_operand_release(os_cuda_backend *cb, os_cuda_operand *op);
@@ -136,14 +184,15 @@ os_cuda_operand_at(const os_cuda_operand *op, size_t elements)
   shifted.scratch = NULL;
   return shifted;
 }
-/* The element type activations are staged in for GEMMs (CUDA_R_32F unless fp16/bf16). */
+/* The element type GEMM operands are fed in (CUDA_R_32F unless fp16/bf16). */
 cudaDataType os_cuda_operand_type(const os_cuda_backend *cb);
 size_t os_cuda_type_size(cudaDataType type);
-/* Converts n floats into `type` (half or bf16) at dst, on the stream. */
-void os_cuda_convert(os_cuda_backend *cb, void *dst, cudaDataType type, const float *src,
-                     size_t n);
+/* dst[i] = src[i] for n elements, converting between the stored types (a
+ * plain copy when they agree), on the stream. */
+void os_cuda_convert(os_cuda_backend *cb, os_cuda_view dst, os_cuda_view src, size_t n);
 
-/* Row-major strided-batched GEMM on prepared operands (see backend.h's gemm). */
+/* Row-major strided-batched GEMM on prepared operands (see backend.h's gemm);
+ * C is any buffer pointer, written in its stored type. */
 void os_cuda_gemm_typed(os_cuda_backend *cb, bool trans_a, bool trans_b, int M, int N, int K,
                         float alpha, const os_cuda_operand *A, int lda, int64_t stride_a,
                         const os_cuda_operand *B, int ldb, int64_t stride_b, float beta,

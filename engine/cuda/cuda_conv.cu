@@ -4,7 +4,8 @@
 // The column matrix is built in bounded chunks (whole images when one fits,
 // else ranges of output rows of one image), directly in the GEMM operand
 // type, so memory stays bounded even for the decoder's 1024x576 layers. A 1x1,
-// stride 1, unpadded convolution in fp32 is a plain GEMM on x.
+// stride 1, unpadded convolution whose x already stores the operand type is a
+// plain GEMM on x. x, y and the residual may store any type.
 
 #include <string.h>
 
@@ -30,7 +31,7 @@ typedef struct {
 // its column offset to indices derived once per block.
 template <typename T>
 __global__ void
-im2col_kernel(T *col, const float *x, conv_shape sh, unsigned oy0, unsigned rows)
+im2col_kernel(T *col, os_cuda_view x, conv_shape sh, unsigned oy0, unsigned rows)
 {
   unsigned ox = blockIdx.x * blockDim.x + threadIdx.x;
   if (ox >= (unsigned)sh.Wo)
@@ -42,15 +43,16 @@ im2col_kernel(T *col, const float *x, conv_shape sh, unsigned oy0, unsigned rows
   int ix = (int)ox * sh.stride - sh.pad_left + kx;
   float v = 0.0f;
   if (iy >= 0 && iy < sh.H && ix >= 0 && ix < sh.W)
-    v = x[(((size_t)img * sh.Cin + ci) * sh.H + iy) * sh.W + ix];
+    v = os_load(x, (((size_t)img * sh.Cin + ci) * sh.H + iy) * sh.W + ix);
   size_t pc = (size_t)rows * sh.Wo;
   col[((size_t)img * K + k) * pc + (size_t)r * sh.Wo + ox] = os_from_float<T>(v);
 }
 
 static void
-im2col(os_cuda_backend *cb, void *col, cudaDataType type, const float *x, const conv_shape *sh,
-       int n_img, int oy0, int rows)
+im2col(os_cuda_backend *cb, void *col, cudaDataType type, const float *x_buffer,
+       const conv_shape *sh, int n_img, int oy0, int rows)
 {
+  os_cuda_view x = os_cuda_view_of(cb, x_buffer);
   unsigned threads = os_cuda_row_threads((size_t)sh->Wo);
   dim3 grid((sh->Wo + threads - 1) / threads, (unsigned)(sh->Cin * sh->KH * sh->KW),
             (unsigned)(n_img * rows));
@@ -88,8 +90,9 @@ os_cuda_conv2d(os_backend *be, float *y, const float *x, const float *W, const f
   bool pointwise = KH == 1 && KW == 1 && stride == 1 && !pad_top && !pad_left && !pad_bottom &&
                    !pad_right;
 
-  if (pointwise && type == CUDA_R_32F) {
-    os_cuda_operand xo = { x, CUDA_R_32F, NULL };
+  os_cuda_view x_stored = os_cuda_view_of(cb, x);
+  if (pointwise && os_cuda_dtype_cuda(x_stored.type) == type) {
+    os_cuda_operand xo = { x_stored.ptr, type, NULL };
     os_cuda_gemm_typed(cb, false, false, Cout, (int)P, (int)K, 1.0f, &w, (int)K, 0, &xo, (int)P,
                        (int64_t)K * P, 0.0f, y, (int)P, (int64_t)Cout * P, N);
   } else {

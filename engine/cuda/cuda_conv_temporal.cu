@@ -2,12 +2,12 @@
 // batched GEMM over the frames of each batch element:
 //   y[b,f] = W0 x[b,f-1] + W1 x[b,f] + W2 x[b,f+1] + bias  (zero frames outside)
 //          = [W0 W1 W2] [x[b,f-1]; x[b,f]; x[b,f+1]].
-// x is staged per range of pixels as F+2 frames with a zero frame at each
-// end, in the GEMM operand type; consecutive staged frames are contiguous, so
-// frames f-1, f, f+1 form one [3 Cin, pixels] matrix starting at staged frame
-// f. The weight is regrouped once into [Cout, 3 Cin] (a cached derived
-// weight). One GEMM with K = 3 Cin writes each output once, instead of three
-// GEMMs with K = Cin accumulating into it.
+// x (any stored type) is staged per range of pixels as F+2 frames with a zero
+// frame at each end, in the GEMM operand type; consecutive staged frames are
+// contiguous, so frames f-1, f, f+1 form one [3 Cin, pixels] matrix starting
+// at staged frame f. The weight is regrouped once into [Cout, 3 Cin] (a
+// cached derived weight, in the operand type). One GEMM with K = 3 Cin writes
+// each output once, instead of three GEMMs with K = Cin accumulating into it.
 //
 // The backward (fp32 in every mode) stages the same way: the input gradient
 // is the forward's GEMM with the taps transposed and reversed over staged dy
@@ -23,7 +23,7 @@
 // for the padding frames g = 0 and g = F+1; one block per (g, c) row.
 template <typename T>
 __global__ void
-stage_frames_kernel(T *staged, const float *x, unsigned F, unsigned Cin, size_t HW, unsigned p0,
+stage_frames_kernel(T *staged, os_cuda_view x, unsigned F, unsigned Cin, size_t HW, unsigned p0,
                     unsigned pc)
 {
   unsigned g = blockIdx.x / Cin, c = blockIdx.x % Cin;
@@ -32,14 +32,15 @@ stage_frames_kernel(T *staged, const float *x, unsigned F, unsigned Cin, size_t 
     OS_CUDA_ROW_LOOP(j, pc) { out[j] = os_from_float<T>(0.0f); }
     return;
   }
-  const float *src = x + ((size_t)(g - 1) * Cin + c) * HW + p0;
-  OS_CUDA_ROW_LOOP(j, pc) { out[j] = os_from_float<T>(src[j]); }
+  os_cuda_view src = os_view_at(x, ((size_t)(g - 1) * Cin + c) * HW + p0);
+  OS_CUDA_ROW_LOOP(j, pc) { out[j] = os_from_float<T>(os_load(src, j)); }
 }
 
 static void
-stage_frames(os_cuda_backend *cb, void *staged, cudaDataType type, const float *x, int F, int Cin,
-             size_t HW, size_t p0, size_t pc)
+stage_frames(os_cuda_backend *cb, void *staged, cudaDataType type, const float *x_buffer, int F,
+             int Cin, size_t HW, size_t p0, size_t pc)
 {
+  os_cuda_view x = os_cuda_view_of(cb, x_buffer);
   unsigned rows = (unsigned)(F + 2) * Cin, threads = os_cuda_row_threads(pc);
   if (type == CUDA_R_16F)
     stage_frames_kernel<<<rows, threads, 0, cb->stream>>>((__half *)staged, x, F, Cin, HW, p0,
@@ -59,13 +60,13 @@ os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
   os_cuda_backend *cb = os_cuda(be);
   if (B <= 0 || F <= 0 || Cout <= 0 || HW <= 0)
     return;
-  size_t taps_n = (size_t)Cout * Cin * 3;
-  const float *taps =
-      (const float *)os_cuda_derived_get(cb, W, taps_n, OS_DERIVED_TEMPORAL_TAPS, Cout, Cin);
-  os_cuda_operand w;
-  if (!taps || !os_cuda_operand_prepare(cb, &w, taps, taps_n, true))
-    return;
   cudaDataType type = os_cuda_operand_type(cb);
+  // the regrouped taps, already in the operand type
+  os_cuda_operand w = { os_cuda_derived_get(cb, W, (size_t)Cout * Cin * 3,
+                                            OS_DERIVED_TEMPORAL_TAPS, Cout, Cin),
+                        type, NULL };
+  if (!w.ptr)
+    return;
 
   size_t frame_in = (size_t)Cin * HW, frame_out = (size_t)Cout * HW;
   size_t per_pixel = (size_t)(F + 2) * Cin * os_cuda_type_size(type);
@@ -89,7 +90,6 @@ os_cuda_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
     }
   }
   os_cuda_operand_release(cb, &staged);
-  os_cuda_operand_release(cb, &w);
   os_cuda_bias_residual(cb, y, bias, NULL, B * F, Cout, HW);
 }
 

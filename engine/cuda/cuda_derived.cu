@@ -1,15 +1,19 @@
-// cuda_derived.cu: cached converted copies of weights (fp16/bf16 copies for
-// the GEMMs, the temporal convolution's taps regrouped per tap).
+// cuda_derived.cu: cached converted copies of weights (16-bit copies of
+// float32 weights for the GEMMs, the temporal convolution's taps regrouped
+// per tap), both in the GEMM operand type.
 //
 // Weights are converted once, on first use, instead of at every call. An
 // entry is dropped when its source memory is freed or overwritten through
 // upload/copy/fill, so a test that reuses a buffer never sees stale data.
+// Weights stored in 16 bits (OS_STORAGE_WEIGHT in fp16/bf16 mode) are GEMM
+// operands as they are: only their temporal taps are cached, in 16 bits, so no
+// float32 copy of them ever exists on the device.
 
 #include <stdint.h>
 #include <stdlib.h>
 
-
 #include "cuda_common.h"
+#include "cuda_types.cuh"
 
 typedef struct {
   const float *src;
@@ -70,34 +74,32 @@ os_cuda_derived_invalidate(os_cuda_backend *cb, const void *ptr, size_t bytes)
 // [Cout, Cin, 3] -> [Cout, 3, Cin]: row o is the three taps' input weights
 // side by side, the A operand of the temporal convolution's single GEMM.
 __global__ void
-temporal_taps_kernel(float *dst, const float *src, int cout, int cin)
+temporal_taps_kernel(os_cuda_view dst, os_cuda_view src, int cout, int cin)
 {
   size_t n = (size_t)cout * cin;
   OS_CUDA_GRID_STRIDE(i, n)
   {
     size_t o = i / cin, ci = i % cin;
     for (int k = 0; k < 3; k++)
-      dst[(o * 3 + k) * cin + ci] = src[i * 3 + k];
+      os_store(dst, (o * 3 + k) * cin + ci, os_load(src, i * 3 + k));
   }
 }
 
 static void *
 build(os_cuda_backend *cb, const float *src, size_t n, os_derived_kind kind, int cout, int cin)
 {
-  size_t elem = kind == OS_DERIVED_TEMPORAL_TAPS ? sizeof(float) : 2;
-  void *data = os_cuda_scratch(cb, n * elem, "a converted weight");
+  os_cuda_dtype type = os_cuda_storage_type(cb); // the operand type, as a stored type
+  void *data = os_cuda_scratch(cb, n * os_cuda_dtype_size(type), "a converted weight");
   if (!data)
     return NULL;
+  os_cuda_view from = os_cuda_view_of(cb, src), to = { data, type };
   switch (kind) {
-  case OS_DERIVED_HALF:
-    os_cuda_convert(cb, data, CUDA_R_16F, src, n);
-    break;
-  case OS_DERIVED_BF16:
-    os_cuda_convert(cb, data, CUDA_R_16BF, src, n);
+  case OS_DERIVED_OPERAND:
+    os_cuda_convert(cb, to, from, n);
     break;
   case OS_DERIVED_TEMPORAL_TAPS:
     temporal_taps_kernel<<<os_cuda_blocks((size_t)cout * cin), OS_CUDA_THREADS, 0, cb->stream>>>(
-        (float *)data, src, cout, cin);
+        to, from, cout, cin);
     os_cuda_check_launch(cb, "temporal_taps_kernel");
     break;
   }

@@ -1,14 +1,17 @@
 // cuda_elementwise.cu: fill, activations, sums and broadcasts, and their
 // backwards (activation derivatives, axpy, dot, the sums that undo
 // broadcasts). Memory-bound grid-stride loops; every forward may run in place
-// (y == x). Sums run in fixed blocks and add in double, so they are
-// reproducible bit for bit.
+// (y == x). The forwards read and write every buffer in its stored type
+// (views, cuda_types.cuh) and compute in float32; the backwards are float32
+// only. Sums run in fixed blocks and add in double, so they are reproducible
+// bit for bit.
 
 #include <math.h>
 
 #include "cuda_activation.cuh"
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
+#include "cuda_types.cuh"
 
 #define LAUNCH_ROWS(kernel, rows, len, ...)                                                    \
   do {                                                                                         \
@@ -31,129 +34,126 @@
 // kernels
 
 __global__ void
-fill_kernel(float *y, float value, size_t n)
+fill_kernel(os_cuda_view y, float value, size_t n)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = value; }
+  OS_CUDA_GRID_STRIDE(i, n) { os_store(y, i, value); }
 }
 
+// y = f(x) for an activation f.
+template <float (*activation)(float)>
 __global__ void
-silu_kernel(float *y, const float *x, size_t n)
+activation_kernel(os_cuda_view y, os_cuda_view x, size_t n)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = silu_of(x[i]); }
-}
-
-__global__ void
-gelu_kernel(float *y, const float *x, size_t n)
-{
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = gelu_of(x[i]); }
-}
-
-__global__ void
-quick_gelu_kernel(float *y, const float *x, size_t n)
-{
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = quick_gelu_of(x[i]); }
+  OS_CUDA_GRID_STRIDE(i, n) { os_store(y, i, activation(os_load(x, i))); }
 }
 
 // y[t, c] = x[t, c] * gelu(x[t, C + c]): the feed-forward gate of the UNet.
 // One block per token row.
 __global__ void
-geglu_kernel(float *y, const float *x, unsigned C)
+geglu_kernel(os_cuda_view y, os_cuda_view x, unsigned C)
 {
-  const float *row = x + (size_t)blockIdx.x * 2 * C;
-  float *out = y + (size_t)blockIdx.x * C;
-  OS_CUDA_ROW_LOOP(c, C) { out[c] = row[c] * gelu_of(row[C + c]); }
+  os_cuda_view row = os_view_at(x, (size_t)blockIdx.x * 2 * C);
+  os_cuda_view out = os_view_at(y, (size_t)blockIdx.x * C);
+  OS_CUDA_ROW_LOOP(c, C) { os_store(out, c, os_load(row, c) * gelu_of(os_load(row, C + c))); }
 }
 
+// y = alpha a + beta b (add: 1, 1; blend: alpha, 1 - alpha; scale: b unused, beta 0).
 __global__ void
-add_kernel(float *y, const float *a, const float *b, size_t n)
+combine_kernel(os_cuda_view y, os_cuda_view a, os_cuda_view b, float alpha, float beta, size_t n)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = a[i] + b[i]; }
-}
-
-__global__ void
-blend_kernel(float *y, const float *a, const float *b, float alpha, size_t n)
-{
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = alpha * a[i] + (1.0f - alpha) * b[i]; }
-}
-
-__global__ void
-scale_kernel(float *y, const float *x, float alpha, size_t n)
-{
-  OS_CUDA_GRID_STRIDE(i, n) { y[i] = alpha * x[i]; }
+  OS_CUDA_GRID_STRIDE(i, n)
+  {
+    float v = alpha * os_load(a, i);
+    if (b.ptr)
+      v += beta * os_load(b, i);
+    os_store(y, i, v);
+  }
 }
 
 // x[g, r, c] += v[g, c]; one block per row (g, r).
 __global__ void
-add_row_vector_kernel(float *x, const float *v, unsigned R, unsigned C)
+add_row_vector_kernel(os_cuda_view x, os_cuda_view v, unsigned R, unsigned C)
 {
-  float *row = x + (size_t)blockIdx.x * C;
-  const float *vg = v + (size_t)(blockIdx.x / R) * C;
-  OS_CUDA_ROW_LOOP(c, C) { row[c] += vg[c]; }
+  os_cuda_view row = os_view_at(x, (size_t)blockIdx.x * C);
+  os_cuda_view vg = os_view_at(v, (size_t)(blockIdx.x / R) * C);
+  OS_CUDA_ROW_LOOP(c, C) { os_store(row, c, os_load(row, c) + os_load(vg, c)); }
 }
 
 // x[n, c, p] += v[n, c]; one block per (n, c).
 __global__ void
-add_channel_vector_kernel(float *x, const float *v, unsigned P)
+add_channel_vector_kernel(os_cuda_view x, os_cuda_view v, unsigned P)
 {
-  float *row = x + (size_t)blockIdx.x * P;
-  float add = v[blockIdx.x];
-  OS_CUDA_ROW_LOOP(p, P) { row[p] += add; }
+  os_cuda_view row = os_view_at(x, (size_t)blockIdx.x * P);
+  float add = os_load(v, blockIdx.x);
+  OS_CUDA_ROW_LOOP(p, P) { os_store(row, p, os_load(row, p) + add); }
 }
 
 // y[n, c, p] += bias[c] + residual[n, c, p]; one block per (n, c).
 __global__ void
-bias_residual_kernel(float *y, const float *bias, const float *residual, unsigned C, unsigned P)
+bias_residual_kernel(os_cuda_view y, os_cuda_view bias, os_cuda_view residual, unsigned C,
+                     unsigned P)
 {
   size_t base = (size_t)blockIdx.x * P;
-  float add = bias ? bias[blockIdx.x % C] : 0.0f;
-  OS_CUDA_ROW_LOOP(p, P) { y[base + p] += add + (residual ? residual[base + p] : 0.0f); }
+  float add = bias.ptr ? os_load(bias, blockIdx.x % C) : 0.0f;
+  OS_CUDA_ROW_LOOP(p, P)
+  {
+    float v = os_load(y, base + p) + add;
+    if (residual.ptr)
+      v += os_load(residual, base + p);
+    os_store(y, base + p, v);
+  }
 }
 
 // ----------------------------------------------------------------------------
 // ops
+
+#define VIEW(p) os_cuda_view_of(cb, p)
 
 void
 os_cuda_fill(os_backend *be, float *dst, float value, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
   os_cuda_derived_invalidate(cb, dst, n * sizeof(float));
-  LAUNCH(fill_kernel, n, dst, value, n);
+  LAUNCH(fill_kernel, n, VIEW(dst), value, n);
 }
 
 void
 os_cuda_silu(os_backend *be, float *y, const float *x, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(silu_kernel, n, y, x, n);
+  LAUNCH(activation_kernel<silu_of>, n, VIEW(y), VIEW(x), n);
 }
 
 void
 os_cuda_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(gelu_kernel, n, y, x, n);
+  LAUNCH(activation_kernel<gelu_of>, n, VIEW(y), VIEW(x), n);
 }
 
 void
 os_cuda_quick_gelu(os_backend *be, float *y, const float *x, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(quick_gelu_kernel, n, y, x, n);
+  LAUNCH(activation_kernel<quick_gelu_of>, n, VIEW(y), VIEW(x), n);
 }
 
 void
 os_cuda_geglu(os_backend *be, float *y, const float *x, int T, int C)
 {
   os_cuda_backend *cb = os_cuda(be);
+  os_cuda_view to = VIEW(y);
+  size_t bytes = (size_t)T * C * os_cuda_dtype_size(to.type);
   // Rows of y overlap later rows of x, so in place goes through scratch.
-  float *out = y == x ? (float *)os_cuda_scratch(cb, (size_t)T * C * sizeof(float), "geglu") : y;
-  if (!out)
+  void *staged = y == x ? os_cuda_scratch(cb, bytes, "geglu") : NULL;
+  if (y == x && !staged)
     return;
-  LAUNCH_ROWS(geglu_kernel, T, C, out, x, (unsigned)C);
-  if (out != y) {
-    cudaMemcpyAsync(y, out, (size_t)T * C * sizeof(float), cudaMemcpyDeviceToDevice, cb->stream);
+  os_cuda_view out = staged ? os_cuda_view{ staged, to.type } : to;
+  LAUNCH_ROWS(geglu_kernel, T, C, out, VIEW(x), (unsigned)C);
+  if (staged) {
+    cudaMemcpyAsync(to.ptr, staged, bytes, cudaMemcpyDeviceToDevice, cb->stream);
     os_cuda_check_launch(cb, "geglu copy");
-    os_cuda_free(be, out);
+    os_cuda_free(be, staged);
   }
 }
 
@@ -161,35 +161,36 @@ void
 os_cuda_add(os_backend *be, float *y, const float *a, const float *b, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(add_kernel, n, y, a, b, n);
+  LAUNCH(combine_kernel, n, VIEW(y), VIEW(a), VIEW(b), 1.0f, 1.0f, n);
 }
 
 void
 os_cuda_blend(os_backend *be, float *y, const float *a, const float *b, float alpha, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(blend_kernel, n, y, a, b, alpha, n);
+  LAUNCH(combine_kernel, n, VIEW(y), VIEW(a), VIEW(b), alpha, 1.0f - alpha, n);
 }
 
 void
 os_cuda_scale(os_backend *be, float *y, const float *x, float alpha, size_t n)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH(scale_kernel, n, y, x, alpha, n);
+  LAUNCH(combine_kernel, n, VIEW(y), VIEW(x), VIEW(NULL), alpha, 0.0f, n);
 }
 
 void
 os_cuda_add_row_vector(os_backend *be, float *x, const float *v, int G, int R, int C)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH_ROWS(add_row_vector_kernel, (size_t)G * R, C, x, v, (unsigned)R, (unsigned)C);
+  LAUNCH_ROWS(add_row_vector_kernel, (size_t)G * R, C, VIEW(x), VIEW(v), (unsigned)R,
+              (unsigned)C);
 }
 
 void
 os_cuda_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P)
 {
   os_cuda_backend *cb = os_cuda(be);
-  LAUNCH_ROWS(add_channel_vector_kernel, (size_t)N * C, P, x, v, (unsigned)P);
+  LAUNCH_ROWS(add_channel_vector_kernel, (size_t)N * C, P, VIEW(x), VIEW(v), (unsigned)P);
 }
 
 void
@@ -198,9 +199,11 @@ os_cuda_bias_residual(os_cuda_backend *cb, float *y, const float *bias, const fl
 {
   if (!bias && !residual)
     return;
-  LAUNCH_ROWS(bias_residual_kernel, (size_t)N * C, P, y, bias, residual, (unsigned)C,
-              (unsigned)P);
+  LAUNCH_ROWS(bias_residual_kernel, (size_t)N * C, P, VIEW(y), VIEW(bias), VIEW(residual),
+              (unsigned)C, (unsigned)P);
 }
+
+#undef VIEW
 
 // ----------------------------------------------------------------------------
 // backward kernels

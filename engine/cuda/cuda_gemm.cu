@@ -5,9 +5,11 @@
 // swaps the operands and passes N, M instead of M, N.
 //
 // Precision (ONESTEP_CUDA_PRECISION): fp32 is exact single precision; tf32
-// lets cuBLAS round operands to tf32 on the tensor cores; fp16 and bf16 convert
-// both operands to 16 bits (weights once, cached; activations per call) and
-// accumulate in fp32 into an fp32 C. Backward GEMMs are fp32 in every mode
+// lets cuBLAS round operands to tf32 on the tensor cores; fp16 and bf16 feed
+// 16-bit operands and accumulate in fp32. A buffer that stores the 16-bit type
+// is passed to cuBLAS as it is; a float32 one is converted (a float32 weight
+// once, cached; an activation per call). C is written in its own stored type
+// (cuBLAS rounds the fp32 accumulator). Backward GEMMs are fp32 in every mode
 // (os_cuda_gemm_fp32): gradients are not rounded.
 
 #include "cuda_common.h"
@@ -16,22 +18,19 @@
 // ----------------------------------------------------------------------------
 // operand staging
 
-template <typename T>
 __global__ void
-convert_kernel(T *dst, const float *src, size_t n)
+convert_kernel(os_cuda_view dst, os_cuda_view src, size_t n)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { dst[i] = os_from_float<T>(src[i]); }
+  OS_CUDA_GRID_STRIDE(i, n) { os_store(dst, i, os_load(src, i)); }
 }
 
 void
-os_cuda_convert(os_cuda_backend *cb, void *dst, cudaDataType type, const float *src, size_t n)
+os_cuda_convert(os_cuda_backend *cb, os_cuda_view dst, os_cuda_view src, size_t n)
 {
-  if (type == CUDA_R_16F)
-    convert_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>((__half *)dst, src, n);
-  else
-    convert_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>((__nv_bfloat16 *)dst,
-                                                                          src, n);
-  os_cuda_check_launch(cb, "operand conversion");
+  if (n == 0)
+    return;
+  convert_kernel<<<os_cuda_blocks(n), OS_CUDA_THREADS, 0, cb->stream>>>(dst, src, n);
+  os_cuda_check_launch(cb, "conversion between stored types");
 }
 
 cudaDataType
@@ -57,20 +56,21 @@ bool
 os_cuda_operand_prepare(os_cuda_backend *cb, os_cuda_operand *op, const float *src,
                         size_t extent, bool is_weight)
 {
+  os_cuda_view stored = os_cuda_view_of(cb, src);
   op->type = os_cuda_operand_type(cb);
   op->scratch = NULL;
-  op->ptr = src;
-  if (op->type == CUDA_R_32F)
+  op->ptr = stored.ptr;
+  if (os_cuda_dtype_cuda(stored.type) == op->type)
     return true;
+  // A float32 buffer in fp16/bf16 mode (16-bit storage is always the operand type).
   if (is_weight) {
-    os_derived_kind kind = op->type == CUDA_R_16F ? OS_DERIVED_HALF : OS_DERIVED_BF16;
-    op->ptr = os_cuda_derived_get(cb, src, extent, kind, 0, 0);
+    op->ptr = os_cuda_derived_get(cb, src, extent, OS_DERIVED_OPERAND, 0, 0);
     return op->ptr != NULL;
   }
-  op->scratch = os_cuda_scratch(cb, extent * 2, "a GEMM operand");
+  op->scratch = os_cuda_scratch(cb, extent * os_cuda_type_size(op->type), "a GEMM operand");
   if (!op->scratch)
     return false;
-  os_cuda_convert(cb, op->scratch, op->type, src, extent);
+  os_cuda_convert(cb, os_cuda_view{ op->scratch, os_cuda_storage_type(cb) }, stored, extent);
   op->ptr = op->scratch;
   return true;
 }
@@ -102,10 +102,11 @@ gemm_with(os_cuda_backend *cb, cublasComputeType_t compute, bool trans_a, bool t
 {
   if (M <= 0 || N <= 0 || batch <= 0)
     return;
+  os_cuda_view c = os_cuda_view_of(cb, C);
   cublasStatus_t status = cublasGemmStridedBatchedEx(
       cb->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-      K, &alpha, B->ptr, B->type, ldb, stride_b, A->ptr, A->type, lda, stride_a, &beta, C,
-      CUDA_R_32F, ldc, stride_c, batch, compute, CUBLAS_GEMM_DEFAULT);
+      K, &alpha, B->ptr, B->type, ldb, stride_b, A->ptr, A->type, lda, stride_a, &beta, c.ptr,
+      os_cuda_dtype_cuda(c.type), ldc, stride_c, batch, compute, CUBLAS_GEMM_DEFAULT);
   os_cuda_check_cublas(cb, status, "GEMM");
 }
 

@@ -17,6 +17,7 @@
 #include "cuda_activation.cuh"
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
+#include "cuda_types.cuh"
 
 #define CHUNK 16384 // elements per partial sum (at least)
 
@@ -29,25 +30,25 @@ typedef struct {
 } gn_shape;
 
 // Element e of statistic s lives at stat_base(s)[f * C * HW + r] with
-// f = e / group_len, r = e % group_len.
-__device__ __forceinline__ const float *
-stat_base(const float *x, const gn_shape sh, int s)
+// f = e / group_len, r = e % group_len. x stores any type; statistics are fp32.
+__device__ __forceinline__ os_cuda_view
+stat_base(os_cuda_view x, const gn_shape sh, int s)
 {
   int unit = s / sh.G, g = s % sh.G;
-  return x + (size_t)unit * sh.frames_per_stat * sh.C * sh.HW + g * sh.group_len;
+  return os_view_at(x, (size_t)unit * sh.frames_per_stat * sh.C * sh.HW + g * sh.group_len);
 }
 
 // One warp per statistic: the shift K = mean of its first (up to) 32 values,
 // stored in stats[2s] until the finalize kernel replaces it by the mean.
 __global__ void
-gn_shift_kernel(float *stats, const float *x, gn_shape sh, int n_stats)
+gn_shift_kernel(float *stats, os_cuda_view x, gn_shape sh, int n_stats)
 {
   int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   int lane = threadIdx.x % 32;
   if (s >= n_stats)
     return;
   int n = sh.group_len < 32 ? (int)sh.group_len : 32;
-  float v = lane < n ? stat_base(x, sh, s)[lane] : 0.0f;
+  float v = lane < n ? os_load(stat_base(x, sh, s), lane) : 0.0f;
   v = os_warp_sum(v);
   if (lane == 0)
     stats[2 * s] = v / n;
@@ -57,10 +58,10 @@ gn_shift_kernel(float *stats, const float *x, gn_shape sh, int n_stats)
 // and (x - K)^2. Each thread walks its elements keeping (frame, offset) up
 // to date instead of dividing.
 __global__ void
-gn_partial_kernel(float *partial, const float *x, const float *stats, gn_shape sh)
+gn_partial_kernel(float *partial, os_cuda_view x, const float *stats, gn_shape sh)
 {
   int s = blockIdx.x, chunk = blockIdx.y;
-  const float *base = stat_base(x, sh, s);
+  os_cuda_view base = stat_base(x, sh, s);
   size_t frame_stride = (size_t)sh.C * sh.HW;
   size_t begin = (size_t)chunk * sh.chunk_len;
   size_t end = begin + sh.chunk_len < sh.stat_len ? begin + sh.chunk_len : sh.stat_len;
@@ -69,7 +70,7 @@ gn_partial_kernel(float *partial, const float *x, const float *stats, gn_shape s
   size_t e = begin + threadIdx.x;
   size_t f = e / sh.group_len, r = e % sh.group_len;
   for (; e < end; e += blockDim.x) {
-    float v = base[f * frame_stride + r] - shift;
+    float v = os_load(base, f * frame_stride + r) - shift;
     sum += v;
     squares += v * v;
     for (r += blockDim.x; r >= sh.group_len; r -= sh.group_len)
@@ -122,20 +123,19 @@ row_stat(const gn_shape sh, unsigned row)
 
 // One block per (image, channel) row of HW values.
 __global__ void
-gn_apply_kernel(float *y, const float *x, const float *stats, const float *gamma,
-                const float *beta, gn_shape sh, bool silu)
+gn_apply_kernel(os_cuda_view y, os_cuda_view x, const float *stats, os_cuda_view gamma,
+                os_cuda_view beta, gn_shape sh, bool silu)
 {
   unsigned row = blockIdx.x, c = row % sh.C;
   int s = row_stat(sh, row);
   float mean = stats[2 * s], rstd = stats[2 * s + 1];
-  float a = rstd * (gamma ? gamma[c] : 1.0f);
-  float b = beta ? beta[c] : 0.0f;
-  const float *in = x + (size_t)row * sh.HW;
-  float *out = y + (size_t)row * sh.HW;
+  float a = rstd * (gamma.ptr ? os_load(gamma, c) : 1.0f);
+  float b = beta.ptr ? os_load(beta, c) : 0.0f;
+  os_cuda_view in = os_view_at(x, (size_t)row * sh.HW), out = os_view_at(y, (size_t)row * sh.HW);
   OS_CUDA_ROW_LOOP(p, (unsigned)sh.HW)
   {
-    float v = (in[p] - mean) * a + b;
-    out[p] = silu ? silu_of(v) : v;
+    float v = (os_load(in, p) - mean) * a + b;
+    os_store(out, p, silu ? silu_of(v) : v);
   }
 }
 
@@ -281,9 +281,10 @@ compute_stats(os_cuda_backend *cb, float *stats, const float *x, const gn_shape 
                                             "group_norm partial sums");
   if (!partial)
     return false;
-  gn_shift_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(stats, x, *sh,
+  os_cuda_view xv = os_cuda_view_of(cb, x);
+  gn_shift_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(stats, xv, *sh,
                                                                             n_stats);
-  gn_partial_kernel<<<dim3(n_stats, sh->chunks), 256, 0, cb->stream>>>(partial, x, stats, *sh);
+  gn_partial_kernel<<<dim3(n_stats, sh->chunks), 256, 0, cb->stream>>>(partial, xv, stats, *sh);
   gn_finalize_kernel<<<stat_blocks(n_stats), STAT_WARPS * 32, 0, cb->stream>>>(stats, partial, *sh,
                                                                                n_stats, eps);
   os_cuda_check_launch(cb, "group_norm statistics");
@@ -305,7 +306,8 @@ os_cuda_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                                           "group_norm statistics");
   if (stats && compute_stats(cb, stats, x, &sh, n_stats, eps)) {
     gn_apply_kernel<<<(unsigned)((size_t)N * C), os_cuda_row_threads(HW), 0, cb->stream>>>(
-        y, x, stats, gamma, beta, sh, silu);
+        os_cuda_view_of(cb, y), os_cuda_view_of(cb, x), stats, os_cuda_view_of(cb, gamma),
+        os_cuda_view_of(cb, beta), sh, silu);
     os_cuda_check_launch(cb, "group_norm");
   }
   os_cuda_free(be, stats);

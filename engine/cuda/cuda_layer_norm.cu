@@ -1,22 +1,24 @@
 // cuda_layer_norm.cu: LayerNorm over the last dim of x [T, C]; one block per
-// row, two passes (mean, then squared deviations) for accuracy. May run in place.
+// row, two passes (mean, then squared deviations) for accuracy. May run in
+// place. The forward reads and writes any stored type; statistics are fp32.
 // The backward recomputes each row's statistics the same way; dgamma and
 // dbeta are column sums (sum_rows) of dy xhat and dy.
 
 #include "cuda_common.h"
 #include "cuda_reduce.cuh"
+#include "cuda_types.cuh"
 
 // The row's mean and 1 / sqrt(var + eps), as every thread of the block sees them.
 __device__ __forceinline__ void
-row_statistics(const float *row, int C, float eps, float *mean_out, float *rstd_out)
+row_statistics(os_cuda_view row, int C, float eps, float *mean_out, float *rstd_out)
 {
   float sum = 0.0f;
   for (int c = threadIdx.x; c < C; c += blockDim.x)
-    sum += row[c];
+    sum += os_load(row, c);
   float mean = os_block_sum(sum) / C;
   float sq = 0.0f;
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    float d = row[c] - mean;
+    float d = os_load(row, c) - mean;
     sq += d * d;
   }
   *mean_out = mean;
@@ -24,16 +26,17 @@ row_statistics(const float *row, int C, float eps, float *mean_out, float *rstd_
 }
 
 __global__ void
-layer_norm_kernel(float *y, const float *x, const float *gamma, const float *beta, int C,
+layer_norm_kernel(os_cuda_view y, os_cuda_view x, os_cuda_view gamma, os_cuda_view beta, int C,
                   float eps)
 {
-  const float *row = x + (size_t)blockIdx.x * C;
-  float *out = y + (size_t)blockIdx.x * C;
+  os_cuda_view row = os_view_at(x, (size_t)blockIdx.x * C);
+  os_cuda_view out = os_view_at(y, (size_t)blockIdx.x * C);
   float mean, rstd;
   row_statistics(row, C, eps, &mean, &rstd);
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    float v = (row[c] - mean) * rstd;
-    out[c] = v * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+    float v = (os_load(row, c) - mean) * rstd;
+    os_store(out, c,
+             v * (gamma.ptr ? os_load(gamma, c) : 1.0f) + (beta.ptr ? os_load(beta, c) : 0.0f));
   }
 }
 
@@ -46,7 +49,7 @@ layer_norm_backward_kernel(float *dx, float *dy_xhat, const float *dy, const flo
   size_t base = (size_t)blockIdx.x * C;
   const float *row = x + base, *grad = dy + base;
   float mean, rstd;
-  row_statistics(row, C, eps, &mean, &rstd);
+  row_statistics(os_cuda_view{ (void *)row, OS_CUDA_STORE_F32 }, C, eps, &mean, &rstd);
   double dxhat_sum = 0.0, dxhat_xhat_sum = 0.0;
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
     float xhat = (row[c] - mean) * rstd;
@@ -81,7 +84,9 @@ os_cuda_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
   if (T <= 0 || C <= 0)
     return;
   // Rows go on grid.x (up to 2^31 - 1), so any token count fits one launch.
-  layer_norm_kernel<<<T, threads_for(C), 0, cb->stream>>>(y, x, gamma, beta, C, eps);
+  layer_norm_kernel<<<T, threads_for(C), 0, cb->stream>>>(
+      os_cuda_view_of(cb, y), os_cuda_view_of(cb, x), os_cuda_view_of(cb, gamma),
+      os_cuda_view_of(cb, beta), C, eps);
   os_cuda_check_launch(cb, "layer_norm");
 }
 

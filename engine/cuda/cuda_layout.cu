@@ -2,32 +2,37 @@
 // and the backwards of the last two (upsample_nearest_backward, split_channels).
 // Row-shaped copies derive their indices once per row, then copy the row with
 // coalesced reads and writes; permute_0213 with single-element rows is a
-// batched matrix transpose through shared-memory tiles.
+// batched matrix transpose through shared-memory tiles. permute_0213 moves
+// stored elements as raw bits (converting x into y's type first when the two
+// differ); the forwards otherwise read and write through views.
 
 #include <stdint.h>
 
 #include "cuda_common.h"
+#include "cuda_types.cuh"
 
 #define TRANSPOSE_TILE 32
 #define TRANSPOSE_ROWS 8 // thread rows per tile: each thread moves 4 elements
 #define ROW_WARPS 8      // row segments per block of the row copy (one warp each)
 #define ROW_SEGMENT 1024 // elements of a row per warp (32 per lane)
 
-// y[a][c][b] = x[a][b][c] for x [A, Bd, Cd]. A block moves a 32x32 tile: it
-// reads 32 rows of x along c (coalesced), and writes 32 rows of y along b
-// (coalesced) from the transposed tile; the padded column keeps the
-// transposed reads free of bank conflicts. Grid: x over tiles of c, y and z
-// (striding) over tiles of b and over a.
+// y[a][c][b] = x[a][b][c] for x [A, Bd, Cd] of elements of type T (raw bits
+// of 4 or 2 bytes). A block moves a 32x32 tile: it reads 32 rows of x along c
+// (coalesced), and writes 32 rows of y along b (coalesced) from the
+// transposed tile; the padded column keeps the transposed reads free of bank
+// conflicts. Grid: x over tiles of c, y and z (striding) over tiles of b and
+// over a.
+template <typename T>
 __global__ void __launch_bounds__(TRANSPOSE_TILE * TRANSPOSE_ROWS)
-transpose_kernel(float *y, const float *x, unsigned A, unsigned Bd, unsigned Cd)
+transpose_kernel(T *y, const T *x, unsigned A, unsigned Bd, unsigned Cd)
 {
-  __shared__ float tile[TRANSPOSE_TILE][TRANSPOSE_TILE + 1];
+  __shared__ T tile[TRANSPOSE_TILE][TRANSPOSE_TILE + 1];
   unsigned c0 = blockIdx.x * TRANSPOSE_TILE;
   unsigned b_tiles = (Bd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE;
   unsigned tx = threadIdx.x;
   for (unsigned a = blockIdx.z; a < A; a += gridDim.z) {
-    const float *xa = x + (size_t)a * Bd * Cd;
-    float *ya = y + (size_t)a * Bd * Cd;
+    const T *xa = x + (size_t)a * Bd * Cd;
+    T *ya = y + (size_t)a * Bd * Cd;
     for (unsigned bt = blockIdx.y; bt < b_tiles; bt += gridDim.y) {
       unsigned b0 = bt * TRANSPOSE_TILE;
       __syncthreads(); // the previous tile has been written out
@@ -42,8 +47,8 @@ transpose_kernel(float *y, const float *x, unsigned A, unsigned Bd, unsigned Cd)
   }
 }
 
-// y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I] with rows of I elements
-// of type V (float, or float4 when rows allow it). One warp per segment of
+// y[a][c][b][i] = x[a][b][c][i] for x [A, Bd, Cd, I] with rows of I units
+// of type V (one stored element's raw bits, or 16 bytes when rows allow it). One warp per segment of
 // ROW_SEGMENT elements of an output row (a, c, b), so long rows (the
 // decoder's frames <-> channels swaps, rows of a whole image) still spread
 // over every SM; the grid strides over (row, segment) items.
@@ -80,14 +85,14 @@ nearest_source(unsigned dst, unsigned in, unsigned out)
 
 // Nearest-neighbour resize; output row (plane, oy).
 __global__ void
-upsample_nearest_kernel(float *y, const float *x, unsigned H, unsigned W, unsigned Ho,
+upsample_nearest_kernel(os_cuda_view y, os_cuda_view x, unsigned H, unsigned W, unsigned Ho,
                         unsigned Wo)
 {
   unsigned row = blockIdx.x;
   unsigned oy = row % Ho, plane = row / Ho;
-  const float *src = x + ((size_t)plane * H + nearest_source(oy, H, Ho)) * W;
-  float *dst = y + (size_t)row * Wo;
-  OS_CUDA_ROW_LOOP(ox, Wo) { dst[ox] = src[nearest_source(ox, W, Wo)]; }
+  os_cuda_view src = os_view_at(x, ((size_t)plane * H + nearest_source(oy, H, Ho)) * W);
+  os_cuda_view dst = os_view_at(y, (size_t)row * Wo);
+  OS_CUDA_ROW_LOOP(ox, Wo) { os_store(dst, ox, os_load(src, nearest_source(ox, W, Wo))); }
 }
 
 // The outputs [begin, end) whose nearest source is `src`: a contiguous range,
@@ -135,14 +140,15 @@ upsample_nearest_backward_kernel(float *dx, const float *dy, unsigned H, unsigne
 // y [N, Ca+Cb, P] = concat(a [N, Ca, P], b [N, Cb, P]) along channels.
 // Output row (n, c).
 __global__ void
-concat_channels_kernel(float *y, const float *a, unsigned Ca, const float *b, unsigned Cb,
+concat_channels_kernel(os_cuda_view y, os_cuda_view a, unsigned Ca, os_cuda_view b, unsigned Cb,
                        unsigned P)
 {
   unsigned row = blockIdx.x;
   unsigned c = row % (Ca + Cb), img = row / (Ca + Cb);
-  const float *src = c < Ca ? a + ((size_t)img * Ca + c) * P : b + ((size_t)img * Cb + (c - Ca)) * P;
-  float *dst = y + (size_t)row * P;
-  OS_CUDA_ROW_LOOP(p, P) { dst[p] = src[p]; }
+  os_cuda_view src = c < Ca ? os_view_at(a, ((size_t)img * Ca + c) * P)
+                            : os_view_at(b, ((size_t)img * Cb + (c - Ca)) * P);
+  os_cuda_view dst = os_view_at(y, (size_t)row * P);
+  OS_CUDA_ROW_LOOP(p, P) { os_store(dst, p, os_load(src, p)); }
 }
 
 // concat_channels' backward: da += dy's first Ca channels, db += the rest
@@ -166,31 +172,62 @@ grid_limit(size_t n, size_t limit)
   return (unsigned)(n < limit ? (n ? n : 1) : limit);
 }
 
-void
-os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I)
+// The permutation of raw elements of `elem` bytes (4 or 2) of one stored type.
+static void
+permute_raw(os_cuda_backend *cb, void *y, const void *x, size_t elem, int A, int Bd, int Cd,
+            int I)
 {
-  os_cuda_backend *cb = os_cuda(be);
   size_t rows = (size_t)A * Cd * Bd;
-  if (rows == 0 || I <= 0)
-    return;
   if (I == 1) {
     dim3 grid(grid_limit(((size_t)Cd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, INT32_MAX),
               grid_limit(((size_t)Bd + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, 65535),
               grid_limit((size_t)A, 65535));
-    transpose_kernel<<<grid, dim3(TRANSPOSE_TILE, TRANSPOSE_ROWS), 0, cb->stream>>>(y, x, A, Bd,
-                                                                                   Cd);
-  } else {
-    bool vec4 = I % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
-    size_t row_len = vec4 ? (size_t)I / 4 : (size_t)I;
-    size_t items = rows * ((row_len + ROW_SEGMENT - 1) / ROW_SEGMENT);
-    unsigned blocks = grid_limit((items + ROW_WARPS - 1) / ROW_WARPS, 65535u * 16u);
-    if (vec4)
-      permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
-          (float4 *)y, (const float4 *)x, rows, Bd, Cd, I / 4);
+    dim3 block(TRANSPOSE_TILE, TRANSPOSE_ROWS);
+    if (elem == 4)
+      transpose_kernel<<<grid, block, 0, cb->stream>>>((uint32_t *)y, (const uint32_t *)x, A, Bd,
+                                                       Cd);
     else
-      permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(y, x, rows, Bd, Cd, I);
+      transpose_kernel<<<grid, block, 0, cb->stream>>>((uint16_t *)y, (const uint16_t *)x, A, Bd,
+                                                       Cd);
+    return;
   }
+  size_t row_bytes = (size_t)I * elem;
+  bool vec16 = row_bytes % 16 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
+  size_t row_len = vec16 ? row_bytes / 16 : (size_t)I;
+  size_t items = rows * ((row_len + ROW_SEGMENT - 1) / ROW_SEGMENT);
+  unsigned blocks = grid_limit((items + ROW_WARPS - 1) / ROW_WARPS, 65535u * 16u);
+  if (vec16)
+    permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
+        (uint4 *)y, (const uint4 *)x, rows, Bd, Cd, (unsigned)row_len);
+  else if (elem == 4)
+    permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
+        (uint32_t *)y, (const uint32_t *)x, rows, Bd, Cd, (unsigned)I);
+  else
+    permute_rows_kernel<<<blocks, ROW_WARPS * 32, 0, cb->stream>>>(
+        (uint16_t *)y, (const uint16_t *)x, rows, Bd, Cd, (unsigned)I);
+}
+
+void
+os_cuda_permute_0213(os_backend *be, float *y, const float *x, int A, int Bd, int Cd, int I)
+{
+  os_cuda_backend *cb = os_cuda(be);
+  if (I <= 0 || (size_t)A * Cd * Bd == 0)
+    return;
+  size_t n = (size_t)A * Cd * Bd * I;
+  os_cuda_view to = os_cuda_view_of(cb, y), from = os_cuda_view_of(cb, x);
+  size_t elem = os_cuda_dtype_size(to.type);
+  // x in another type: converted into y's first, so the permutation moves raw bits
+  void *converted = NULL;
+  if (from.type != to.type) {
+    converted = os_cuda_scratch(cb, n * elem, "permute_0213 conversion");
+    if (!converted)
+      return;
+    os_cuda_convert(cb, os_cuda_view{ converted, to.type }, from, n);
+    from.ptr = converted;
+  }
+  permute_raw(cb, to.ptr, from.ptr, elem, A, Bd, Cd, I);
   os_cuda_check_launch(cb, "permute_0213");
+  os_cuda_free(be, converted);
 }
 
 void
@@ -201,8 +238,8 @@ os_cuda_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C,
   size_t rows = (size_t)N * C * Ho;
   if (rows == 0 || Wo <= 0)
     return;
-  upsample_nearest_kernel<<<(unsigned)rows, os_cuda_row_threads(Wo), 0, cb->stream>>>(y, x, H, W,
-                                                                                     Ho, Wo);
+  upsample_nearest_kernel<<<(unsigned)rows, os_cuda_row_threads(Wo), 0, cb->stream>>>(
+      os_cuda_view_of(cb, y), os_cuda_view_of(cb, x), H, W, Ho, Wo);
   os_cuda_check_launch(cb, "upsample_nearest");
 }
 
@@ -214,8 +251,8 @@ os_cuda_concat_channels(os_backend *be, float *y, const float *a, int Ca, const 
   size_t rows = (size_t)N * (Ca + Cb);
   if (rows == 0 || P <= 0)
     return;
-  concat_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(y, a, Ca, b,
-                                                                                   Cb, P);
+  concat_channels_kernel<<<(unsigned)rows, os_cuda_row_threads(P), 0, cb->stream>>>(
+      os_cuda_view_of(cb, y), os_cuda_view_of(cb, a), Ca, os_cuda_view_of(cb, b), Cb, P);
   os_cuda_check_launch(cb, "concat_channels");
 }
 

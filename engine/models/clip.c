@@ -109,10 +109,10 @@ os_clip_forward(const os_clip *c, os_backend *be, const float *pixel_values, flo
   const os_clip_config *cfg = &c->cfg;
   int D = cfg->hidden_size, T = c->n_positions, side = cfg->image_size / cfg->patch_size;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *patches = os_alloc_floats(be, (size_t)D * (T - 1));
+  float *patches = os_alloc_floats(be, (size_t)D * (T - 1)); /* the stream's start */
   float *z = os_alloc_floats(be, (size_t)T * D);
-  float *scratch = os_alloc_floats(be, (size_t)T * D);
-  float *mlp = os_alloc_floats(be, (size_t)T * cfg->intermediate_size);
+  float *scratch = os_alloc_activations(be, (size_t)T * D);
+  float *mlp = os_alloc_activations(be, (size_t)T * cfg->intermediate_size);
   float *pooled = os_alloc_floats(be, D);
   if (!patches || !z || !scratch || !mlp || !pooled)
     goto done;

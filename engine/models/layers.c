@@ -13,7 +13,13 @@
 float *
 os_alloc_floats(os_backend *be, size_t n)
 {
-  return OPS(be)->alloc(be, (n ? n : 1) * sizeof(float));
+  return OPS(be)->alloc_as(be, n ? n : 1, OS_STORAGE_FP32);
+}
+
+float *
+os_alloc_activations(os_backend *be, size_t n)
+{
+  return OPS(be)->alloc_as(be, n ? n : 1, OS_STORAGE_ACTIVATION);
 }
 
 void
@@ -239,10 +245,16 @@ resnet2d_chunks(os_backend *be, const os_resnet2d_w *r, float *y, const float *x
   /* t holds the resized input (then read by its conv), GN(x) for conv1, then
    * the shortcut (conv1 has read t by then); v the resized input's conv. */
   int t_channels = r->cin > r->cout ? r->cin : r->cout;
+  /* Storage (docs/precision.md): float32 for what carries the residual stream
+   * or feeds a GroupNorm: t when it holds the shortcut or, in place, the
+   * block's output; h (conv1's output plus the time embedding); v (the
+   * resized input). Otherwise t only holds GN(x), conv1's operand. */
+  bool t_carries_residual = r->has_shortcut || y == x;
   /* Without a resize, chunks as when the shortcut had its own buffer: other
    * chunks would change the CPU's GEMM sums in the last bits. */
   int chunk = images_per_chunk(N, (size_t)((resize ? 2 : 1) * r->cin + 2 * r->cout) * P);
-  float *t = os_alloc_floats(be, (size_t)chunk * t_channels * P);
+  size_t t_n = (size_t)chunk * t_channels * P;
+  float *t = t_carries_residual ? os_alloc_floats(be, t_n) : os_alloc_activations(be, t_n);
   float *h = os_alloc_floats(be, (size_t)chunk * r->cout * P);
   float *v = resize ? os_alloc_floats(be, (size_t)chunk * r->cin * P) : NULL;
   if (!t || !h || (resize && !v))
@@ -374,9 +386,11 @@ temporal_resnet_blend(os_backend *be, const os_temporal_resnet_w *r, float alpha
   int chunk = window_frames > 6 ? (int)window_frames - 2 : 4;
   if (chunk > F)
     chunk = F;
-  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output, or the window. */
+  /* h: the hidden state, then the branch; t: GN(xs) and conv2's output, or the window.
+   * h is float32 (docs/precision.md): GroupNorm's input after the time
+   * embedding, and then the residual sum xs + branch that the blend reads. */
   float *h = os_alloc_floats(be, in_place ? n + frame : n);
-  float *t = os_alloc_floats(be, in_place ? (size_t)(chunk + 2) * frame : n);
+  float *t = os_alloc_activations(be, in_place ? (size_t)(chunk + 2) * frame : n);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !t)
     goto done;
@@ -504,7 +518,7 @@ os_upsample_forward(os_backend *be, const os_conv_w *conv, float *y, const float
 {
   size_t in = (size_t)conv->cin * H * W, up = (size_t)conv->cin * Ho * Wo;
   int chunk = images_per_chunk(N, up);
-  float *u = os_alloc_floats(be, (size_t)chunk * up);
+  float *u = os_alloc_activations(be, (size_t)chunk * up);
   if (!u)
     return ONESTEP_ERR_OUT_OF_MEMORY;
   for (int n0 = 0; n0 < N; n0 += chunk) {
@@ -576,7 +590,8 @@ os_self_attention_forward(os_backend *be, const os_attention_w *a, float *y, flo
   int seqs = units_per_chunk(be, n_seq, (size_t)3 * S * C, 1);
   size_t n = (size_t)seqs * S * C;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *q = os_alloc_floats(be, n), *k = os_alloc_floats(be, n), *v = os_alloc_floats(be, n);
+  float *q = os_alloc_activations(be, n), *k = os_alloc_activations(be, n);
+  float *v = os_alloc_activations(be, n);
   if (!q || !k || !v)
     goto done;
   for (int s0 = 0; s0 < n_seq; s0 += seqs) {
@@ -606,8 +621,8 @@ onestep_status
 os_single_token_cross_attention_forward(os_backend *be, const os_attention_w *a, float *y,
                                         const float *ctx, int G, int R)
 {
-  float *v = os_alloc_floats(be, (size_t)G * a->dim);
-  float *o = os_alloc_floats(be, (size_t)G * a->dim);
+  float *v = os_alloc_activations(be, (size_t)G * a->dim);
+  float *o = os_alloc_activations(be, (size_t)G * a->dim);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (v && o) {
     os_linear_forward(be, &a->to_v, v, ctx, G, NULL);
@@ -638,8 +653,8 @@ os_geglu_ff_forward(os_backend *be, const os_geglu_ff_w *f, float *y, const floa
 {
   /* Token rows per chunk so that the [rows, 2*inner] expansion stays bounded. */
   int rows = units_per_chunk(be, T, (size_t)3 * f->inner, 64);
-  float *h = os_alloc_floats(be, (size_t)rows * 2 * f->inner);
-  float *g = os_alloc_floats(be, (size_t)rows * f->inner);
+  float *h = os_alloc_activations(be, (size_t)rows * 2 * f->inner);
+  float *g = os_alloc_activations(be, (size_t)rows * f->inner);
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!h || !g)
     goto done;

@@ -13,8 +13,15 @@
 
 /* ---- buffers ---- */
 
+/* Model buffers, by what they store (backend.h's os_storage; docs/precision.md
+ * lists which buffer is which and why). n elements, NULL when out of memory.
+ * os_alloc_floats: always float32, for what carries the residual stream
+ * between blocks, statistics, the sampler's state and anything exchanged
+ * with the host. os_alloc_activations: the backend's activation type (16
+ * bits in fp16 and bf16 precision), for the temporaries inside a block. */
 float *os_alloc_floats(os_backend *be, size_t n);
-void os_free_floats(os_backend *be, float *p); /* NULL is fine */
+float *os_alloc_activations(os_backend *be, size_t n);
+void os_free_floats(os_backend *be, float *p); /* either kind; NULL is fine */
 /* ONESTEP_ERR_ABORTED when the backend's abort callback asks to stop. */
 onestep_status os_check_abort(os_backend *be);
 

@@ -156,7 +156,8 @@ os_st_transformer_forward(os_backend *be, const os_st_transformer_w *t, float **
 
   z = os_alloc_floats(be, n);       /* spatial stream [N*S, C], at the end the output */
   mix = os_alloc_floats(be, n);     /* temporal stream */
-  scratch = os_alloc_floats(be, n); /* normalised inputs */
+  /* normalised inputs, then the temporal stream for the blend: float32 */
+  scratch = os_alloc_floats(be, n);
   pe = os_alloc_floats(be, (size_t)N * C);
   status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!z || !mix || !scratch || !pe)

@@ -171,7 +171,7 @@ vae_attention_forward(os_backend *be, const vae_attention *a, float **y, float *
   int C = a->attn.dim;
   size_t n = (size_t)N * C * P;
   onestep_status status = ONESTEP_ERR_OUT_OF_MEMORY;
-  float *t = os_alloc_floats(be, n), *tokens = os_alloc_floats(be, n);
+  float *t = os_alloc_activations(be, n), *tokens = os_alloc_floats(be, n);
   *y = NULL;
   if (!t || !tokens)
     goto done;
@@ -281,7 +281,7 @@ os_vae_encode(const os_vae *v, os_backend *be, const float *image, int H, int W,
   int top = c->block_out_channels[L - 1], P = H * W;
   OPS(be)->group_norm(be, x, x, v->enc_norm_out.gamma, v->enc_norm_out.beta, 1, top, P, G, 1, EPS,
                       true);
-  moments = os_alloc_floats(be, (size_t)2 * zc * P);
+  moments = os_alloc_activations(be, (size_t)2 * zc * P);
   q = os_alloc_floats(be, (size_t)2 * zc * P);
   status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!moments || !q)
@@ -353,7 +353,7 @@ os_vae_decode(const os_vae *v, os_backend *be, const float *latents, int n, int 
   int bottom = c->block_out_channels[0], P = H * W;
   OPS(be)->group_norm(be, x, x, v->dec_norm_out.gamma, v->dec_norm_out.beta, n, bottom, P,
                       DECODER_GROUPS, 1, EPS, true);
-  rgb = os_alloc_floats(be, (size_t)n * c->out_channels * P);
+  rgb = os_alloc_activations(be, (size_t)n * c->out_channels * P);
   status = ONESTEP_ERR_OUT_OF_MEMORY;
   if (!rgb)
     goto done;

@@ -35,14 +35,22 @@ static os_backend *open_backend(const onestep_context_params *params, onestep_mo
              "CPU (%ld threads, OpenBLAS); CUDA unavailable: %s", threads, cuda_error.message);
     return be;
   }
-  /* Asked for the CPU with a GPU precision: reproduce that precision's rounding. */
+  /* Asked for the CPU with a GPU precision: reproduce that precision's
+   * rounding, of product operands and (fp16, bf16) of what 16-bit buffers store. */
   bool rounds = params->precision != ONESTEP_PRECISION_AUTO &&
                 params->precision != ONESTEP_PRECISION_FP32;
-  if (rounds)
+  bool stores_16_bits = params->precision == ONESTEP_PRECISION_FP16 ||
+                        params->precision == ONESTEP_PRECISION_BF16;
+  if (rounds) {
     os_backend_cpu_set_operand_precision(be, params->precision);
+    os_backend_cpu_set_storage_precision(be, params->precision);
+  }
+  const char *rounded = !rounds          ? ""
+                        : stores_16_bits ? ", operands and activations rounded to "
+                                         : ", operands rounded to ";
   snprintf(info->device_name, sizeof info->device_name, "CPU (%ld threads, OpenBLAS)%s%s%s",
-           threads, rounds ? ", operands rounded to " : "",
-           rounds ? onestep_precision_name(params->precision) : "", rounds ? " as on a GPU" : "");
+           threads, rounded, rounds ? onestep_precision_name(params->precision) : "",
+           rounds ? " as on a GPU" : "");
   return be;
 }
 

@@ -53,6 +53,8 @@ expect_failure "more memory than the machine has" "GiB" \
   generate --model "$model" --output "$out" --width 4096 --height 4096 --frames 1024 "$image"
 expect_failure "zero steps" "--steps 0" \
   generate --model "$model" --output "$out" --steps 0 "$image"
+expect_failure "crop position outside 0..1" "--crop-position" \
+  generate --model "$model" --output "$out" --crop-position 1.5 "$image"
 expect_failure "missing model" "no-such-model" \
   generate --model "$work/no-such-model" --output "$out" "$image"
 expect_failure "unknown device" "--device tpu" \

@@ -80,6 +80,7 @@ static const OnestepClipSettings clip_settings = {
   .fps = 7,
   .motion_bucket_id = 127,
   .noise_aug_strength = 0.02f,
+  .crop_position = 0.25,
 };
 
 typedef struct {
@@ -199,7 +200,7 @@ assert_settings_json (const char *json)
   json_parser_load_from_data (parser, json, -1, &error);
   g_assert_no_error (error);
   object = json_node_get_object (json_parser_get_root (parser));
-  g_assert_cmpuint (json_object_get_size (object), ==, 11);
+  g_assert_cmpuint (json_object_get_size (object), ==, 12);
   g_assert_cmpstr (json_object_get_string_member (object, "model"), ==, "/models/tiny-a");
   g_assert_true (json_object_get_null_member (object, "unet_file"));
   g_assert_cmpstr (json_object_get_string_member (object, "sampler"), ==, "tts");
@@ -211,6 +212,7 @@ assert_settings_json (const char *json)
   g_assert_cmpint (json_object_get_int_member (object, "fps"), ==, 7);
   g_assert_cmpint (json_object_get_int_member (object, "motion_bucket_id"), ==, 127);
   g_assert_cmpfloat (json_object_get_double_member (object, "noise_aug_strength"), ==, 0.02);
+  g_assert_cmpfloat (json_object_get_double_member (object, "crop_position"), ==, 0.25);
 }
 
 static char *

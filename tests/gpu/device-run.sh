@@ -1,10 +1,11 @@
 #!/bin/bash
 # device-run.sh: on the GPU machine, everything the CUDA backend needs checked
 # in one run of under 8 minutes, from the programs device-bundle.sh prepared:
-# every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands),
-# the golden case on the GPU in each precision (end to end and stage by stage),
-# single-file checkpoints and the preview fit on the GPU, the card's GEMM peak,
-# the full-size benchmark table, and a per-op profile of the UNet and decoder.
+# every op against the CPU backend (fp32, then fp16 and bf16 GEMM operands and
+# 16-bit buffers), the golden case on the GPU in each precision (end to end and
+# stage by stage), single-file checkpoints and the preview fit on the GPU, the
+# card's GEMM peak, the full-size benchmark table, and a per-op profile of the
+# UNet and decoder.
 #
 # Usage (there): tests/gpu/device-run.sh   Environment: BENCH_BUDGET_S (default 200)
 set -uo pipefail
@@ -27,7 +28,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 for precision in fp32 fp16 bf16; do
   stage "ops against the CPU backend, $precision"
-  ONESTEP_CUDA_PRECISION=$precision check "ops $precision" timeout 150 "$carry/bin/test-cuda-ops"
+  ONESTEP_CUDA_PRECISION=$precision check "ops $precision" timeout 240 "$carry/bin/test-cuda-ops"
   stage "golden tiny-a on the GPU, $precision"
   ONESTEP_CUDA_PRECISION=$precision check "golden $precision" timeout 60 \
     "$carry/bin/test-golden-cuda" "$repo/tests/data/golden/tiny-a" "$carry/tiny-a.rgb"

@@ -13,7 +13,8 @@
 
 typedef struct {
   const char *start;
-  size_t bytes;
+  size_t bytes;   /* mapped: 4 per element, as buffers are addressed */
+  size_t counted; /* what the block would take on the device */
 } range;
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
   size_t n_at_peak, cap_at_peak;
   size_t allocations;   /* alloc calls so far */
   size_t fail_at;       /* the alloc call that returns NULL; SIZE_MAX: none */
+  size_t bytes_per_16bit_element; /* what ACTIVATION and WEIGHT elements count */
 } dry_backend;
 
 static dry_backend *
@@ -57,12 +59,12 @@ record_peak(dry_backend *d)
     d->cap_at_peak = d->cap_live;
   }
   for (size_t i = 0; i < d->n_live; i++)
-    d->at_peak[i] = d->live[i].bytes;
+    d->at_peak[i] = d->live[i].counted;
   d->n_at_peak = d->n_live;
 }
 
 static void *
-dry_alloc(os_backend *be, size_t bytes)
+dry_alloc_counted(os_backend *be, size_t bytes, size_t counted)
 {
   dry_backend *d = dry(be);
   if (d->allocations++ == d->fail_at)
@@ -79,8 +81,8 @@ dry_alloc(os_backend *be, size_t bytes)
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return NULL;
-  d->live[d->n_live++] = (range){ p, bytes };
-  be->bytes_in_use += bytes;
+  d->live[d->n_live++] = (range){ p, bytes, counted };
+  be->bytes_in_use += counted;
   if (be->bytes_in_use > be->peak_bytes) {
     be->peak_bytes = be->bytes_in_use;
     record_peak(d);
@@ -89,10 +91,18 @@ dry_alloc(os_backend *be, size_t bytes)
 }
 
 static void *
+dry_alloc(os_backend *be, size_t bytes)
+{
+  return dry_alloc_counted(be, bytes, bytes);
+}
+
+static void *
 dry_alloc_as(os_backend *be, size_t n, os_storage storage)
 {
-  (void)storage;
-  return n > SIZE_MAX / sizeof(float) ? NULL : dry_alloc(be, n * sizeof(float));
+  if (n > SIZE_MAX / sizeof(float))
+    return NULL;
+  size_t element = storage == OS_STORAGE_FP32 ? sizeof(float) : dry(be)->bytes_per_16bit_element;
+  return dry_alloc_counted(be, n * sizeof(float), n * element);
 }
 
 static void
@@ -104,7 +114,7 @@ dry_free(os_backend *be, void *ptr)
   for (size_t i = 0; i < d->n_live; i++) {
     if (d->live[i].start == ptr) {
       munmap(ptr, d->live[i].bytes ? d->live[i].bytes : 1);
-      be->bytes_in_use -= d->live[i].bytes;
+      be->bytes_in_use -= d->live[i].counted;
       d->live[i] = d->live[--d->n_live];
       return;
     }
@@ -623,6 +633,7 @@ bench_dry_backend_new(void)
     return NULL;
   d->base.ops = &dry_ops;
   d->fail_at = SIZE_MAX;
+  d->bytes_per_16bit_element = sizeof(float);
   snprintf(d->base.name, sizeof d->base.name, "dry run (no compute)");
   return &d->base;
 }
@@ -668,4 +679,11 @@ void
 bench_dry_backend_fail_allocation(os_backend *be, size_t index)
 {
   dry(be)->fail_at = index;
+}
+
+void
+bench_dry_backend_set_precision(os_backend *be, onestep_precision precision)
+{
+  bool half = precision == ONESTEP_PRECISION_FP16 || precision == ONESTEP_PRECISION_BF16;
+  dry(be)->bytes_per_16bit_element = half ? 2 : sizeof(float);
 }

@@ -8,7 +8,11 @@
  * weights), and an output may not overlap an input unless backend.h allows
  * it (exactly in place). A use after free, an overrun or a forbidden alias
  * thus shows up at full size without computing anything. is_host is true so
- * that weights bind zero-copy from host memory. */
+ * that weights bind zero-copy from host memory. Blocks count 4 bytes per
+ * element, or 2 for ACTIVATION and WEIGHT blocks in a 16-bit precision
+ * (bench_dry_backend_set_precision), as the CUDA backend stores them; the
+ * address space behind each stays 4 bytes per element, as buffers are
+ * addressed. */
 #ifndef BENCH_DRY_BACKEND_H
 #define BENCH_DRY_BACKEND_H
 
@@ -17,6 +21,10 @@
 #include "backend.h"
 
 os_backend *bench_dry_backend_new(void);
+
+/* The precision whose storage sizes bytes_in_use and peak_bytes count (fp32
+ * until set; fp16 and bf16: 2 bytes per activation and weight element). */
+void bench_dry_backend_set_precision(os_backend *be, onestep_precision precision);
 
 /* Host memory that ops may read (the weight pool). */
 void bench_dry_backend_allow_host(os_backend *be, const void *start, size_t bytes);

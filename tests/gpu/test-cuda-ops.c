@@ -15,8 +15,18 @@
  * are bitwise reproducible, that no slot of the CUDA grad table is empty,
  * that updating a weight in place (adamw_step, ema_update, axpy) drops its
  * cached converted copies, that an impossible allocation returns NULL, and
- * that memory accounting returns to where it was. Exits 77 (skip) when no
- * usable GPU is found. */
+ * that memory accounting returns to where it was.
+ *
+ * In fp16 and bf16 every forward op runs a second time on 16-bit buffers
+ * (alloc_as ACTIVATION, weights WEIGHT): the inputs are rounded to 16 bits on
+ * the host so that both backends start from the same values, and the CPU's
+ * float32 result is rounded to 16 bits before the comparison, held to
+ * tol_storage (a result the GPU rounds twice, as a GEMM's output and again
+ * after its bias, may sit one 16-bit step away); data movement stays exact.
+ * Then buffers of mixed storage (16-bit operands, float32 residual stream),
+ * the real bytes of a 16-bit block, that a 16-bit weight leaves no cached
+ * copy behind, and that a training op given a 16-bit buffer latches an error.
+ * Exits 77 (skip) when no usable GPU is found. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,13 +44,19 @@ typedef struct {
   double tol_attention; /* attention: the GPU's kernels differ by precision */
   double tol_float;   /* pointwise, norms: fp32 arithmetic on both sides */
   double tol_grad;    /* backward ops: fp32 on the GPU in every mode */
+  double tol_storage; /* results stored in 16 bits */
+  /* The 16-bit type of the precision (FP32 in fp32 and tf32 mode), and the
+   * storage test tensors get now: FP32, or ACTIVATION (weights WEIGHT). */
+  onestep_precision half;
+  os_storage storage;
   int failures, checks;
 } harness;
 
 /* One tensor with the same contents on both backends. */
 typedef struct {
   size_t n;
-  float *c, *g; /* CPU and GPU copies */
+  float *c, *g;  /* CPU and GPU copies */
+  bool half;     /* the GPU's copy stores 16 bits */
 } tensor;
 
 /* Runs the statement block once per backend: `be` is the backend and P(t)
@@ -64,15 +80,35 @@ xmalloc(size_t bytes)
   return p;
 }
 
-/* Uniform values in [lo, hi), never all zero. */
+/* x rounded to nearest even in the 16-bit type (`half`), as the GPU stores it. */
+static float
+round_to(float x, onestep_precision half)
+{
+  if (half == ONESTEP_PRECISION_FP16)
+    return (float)(_Float16)x;
+  if (half != ONESTEP_PRECISION_BF16 || !isfinite(x))
+    return x;
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/* Uniform values in [lo, hi), never all zero, stored as `storage` on the GPU
+ * (the CPU holds the same, rounded, values in float32). */
 static tensor
-t_random(harness *h, size_t n, float lo, float hi)
+t_random_as(harness *h, size_t n, float lo, float hi, os_storage storage)
 {
   float *host = xmalloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++)
+  bool half = storage != OS_STORAGE_FP32 && h->half != ONESTEP_PRECISION_FP32;
+  for (size_t i = 0; i < n; i++) {
     host[i] = lo + (hi - lo) * (float)((next_random(&h->rng) >> 40) * 0x1p-24);
-  tensor t = { n, h->cpu->ops->alloc(h->cpu, n * sizeof(float)),
-               h->gpu->ops->alloc(h->gpu, n * sizeof(float)) };
+    if (half)
+      host[i] = round_to(host[i], h->half);
+  }
+  tensor t = { n, h->cpu->ops->alloc_as(h->cpu, n, storage),
+               h->gpu->ops->alloc_as(h->gpu, n, storage), half };
   if (!t.c || !t.g) {
     fprintf(stderr, "cannot allocate %zu floats for a test tensor\n", n);
     exit(2);
@@ -81,6 +117,21 @@ t_random(harness *h, size_t n, float lo, float hi)
   h->gpu->ops->upload(h->gpu, t.g, host, n * sizeof(float));
   free(host);
   return t;
+}
+
+/* An activation or input in the pass's storage. */
+static tensor
+t_random(harness *h, size_t n, float lo, float hi)
+{
+  return t_random_as(h, n, lo, hi, h->storage);
+}
+
+/* A frozen weight: WEIGHT in the 16-bit pass. */
+static tensor
+t_weight(harness *h, size_t n, float lo, float hi)
+{
+  os_storage storage = h->storage == OS_STORAGE_FP32 ? OS_STORAGE_FP32 : OS_STORAGE_WEIGHT;
+  return t_random_as(h, n, lo, hi, storage);
 }
 
 /* An output buffer, pre-filled with the same random values on both sides
@@ -117,12 +168,19 @@ check_sync(harness *h, const char *op)
   }
 }
 
-/* Relative L2 error of the GPU result against the CPU one; tol 0 asks for equality. */
+/* Relative L2 error of the GPU result against the CPU one; tol 0 asks for
+ * equality. A 16-bit result is compared with the CPU's rounded to 16 bits. */
 static void
 compare(harness *h, const char *op, const char *shape, const tensor *t, double tol)
 {
   check_sync(h, op);
   float *want = download(h->cpu, t->c, t->n), *got = download(h->gpu, t->g, t->n);
+  if (t->half) {
+    for (size_t i = 0; i < t->n; i++)
+      want[i] = round_to(want[i], h->half);
+    if (tol > 0 && tol < h->tol_storage)
+      tol = h->tol_storage;
+  }
   double num = 0.0, den = 0.0;
   size_t mismatches = 0;
   for (size_t i = 0; i < t->n; i++) {
@@ -203,8 +261,8 @@ test_gemm_batched(harness *h)
 static void
 test_linear(harness *h, int T, int in, int out, bool bias, int residual_mode)
 {
-  tensor x = t_random(h, (size_t)T * in, -1, 1), W = t_random(h, (size_t)out * in, -0.1f, 0.1f);
-  tensor b = t_random(h, out, -1, 1), y = t_output(h, (size_t)T * out);
+  tensor x = t_random(h, (size_t)T * in, -1, 1), W = t_weight(h, (size_t)out * in, -0.1f, 0.1f);
+  tensor b = t_weight(h, out, -1, 1), y = t_output(h, (size_t)T * out);
   tensor r = t_random(h, (size_t)T * out, -1, 1);
   static const char *modes[] = { "no residual", "residual", "residual in place" };
   ON_BOTH(h)
@@ -252,8 +310,8 @@ test_conv2d(harness *h, conv_case k, bool determinism)
   int Ho = (k.H + k.pt + k.pb - k.KH) / k.stride + 1, Wo = (k.W + k.pl + k.pr - k.KW) / k.stride + 1;
   conv_run c = { k };
   c.x = t_random(h, (size_t)k.N * k.Cin * k.H * k.W, -1, 1);
-  c.w = t_random(h, (size_t)k.Cout * k.Cin * k.KH * k.KW, -0.2f, 0.2f);
-  c.b = t_random(h, k.Cout, -1, 1);
+  c.w = t_weight(h, (size_t)k.Cout * k.Cin * k.KH * k.KW, -0.2f, 0.2f);
+  c.b = t_weight(h, k.Cout, -1, 1);
   c.r = t_random(h, (size_t)k.N * k.Cout * Ho * Wo, -1, 1);
   c.y = t_output(h, (size_t)k.N * k.Cout * Ho * Wo);
   ON_BOTH(h)
@@ -277,7 +335,7 @@ static void
 test_conv_temporal(harness *h, int B, int F, int Cin, int Cout, int HW)
 {
   tensor x = t_random(h, (size_t)B * F * Cin * HW, -1, 1);
-  tensor w = t_random(h, (size_t)Cout * Cin * 3, -0.2f, 0.2f), b = t_random(h, Cout, -1, 1);
+  tensor w = t_weight(h, (size_t)Cout * Cin * 3, -0.2f, 0.2f), b = t_weight(h, Cout, -1, 1);
   tensor y = t_output(h, (size_t)B * F * Cout * HW);
   ON_BOTH(h) be->ops->conv_temporal(be, P(y), P(x), P(w), P(b), B, F, Cin, Cout, HW);
   char shape[96];
@@ -312,8 +370,8 @@ test_group_norm(harness *h, int N, int C, int HW, int G, int fps, bool silu, boo
   norm_run r = { N, C, HW, G, fps, silu };
   /* an offset mean makes a one-pass variance visibly wrong */
   r.x = t_random(h, (size_t)N * C * HW, 2.0f, 4.0f);
-  r.gamma = t_random(h, C, 0.5f, 1.5f);
-  r.beta = t_random(h, C, -0.5f, 0.5f);
+  r.gamma = t_weight(h, C, 0.5f, 1.5f);
+  r.beta = t_weight(h, C, -0.5f, 0.5f);
   r.y = in_place ? r.x : t_output(h, (size_t)N * C * HW);
   ON_BOTH(h)
   be->ops->group_norm(be, P(r.y), P(r.x), P(r.gamma), P(r.beta), N, C, HW, G, fps, 1e-5f, silu);
@@ -334,7 +392,7 @@ static void
 test_layer_norm(harness *h, int T, int C, bool in_place)
 {
   tensor x = t_random(h, (size_t)T * C, -2.0f, 6.0f);
-  tensor gamma = t_random(h, C, 0.5f, 1.5f), beta = t_random(h, C, -0.5f, 0.5f);
+  tensor gamma = t_weight(h, C, 0.5f, 1.5f), beta = t_weight(h, C, -0.5f, 0.5f);
   tensor y = in_place ? x : t_output(h, (size_t)T * C);
   ON_BOTH(h) be->ops->layer_norm(be, P(y), P(x), P(gamma), P(beta), T, C, 1e-5f);
   char shape[96];
@@ -1105,7 +1163,243 @@ test_memory(harness *h)
 }
 
 /* ---------------------------------------------------------------------------- */
+/* 16-bit storage (run in fp16 and bf16 only) */
 
+#define FP32 OS_STORAGE_FP32
+#define ACT OS_STORAGE_ACTIVATION
+#define WGT OS_STORAGE_WEIGHT
+
+/* Ops whose buffers store different types, as model code mixes them: 16-bit
+ * operands and activations beside a float32 residual stream. */
+static void
+test_mixed_storage(harness *h)
+{
+  int T = 200, in = 320, out = 640;
+  tensor x = t_random_as(h, (size_t)T * in, -1, 1, ACT);
+  tensor W = t_random_as(h, (size_t)out * in, -0.1f, 0.1f, WGT);
+  tensor b = t_random_as(h, out, -1, 1, WGT);
+  tensor stream = t_random_as(h, (size_t)T * out, -1, 1, FP32);
+  ON_BOTH(h) be->ops->linear(be, P(stream), P(x), P(W), P(b), P(stream), T, in, out);
+  compare(h, "linear", "16-bit x, W; float32 residual in place", &stream, h->tol_gemm);
+
+  tensor a16 = t_random_as(h, stream.n, -1, 1, ACT), sum = t_random_as(h, stream.n, -1, 1, FP32);
+  ON_BOTH(h) be->ops->add(be, P(sum), P(stream), P(a16), stream.n);
+  compare(h, "add", "float32 + 16-bit -> float32", &sum, h->tol_float);
+  ON_BOTH(h) be->ops->add(be, P(a16), P(stream), P(a16), stream.n);
+  compare(h, "add", "float32 + 16-bit -> 16-bit, in place", &a16, h->tol_float);
+
+  tensor back = t_random_as(h, stream.n, -1, 1, FP32);
+  tensor narrow = t_random_as(h, stream.n, -1, 1, ACT);
+  ON_BOTH(h) be->ops->copy(be, P(narrow), P(stream), stream.n * sizeof(float));
+  compare(h, "copy", "float32 -> 16-bit (rounds)", &narrow, 0);
+  ON_BOTH(h) be->ops->copy(be, P(back), P(narrow), stream.n * sizeof(float));
+  compare(h, "copy", "16-bit -> float32 (exact)", &back, 0);
+
+  /* [T, out] viewed as [1, T, out/64, 64] -> [1, out/64, T, 64]: float32 in, 16-bit out */
+  tensor permuted = t_random_as(h, stream.n, -1, 1, ACT);
+  ON_BOTH(h) be->ops->permute_0213(be, P(permuted), P(stream), 1, T, out / 64, 64);
+  compare(h, "permute_0213", "float32 -> 16-bit", &permuted, 0);
+
+  int N = 2, C = 64, H = 24, Wd = 40;
+  tensor img = t_random_as(h, (size_t)N * C * H * Wd, -1, 1, ACT);
+  tensor cw = t_random_as(h, (size_t)C * C * 9, -0.2f, 0.2f, WGT);
+  tensor res = t_random_as(h, img.n, -1, 1, FP32), cy = t_random_as(h, img.n, -1, 1, FP32);
+  ON_BOTH(h)
+  be->ops->conv2d(be, P(cy), P(img), P(cw), NULL, P(res), N, C, H, Wd, C, 3, 3, 1, 1, 1, 1, 1);
+  compare(h, "conv2d", "16-bit x, W; float32 y and residual", &cy, h->tol_gemm);
+  tensor normed = t_random_as(h, img.n, -1, 1, ACT);
+  ON_BOTH(h)
+  be->ops->group_norm(be, P(normed), P(res), NULL, NULL, N, C, H * Wd, 32, 1, 1e-5f, true);
+  compare(h, "group_norm", "float32 x -> 16-bit y, no affine", &normed, h->tol_float);
+
+  int S = 256, heads = 5, D = 64;
+  tensor q = t_random_as(h, (size_t)S * heads * D, -2, 2, ACT);
+  tensor k = t_random_as(h, q.n, -2, 2, FP32), v = t_random_as(h, q.n, -2, 2, ACT);
+  tensor o = t_random_as(h, q.n, -1, 1, FP32);
+  ON_BOTH(h)
+  be->ops->attention(be, P(o), P(q), P(k), P(v), 1, S, S, heads, D, heads * D, heads * D,
+                     heads * D, heads * D, 0.125f);
+  compare(h, "attention", "16-bit q, v; float32 k and o", &o, h->tol_attention);
+
+  tensor *all[] = { &x, &W, &b, &stream, &a16, &sum, &back, &narrow, &permuted, &img, &cw,
+                    &res, &cy, &normed, &q, &k, &v, &o };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    t_free(h, all[i]);
+}
+
+/* A 16-bit block holds 2 bytes per element, and element offsets into it
+ * address the right values in transfers. */
+static void
+test_16bit_memory(harness *h)
+{
+  os_backend *g = h->gpu;
+  const size_t n = 100000;
+  size_t before = g->bytes_in_use;
+  float *block = g->ops->alloc_as(g, n, OS_STORAGE_ACTIVATION);
+  size_t used = g->bytes_in_use - before;
+  if (!block) {
+    fprintf(stderr, "cannot allocate a 16-bit block\n");
+    exit(2);
+  }
+  float *host = xmalloc(n * sizeof(float)), *part = xmalloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++)
+    host[i] = round_to((float)i * 0.25f - 3000.0f, h->half);
+  g->ops->upload(g, block, host, n * sizeof(float));
+  /* a range inside the block, read through an element offset */
+  g->ops->download(g, part, block + 12345, 777 * sizeof(float));
+  bool ok = used >= 2 * n && used < 3 * n && memcmp(part, host + 12345, 777 * sizeof(float)) == 0;
+  /* and written through one */
+  g->ops->upload(g, block + 500, host, 10 * sizeof(float));
+  g->ops->download(g, part, block + 500, 10 * sizeof(float));
+  ok = ok && memcmp(part, host, 10 * sizeof(float)) == 0;
+  g->ops->free(g, block);
+  ok = ok && g->bytes_in_use == before;
+  check_sync(h, "16-bit memory");
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s %zu bytes for %zu elements, offsets address elements\n",
+         ok ? "ok" : "FAIL", "alloc_as", "16-bit block", used, n);
+  free(host);
+  free(part);
+
+  /* transfers longer than the backend's 64 MiB float32 staging chunk */
+  const size_t large = ((size_t)1 << 24) + 4097;
+  float *big = g->ops->alloc_as(g, large, OS_STORAGE_WEIGHT);
+  float *in = xmalloc(large * sizeof(float)), *out = xmalloc(large * sizeof(float));
+  if (!big) {
+    fprintf(stderr, "cannot allocate a 16-bit block of %zu elements\n", large);
+    exit(2);
+  }
+  for (size_t i = 0; i < large; i++)
+    in[i] = round_to((float)(i % 65521) * 0.03125f - 1000.0f, h->half);
+  g->ops->upload(g, big, in, large * sizeof(float));
+  g->ops->download(g, out, big, large * sizeof(float));
+  g->ops->free(g, big);
+  check_sync(h, "16-bit transfers");
+  ok = memcmp(in, out, large * sizeof(float)) == 0;
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "upload/download",
+         "16-bit, over a staging chunk",
+         ok ? "round trip exact" : "values differ after the round trip");
+  free(in);
+  free(out);
+}
+
+/* A linear layer on a 16-bit weight leaves no converted copy on the device;
+ * on a float32 weight in this precision it caches one 16-bit copy. */
+static void
+test_16bit_weight_not_copied(harness *h)
+{
+  os_backend *g = h->gpu;
+  int T = 64, in = 256, out = 512;
+  tensor x = t_random_as(h, (size_t)T * in, -1, 1, ACT);
+  tensor y = t_random_as(h, (size_t)T * out, -1, 1, ACT);
+  tensor w16 = t_random_as(h, (size_t)out * in, -0.1f, 0.1f, WGT);
+  tensor w32 = t_random_as(h, (size_t)out * in, -0.1f, 0.1f, FP32);
+  size_t before = g->bytes_in_use;
+  g->ops->linear(g, y.g, x.g, w16.g, NULL, NULL, T, in, out);
+  check_sync(h, "linear");
+  size_t after_16 = g->bytes_in_use;
+  g->ops->linear(g, y.g, x.g, w32.g, NULL, NULL, T, in, out);
+  check_sync(h, "linear");
+  size_t after_32 = g->bytes_in_use;
+  bool ok = after_16 == before && after_32 >= before + (size_t)out * in * 2;
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "linear", "cached weight copies",
+         ok ? "none of a 16-bit weight, one of a float32 weight"
+            : "a 16-bit weight was copied, or a float32 one was not cached");
+  t_free(h, &x);
+  t_free(h, &y);
+  t_free(h, &w16);
+  t_free(h, &w32);
+}
+
+/* Training ops compute in float32: a 16-bit buffer is an error, not garbage. */
+static void
+test_training_refuses_16bit(harness *h)
+{
+  os_backend *g = h->gpu;
+  int T = 8, in = 16, out = 8;
+  tensor x = t_random_as(h, (size_t)T * in, -1, 1, FP32);
+  tensor dy = t_random_as(h, (size_t)T * out, -1, 1, FP32);
+  tensor W = t_random_as(h, (size_t)out * in, -1, 1, WGT), dx = t_random_as(h, x.n, -1, 1, FP32);
+  g->ops->grad->linear_backward(g, dx.g, NULL, NULL, dy.g, x.g, W.g, T, in, out);
+  onestep_error error = { 0 };
+  onestep_status status = g->ops->sync(g, &error);
+  bool ok = status == ONESTEP_ERR_DEVICE && strstr(error.message, "training needs fp32 precision");
+  h->checks++;
+  h->failures += !ok;
+  printf("%-4s %-16s %-44s %s\n", ok ? "ok" : "FAIL", "linear_backward", "16-bit weight",
+         ok ? "refused: training needs fp32 precision" : error.message);
+  t_free(h, &x);
+  t_free(h, &dy);
+  t_free(h, &W);
+  t_free(h, &dx);
+}
+
+#undef FP32
+#undef ACT
+#undef WGT
+
+/* ---------------------------------------------------------------------------- */
+/* every forward op, in the harness's storage */
+
+static void
+test_forward_ops(harness *h)
+{
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      test_gemm(h, ta, tb, 300, 320, 640);
+  test_gemm(h, false, false, 1, 1024, 320); /* a single row: the time embedding */
+  test_gemm_batched(h);
+  test_linear(h, 1024, 320, 1280, true, 0);
+  test_linear(h, 1024, 320, 320, true, 1);
+  test_linear(h, 1024, 320, 320, false, 2);
+  test_linear(h, 1, 1024, 1280, true, 0);
+
+  /* UNet resnet 3x3, conv_in on 8 channels, VAE downsampler (stride 2, pad
+   * right/bottom only), 1x1 shortcut, a non-square kernel */
+  test_conv2d(h, (conv_case){ 2, 64, 24, 40, 64, 3, 3, 1, 1, 1, 1, 1, true, true }, true);
+  test_conv2d(h, (conv_case){ 3, 8, 24, 40, 80, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
+  test_conv2d(h, (conv_case){ 2, 64, 32, 48, 64, 3, 3, 2, 0, 0, 1, 1, true, false }, false);
+  test_conv2d(h, (conv_case){ 2, 96, 24, 40, 64, 1, 1, 1, 0, 0, 0, 0, true, true }, false);
+  test_conv2d(h, (conv_case){ 1, 16, 20, 20, 24, 1, 3, 1, 0, 1, 0, 1, false, false }, false);
+  /* columns over the 256 MiB chunk in every precision: built in ranges of
+   * output rows (with a shorter last range), as at 1024x576 */
+  test_conv2d(h, (conv_case){ 1, 128, 384, 384, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
+  /* two images per chunk in fp16/bf16, one in fp32, with a remainder */
+  test_conv2d(h, (conv_case){ 3, 64, 302, 302, 16, 3, 3, 1, 1, 1, 1, 1, true, true }, false);
+  test_conv_temporal(h, 2, 7, 64, 96, 24 * 40);
+  test_conv_temporal(h, 1, 1, 32, 32, 100); /* one frame: only the centre tap */
+  /* staging over the 256 MiB chunk in every precision: ranges of pixels */
+  test_conv_temporal(h, 1, 14, 1280, 64, 9216);
+
+  test_group_norm(h, 6, 64, 24 * 40, 32, 1, true, false);
+  test_group_norm(h, 6, 128, 24 * 40, 32, 3, false, false); /* across frames */
+  test_group_norm(h, 4, 64, 1000, 16, 1, true, true);
+  test_layer_norm(h, 1000, 320, false);
+  test_layer_norm(h, 257, 1280, true);
+
+  test_attention(h, "spatial", 2, 960, 960, 5, 64, false, true);
+  test_attention(h, "temporal", 960, 14, 14, 5, 64, true, false);
+  test_attention(h, "cross", 4, 960, 1, 5, 64, false, false);
+  test_attention(h, "CLIP", 1, 257, 257, 16, 80, true, false);
+  test_attention(h, "VAE", 2, 576, 576, 1, 512, false, true);
+  test_attention(h, "tiny heads", 3, 100, 37, 2, 4, false, false);
+  test_attention(h, "odd dim", 2, 70, 90, 3, 100, false, false);
+  test_attention(h, "wide heads", 1, 200, 333, 2, 128, false, false);
+  test_attention(h, "long keys", 1, 100, 1100, 2, 40, false, false);
+  /* Spatial attention at a UNet level with over 1024 tokens: the path that
+   * ONESTEP_CUDA_ATTENTION chooses between in fp16/bf16. */
+  test_attention(h, "spatial, long", 2, 2304, 2304, 5, 64, false, true);
+
+  test_pointwise(h);
+  test_layout(h);
+}
+
+/* ---------------------------------------------------------------------------- */
 /* The precision the GPU runs in (ONESTEP_CUDA_PRECISION overrides the FP32
  * asked for below); the CPU then reproduces its operand rounding where it can,
  * and the tolerances follow (see the top of this file). */
@@ -1124,11 +1418,15 @@ configure_precision(harness *h)
     os_backend_cpu_set_operand_precision(h->cpu, ONESTEP_PRECISION_FP16);
     h->tol_gemm = 5e-5;
     h->tol_attention = 2e-3;
+    h->half = ONESTEP_PRECISION_FP16;
+    h->tol_storage = 2e-3; /* 11-bit significands: 2^-11 relative per rounding */
     break;
   case ONESTEP_PRECISION_BF16:
     os_backend_cpu_set_operand_precision(h->cpu, ONESTEP_PRECISION_BF16);
     h->tol_gemm = 5e-5;
     h->tol_attention = 1e-2;
+    h->half = ONESTEP_PRECISION_BF16;
+    h->tol_storage = 1.6e-2; /* 8-bit significands */
     break;
   case ONESTEP_PRECISION_TF32:
     h->tol_gemm = h->tol_attention = 2e-3;
@@ -1157,61 +1455,15 @@ main(void)
   }
   const char *seed_env = getenv("ONESTEP_TEST_SEED");
   uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
-  harness h = { .cpu = cpu, .gpu = gpu, .rng = seed, .tol_float = 1e-5 };
+  harness h = { .cpu = cpu, .gpu = gpu, .rng = seed, .tol_float = 1e-5,
+                .half = ONESTEP_PRECISION_FP32, .storage = OS_STORAGE_FP32 };
   onestep_precision precision = configure_precision(&h);
   printf("seed %llu (ONESTEP_TEST_SEED replays it), %s: products to %.0e, attention to %.0e\n",
          (unsigned long long)seed, onestep_precision_name(precision), h.tol_gemm,
          h.tol_attention);
 
   test_memory(&h);
-  for (int ta = 0; ta < 2; ta++)
-    for (int tb = 0; tb < 2; tb++)
-      test_gemm(&h, ta, tb, 300, 320, 640);
-  test_gemm(&h, false, false, 1, 1024, 320); /* a single row: the time embedding */
-  test_gemm_batched(&h);
-  test_linear(&h, 1024, 320, 1280, true, 0);
-  test_linear(&h, 1024, 320, 320, true, 1);
-  test_linear(&h, 1024, 320, 320, false, 2);
-  test_linear(&h, 1, 1024, 1280, true, 0);
-
-  /* UNet resnet 3x3, conv_in on 8 channels, VAE downsampler (stride 2, pad
-   * right/bottom only), 1x1 shortcut, a non-square kernel */
-  test_conv2d(&h, (conv_case){ 2, 64, 24, 40, 64, 3, 3, 1, 1, 1, 1, 1, true, true }, true);
-  test_conv2d(&h, (conv_case){ 3, 8, 24, 40, 80, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
-  test_conv2d(&h, (conv_case){ 2, 64, 32, 48, 64, 3, 3, 2, 0, 0, 1, 1, true, false }, false);
-  test_conv2d(&h, (conv_case){ 2, 96, 24, 40, 64, 1, 1, 1, 0, 0, 0, 0, true, true }, false);
-  test_conv2d(&h, (conv_case){ 1, 16, 20, 20, 24, 1, 3, 1, 0, 1, 0, 1, false, false }, false);
-  /* columns over the 256 MiB chunk in every precision: built in ranges of
-   * output rows (with a shorter last range), as at 1024x576 */
-  test_conv2d(&h, (conv_case){ 1, 128, 384, 384, 32, 3, 3, 1, 1, 1, 1, 1, true, false }, false);
-  /* two images per chunk in fp16/bf16, one in fp32, with a remainder */
-  test_conv2d(&h, (conv_case){ 3, 64, 302, 302, 16, 3, 3, 1, 1, 1, 1, 1, true, true }, false);
-  test_conv_temporal(&h, 2, 7, 64, 96, 24 * 40);
-  test_conv_temporal(&h, 1, 1, 32, 32, 100); /* one frame: only the centre tap */
-  /* staging over the 256 MiB chunk in every precision: ranges of pixels */
-  test_conv_temporal(&h, 1, 14, 1280, 64, 9216);
-
-  test_group_norm(&h, 6, 64, 24 * 40, 32, 1, true, false);
-  test_group_norm(&h, 6, 128, 24 * 40, 32, 3, false, false); /* across frames */
-  test_group_norm(&h, 4, 64, 1000, 16, 1, true, true);
-  test_layer_norm(&h, 1000, 320, false);
-  test_layer_norm(&h, 257, 1280, true);
-
-  test_attention(&h, "spatial", 2, 960, 960, 5, 64, false, true);
-  test_attention(&h, "temporal", 960, 14, 14, 5, 64, true, false);
-  test_attention(&h, "cross", 4, 960, 1, 5, 64, false, false);
-  test_attention(&h, "CLIP", 1, 257, 257, 16, 80, true, false);
-  test_attention(&h, "VAE", 2, 576, 576, 1, 512, false, true);
-  test_attention(&h, "tiny heads", 3, 100, 37, 2, 4, false, false);
-  test_attention(&h, "odd dim", 2, 70, 90, 3, 100, false, false);
-  test_attention(&h, "wide heads", 1, 200, 333, 2, 128, false, false);
-  test_attention(&h, "long keys", 1, 100, 1100, 2, 40, false, false);
-  /* Spatial attention at a UNet level with over 1024 tokens: the path that
-   * ONESTEP_CUDA_ATTENTION chooses between in fp16/bf16. */
-  test_attention(&h, "spatial, long", 2, 2304, 2304, 5, 64, false, true);
-
-  test_pointwise(&h);
-  test_layout(&h);
+  test_forward_ops(&h);
 
   test_grad_table(&h);
   test_linear_backward(&h, 77, 96, 64, true, true);
@@ -1244,6 +1496,18 @@ main(void)
   test_sums_and_layout_backward(&h);
   test_training_ops(&h);
   test_weight_update_invalidates_cache(&h);
+
+  if (h.half != ONESTEP_PRECISION_FP32) {
+    printf("--- every forward op again on %s buffers (activations and weights), results to "
+           "%.0e\n", onestep_precision_name(h.half), h.tol_storage);
+    h.storage = OS_STORAGE_ACTIVATION;
+    test_forward_ops(&h);
+    test_mixed_storage(&h);
+    test_16bit_memory(&h);
+    test_16bit_weight_not_copied(&h);
+    test_training_refuses_16bit(&h);
+    h.storage = OS_STORAGE_FP32;
+  }
 
   printf("%d of %d checks passed; GPU peak %.1f MiB\n", h.checks - h.failures, h.checks,
          gpu->peak_bytes / (1024.0 * 1024.0));

@@ -20,6 +20,7 @@
 #include "onestep-image.h"
 #include "onestep-preferences-window.h"
 #include "onestep-window.h"
+#include "ui-test-util.h"
 
 /* Generous: the tiny model takes well under a second per clip on one core. */
 #define DEADLINE_SECONDS 300
@@ -28,6 +29,7 @@ static OnestepApplication *app;
 static OnestepWindow *window;
 static GSettings *settings;
 static char *export_dir;
+static char *data_dir;
 
 typedef gboolean (*Condition) (gpointer data);
 
@@ -1417,6 +1419,12 @@ test_errors (void)
   g_signal_handler_disconnect (window, handler);
 }
 
+static gboolean
+history_saved (gpointer data)
+{
+  return !onestep_history_get_saving (onestep_window_get_history (window));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1434,6 +1442,10 @@ main (int   argc,
 
   export_dir = g_dir_make_tmp ("onestep-export-XXXXXX", &error);
   g_assert_no_error (error);
+  /* The history keeps every clip there: a first run's empty history, each time. */
+  data_dir = g_dir_make_tmp ("onestep-data-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_DATA_HOME", data_dir, TRUE);
 
   app = onestep_application_new ();
   g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
@@ -1469,11 +1481,13 @@ main (int   argc,
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
+  g_assert_true (wait_until (history_saved, NULL));
   gtk_window_destroy (GTK_WINDOW (window));
   onestep_engine_shutdown (onestep_application_get_engine (app));
   onestep_engine_wait_for_workers ();
   g_object_unref (settings);
   g_rmdir (export_dir);
+  ui_test_remove_tree (data_dir);
 
   return status;
 }
