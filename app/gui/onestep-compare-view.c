@@ -39,6 +39,8 @@ struct _OnestepCompareView
   Cell          cells[MAX_CELLS];
   guint         n_cells;
   GPtrArray    *results;
+  /* Cells filled without the engine, ahead of those its runs fill. */
+  guint         n_given;
   GdkTexture   *source;
   GCancellable *cancellable;
   gboolean      running;
@@ -174,12 +176,14 @@ on_progress (const OnestepEngineProgress *progress,
   OnestepCompareView *self = user_data;
   g_autofree char *text = NULL;
 
-  if (progress->run >= (int)self->n_cells || progress->stage != ONESTEP_STAGE_DENOISE)
+  guint cell = self->n_given + progress->run;
+
+  if (cell >= self->n_cells || progress->stage != ONESTEP_STAGE_DENOISE)
     return;
 
   text = g_strdup_printf (_("Step %d of %d"), onestep_engine_progress_get_run_step (progress),
                           progress->run_steps);
-  gtk_label_set_label (self->cells[progress->run].summary, text);
+  gtk_label_set_label (self->cells[cell].summary, text);
 }
 
 static void
@@ -277,7 +281,8 @@ onestep_compare_view_init (OnestepCompareView *self)
 }
 
 /* Generates the image with each step count up to max_steps, replacing the
- * previous comparison. */
+ * previous comparison. one_step (nullable), the one-step clip already made
+ * with these settings, takes the first cell instead of a run. */
 void
 onestep_compare_view_run (OnestepCompareView  *self,
                           OnestepEngine       *engine,
@@ -286,7 +291,8 @@ onestep_compare_view_run (OnestepCompareView  *self,
                           int                  image_height,
                           GdkTexture          *source,
                           const OnestepParams *params,
-                          int                  max_steps)
+                          int                  max_steps,
+                          OnestepResult       *one_step)
 {
   int steps[MAX_CELLS];
   guint n_steps = 0;
@@ -308,12 +314,22 @@ onestep_compare_view_run (OnestepCompareView  *self,
   self->n_cells = n_steps;
   gtk_stack_set_visible_child_name (self->stack, "grid");
 
+  self->n_given = 0;
+  if (one_step != NULL)
+    {
+      on_result (one_step, self);
+      self->n_given = 1;
+    }
+  if (self->n_given == n_steps)
+    return;
+
   g_clear_object (&self->cancellable);
   self->cancellable = g_cancellable_new ();
   onestep_compare_view_set_running (self, TRUE);
   onestep_engine_generate_async (engine, image, image_width, image_height, params,
-                                 steps, n_steps, on_progress, on_result, self,
-                                 self->cancellable, on_generate_done, g_object_ref (self));
+                                 steps + self->n_given, n_steps - self->n_given, on_progress,
+                                 on_result, self, self->cancellable, on_generate_done,
+                                 g_object_ref (self));
 }
 
 /* Stops the comparison; the cells still waiting say so. */

@@ -21,7 +21,8 @@ void     onestep_compare_view_run           (OnestepCompareView  *self,
                                              int                  image_height,
                                              GdkTexture          *source,
                                              const OnestepParams *params,
-                                             int                  max_steps);
+                                             int                  max_steps,
+                                             OnestepResult       *one_step);
 void     onestep_compare_view_stop          (OnestepCompareView  *self);
 gboolean onestep_compare_view_get_running   (OnestepCompareView  *self);
 guint    onestep_compare_view_get_n_results (OnestepCompareView  *self);

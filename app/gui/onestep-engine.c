@@ -41,8 +41,9 @@ typedef struct
   OnestepEngineProgressFunc  progress_func;
   OnestepEngineResultFunc    result_func;
   gpointer                   func_data;
-  /* Which step count the worker is running. */
+  /* Which step count the worker is running, and how far the whole job is. */
   int                        run;
+  OnestepWorkEstimate       *work;
 } Job;
 
 /* Everything here belongs to the worker thread. */
@@ -94,6 +95,7 @@ job_free (Job *job)
   g_clear_pointer (&job->image, g_bytes_unref);
   g_clear_pointer (&job->params, onestep_params_free);
   g_clear_pointer (&job->step_counts, g_free);
+  g_clear_pointer (&job->work, onestep_work_estimate_free);
   g_free (job);
 }
 
@@ -243,7 +245,9 @@ job_report_progress (const onestep_progress *progress,
   delivery->progress.run = job->run;
   delivery->progress.n_runs = job->n_step_counts;
   delivery->progress.run_steps = job->step_counts[job->run];
-  delivery->progress.fraction = (job->run + CLAMP (progress->fraction, 0.f, 1.f)) / job->n_step_counts;
+  delivery->progress.time = g_get_monotonic_time ();
+  onestep_work_estimate_report (job->work, progress, delivery->progress.time);
+  onestep_work_estimate_get_state (job->work, &delivery->progress.work);
 
   if (progress->preview_rgb != NULL)
     {
@@ -259,6 +263,32 @@ job_report_progress (const onestep_progress *progress,
   job_deliver (job, delivery);
 }
 
+/* The engine's request for the job's run (which step count), at the fitted size. */
+static onestep_request
+job_make_request (Job   *job,
+                  int    width,
+                  int    height,
+                  guint  run)
+{
+  onestep_request request = onestep_request_default ();
+
+  request.width = width;
+  request.height = height;
+  request.frames = job->params->frames;
+  if (job->params->fps > 0)
+    request.fps = job->params->fps;
+  request.motion_bucket_id = job->params->motion_bucket_id;
+  request.noise_aug_strength = job->params->noise_aug_strength;
+  request.steps = job->step_counts[run];
+  request.seed = job->params->seed;
+  request.sampler = job->params->sampler;
+  request.progress = job_report_progress;
+  request.abort = job_should_abort;
+  request.user_data = job;
+
+  return request;
+}
+
 static void
 worker_generate (Worker *worker,
                  Job    *job)
@@ -266,6 +296,7 @@ worker_generate (Worker *worker,
   onestep_error error = { 0 };
   const onestep_model_info *info;
   g_autoptr(GBytes) fitted = NULL;
+  g_autofree onestep_plan *plans = NULL;
   onestep_image image;
   int width;
   int height;
@@ -294,35 +325,36 @@ worker_generate (Worker *worker,
   image.stride = width * 3;
   image.rgb = g_bytes_get_data (fitted, NULL);
 
+  plans = g_new0 (onestep_plan, job->n_step_counts);
+  for (guint run = 0; run < job->n_step_counts; run++)
+    {
+      onestep_request request = job_make_request (job, width, height, run);
+
+      if (onestep_plan_request (worker->context, &image, &request, &plans[run], &error) != ONESTEP_OK)
+        {
+          return_engine_error (job->task, &error);
+          return;
+        }
+    }
+  job->work = onestep_work_estimate_new (plans, job->n_step_counts);
+
   for (job->run = 0; job->run < (int)job->n_step_counts; job->run++)
     {
-      onestep_request request = onestep_request_default ();
+      onestep_request request = job_make_request (job, width, height, job->run);
       g_autoptr(OnestepParams) used = onestep_params_copy (job->params);
       onestep_clip *clip;
       gint64 start;
       Delivery *delivery;
 
-      request.width = width;
-      request.height = height;
-      request.frames = job->params->frames;
-      if (job->params->fps > 0)
-        request.fps = job->params->fps;
-      request.motion_bucket_id = job->params->motion_bucket_id;
-      request.noise_aug_strength = job->params->noise_aug_strength;
-      request.steps = job->step_counts[job->run];
-      request.seed = job->params->seed;
-      request.sampler = job->params->sampler;
-      request.progress = job_report_progress;
-      request.abort = job_should_abort;
-      request.user_data = job;
-
       start = g_get_monotonic_time ();
+      onestep_work_estimate_start_run (job->work, job->run, start);
       clip = onestep_generate (worker->context, &image, &request, &error);
       if (clip == NULL)
         {
           return_engine_error (job->task, &error);
           return;
         }
+      onestep_work_estimate_finish_run (job->work);
 
       used->steps = clip->steps;
       used->frames = clip->frames;
@@ -592,6 +624,35 @@ onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress)
 {
   return MIN (progress->step * progress->run_steps / MAX (progress->n_steps, 1) + 1,
               progress->run_steps);
+}
+
+double
+onestep_engine_progress_get_fraction (const OnestepEngineProgress *progress,
+                                      gint64                       now)
+{
+  const OnestepWorkState *work = &progress->work;
+  double elapsed = (double)(now - progress->time) / G_USEC_PER_SEC;
+  double under_way = 0;
+
+  /* Until the work under way has an estimate in seconds, there is nothing to move on by. */
+  if (work->seconds_under_way > 0)
+    under_way = work->fraction_under_way * CLAMP (elapsed / work->seconds_under_way, 0.0, 1.0);
+
+  return MIN (work->fraction + under_way, 1.0);
+}
+
+double
+onestep_engine_progress_get_seconds_left (const OnestepEngineProgress *progress,
+                                          gint64                       now)
+{
+  const OnestepWorkState *work = &progress->work;
+  double elapsed = (double)(now - progress->time) / G_USEC_PER_SEC;
+
+  if (work->seconds_left < 0)
+    return -1;
+
+  /* Work taking longer than its estimate holds the count at the next report's. */
+  return MAX (work->seconds_left - CLAMP (elapsed, 0.0, work->seconds_under_way), 0.0);
 }
 
 gboolean

@@ -8,6 +8,7 @@
 
 #include "onestep-params.h"
 #include "onestep-result.h"
+#include "onestep-work-estimate.h"
 
 G_BEGIN_DECLS
 
@@ -24,7 +25,9 @@ typedef struct
   onestep_stage  stage;
   int            step;
   int            n_steps;
-  double         fraction;      /* over the whole request, all step counts */
+  /* The work of the whole request, all its step counts, weighed by its cost. */
+  OnestepWorkState work;
+  gint64         time;          /* g_get_monotonic_time () when the engine reported */
   int            run;           /* which step count is running, 0-based */
   int            n_runs;
   int            run_steps;     /* the step count of that run */
@@ -39,6 +42,13 @@ typedef struct
 /* The sampler step (1-based, of progress->run_steps) that the denoise stage is at; the
  * engine's step counts UNet evaluations, which some samplers make two of per step. */
 int onestep_engine_progress_get_run_step (const OnestepEngineProgress *progress);
+/* The request's fraction done, and the seconds of work left (negative while
+ * unknown), at now: the report moved on by the time since, within the work
+ * that was under way. */
+double onestep_engine_progress_get_fraction     (const OnestepEngineProgress *progress,
+                                                 gint64                       now);
+double onestep_engine_progress_get_seconds_left (const OnestepEngineProgress *progress,
+                                                 gint64                       now);
 
 /* Both run on the main thread, never after the request was cancelled. */
 typedef void (*OnestepEngineProgressFunc) (const OnestepEngineProgress *progress,

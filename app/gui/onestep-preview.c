@@ -12,6 +12,7 @@
 #include <epoxy/gl.h>
 #include <glib/gi18n.h>
 
+#include "onestep-before-after.h"
 #include "onestep-image.h"
 #include "onestep-preview.h"
 
@@ -26,6 +27,8 @@ struct _OnestepPreview
   GtkButton     *play_button;
   GtkAdjustment *scrubber_adjustment;
   GtkLabel      *position_label;
+  GtkToggleButton *source_button;
+  OnestepBeforeAfter *before_after;
 
   GBytes        *frames;
   int            n_frames;
@@ -538,6 +541,8 @@ onestep_preview_class_init (OnestepPreviewClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE_PATH "/ui/onestep-preview.ui");
+  /* Bound, though never used by name, so that gtk_widget_dispose_template() unparents it. */
+  gtk_widget_class_bind_template_child_full (widget_class, "display_overlay", FALSE, 0);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, display_stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, gl_area);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, picture);
@@ -545,6 +550,8 @@ onestep_preview_class_init (OnestepPreviewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, play_button);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, scrubber_adjustment);
   gtk_widget_class_bind_template_child (widget_class, OnestepPreview, position_label);
+  gtk_widget_class_bind_template_child (widget_class, OnestepPreview, source_button);
+  gtk_widget_class_bind_template_child (widget_class, OnestepPreview, before_after);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_create_context);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_realize);
   gtk_widget_class_bind_template_callback (widget_class, on_gl_area_unrealize);
@@ -554,6 +561,8 @@ onestep_preview_class_init (OnestepPreviewClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_play_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_scrubber_value_changed);
   gtk_widget_class_set_css_name (widget_class, "onestep-preview");
+
+  g_type_ensure (ONESTEP_TYPE_BEFORE_AFTER);
 }
 
 static void
@@ -600,6 +609,21 @@ onestep_preview_set_frames (OnestepPreview *self,
   onestep_preview_update_position (self);
   onestep_preview_update_playback (self);
   onestep_preview_redraw (self);
+}
+
+/* The source image to compare the frames with, at their size; NULL while the
+ * preview shows the source itself, or there is none. */
+void
+onestep_preview_set_source (OnestepPreview *self,
+                            GdkTexture     *source)
+{
+  g_return_if_fail (ONESTEP_IS_PREVIEW (self));
+  g_return_if_fail (source == NULL || GDK_IS_TEXTURE (source));
+
+  onestep_before_after_set_before (self->before_after, source);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->source_button), source != NULL);
+  if (source == NULL)
+    gtk_toggle_button_set_active (self->source_button, FALSE);
 }
 
 int

@@ -19,6 +19,8 @@ void       onestep_preview_set_frames   (OnestepPreview *self,
                                          int             width,
                                          int             height,
                                          int             fps);
+void       onestep_preview_set_source   (OnestepPreview *self,
+                                         GdkTexture     *source);
 int        onestep_preview_get_n_frames (OnestepPreview *self);
 int        onestep_preview_get_frame    (OnestepPreview *self);
 void       onestep_preview_set_frame    (OnestepPreview *self,

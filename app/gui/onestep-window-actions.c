@@ -195,9 +195,11 @@ stop_action (GtkWidget  *widget,
 {
   OnestepWindow *self = ONESTEP_WINDOW (widget);
 
-  _onestep_window_cancel_generation (self);
   onestep_compare_view_stop (self->compare_view);
-  _onestep_window_set_status (self, _("Stopped"));
+  if (self->generate_cancellable != NULL)
+    _onestep_window_stop_generation (self);
+  else
+    _onestep_window_set_status (self, _("Stopped"));
 }
 
 static void
@@ -221,7 +223,7 @@ compare_action (GtkWidget  *widget,
   params = onestep_controls_get_params (self->controls);
   adw_view_stack_set_visible_child_name (self->view_stack, "compare");
   onestep_compare_view_run (self->compare_view, self->engine, self->image, self->image_width,
-                            self->image_height, self->source, params, 8);
+                            self->image_height, self->source, params, 8, self->one_step_result);
 }
 
 static void

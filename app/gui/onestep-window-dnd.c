@@ -81,6 +81,7 @@ onestep_window_open_texture (OnestepWindow *self,
   /* The image itself, until the first clip takes its place. */
   onestep_preview_set_frames (self->preview, self->image, 1, self->image_width,
                               self->image_height, 1);
+  onestep_preview_set_source (self->preview, NULL);
   g_clear_object (&self->current_result);
   _onestep_window_update_actions (self);
 

@@ -20,6 +20,7 @@ struct _OnestepWindow
   GtkStack             *main_stack;
   AdwViewStack         *view_stack;
   OnestepPreview       *preview;
+  GtkWidget            *status_bar;
   GtkLabel             *status_label;
   GtkProgressBar       *progress_bar;
   GtkWidget            *get_model_button;
@@ -34,6 +35,10 @@ struct _OnestepWindow
   GSettings            *settings;
 
   GdkTexture           *source;
+  /* The source image as the engine sees it at the frames' size (scaled and
+   * centre-cropped), for the preview's before/after view. */
+  GdkTexture           *fitted_source;
+  double                fitted_crop_position;
   GBytes               *image;
   int                   image_width;
   int                   image_height;
@@ -50,8 +55,23 @@ struct _OnestepWindow
   gboolean              restore_last_clip;
 
   GCancellable         *generate_cancellable;
+  /* A stopped generation, until the engine has returned from it. */
+  GCancellable         *stopping_cancellable;
   int                   generate_fps;
+  double                generate_crop_position;
+  /* The chosen step count: the generation runs one step first, then this. */
+  int                   generate_steps;
   gboolean              have_result;
+  /* The one-step clip of the latest generation with the current settings:
+   * shown until the chosen step count's clip takes its place, then kept for
+   * Compare, which need not make it again. */
+  OnestepResult        *one_step_result;
+  /* The engine's latest report, and what moves the bar and the time left on
+   * between reports. */
+  OnestepEngineProgress progress;
+  char                 *progress_text;
+  double                shown_fraction;
+  guint                 progress_timeout_id;
   OnestepResult        *current_result;
 };
 
@@ -63,6 +83,7 @@ void _onestep_window_report_error       (OnestepWindow  *self,
                                          const char     *hint,
                                          const char     *details);
 void _onestep_window_cancel_generation  (OnestepWindow  *self);
+void _onestep_window_stop_generation    (OnestepWindow  *self);
 void _onestep_window_set_source         (OnestepWindow  *self,
                                          GdkTexture     *source);
 char *_onestep_window_dup_models_folder (OnestepWindow  *self);

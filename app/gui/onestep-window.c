@@ -1,22 +1,21 @@
 /* onestep-window.c
  *
- * An image (dropped, pasted or opened) is generated at once with one step,
- * then refined with more steps up to the chosen count, each result replacing
- * the preview. Any change of settings cancels the work and starts again.
+ * An image (dropped, pasted or opened) is shown at once, generated with one
+ * step, then refined once with the chosen step count, the engine's estimate
+ * after each of its steps in the preview until its clip replaces the one-step
+ * clip. Any change of settings cancels the work and starts again.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <math.h>
 
 #include "onestep-export-dialog.h"
 #include "onestep-image.h"
 #include "onestep-model-index.h"
 #include "onestep-window-private.h"
-
-/* 1, 2, 4, ... 32 and the chosen count: at most 7 runs for 50 steps. */
-#define MAX_RUNS 8
 
 enum {
   PROP_0,
@@ -63,6 +62,7 @@ _onestep_window_update_actions (OnestepWindow *self)
   gtk_widget_set_visible (self->export_button, self->current_result != NULL);
 
   gtk_stack_set_visible_child_name (self->main_stack, onestep_window_get_page_name (self));
+  gtk_widget_set_visible (self->status_bar, self->image != NULL);
   adw_view_switcher_title_set_view_switcher_enabled (self->switcher_title, self->image != NULL);
   gtk_widget_set_visible (self->stop_button, self->generate_cancellable != NULL);
   gtk_widget_set_visible (self->get_model_button, needs_model);
@@ -135,6 +135,13 @@ onestep_window_show_error (OnestepWindow *self,
   _onestep_window_report_error (self, what_failed, hint_for_error (error), error->message);
 }
 
+static void
+onestep_window_stop_progress_clock (OnestepWindow *self)
+{
+  g_clear_handle_id (&self->progress_timeout_id, g_source_remove);
+  g_clear_pointer (&self->progress_text, g_free);
+}
+
 void
 _onestep_window_cancel_generation (OnestepWindow *self)
 {
@@ -143,8 +150,34 @@ _onestep_window_cancel_generation (OnestepWindow *self)
 
   g_cancellable_cancel (self->generate_cancellable);
   g_clear_object (&self->generate_cancellable);
+  onestep_window_stop_progress_clock (self);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
   _onestep_window_update_actions (self);
+}
+
+/* Lets the preview compare frames of this size, cropped from the source at
+ * crop_position, with the source image. */
+static void
+onestep_window_compare_with_source (OnestepWindow *self,
+                                    int            width,
+                                    int            height,
+                                    double         crop_position)
+{
+  if (self->fitted_source == NULL ||
+      gdk_texture_get_width (self->fitted_source) != width ||
+      gdk_texture_get_height (self->fitted_source) != height ||
+      self->fitted_crop_position != crop_position)
+    {
+      g_autoptr(GBytes) fitted = onestep_image_fit (self->image, self->image_width,
+                                                    self->image_height, width, height,
+                                                    crop_position);
+
+      g_clear_object (&self->fitted_source);
+      if (fitted != NULL)
+        self->fitted_source = onestep_image_frame_texture (fitted, 0, width, height);
+      self->fitted_crop_position = crop_position;
+    }
+  onestep_preview_set_source (self->preview, self->fitted_source);
 }
 
 static void
@@ -152,12 +185,35 @@ onestep_window_show_result (OnestepWindow *self,
                             OnestepResult *result)
 {
   g_set_object (&self->current_result, result);
+  onestep_window_compare_with_source (self, onestep_result_get_width (result),
+                                      onestep_result_get_height (result),
+                                      onestep_result_get_params (result)->crop_position);
   onestep_preview_set_frames (self->preview, onestep_result_get_frames (result),
                               onestep_result_get_n_frames (result),
                               onestep_result_get_width (result),
                               onestep_result_get_height (result),
                               onestep_result_get_params (result)->fps);
   _onestep_window_update_actions (self);
+}
+
+/* What the Stop button does. The engine returns at its next abort check, a
+ * moment later (longer in the middle of a long layer): until then the window
+ * says it is stopping. The one-step clip, if there is one, is what the
+ * generation leaves, so History keeps it. */
+void
+_onestep_window_stop_generation (OnestepWindow *self)
+{
+  if (self->generate_cancellable == NULL)
+    return;
+
+  if (self->one_step_result != NULL && self->current_result == self->one_step_result)
+    {
+      onestep_window_show_result (self, self->one_step_result);
+      onestep_history_add (self->history, self->one_step_result);
+    }
+  g_set_object (&self->stopping_cancellable, self->generate_cancellable);
+  _onestep_window_cancel_generation (self);
+  _onestep_window_set_status (self, _("Stopping…"));
 }
 
 static char *
@@ -192,21 +248,78 @@ describe_progress (const OnestepEngineProgress *progress)
     }
 }
 
+static char *
+describe_time_left (double seconds)
+{
+  int minutes = (int)round (seconds / 60);
+  int n;
+
+  if (seconds < 60)
+    {
+      n = MAX ((int)ceil (seconds), 1);
+      return g_strdup_printf (ngettext ("%d second left", "%d seconds left", n), n);
+    }
+  if (minutes < 120)
+    return g_strdup_printf (ngettext ("About %d minute left", "About %d minutes left", minutes),
+                            minutes);
+  n = (int)round (seconds / 3600);
+  return g_strdup_printf (ngettext ("About %d hour left", "About %d hours left", n), n);
+}
+
+/* The bar and the status line at now: the engine's latest report, moved on by
+ * the time since within the work it had under way. */
+static void
+onestep_window_update_progress (OnestepWindow *self)
+{
+  gint64 now = g_get_monotonic_time ();
+  double seconds_left = onestep_engine_progress_get_seconds_left (&self->progress, now);
+
+  self->shown_fraction = MAX (self->shown_fraction,
+                              onestep_engine_progress_get_fraction (&self->progress, now));
+  gtk_progress_bar_set_fraction (self->progress_bar, self->shown_fraction);
+
+  if (seconds_left >= 0 && self->progress_text[0] != '\0')
+    {
+      g_autofree char *time_left = describe_time_left (seconds_left);
+      /* Translators: "<what the engine is doing> · <time left>" */
+      g_autofree char *status = g_strdup_printf (_("%s · %s"), self->progress_text, time_left);
+
+      _onestep_window_set_status (self, status);
+    }
+  else
+    _onestep_window_set_status (self, self->progress_text);
+}
+
+static gboolean
+on_progress_clock (gpointer user_data)
+{
+  onestep_window_update_progress (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 on_generate_progress (const OnestepEngineProgress *progress,
                       gpointer                     user_data)
 {
   OnestepWindow *self = user_data;
-  g_autofree char *status = describe_progress (progress);
 
-  _onestep_window_set_status (self, status);
-  gtk_progress_bar_set_fraction (self->progress_bar, progress->fraction);
+  self->progress = *progress;
+  self->progress.preview = NULL;
+  g_free (self->progress_text);
+  self->progress_text = describe_progress (progress);
+  onestep_window_update_progress (self);
+  if (self->progress_timeout_id == 0)
+    self->progress_timeout_id = g_timeout_add (250, on_progress_clock, self);
 
-  /* The latent preview is only worth showing until the first clip exists. */
-  if (progress->preview != NULL && !self->have_result)
-    onestep_preview_set_frames (self->preview, progress->preview, progress->preview_frames,
-                                progress->preview_width, progress->preview_height,
-                                self->generate_fps);
+  /* Each step of the chosen count shows its estimate, over the one-step clip. */
+  if (progress->preview != NULL && (!self->have_result || progress->run > 0))
+    {
+      onestep_window_compare_with_source (self, progress->preview_width, progress->preview_height,
+                                          self->generate_crop_position);
+      onestep_preview_set_frames (self->preview, progress->preview, progress->preview_frames,
+                                  progress->preview_width, progress->preview_height,
+                                  self->generate_fps);
+    }
 }
 
 static void
@@ -218,7 +331,12 @@ on_generate_result (OnestepResult *result,
   onestep_result_set_source (result, self->source);
   self->have_result = TRUE;
   onestep_window_show_result (self, result);
-  onestep_history_add (self->history, result);
+  /* History records the generation once, with the chosen step count's clip; the
+   * one-step clip stays for Compare. */
+  if (onestep_result_get_params (result)->steps < self->generate_steps)
+    g_set_object (&self->one_step_result, result);
+  else
+    onestep_history_add (self->history, result);
   g_signal_emit (self, signals[RESULT_READY], 0, result);
 }
 
@@ -229,14 +347,23 @@ on_generate_done (GObject      *object,
 {
   g_autoptr(OnestepWindow) self = user_data;
   g_autoptr(GError) error = NULL;
-  gboolean superseded = g_task_get_cancellable (G_TASK (result)) != self->generate_cancellable;
+  GCancellable *cancellable = g_task_get_cancellable (G_TASK (result));
   gboolean ok;
 
   ok = onestep_engine_generate_finish (ONESTEP_ENGINE (object), result, &error);
-  if (superseded)
+  if (cancellable == self->stopping_cancellable)
+    {
+      g_clear_object (&self->stopping_cancellable);
+      /* Unless another generation has started meanwhile, and says so. */
+      if (self->generate_cancellable == NULL)
+        _onestep_window_set_status (self, _("Stopped"));
+      return;
+    }
+  if (cancellable != self->generate_cancellable)
     return;
 
   g_clear_object (&self->generate_cancellable);
+  onestep_window_stop_progress_clock (self);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
   _onestep_window_update_actions (self);
 
@@ -254,30 +381,34 @@ on_generate_done (GObject      *object,
     }
 }
 
+/* Shows the one-step clip at once, then runs the chosen step count once, its
+ * estimate after every step in the preview. */
 void
 _onestep_window_generate (OnestepWindow *self)
 {
   g_autoptr(OnestepParams) params = NULL;
-  int runs[MAX_RUNS];
+  int runs[2];
   guint n_runs = 0;
 
   if (self->image == NULL || !self->model_loaded)
     return;
 
   _onestep_window_cancel_generation (self);
+  g_clear_object (&self->one_step_result);
   params = onestep_controls_get_params (self->controls);
 
   runs[n_runs++] = 1;
-  for (int steps = 2; steps < params->steps && n_runs < MAX_RUNS - 1; steps *= 2)
-    runs[n_runs++] = steps;
   if (params->steps > 1)
     runs[n_runs++] = params->steps;
 
   self->generate_cancellable = g_cancellable_new ();
   self->generate_fps = params->fps;
+  self->generate_crop_position = params->crop_position;
+  self->generate_steps = params->steps;
   self->have_result = FALSE;
-  _onestep_window_set_status (self, _("Starting…"));
+  self->shown_fraction = 0;
   gtk_progress_bar_set_fraction (self->progress_bar, 0);
+  _onestep_window_set_status (self, _("Starting…"));
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), TRUE);
   _onestep_window_update_actions (self);
 
@@ -299,6 +430,7 @@ _onestep_window_set_source (OnestepWindow *self,
                             GdkTexture    *source)
 {
   g_set_object (&self->source, source);
+  g_clear_object (&self->fitted_source);
   g_clear_pointer (&self->image, g_bytes_unref);
   self->image = onestep_image_rgb_from_texture (source);
   self->image_width = gdk_texture_get_width (source);
@@ -315,6 +447,8 @@ on_history_result_activated (OnestepWindow *self,
   GdkTexture *source = onestep_result_get_source (result);
 
   _onestep_window_cancel_generation (self);
+  /* The settings become the entry's, which the one-step clip was not made with. */
+  g_clear_object (&self->one_step_result);
   onestep_controls_set_params (self->controls, onestep_result_get_params (result));
   if (source != NULL && source != self->source)
     _onestep_window_set_source (self, source);
@@ -589,8 +723,11 @@ onestep_window_dispose (GObject *object)
   g_clear_pointer (&self->unet_file, g_free);
   g_clear_pointer (&self->loading_model_path, g_free);
   g_clear_pointer (&self->loading_unet_file, g_free);
+  g_clear_object (&self->stopping_cancellable);
+  g_clear_object (&self->one_step_result);
   g_clear_object (&self->current_result);
   g_clear_object (&self->source);
+  g_clear_object (&self->fitted_source);
   g_clear_pointer (&self->image, g_bytes_unref);
   g_clear_object (&self->engine);
   g_clear_object (&self->settings);
@@ -650,6 +787,7 @@ onestep_window_class_init (OnestepWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, main_stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, preview);
+  gtk_widget_class_bind_template_child (widget_class, OnestepWindow, status_bar);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, status_label);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, OnestepWindow, get_model_button);

@@ -161,6 +161,17 @@ typedef struct {
   size_t peak_bytes;   /* peak backend memory for activations and weights */
 } onestep_clip;
 
+/* What onestep_generate would compute for a request, found without computing it:
+ * the model's defaults filled in and the sampler chosen. A caller running several
+ * generations weighs their work with it before the first one starts. */
+typedef struct {
+  int frames, width, height, steps;
+  onestep_sampler sampler;
+  int unet_calls;   /* the denoise stage's UNet calls, as its progress counts them */
+  int unet_batch;   /* inputs of each call: 2 with classifier-free guidance, else 1 */
+  int decode_chunk; /* frames per decoder call */
+} onestep_plan;
+
 onestep_context_params onestep_context_default_params(void);
 onestep_request onestep_request_default(void);
 
@@ -175,6 +186,12 @@ const onestep_model_info *onestep_context_get_info(const onestep_context *ctx);
 onestep_clip *onestep_generate(onestep_context *ctx, const onestep_image *image,
                                const onestep_request *request, onestep_error *error);
 void onestep_clip_free(onestep_clip *clip);
+/* Fills plan for the request as onestep_generate would run it; fails as it would on
+ * a request the model cannot run. */
+onestep_status onestep_plan_request(const onestep_context *ctx, const onestep_image *image,
+                                    const onestep_request *request, onestep_plan *plan,
+                                    onestep_error *error);
+
 
 const char *onestep_sampler_name(onestep_sampler sampler);
 const char *onestep_precision_name(onestep_precision precision);

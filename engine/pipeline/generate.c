@@ -495,6 +495,32 @@ fail:
   return NULL;
 }
 
+onestep_status onestep_plan_request(const onestep_context *ctx, const onestep_image *image,
+                                    const onestep_request *request, onestep_plan *plan,
+                                    onestep_error *error)
+{
+  os_error_clear(error);
+  if (!ctx || !request || !plan)
+    return os_error_set(error, ONESTEP_ERR_INVALID_ARGUMENT,
+                        "context, request and plan are required");
+  os_resolved_request r;
+  onestep_status status = os_request_resolve(ctx, image, request, &r, error);
+  if (status != ONESTEP_OK)
+    return status;
+  int batch = r.cfg ? 2 : 1;
+  *plan = (onestep_plan){
+      .frames = r.frames,
+      .width = r.width,
+      .height = r.height,
+      .steps = r.steps,
+      .sampler = r.sampler,
+      .unet_calls = os_sampler_nfe(r.sampler, r.steps, r.cfg) / batch,
+      .unet_batch = batch,
+      .decode_chunk = r.decode_chunk,
+  };
+  return ONESTEP_OK;
+}
+
 void onestep_clip_free(onestep_clip *clip)
 {
   if (!clip)

@@ -49,10 +49,20 @@ static void test_generate(onestep_context *ctx, const onestep_image *image)
   req.abort = on_abort;
   req.user_data = &o;
   onestep_error error = {0};
+  onestep_plan plan = {0};
+  CHECK(onestep_plan_request(ctx, image, &req, &plan, &error) == ONESTEP_OK, "plan: %s",
+        error.message);
   onestep_clip *clip = onestep_generate(ctx, image, &req, &error);
   CHECK(clip != NULL, "generate: %s", error.message);
   if (!clip)
     return;
+  /* The plan foretells what the generation did and how its progress counted it. */
+  CHECK(plan.frames == clip->frames && plan.width == clip->width &&
+            plan.height == clip->height && plan.steps == clip->steps &&
+            plan.sampler == clip->sampler && plan.unet_batch == 2 &&
+            plan.unet_calls == o.denoise_calls && plan.unet_calls * plan.unet_batch == clip->nfe,
+        "plan %dx%dx%d, %d steps, %d calls of %d", plan.frames, plan.width, plan.height,
+        plan.steps, plan.unet_calls, plan.unet_batch);
   const onestep_model_info *info = onestep_context_get_info(ctx);
   CHECK(clip->frames == info->default_frames && clip->width == image->width &&
             clip->height == image->height,

@@ -14,8 +14,10 @@
 #include <json-glib/json-glib.h>
 
 #include "onestep-application.h"
+#include "onestep-before-after.h"
 #include "onestep-controls.h"
 #include "onestep-export-dialog.h"
+#include "onestep-image.h"
 #include "onestep-preferences-window.h"
 #include "onestep-window.h"
 #include "ui-test-util.h"
@@ -254,7 +256,7 @@ static gboolean
 refinement_done (gpointer data)
 {
   return !onestep_window_get_busy (window) &&
-         onestep_history_get_len (onestep_window_get_history (window)) >= 2;
+         onestep_history_get_len (onestep_window_get_history (window)) >= 1;
 }
 
 static void
@@ -343,10 +345,17 @@ test_generate (void)
   wait_for_paint (GTK_WIDGET (window));
   g_test_message ("preview drawn with %s", onestep_preview_get_uses_gl (preview) ? "OpenGL"
                                                                                   : "GtkPicture");
-  display = gtk_widget_get_first_child (GTK_WIDGET (preview));
+  /* The display, under the before/after view's overlay. */
+  display = gtk_overlay_get_child (GTK_OVERLAY (gtk_widget_get_first_child (GTK_WIDGET (preview))));
   g_assert_true (GTK_IS_STACK (display));
   g_assert_cmpuint (count_colors (display), >, 32);
   save_screenshot (GTK_WIDGET (window), "preview.png");
+}
+
+static gboolean
+is_idle (gpointer data)
+{
+  return !onestep_window_get_busy (window);
 }
 
 static gboolean
@@ -372,13 +381,13 @@ test_stop_and_restore (void)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
   g_assert_false (onestep_window_get_busy (window));
 
-  /* A full run after the stopped one adds exactly its own two clips. */
+  /* A full run after the stopped one brings its two clips and adds one row. */
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (n_results, ==, 2);
-  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 2);
+  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 1);
   g_assert_true (onestep_window_get_current_result (window) != earlier);
 
   wait_for_paint (GTK_WIDGET (history));
@@ -387,6 +396,409 @@ test_stop_and_restore (void)
   g_signal_emit_by_name (history, "result-activated", earlier);
   g_assert_true (onestep_window_get_current_result (window) == earlier);
   g_assert_false (onestep_window_get_busy (window));
+}
+
+static GObject *
+window_child (const char *name)
+{
+  return gtk_widget_get_template_child (GTK_WIDGET (window), ONESTEP_TYPE_WINDOW, name);
+}
+
+static GObject *
+controls_child (const char *name)
+{
+  return gtk_widget_get_template_child (GTK_WIDGET (window_child ("controls")),
+                                        ONESTEP_TYPE_CONTROLS, name);
+}
+
+/* What a generation showed while it ran. */
+typedef struct
+{
+  int        steps;              /* the chosen step count */
+  GPtrArray *results;
+  /* Steps of the chosen count the status line went through, as bits, and any
+   * other count it said it was refining with. */
+  guint      refining_steps_seen;
+  gboolean   other_count_seen;
+  gboolean   time_left_seen;
+  double     fraction_at_refinement;  /* the bar as the chosen count began; -1 before */
+  double     last_fraction;
+  gboolean   fraction_went_back;
+  gboolean   screenshot_taken;
+} GenerationWatch;
+
+static void
+on_watched_result (OnestepWindow   *win,
+                   OnestepResult   *result,
+                   GenerationWatch *watch)
+{
+  /* The one-step clip comes first, while the chosen count is still to run. */
+  if (watch->results->len == 0)
+    {
+      g_assert_cmpint (onestep_result_get_params (result)->steps, ==, 1);
+      g_assert_true (onestep_window_get_busy (win));
+    }
+  g_ptr_array_add (watch->results, g_object_ref (result));
+}
+
+static void
+on_watched_status (GtkLabel        *label,
+                   GParamSpec      *pspec,
+                   GenerationWatch *watch)
+{
+  const char *text = gtk_label_get_label (label);
+  double fraction = gtk_progress_bar_get_fraction (GTK_PROGRESS_BAR (window_child ("progress_bar")));
+  int count, step, of;
+
+  if (fraction < watch->last_fraction)
+    watch->fraction_went_back = TRUE;
+  watch->last_fraction = fraction;
+  if (strstr (text, " left") != NULL)
+    watch->time_left_seen = TRUE;
+
+  if (sscanf (text, "Refining with %d steps", &count) != 1)
+    return;
+  if (count != watch->steps)
+    watch->other_count_seen = TRUE;
+  if (watch->fraction_at_refinement < 0)
+    watch->fraction_at_refinement = fraction;
+  if (sscanf (text, "Refining with %d steps: step %d of %d", &count, &step, &of) == 3)
+    {
+      watch->refining_steps_seen |= 1u << step;
+      /* Halfway through: the preview shows the engine's estimate, the status the time left. */
+      if (step == watch->steps / 2 + 1 && !watch->screenshot_taken)
+        {
+          watch->screenshot_taken = TRUE;
+          wait_for_paint (GTK_WIDGET (window));
+          save_screenshot (GTK_WIDGET (window), "refining-once.png");
+        }
+    }
+}
+
+static gboolean
+idle_with_results (gpointer data)
+{
+  GenerationWatch *watch = data;
+
+  return !onestep_window_get_busy (window) && watch->results->len > 0 &&
+         onestep_result_get_params (g_ptr_array_index (watch->results,
+                                                       watch->results->len - 1))->steps == watch->steps;
+}
+
+/* Sets the step count, which starts a generation, and watches it to its end. */
+static void
+generate_watched (int              steps,
+                  GenerationWatch *watch)
+{
+  GObject *status = window_child ("status_label");
+  gulong status_handler;
+  gulong result_handler;
+
+  *watch = (GenerationWatch) { .steps = steps, .fraction_at_refinement = -1,
+                               .results = g_ptr_array_new_with_free_func (g_object_unref) };
+  status_handler = g_signal_connect (status, "notify::label", G_CALLBACK (on_watched_status), watch);
+  result_handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_watched_result), watch);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), steps);
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_true (wait_until (idle_with_results, watch));
+  g_signal_handler_disconnect (status, status_handler);
+  g_signal_handler_disconnect (window, result_handler);
+}
+
+/* The one-step clip at once, then the chosen count run once (not 1, 2, 4 and then
+ * the count, each from scratch), its estimate shown after each step; History gets
+ * one row. */
+static void
+test_refine_once (void)
+{
+  OnestepHistory *history = onestep_window_get_history (window);
+  guint before = onestep_history_get_len (history);
+  GenerationWatch watch;
+  int unet_evaluations = 0;
+
+  generate_watched (4, &watch);
+
+  g_assert_cmpuint (watch.results->len, ==, 2);
+  for (guint i = 0; i < watch.results->len; i++)
+    unet_evaluations += onestep_result_get_nfe (g_ptr_array_index (watch.results, i));
+  g_test_message ("UNet evaluations for 4 steps: %d", unet_evaluations);
+  /* tiny-a guides every step (two UNet inputs): one step, then four; the old
+   * ladder of 1, 2 and 4 steps made (1 + 2 + 4) × 2 = 14. */
+  g_assert_cmpint (unet_evaluations, ==, (1 + 4) * 2);
+  g_assert_false (watch.other_count_seen);
+  g_assert_cmpuint (watch.refining_steps_seen, ==, 0x1e);
+  g_assert_true (watch.screenshot_taken);
+
+  g_assert_cmpuint (onestep_history_get_len (history), ==, before + 1);
+  g_assert_true (onestep_window_get_current_result (window) == g_ptr_array_index (watch.results, 1));
+  g_ptr_array_unref (watch.results);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+}
+
+/* The bar measures work done, never going back; as the chosen count begins it has
+ * come only as far as the one-step run's share of the work; the status line tells
+ * the time left. */
+static void
+test_progress_in_work (void)
+{
+  GenerationWatch watch;
+  double one_step_seconds;
+  double chosen_seconds;
+  double share;
+
+  generate_watched (4, &watch);
+
+  one_step_seconds = onestep_result_get_seconds (g_ptr_array_index (watch.results, 0));
+  chosen_seconds = onestep_result_get_seconds (g_ptr_array_index (watch.results, 1));
+  share = one_step_seconds / (one_step_seconds + chosen_seconds);
+  g_test_message ("bar at the start of 4 steps: %.2f; the one-step run took %.2f s, the 4 steps %.2f s",
+                  watch.fraction_at_refinement, one_step_seconds, chosen_seconds);
+  g_assert_false (watch.fraction_went_back);
+  g_assert_true (watch.time_left_seen);
+  /* Counted in runs it would stand at 1/2 (2/3 with the old ladder); it stands near
+   * the one-step run's share of the time, which it foretold from that run's timings
+   * (how near depends on how steady the machine is). */
+  g_test_message ("the one-step run's share of the time: %.2f", share);
+  g_assert_cmpfloat (watch.fraction_at_refinement, >, 0);
+  g_assert_cmpfloat (watch.fraction_at_refinement, <, 0.5);
+  g_ptr_array_unref (watch.results);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until ((Condition)is_idle, NULL));
+}
+
+typedef struct
+{
+  gboolean  done;
+  char     *window_status;  /* the window's status line as the engine returned */
+} EngineJob;
+
+static void
+on_blocking_job_done (GObject      *object,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  EngineJob *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (onestep_engine_generate_finish (ONESTEP_ENGINE (object), result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  job->window_status = g_strdup (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))));
+  job->done = TRUE;
+}
+
+static void
+ignore_result (OnestepResult *result,
+               gpointer       user_data)
+{
+}
+
+static gboolean
+status_is (gpointer data)
+{
+  return g_str_equal (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))), data);
+}
+
+/* Between Stop and the engine's return the window says "Stopping…", then "Stopped".
+ * The engine is kept from returning by a long job of the test's own ahead of the
+ * window's, as a long layer would keep it. */
+static void
+test_stopping (void)
+{
+  OnestepEngine *engine = onestep_application_get_engine (app);
+  g_autoptr(OnestepParams) params = onestep_controls_get_params (ONESTEP_CONTROLS (window_child ("controls")));
+  g_autoptr(GCancellable) blocking = g_cancellable_new ();
+  g_autoptr(GBytes) image = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autoptr(GError) error = NULL;
+  const int steps[] = { 25 };
+  EngineJob job = { 0 };
+  int width;
+  int height;
+
+  texture = gdk_texture_new_from_filename (g_getenv ("ONESTEP_TEST_IMAGE"), &error);
+  g_assert_no_error (error);
+  image = onestep_image_rgb_from_texture (texture);
+  width = gdk_texture_get_width (texture);
+  height = gdk_texture_get_height (texture);
+  onestep_engine_generate_async (engine, image, width, height, params, steps, 1, NULL,
+                                 ignore_result, NULL, blocking, on_blocking_job_done, &job);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
+  g_assert_cmpstr (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))), ==, "Stopping…");
+  g_assert_false (onestep_window_get_busy (window));
+  g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "stopping.png");
+  g_assert_false (job.done);
+  g_assert_true (status_is ("Stopping…"));
+
+  g_cancellable_cancel (blocking);
+  g_assert_true (wait_until (status_is, "Stopped"));
+  g_assert_true (job.done);
+  g_assert_cmpstr (job.window_status, ==, "Stopping…");
+  g_free (job.window_status);
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "stopped.png");
+}
+
+static gboolean
+is_toast (GtkWidget     *widget,
+          gconstpointer  data)
+{
+  return g_str_equal (G_OBJECT_TYPE_NAME (widget), "AdwToastWidget");
+}
+
+/* A toast slides in from below its overlay's edge; shown is where it settles. */
+static gboolean
+toast_shown (gpointer data)
+{
+  GtkWidget *toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  GtkWidget *overlay;
+  graphene_rect_t bounds;
+
+  if (toast == NULL)
+    return FALSE;
+  overlay = gtk_widget_get_ancestor (toast, ADW_TYPE_TOAST_OVERLAY);
+  /* Not laid out yet, or still sliding in. */
+  return gtk_widget_compute_bounds (toast, overlay, &bounds) && bounds.origin.y > 0 &&
+         bounds.origin.y + bounds.size.height <= gtk_widget_get_height (overlay);
+}
+
+static void
+assert_apart (GtkWidget *toast,
+              GtkWidget *widget)
+{
+  graphene_rect_t toast_bounds;
+  graphene_rect_t widget_bounds;
+
+  g_assert_true (gtk_widget_compute_bounds (toast, GTK_WIDGET (window), &toast_bounds));
+  g_assert_true (gtk_widget_compute_bounds (widget, GTK_WIDGET (window), &widget_bounds));
+  g_test_message ("toast at %g,%g %gx%g; %s at %g,%g %gx%g",
+                  toast_bounds.origin.x, toast_bounds.origin.y, toast_bounds.size.width,
+                  toast_bounds.size.height, G_OBJECT_TYPE_NAME (widget), widget_bounds.origin.x,
+                  widget_bounds.origin.y, widget_bounds.size.width, widget_bounds.size.height);
+  g_assert_false (graphene_rect_intersection (&toast_bounds, &widget_bounds, NULL));
+}
+
+/* A message in the middle of a generation leaves the status line and Stop in sight. */
+static void
+test_toast_leaves_status (void)
+{
+  g_autofree char *not_an_image = g_build_filename (g_getenv ("ONESTEP_TEST_MODEL"),
+                                                    "model_index.json", NULL);
+  g_autoptr(GFile) file = g_file_new_for_path (not_an_image);
+  GtkWidget *stop_button = GTK_WIDGET (window_child ("stop_button"));
+  GtkWidget *toast;
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 4);
+  g_assert_true (onestep_window_get_busy (window));
+  onestep_window_open_file (window, file);
+  g_assert_true (wait_until (toast_shown, NULL));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "toast-while-generating.png");
+
+  toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  g_assert_true (gtk_widget_get_mapped (stop_button));
+  assert_apart (toast, GTK_WIDGET (window_child ("status_label")));
+  assert_apart (toast, GTK_WIDGET (window_child ("progress_bar")));
+  assert_apart (toast, stop_button);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
+  g_assert_true (wait_until (is_idle, NULL));
+}
+
+static gboolean
+showing_source (gpointer data)
+{
+  return onestep_window_get_current_result (window) == NULL &&
+         onestep_preview_get_n_frames (onestep_window_get_preview (window)) == 1;
+}
+
+/* The colour of the pixel at (x, y), as fractions of the picture's width and height,
+ * of a rendering of widget, where a picture of the aspect ratio is fitted whole. */
+static guint32
+pixel_at (GdkTexture *rendering,
+          double      aspect,
+          double      x,
+          double      y)
+{
+  int width = gdk_texture_get_width (rendering);
+  int height = gdk_texture_get_height (rendering);
+  double fitted_width = MIN (width, height * aspect);
+  double fitted_height = fitted_width / aspect;
+  g_autofree guint32 *pixels = g_new (guint32, (gsize)width * height);
+  int px = (int)((width - fitted_width) / 2 + x * fitted_width);
+  int py = (int)((height - fitted_height) / 2 + y * fitted_height);
+
+  gdk_texture_download (rendering, (guchar *)pixels, (gsize)width * 4);
+  return pixels[(gsize)py * width + px];
+}
+
+static GdkTexture *
+render_divided_at (GtkWidget *before_after,
+                   double     position)
+{
+  onestep_before_after_set_position (ONESTEP_BEFORE_AFTER (before_after), position);
+  wait_for_paint (before_after);
+  return render_widget (gtk_widget_get_parent (before_after));
+}
+
+/* A pasted image shows at once, before any clip; once there is a clip, the before/after
+ * view shows the image left of its divider and the clip right of it. */
+static void
+test_source_and_before_after (void)
+{
+  OnestepPreview *preview = onestep_window_get_preview (window);
+  GtkWidget *source_button = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (preview),
+                                                                       ONESTEP_TYPE_PREVIEW,
+                                                                       "source_button"));
+  GtkWidget *before_after = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (preview),
+                                                                      ONESTEP_TYPE_PREVIEW,
+                                                                      "before_after"));
+  guint before = onestep_history_get_len (onestep_window_get_history (window));
+  g_autoptr(GdkTexture) image = NULL;
+  g_autoptr(GdkTexture) all_clip = NULL;
+  g_autoptr(GdkTexture) all_image = NULL;
+  g_autoptr(GdkTexture) divided = NULL;
+  g_autoptr(GError) error = NULL;
+  OnestepResult *result;
+  double aspect;
+
+  image = gdk_texture_new_from_filename (g_getenv ("ONESTEP_TEST_IMAGE"), &error);
+  g_assert_no_error (error);
+  gdk_clipboard_set_texture (gtk_widget_get_clipboard (GTK_WIDGET (window)), image);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.paste", NULL));
+  g_assert_true (wait_until (showing_source, NULL));
+  g_assert_true (onestep_window_get_busy (window));
+  g_assert_false (gtk_widget_get_sensitive (source_button));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "source-at-once.png");
+
+  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+  result = onestep_window_get_current_result (window);
+  aspect = (double)onestep_result_get_width (result) / onestep_result_get_height (result);
+  onestep_preview_set_playing (preview, FALSE);
+  onestep_preview_set_frame (preview, 0);
+  g_assert_true (gtk_widget_get_sensitive (source_button));
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), TRUE);
+  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, before_after));
+
+  all_clip = render_divided_at (before_after, 0);
+  all_image = render_divided_at (before_after, 1);
+  divided = render_divided_at (before_after, 0.5);
+  /* Low in the picture, clear of the labels and the divider's handle. */
+  g_assert_cmpuint (pixel_at (all_clip, aspect, 0.25, 0.75), !=, pixel_at (all_image, aspect, 0.25, 0.75));
+  g_assert_cmpuint (pixel_at (divided, aspect, 0.25, 0.75), ==, pixel_at (all_image, aspect, 0.25, 0.75));
+  g_assert_cmpuint (pixel_at (divided, aspect, 0.75, 0.75), ==, pixel_at (all_clip, aspect, 0.75, 0.75));
+  wait_for_paint (GTK_WIDGET (window));
+  save_screenshot (GTK_WIDGET (window), "before-after.png");
+
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), FALSE);
+  onestep_preview_set_playing (preview, TRUE);
 }
 
 static gboolean
@@ -399,13 +811,31 @@ comparison_done (gpointer data)
 }
 
 static void
+on_result_collected (OnestepWindow *win,
+                     OnestepResult *result,
+                     GPtrArray     *results)
+{
+  g_ptr_array_add (results, g_object_ref (result));
+}
+
+static void
 test_compare (void)
 {
   OnestepCompareView *compare = onestep_window_get_compare_view (window);
   static const int expected_steps[] = { 1, 2, 4, 8 };
+  g_autoptr(GPtrArray) generated = g_ptr_array_new_with_free_func (g_object_unref);
+  gulong handler;
+
+  /* A generation's one-step clip is the comparison's, not made again. */
+  handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_collected), generated);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
+  g_assert_true (wait_until (is_idle, NULL));
+  g_signal_handler_disconnect (window, handler);
+  g_assert_cmpuint (generated->len, ==, 2);
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
   g_assert_true (wait_until (comparison_done, compare));
+  g_assert_true (onestep_compare_view_get_result (compare, 0) == g_ptr_array_index (generated, 0));
 
   for (guint i = 0; i < G_N_ELEMENTS (expected_steps); i++)
     {
@@ -1035,6 +1465,11 @@ main (int   argc,
   g_test_add_func ("/ui/wheel-scrolls-panel", test_wheel_scrolls_panel);
   g_test_add_func ("/ui/generate", test_generate);
   g_test_add_func ("/ui/stop-and-restore", test_stop_and_restore);
+  g_test_add_func ("/ui/refine-once", test_refine_once);
+  g_test_add_func ("/ui/progress-in-work", test_progress_in_work);
+  g_test_add_func ("/ui/stopping", test_stopping);
+  g_test_add_func ("/ui/toast-leaves-status", test_toast_leaves_status);
+  g_test_add_func ("/ui/source-and-before-after", test_source_and_before_after);
   g_test_add_func ("/ui/compare", test_compare);
   g_test_add_func ("/ui/compare-stops", test_compare_stops);
   g_test_add_func ("/ui/export", test_export);

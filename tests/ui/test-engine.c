@@ -28,6 +28,7 @@ typedef struct
   guint          n_progress;
   double         last_fraction;
   gboolean       fraction_went_back;
+  gboolean       seconds_left_known;
   GCancellable  *cancel_at_first_progress;
 } Run;
 
@@ -82,11 +83,15 @@ on_progress (const OnestepEngineProgress *progress,
              gpointer                     user_data)
 {
   Run *run = user_data;
+  double fraction;
 
   g_assert_true (g_thread_self () == main_thread);
-  if (progress->fraction < run->last_fraction)
+  fraction = onestep_engine_progress_get_fraction (progress, progress->time);
+  if (fraction < run->last_fraction)
     run->fraction_went_back = TRUE;
-  run->last_fraction = progress->fraction;
+  run->last_fraction = fraction;
+  if (onestep_engine_progress_get_seconds_left (progress, progress->time) >= 0)
+    run->seconds_left_known = TRUE;
   run->n_progress++;
 
   if (run->cancel_at_first_progress != NULL)
@@ -182,6 +187,9 @@ test_refinement_ladder (void)
   g_assert_cmpuint (run.results->len, ==, 2);
   g_assert_cmpuint (run.n_progress, >, 0);
   g_assert_false (run.fraction_went_back);
+  /* The last report is the last run's decoding: all the work is done, and it was timed. */
+  g_assert_cmpfloat_with_epsilon (run.last_fraction, 1.0, 1e-9);
+  g_assert_true (run.seconds_left_known);
 
   for (guint i = 0; i < run.results->len; i++)
     {
@@ -304,6 +312,102 @@ load_rgb (const char *path,
   return g_bytes_new_take (rgb, (gsize)*width * *height * 3);
 }
 
+static void
+report_at (OnestepWorkEstimate *work,
+           onestep_stage        stage,
+           int                  step,
+           double               seconds)
+{
+  onestep_progress progress = { .stage = stage, .step = step };
+
+  onestep_work_estimate_report (work, &progress, (gint64)(seconds * G_USEC_PER_SEC));
+}
+
+/* A one-step run, timed, then a four-step one: the work is weighed by what each
+ * part took, not counted in runs, and the second run is foretold from the first. */
+static void
+test_work_estimate (void)
+{
+  /* Two frames, guided (two inputs per UNet call), all decoded at once. */
+  const onestep_plan plans[] = {
+    { .frames = 2, .steps = 1, .unet_calls = 1, .unet_batch = 2, .decode_chunk = 2 },
+    { .frames = 2, .steps = 4, .unet_calls = 4, .unet_batch = 2, .decode_chunk = 2 },
+  };
+  g_autoptr(OnestepWorkEstimate) work = onestep_work_estimate_new (plans, G_N_ELEMENTS (plans));
+  OnestepWorkState state;
+  double decoding;
+
+  /* Nothing timed yet: in cost units, image 0.5 + call 4 + decoding 2 per frame-unit
+   * (6.5) for the first run, 0.5 + 16 + 2 (18.5) for the second. */
+  onestep_work_estimate_start_run (work, 0, 0);
+  report_at (work, ONESTEP_STAGE_CLIP, 0, 0);
+  onestep_work_estimate_get_state (work, &state);
+  g_assert_cmpfloat_with_epsilon (state.fraction, 0, 1e-9);
+  g_assert_cmpfloat_with_epsilon (state.fraction_under_way, 0.5 / 25, 1e-9);
+  g_assert_cmpfloat (state.seconds_left, <, 0);
+
+  /* Image stages 1 s, the call 2 s, decoding the two frames 3 s. */
+  report_at (work, ONESTEP_STAGE_DENOISE, 0, 1);
+  report_at (work, ONESTEP_STAGE_DENOISE, 1, 3);
+  onestep_work_estimate_get_state (work, &state);
+  /* Timed: 1 s for 0.5 units and 2 s for 4; decoding, not timed yet, at their 3 s for 4.5
+   * units: the first run's decoding, then the second run. */
+  decoding = 2 * 3 / 4.5;
+  g_assert_cmpfloat_with_epsilon (state.seconds_left, decoding + (1 + 4 * 2 + decoding), 1e-9);
+  report_at (work, ONESTEP_STAGE_DECODE, 0, 3);
+  report_at (work, ONESTEP_STAGE_DECODE, 1, 6);
+  onestep_work_estimate_finish_run (work);
+  onestep_work_estimate_get_state (work, &state);
+  /* The first run took 6 s; the second will take 1 + 4 × 2 + 3 = 12 s. */
+  g_assert_cmpfloat_with_epsilon (state.fraction, 6.0 / 18, 1e-9);
+  g_assert_cmpfloat_with_epsilon (state.seconds_left, 12, 1e-9);
+  g_assert_cmpfloat_with_epsilon (state.seconds_under_way, 1, 1e-9);
+
+  onestep_work_estimate_start_run (work, 1, 6 * G_USEC_PER_SEC);
+  report_at (work, ONESTEP_STAGE_DENOISE, 0, 7);
+  report_at (work, ONESTEP_STAGE_DENOISE, 1, 9);
+  onestep_work_estimate_get_state (work, &state);
+  g_assert_cmpfloat_with_epsilon (state.fraction, 9.0 / 18, 1e-9);
+  g_assert_cmpfloat_with_epsilon (state.seconds_under_way, 2, 1e-9);
+  g_assert_cmpfloat_with_epsilon (state.fraction_under_way, 2.0 / 18, 1e-9);
+}
+
+/* Between two reports the fraction moves on with the time, within the work under
+ * way and never past it; so does the time left count down. */
+static void
+test_progress_moves_within_work (void)
+{
+  OnestepEngineProgress progress = {
+    .work = { .fraction = 0.2, .fraction_under_way = 0.1, .seconds_under_way = 10,
+              .seconds_left = 80 },
+    .time = 1000 * G_USEC_PER_SEC,
+  };
+  OnestepEngineProgress untimed = progress;
+
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_fraction (&progress, progress.time),
+                                  0.2, 1e-9);
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_fraction (&progress,
+                                                                        progress.time + 5 * G_USEC_PER_SEC),
+                                  0.25, 1e-9);
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_fraction (&progress,
+                                                                        progress.time + 60 * G_USEC_PER_SEC),
+                                  0.3, 1e-9);
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_seconds_left (&progress,
+                                                                            progress.time + 5 * G_USEC_PER_SEC),
+                                  75, 1e-9);
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_seconds_left (&progress,
+                                                                            progress.time + 60 * G_USEC_PER_SEC),
+                                  70, 1e-9);
+
+  /* Nothing timed: no estimate to move on by, and no time left to tell. */
+  untimed.work.seconds_under_way = 0;
+  untimed.work.seconds_left = -1;
+  g_assert_cmpfloat_with_epsilon (onestep_engine_progress_get_fraction (&untimed,
+                                                                        untimed.time + 5 * G_USEC_PER_SEC),
+                                  0.2, 1e-9);
+  g_assert_cmpfloat (onestep_engine_progress_get_seconds_left (&untimed, untimed.time), <, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -324,6 +428,8 @@ main (int   argc,
   g_test_add_func ("/engine/seed", test_seed);
   g_test_add_func ("/engine/cancel", test_cancel);
   g_test_add_func ("/engine/shutdown-does-not-wait", test_shutdown_does_not_wait);
+  g_test_add_func ("/engine/work-estimate", test_work_estimate);
+  g_test_add_func ("/engine/progress-moves-within-work", test_progress_moves_within_work);
   status = g_test_run ();
 
   g_object_unref (engine);

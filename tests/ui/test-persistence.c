@@ -134,8 +134,10 @@ use_fresh_folders (const char *name)
   g_setenv ("XDG_CONFIG_HOME", config, TRUE);
 }
 
-/* First run: two clips, kept on disk; a corrupt entry and an interrupted save
- * are left beside them for the second run to cope with. */
+/* First run: two clips, kept on disk (History records each generation once: one
+ * with a single step, then the same image and seed refined with two); a corrupt
+ * entry and an interrupted save are left beside them for the second run to cope
+ * with. */
 static void
 history_first_run (void)
 {
@@ -149,7 +151,10 @@ history_first_run (void)
   OnestepResult *result;
 
   start_app_with_model ();
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("steps_spin")), 1);
   result = ui_test_open_and_wait (g_getenv ("ONESTEP_TEST_IMAGE"));
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("steps_spin")), 2);
+  result = ui_test_wait_for_new_result (result);
   g_assert_cmpuint (onestep_history_get_len (get_history ()), ==, 2);
   g_assert_true (ui_test_wait_until (history_folder_holds, GUINT_TO_POINTER (2)));
 
@@ -294,6 +299,7 @@ history_full_disk_run (void)
 {
   struct rlimit limit = { 0 };
   struct rlimit unlimited = { 0 };
+  OnestepResult *result;
   GtkLabel *problems;
   g_autoptr(GPtrArray) names = NULL;
 
@@ -308,7 +314,12 @@ history_full_disk_run (void)
   limit.rlim_max = unlimited.rlim_max;
   g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
 
-  ui_test_open_and_wait (g_getenv ("ONESTEP_TEST_IMAGE"));
+  /* Two generations, so two clips to save: one step, then two (History records each
+   * generation once). */
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("steps_spin")), 1);
+  result = ui_test_open_and_wait (g_getenv ("ONESTEP_TEST_IMAGE"));
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get_controls_child ("steps_spin")), 2);
+  ui_test_wait_for_new_result (result);
   problems = GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (get_history ()), ONESTEP_TYPE_HISTORY,
                                                        "problems_label"));
   g_assert_true (ui_test_wait_until (label_has_two_lines, problems));
