@@ -165,8 +165,8 @@ on_steps_changed (OnestepControls *self)
   if (steps <= 1)
     subtitle = g_strdup (_("Off: the quick one-step clip is the result"));
   else
-    subtitle = g_strdup_printf (_("After the quick one-step clip, run %d steps once for more "
-                                  "detail, previewing every step"), steps);
+    subtitle = g_strdup_printf (_("After the quick one-step clip, run %d steps once "
+                                  "for more detail"), steps);
   adw_action_row_set_subtitle (self->steps_row, subtitle);
 }
 
