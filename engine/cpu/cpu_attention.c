@@ -6,7 +6,9 @@
  * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm;
  * with only a few keys (attention across frames) a direct loop does the
  * same work without the sgemm call and packing overheads. A task runs on one
- * thread start to end: results do not depend on the thread count. */
+ * thread start to end: results do not depend on the thread count. Over
+ * thousands of tokens one call is seconds of work: the tasks run in units,
+ * between which an abort stops the call (os_cpu_next_unit). */
 #include "cpu_internal.h"
 
 #include <cblas.h>
@@ -179,8 +181,12 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
     return;
   int q_tiles = (Sq + Q_TILE - 1) / Q_TILE;
   int64_t n_tasks = (int64_t)n_seq * heads * q_tiles;
+  /* Multiply-adds of a task: two products per score, an exponential as ~16. */
+  double task_work = (double)(Sq < Q_TILE ? Sq : Q_TILE) * Sk * (2.0 * head_dim + 16.0);
+  os_cpu_progress progress = os_cpu_progress_start(be);
 
   os_cpu_blas_single_thread();
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, n_tasks, task_work, &first, &end);)
 #pragma omp parallel num_threads(n_threads)
   {
     float *mine = scratch + per_thread * omp_get_thread_num();
@@ -191,7 +197,7 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
     w.acc = w.scores + (size_t)Q_TILE * K_TILE;
     w.row_max = w.acc + (size_t)Q_TILE * head_dim;
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < n_tasks; t++) {
+    for (int64_t t = first; t < end; t++) {
       int tile = (int)(t % q_tiles);
       int head = (int)(t / q_tiles % heads);
       int seq = (int)(t / q_tiles / heads);

@@ -2,6 +2,7 @@
 #include "cpu_internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,6 +66,49 @@ os_cpu_scratch(os_backend *be, size_t bytes)
   if (!ptr)
     ((os_cpu_backend *)be)->out_of_memory = true;
   return ptr;
+}
+
+static double unit_work = OS_CPU_UNIT_WORK;
+
+double
+os_cpu_unit_work(void)
+{
+  return unit_work;
+}
+
+void
+os_cpu_set_unit_work(double work)
+{
+  unit_work = work > 0.0 ? work : OS_CPU_UNIT_WORK;
+}
+
+bool
+os_cpu_stop_before(os_cpu_progress *p, double work)
+{
+  if (p->stopped)
+    return true;
+  if (p->since_poll >= unit_work) {
+    p->since_poll = 0.0;
+    p->stopped = p->be->abort_cb && p->be->abort_cb(p->be->abort_user_data);
+  }
+  p->since_poll += work;
+  return p->stopped;
+}
+
+bool
+os_cpu_next_unit(os_cpu_progress *p, int64_t n_items, double item_work, int64_t *begin,
+                 int64_t *end)
+{
+  if (*end >= n_items)
+    return false;
+  /* Enough items to reach a unit's work, so that each unit is followed by a poll. */
+  double fit = item_work > 0.0 ? ceil(unit_work / item_work) : (double)n_items;
+  int64_t items = fit < (double)(n_items - *end) ? (int64_t)fit : n_items - *end;
+  if (os_cpu_stop_before(p, (double)items * item_work))
+    return false;
+  *begin = *end;
+  *end += items;
+  return true;
 }
 
 static onestep_status

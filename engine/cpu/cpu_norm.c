@@ -45,35 +45,101 @@ normalize_span(float *y, const float *x, size_t n, float mean, float scale, floa
   }
 }
 
+/* GroupNorm works in three passes over (image, group) spans, each in units
+ * with abort polls between them (at full resolution one pass is seconds of
+ * work): the spans' sums, then their squared deviations from the mean of
+ * their statistics unit (frames_per_stat images), then the normalisation.
+ * A unit's mean and variance add its frames' terms in frame order, as one
+ * loop over the frames would. Work per value as multiply-adds, roughly. */
+#define NORM_SUM_WORK 16.0
+#define NORM_APPLY_WORK 32.0
+
+typedef struct {
+  float *y;
+  const float *x, *gamma, *beta;
+  int C, HW, G, frames_per_stat;
+  float eps;
+  bool silu;
+  double *span_terms; /* [N * G]: a pass's term of each (image, group) span */
+  double *mean;       /* [N / frames_per_stat * G] */
+  float *rstd;        /* [N / frames_per_stat * G] */
+} group_norm_job;
+
+static const float *
+span_of(const group_norm_job *j, int image, int g)
+{
+  return j->x + ((size_t)image * j->C + (size_t)g * (j->C / j->G)) * j->HW;
+}
+
+/* The terms of one pass over all spans, in units; false when stopped. */
+static bool
+group_norm_pass(const group_norm_job *j, os_cpu_progress *progress, int n_threads, int N,
+                int pass)
+{
+  int per_group = j->C / j->G;
+  size_t span = (size_t)per_group * j->HW;
+  double work = (double)span * (pass == 2 ? NORM_APPLY_WORK : NORM_SUM_WORK);
+  int64_t first, end = 0;
+  while (os_cpu_next_unit(progress, (int64_t)N * j->G, work, &first, &end)) {
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+    for (int64_t i = first; i < end; i++) {
+      int image = (int)(i / j->G), g = (int)(i % j->G);
+      size_t stat = (size_t)(image / j->frames_per_stat) * j->G + g;
+      if (pass == 0) {
+        j->span_terms[i] = os_cpu_sum(span_of(j, image, g), span);
+      } else if (pass == 1) {
+        j->span_terms[i] = sum_squared_deviations(span_of(j, image, g), span, j->mean[stat]);
+      } else {
+        for (int c = g * per_group; c < (g + 1) * per_group; c++) {
+          size_t offset = ((size_t)image * j->C + c) * j->HW;
+          float scale = j->gamma ? j->rstd[stat] * j->gamma[c] : j->rstd[stat];
+          normalize_span(j->y + offset, j->x + offset, j->HW, (float)j->mean[stat], scale,
+                         j->beta ? j->beta[c] : 0.0f, j->silu);
+        }
+      }
+    }
+  }
+  return !progress->stopped;
+}
+
+/* Sum over each statistics unit's frames, in frame order, of the pass's terms. */
+static double
+unit_total(const group_norm_job *j, size_t stat)
+{
+  size_t first_image = stat / j->G * j->frames_per_stat, g = stat % j->G;
+  double total = 0.0;
+  for (int f = 0; f < j->frames_per_stat; f++)
+    total += j->span_terms[(first_image + f) * j->G + g];
+  return total;
+}
+
 void
 os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
                   const float *beta, int N, int C, int HW, int G, int frames_per_stat,
                   float eps, bool silu)
 {
-  int per_group = C / G;
-  size_t span = (size_t)per_group * HW; /* one group of one image: contiguous */
-  int n_units = N / frames_per_stat * G;
+  size_t n_stats = (size_t)N / frames_per_stat * G;
+  double count = (double)C / G * HW * frames_per_stat;
+  group_norm_job j = { .y = y, .x = x, .gamma = gamma, .beta = beta, .C = C, .HW = HW, .G = G,
+                       .frames_per_stat = frames_per_stat, .eps = eps, .silu = silu };
+  double *scratch = os_cpu_scratch(be, sizeof(double) * ((size_t)N * G + 2 * n_stats));
+  if (!scratch)
+    return;
+  j.span_terms = scratch;
+  j.mean = scratch + (size_t)N * G;
+  j.rstd = (float *)(j.mean + n_stats);
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
-  for (int u = 0; u < n_units; u++) {
-    int g = u % G, first_image = u / G * frames_per_stat;
-    size_t count = span * frames_per_stat;
-    double total = 0.0;
-    for (int f = 0; f < frames_per_stat; f++)
-      total += os_cpu_sum(x + ((size_t)(first_image + f) * C + g * per_group) * HW, span);
-    double mean = total / count, deviations = 0.0;
-    for (int f = 0; f < frames_per_stat; f++)
-      deviations += sum_squared_deviations(
-          x + ((size_t)(first_image + f) * C + g * per_group) * HW, span, mean);
-    float rstd = (float)(1.0 / sqrt(deviations / count + eps));
-    for (int f = 0; f < frames_per_stat; f++)
-      for (int c = g * per_group; c < (g + 1) * per_group; c++) {
-        size_t offset = ((size_t)(first_image + f) * C + c) * HW;
-        float scale = gamma ? rstd * gamma[c] : rstd;
-        normalize_span(y + offset, x + offset, HW, (float)mean, scale, beta ? beta[c] : 0.0f,
-                       silu);
-      }
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  if (group_norm_pass(&j, &progress, n_threads, N, 0)) {
+    for (size_t u = 0; u < n_stats; u++)
+      j.mean[u] = unit_total(&j, u) / count;
+    if (group_norm_pass(&j, &progress, n_threads, N, 1)) {
+      for (size_t u = 0; u < n_stats; u++)
+        j.rstd[u] = (float)(1.0 / sqrt(unit_total(&j, u) / count + eps));
+      group_norm_pass(&j, &progress, n_threads, N, 2);
+    }
   }
+  free(scratch);
 }
 
 void
