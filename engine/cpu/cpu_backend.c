@@ -59,6 +59,18 @@ cpu_memcpy(os_backend *be, void *dst, const void *src, size_t bytes)
     memcpy(dst, src, bytes);
 }
 
+/* A copy between the backend's buffers may be a whole frame batch at full
+ * resolution: in units, with abort polls between them (upload and download
+ * always finish, as their results leave the backend). */
+static void
+cpu_copy(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  double byte_work = 2.0 * OS_CPU_VALUE_WORK / sizeof(float);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, bytes, byte_work, &first, &end);)
+    memcpy((char *)dst + first, (const char *)src + first, end - first);
+}
+
 void *
 os_cpu_scratch(os_backend *be, size_t bytes)
 {
@@ -173,7 +185,7 @@ static const os_backend_ops cpu_ops = {
   .free = cpu_free,
   .upload = cpu_memcpy,
   .download = cpu_memcpy,
-  .copy = cpu_memcpy,
+  .copy = cpu_copy,
   .fill = os_cpu_fill,
   .sync = cpu_sync,
   .destroy = cpu_destroy,

@@ -33,6 +33,10 @@ void *os_cpu_scratch(os_backend *be, size_t bytes);
  * unfinished: the model code's next os_check_abort reports the abort (the
  * pipeline latches it) and the output is never used. */
 #define OS_CPU_UNIT_WORK ((double)(1 << 29))
+/* A value read or written once costs about as much as this many multiply-adds
+ * (a float through memory against sgemm's rate), one with an exponential
+ * twice that. */
+#define OS_CPU_VALUE_WORK 16.0
 
 /* The unit of work; tests lower it to split small shapes (0 restores it). */
 double os_cpu_unit_work(void);

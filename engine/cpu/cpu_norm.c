@@ -50,10 +50,7 @@ normalize_span(float *y, const float *x, size_t n, float mean, float scale, floa
  * work): the spans' sums, then their squared deviations from the mean of
  * their statistics unit (frames_per_stat images), then the normalisation.
  * A unit's mean and variance add its frames' terms in frame order, as one
- * loop over the frames would. Work per value as multiply-adds, roughly. */
-#define NORM_SUM_WORK 16.0
-#define NORM_APPLY_WORK 32.0
-
+ * loop over the frames would. */
 typedef struct {
   float *y;
   const float *x, *gamma, *beta;
@@ -78,7 +75,7 @@ group_norm_pass(const group_norm_job *j, os_cpu_progress *progress, int n_thread
 {
   int per_group = j->C / j->G;
   size_t span = (size_t)per_group * j->HW;
-  double work = (double)span * (pass == 2 ? NORM_APPLY_WORK : NORM_SUM_WORK);
+  double work = (double)span * (pass == 2 ? 2.0 : 1.0) * OS_CPU_VALUE_WORK;
   int64_t first, end = 0;
   while (os_cpu_next_unit(progress, (int64_t)N * j->G, work, &first, &end)) {
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic)

@@ -82,6 +82,25 @@ run_attention(os_backend *be, const inputs *in, float *out)
                      HEADS, HD, C3, C3, C3, HEADS * HD, 0.158f);
 }
 
+static void
+run_blend(os_backend *be, const inputs *in, float *out)
+{
+  size_t n = (size_t)N * C * HW;
+  be->ops->blend(be, out, in->image, in->image + n / 2, 0.25f, n / 2);
+}
+
+static void
+run_upsample(os_backend *be, const inputs *in, float *out)
+{
+  be->ops->upsample_nearest(be, out, in->image, N, C, H, W, 2 * H, 2 * W);
+}
+
+static void
+run_copy(os_backend *be, const inputs *in, float *out)
+{
+  be->ops->copy(be, out, in->image, sizeof(float) * N * C * HW);
+}
+
 /* Counts the polls; says stop at poll number stop_at (never when 0). */
 typedef struct {
   int polls, stop_at;
@@ -176,6 +195,10 @@ main(void)
     { "linear", run_linear, (double)T * D * 3 * D, (size_t)T * 3 * D },
     { "gemm_batched, small products", run_gemm_batched, (double)BATCH * 30 * 30 * HD,
       (size_t)BATCH * 900 },
+    /* values read and written (16 each) */
+    { "blend", run_blend, 3.0 * 16 * image_n / 2, image_n / 2 },
+    { "upsample_nearest 2x", run_upsample, 2.0 * 16 * 4 * image_n, 4 * image_n },
+    { "copy", run_copy, 2.0 * 16 * image_n, image_n },
     /* two products per score, an exponential as 16 */
     { "attention", run_attention, (double)HEADS * T * T * (2.0 * HD + 16), (size_t)T * D },
   };
