@@ -144,18 +144,22 @@ os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                   const float *beta, int T, int C, float eps)
 {
   int n_threads = os_cpu_threads(be);
+  /* Over all tokens of many frames: rows in units, with abort polls between. */
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, T, 3.0 * C * OS_CPU_VALUE_WORK, &first, &end);)
 #pragma omp parallel for num_threads(n_threads) if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
-  for (int t = 0; t < T; t++) {
-    const float *xr = x + (size_t)t * C;
-    float *yr = y + (size_t)t * C;
-    double mean = os_cpu_sum(xr, C) / C;
-    float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
-    float mean_f = (float)mean;
-    for (int c = 0; c < C; c++) {
-      float v = (xr[c] - mean_f) * rstd;
-      yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+    for (int64_t t = first; t < end; t++) {
+      const float *xr = x + (size_t)t * C;
+      float *yr = y + (size_t)t * C;
+      double mean = os_cpu_sum(xr, C) / C;
+      float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
+      float mean_f = (float)mean;
+      for (int c = 0; c < C; c++) {
+        float v = (xr[c] - mean_f) * rstd;
+        yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+      }
     }
-  }
 }
 
 /* --- backwards ---

@@ -61,6 +61,12 @@ run_group_norm(os_backend *be, const inputs *in, float *out)
 }
 
 static void
+run_layer_norm(os_backend *be, const inputs *in, float *out)
+{
+  be->ops->layer_norm(be, out, in->image, in->gamma, in->beta, N * HW, C, 1e-5f);
+}
+
+static void
 run_linear(os_backend *be, const inputs *in, float *out)
 {
   be->ops->linear(be, out, in->tokens, in->qkv, in->bias, NULL, T, HEADS * HD, 3 * HEADS * HD);
@@ -192,6 +198,8 @@ main(void)
     { "conv_temporal", run_conv_temporal, (3.0 * N - 2) * COUT * C * HW, (size_t)N * COUT * HW },
     /* sums, deviations (16 per value) and normalisation (32) */
     { "group_norm across 2 frames + silu", run_group_norm, 64.0 * image_n, image_n },
+    /* two reads and a write of every value */
+    { "layer_norm", run_layer_norm, 3.0 * 16 * image_n, image_n },
     { "linear", run_linear, (double)T * D * 3 * D, (size_t)T * 3 * D },
     { "gemm_batched, small products", run_gemm_batched, (double)BATCH * 30 * 30 * HD,
       (size_t)BATCH * 900 },
