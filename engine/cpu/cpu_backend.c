@@ -107,12 +107,21 @@ os_cpu_stop_before(os_cpu_progress *p, double work)
   return p->stopped;
 }
 
+void
+os_cpu_starting(os_cpu_progress *p, double work)
+{
+  if (work > unit_work && p->since_poll < unit_work)
+    p->since_poll = unit_work;
+}
+
 bool
 os_cpu_next_unit(os_cpu_progress *p, int64_t n_items, double item_work, int64_t *begin,
                  int64_t *end)
 {
   if (*end >= n_items)
     return false;
+  if (*end == 0)
+    os_cpu_starting(p, (double)n_items * item_work);
   /* Enough items to reach a unit's work, so that each unit is followed by a poll. */
   double fit = item_work > 0.0 ? ceil(unit_work / item_work) : (double)n_items;
   int64_t items = fit < (double)(n_items - *end) ? (int64_t)fit : n_items - *end;

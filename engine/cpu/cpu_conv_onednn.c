@@ -471,6 +471,7 @@ conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const 
   dnnl_memory_desc_t held;
   bool holding = false, ran = true;
   os_cpu_progress progress = os_cpu_progress_start(be);
+  os_cpu_starting(&progress, row_work(whole) * whole->N * whole->image_Ho);
   step = (conv_step){ 0 };
   while (ran && step_next(whole, &size, &step) &&
          !os_cpu_stop_before(&progress, row_work(whole) * step.images * step.rows)) {

@@ -58,9 +58,15 @@ os_cpu_progress_start(os_backend *be)
  * run since the last poll. True when the op is to stop. */
 bool os_cpu_stop_before(os_cpu_progress *p, double work);
 
+/* Before a loop of `work` in all: one of more than a unit polls before it
+ * starts too, so that after an abort the long ops run until the model
+ * code's next check stop at once rather than each run a unit. */
+void os_cpu_starting(os_cpu_progress *p, double work);
+
 /* The next unit of a loop over n_items items of item_work each: whole items
- * [*begin, *end), at least one, about a unit's work. *end starts at 0; false
- * once the loop is done or stopped. Called outside OpenMP regions. */
+ * [*begin, *end), at least one, about a unit's work (the first unit after
+ * os_cpu_starting). *end starts at 0; false once the loop is done or
+ * stopped. Called outside OpenMP regions. */
 bool os_cpu_next_unit(os_cpu_progress *p, int64_t n_items, double item_work, int64_t *begin,
                       int64_t *end);
 
