@@ -99,9 +99,9 @@ group_norm_pass(const group_norm_job *j, os_cpu_progress *progress, int n_thread
   return !progress->stopped;
 }
 
-/* Sum over each statistics unit's frames, in frame order, of the pass's terms. */
+/* Sum over statistics unit stat's frames, in frame order, of the pass's terms. */
 static double
-unit_total(const group_norm_job *j, size_t stat)
+stat_total(const group_norm_job *j, size_t stat)
 {
   size_t first_image = stat / j->G * j->frames_per_stat, g = stat % j->G;
   double total = 0.0;
@@ -129,10 +129,10 @@ os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
   os_cpu_progress progress = os_cpu_progress_start(be);
   if (group_norm_pass(&j, &progress, n_threads, N, 0)) {
     for (size_t u = 0; u < n_stats; u++)
-      j.mean[u] = unit_total(&j, u) / count;
+      j.mean[u] = stat_total(&j, u) / count;
     if (group_norm_pass(&j, &progress, n_threads, N, 1)) {
       for (size_t u = 0; u < n_stats; u++)
-        j.rstd[u] = (float)(1.0 / sqrt(unit_total(&j, u) / count + eps));
+        j.rstd[u] = (float)(1.0 / sqrt(stat_total(&j, u) / count + eps));
       group_norm_pass(&j, &progress, n_threads, N, 2);
     }
   }
