@@ -110,7 +110,7 @@ os_cpu_stop_before(os_cpu_progress *p, double work)
 void
 os_cpu_starting(os_cpu_progress *p, double work)
 {
-  if (work > unit_work && p->since_poll < unit_work)
+  if (work > unit_work / 4 && p->since_poll < unit_work)
     p->since_poll = unit_work;
 }
 

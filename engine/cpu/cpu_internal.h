@@ -58,9 +58,10 @@ os_cpu_progress_start(os_backend *be)
  * run since the last poll. True when the op is to stop. */
 bool os_cpu_stop_before(os_cpu_progress *p, double work);
 
-/* Before a loop of `work` in all: one of more than a unit polls before it
- * starts too, so that after an abort the long ops run until the model
- * code's next check stop at once rather than each run a unit. */
+/* Before a loop of `work` in all: one of more than a quarter of a unit
+ * polls before it starts too, so that a chain of ops just under a unit
+ * between two checks of the model code polls, and after an abort the long
+ * ops run until the next check stop at once rather than each run a unit. */
 void os_cpu_starting(os_cpu_progress *p, double work);
 
 /* The next unit of a loop over n_items items of item_work each: whole items
