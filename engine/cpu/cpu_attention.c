@@ -24,7 +24,7 @@
  * a unit of work (os_cpu_next_unit) holds about QUERY_TASKS_PER_UNIT tasks
  * for the cores to share. */
 #define MIN_Q_TILE 16
-#define QUERY_TASKS_PER_UNIT 16
+#define QUERY_TASKS_PER_UNIT 8
 #define K_TILE 512
 /* Up to this many keys, plain vector loops beat two tiny sgemm calls (the
  * temporal attention over frames, the one-token cross-attention). */
