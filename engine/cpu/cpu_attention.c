@@ -6,7 +6,9 @@
  * O(tile) rather than O(Sq * Sk). Both products of a tile go through sgemm;
  * with only a few keys (attention across frames) a direct loop does the
  * same work without the sgemm call and packing overheads. A task runs on one
- * thread start to end: results do not depend on the thread count. */
+ * thread start to end: results do not depend on the thread count. Over
+ * thousands of tokens one call is seconds of work: the tasks run in units,
+ * between which an abort stops the call (os_cpu_next_unit). */
 #include "cpu_internal.h"
 
 #include <cblas.h>
@@ -18,6 +20,11 @@
 #include "cpu_simd.h"
 
 #define Q_TILE 128
+/* Over many keys a task takes fewer query rows, down to this many, so that
+ * a unit of work (os_cpu_next_unit) holds about QUERY_TASKS_PER_UNIT tasks
+ * for the cores to share. */
+#define MIN_Q_TILE 16
+#define QUERY_TASKS_PER_UNIT 8
 #define K_TILE 512
 /* Up to this many keys, plain vector loops beat two tiny sgemm calls (the
  * temporal attention over frames, the one-token cross-attention). */
@@ -27,6 +34,7 @@ typedef struct {
   const float *q, *k, *v;
   float *o;
   int Sq, Sk, head_dim, q_stride, k_stride, v_stride, o_stride;
+  int q_tile; /* query rows per task, at most Q_TILE */
   float scale;
 } attention_args;
 
@@ -91,7 +99,7 @@ OS_CPU_VECTOR_CLONES static void
 attention_query_tile_direct(const attention_args *a, attention_scratch *w, int seq, int head,
                             int first_query)
 {
-  int rows = a->Sq - first_query < Q_TILE ? a->Sq - first_query : Q_TILE;
+  int rows = a->Sq - first_query < a->q_tile ? a->Sq - first_query : a->q_tile;
   int hd = a->head_dim, Sk = a->Sk;
   size_t head_offset = (size_t)head * hd;
   const float *k = a->k + (size_t)seq * Sk * a->k_stride + head_offset;
@@ -121,7 +129,7 @@ static int
 attention_query_tile_accumulate(const attention_args *a, attention_scratch *w, int seq,
                                 int head, int first_query)
 {
-  int rows = a->Sq - first_query < Q_TILE ? a->Sq - first_query : Q_TILE;
+  int rows = a->Sq - first_query < a->q_tile ? a->Sq - first_query : a->q_tile;
   int hd = a->head_dim;
   const float *q = a->q + ((size_t)seq * a->Sq + first_query) * a->q_stride + (size_t)head * hd;
   for (int r = 0; r < rows; r++) {
@@ -160,6 +168,24 @@ attention_query_tile(const attention_args *a, attention_scratch *w, int seq, int
   }
 }
 
+/* Multiply-adds of one query row: two products per score, an exponential
+ * as ~16. */
+static double
+query_work(int Sk, int head_dim)
+{
+  return (double)Sk * (2.0 * head_dim + 16.0);
+}
+
+/* Query rows per task, a multiple of MIN_Q_TILE; from the shape only. */
+static int
+query_tile(int Sk, int head_dim)
+{
+  double rows = os_cpu_unit_work() / QUERY_TASKS_PER_UNIT / query_work(Sk, head_dim);
+  if (rows >= Q_TILE)
+    return Q_TILE;
+  return rows >= 2 * MIN_Q_TILE ? (int)rows / MIN_Q_TILE * MIN_Q_TILE : MIN_Q_TILE;
+}
+
 /* Attention over the values given (operands already rounded if wanted). */
 static void
 attention_exact(os_backend *be, float *o, const float *q, const float *k, const float *v,
@@ -169,7 +195,7 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
   attention_args args = {
     .q = q, .k = k, .v = v, .o = o, .Sq = Sq, .Sk = Sk, .head_dim = head_dim,
     .q_stride = q_stride, .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride,
-    .scale = scale,
+    .q_tile = query_tile(Sk, head_dim), .scale = scale,
   };
   int n_threads = os_cpu_threads(be);
   size_t per_thread = (size_t)Q_TILE * K_TILE + (size_t)Q_TILE * head_dim + Q_TILE +
@@ -177,10 +203,13 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
   float *scratch = os_cpu_scratch(be, sizeof(float) * per_thread * n_threads);
   if (!scratch)
     return;
-  int q_tiles = (Sq + Q_TILE - 1) / Q_TILE;
+  int q_tile = args.q_tile, q_tiles = (Sq + q_tile - 1) / q_tile;
   int64_t n_tasks = (int64_t)n_seq * heads * q_tiles;
+  double task_work = (Sq < q_tile ? Sq : q_tile) * query_work(Sk, head_dim);
+  os_cpu_progress progress = os_cpu_progress_start(be);
 
   os_cpu_blas_single_thread();
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, n_tasks, task_work, &first, &end);)
 #pragma omp parallel num_threads(n_threads)
   {
     float *mine = scratch + per_thread * omp_get_thread_num();
@@ -191,14 +220,14 @@ attention_exact(os_backend *be, float *o, const float *q, const float *k, const 
     w.acc = w.scores + (size_t)Q_TILE * K_TILE;
     w.row_max = w.acc + (size_t)Q_TILE * head_dim;
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < n_tasks; t++) {
+    for (int64_t t = first; t < end; t++) {
       int tile = (int)(t % q_tiles);
       int head = (int)(t / q_tiles % heads);
       int seq = (int)(t / q_tiles / heads);
       if (Sk <= DIRECT_MAX_KEYS)
-        attention_query_tile_direct(&args, &w, seq, head, tile * Q_TILE);
+        attention_query_tile_direct(&args, &w, seq, head, tile * q_tile);
       else
-        attention_query_tile(&args, &w, seq, head, tile * Q_TILE);
+        attention_query_tile(&args, &w, seq, head, tile * q_tile);
     }
   }
   free(scratch);
@@ -363,7 +392,8 @@ os_cpu_attention_backward(os_backend *be, float *dq, float *dk, float *dv, const
     return;
   attention_args args = {
     .q = q, .k = k, .v = v, .Sq = Sq, .Sk = Sk, .head_dim = head_dim, .q_stride = q_stride,
-    .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride, .scale = scale,
+    .k_stride = k_stride, .v_stride = v_stride, .o_stride = o_stride, .q_tile = Q_TILE,
+    .scale = scale,
   };
   attention_grads grads = { .dq = dq, .dk = dk, .dv = dv, .dout = do_ };
   int n_threads = os_cpu_threads(be);

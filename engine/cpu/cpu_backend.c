@@ -2,6 +2,7 @@
 #include "cpu_internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +60,18 @@ cpu_memcpy(os_backend *be, void *dst, const void *src, size_t bytes)
     memcpy(dst, src, bytes);
 }
 
+/* A copy between the backend's buffers may be a whole frame batch at full
+ * resolution: in units, with abort polls between them (upload and download
+ * always finish, as their results leave the backend). */
+static void
+cpu_copy(os_backend *be, void *dst, const void *src, size_t bytes)
+{
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  double byte_work = 2.0 * OS_CPU_VALUE_WORK / sizeof(float);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, bytes, byte_work, &first, &end);)
+    memcpy((char *)dst + first, (const char *)src + first, end - first);
+}
+
 void *
 os_cpu_scratch(os_backend *be, size_t bytes)
 {
@@ -66,6 +79,58 @@ os_cpu_scratch(os_backend *be, size_t bytes)
   if (!ptr)
     ((os_cpu_backend *)be)->out_of_memory = true;
   return ptr;
+}
+
+static double unit_work = OS_CPU_UNIT_WORK;
+
+double
+os_cpu_unit_work(void)
+{
+  return unit_work;
+}
+
+void
+os_cpu_set_unit_work(double work)
+{
+  unit_work = work > 0.0 ? work : OS_CPU_UNIT_WORK;
+}
+
+bool
+os_cpu_stop_before(os_cpu_progress *p, double work)
+{
+  if (p->stopped)
+    return true;
+  if (p->since_poll >= unit_work) {
+    p->since_poll = 0.0;
+    p->stopped = p->be->abort_cb && p->be->abort_cb(p->be->abort_user_data);
+  }
+  p->since_poll += work;
+  return p->stopped;
+}
+
+void
+os_cpu_starting(os_cpu_progress *p, double work)
+{
+  if (work > unit_work / 4 && p->since_poll < unit_work)
+    p->since_poll = unit_work;
+}
+
+bool
+os_cpu_next_unit(os_cpu_progress *p, int64_t n_items, double item_work, int64_t *begin,
+                 int64_t *end)
+{
+  if (*end >= n_items)
+    return false;
+  if (*end == 0)
+    os_cpu_starting(p, (double)n_items * item_work);
+  /* Enough items to reach a unit's work, so that each unit is followed by a poll. */
+  double fit = item_work > 0.0 ? ceil(unit_work / item_work) : (double)n_items;
+  int64_t items = fit < (double)(n_items - *end) ? (int64_t)fit : n_items - *end;
+  if (os_cpu_stop_before(p, (double)items * item_work))
+    return false;
+  *begin = *end;
+  *end += items;
+  return true;
 }
 
 static onestep_status
@@ -131,7 +196,7 @@ static const os_backend_ops cpu_ops = {
   .free = cpu_free,
   .upload = cpu_memcpy,
   .download = cpu_memcpy,
-  .copy = cpu_memcpy,
+  .copy = cpu_copy,
   .fill = os_cpu_fill,
   .sync = cpu_sync,
   .destroy = cpu_destroy,

@@ -71,7 +71,9 @@ im2col_rows(const conv_shape *s, const float *x, float *col, int oy0, int oy1)
 /* conv2d works in tasks of one band of output rows of one image. A task
  * writes its band's bias, lays out the band's input columns (im2col) in the
  * worker's own buffer and multiplies them with one single-threaded sgemm,
- * then adds the residual: one parallel region per call, no barrier inside. */
+ * then adds the residual. The output rows of all images, in order, go in
+ * units of about a unit's work (os_cpu_next_unit), each one parallel region
+ * over its bands, with abort polls between units. */
 typedef struct {
   conv_shape s;
   float *y;
@@ -81,11 +83,11 @@ typedef struct {
   bool pointwise; /* 1x1, stride 1, no padding: the image is its own columns */
 } conv_job;
 
+/* Output rows oy0 <= oy < oy1 of image n. */
 static void
-conv_band(const conv_job *job, int n, int oy0, float *col)
+conv_band(const conv_job *job, int n, int oy0, int oy1, float *col)
 {
   const conv_shape *s = &job->s;
-  int oy1 = oy0 + job->band_rows < s->Ho ? oy0 + job->band_rows : s->Ho;
   size_t first = (size_t)oy0 * s->Wo, cols = (size_t)(oy1 - oy0) * s->Wo;
   size_t plane = job->out_plane;
   float *yn = job->y + (size_t)n * job->Cout * plane;
@@ -115,10 +117,11 @@ conv_band(const conv_job *job, int n, int oy0, float *col)
 /* Rows per band, from the shape and the machine's core count only (never
  * the thread count, so results do not depend on it): about four bands per
  * core over all images for balance, bands of at least ~512 output pixels so
- * that repacking W stays cheap, and a column buffer of at most a share of
- * COLUMN_BUFFER_MAX_BYTES per core. */
+ * that repacking W stays cheap, a column buffer of at most a share of
+ * COLUMN_BUFFER_MAX_BYTES per core, and at most an eighth of a unit's work
+ * (row_work a row's), so that a unit keeps the cores busy. */
 static int
-band_rows(int N, int Ho, int Wo, size_t column_row_bytes)
+band_rows(int N, int Ho, int Wo, size_t column_row_bytes, double row_work)
 {
   int cores = omp_get_num_procs();
   int bands_per_image = (4 * cores + N - 1) / N;
@@ -129,6 +132,9 @@ band_rows(int N, int Ho, int Wo, size_t column_row_bytes)
   size_t cap = COLUMN_BUFFER_MAX_BYTES / cores / column_row_bytes;
   if ((size_t)rows > cap)
     rows = cap > 0 ? (int)cap : 1;
+  double most = os_cpu_unit_work() / 8.0 / row_work;
+  if (rows > most)
+    rows = most >= 1.0 ? (int)most : 1;
   return rows < Ho ? rows : Ho;
 }
 
@@ -151,22 +157,37 @@ os_cpu_conv2d_lowered(os_backend *be, float *y, const float *x, const float *W,
                  pad_bottom == 0 && pad_right == 0,
   };
   job.out_plane = (size_t)job.s.Ho * job.s.Wo;
+  int Ho = job.s.Ho;
   size_t column_row_bytes = sizeof(float) * (size_t)job.K * job.s.Wo;
-  job.band_rows = band_rows(N, job.s.Ho, job.s.Wo, column_row_bytes);
-  int bands = (job.s.Ho + job.band_rows - 1) / job.band_rows;
-  int n_tasks = N * bands;
-  int workers = os_cpu_threads(be) < n_tasks ? os_cpu_threads(be) : n_tasks;
+  double row_work = (double)Cout * job.K * job.s.Wo;
+  job.band_rows = band_rows(N, Ho, job.s.Wo, column_row_bytes, row_work);
+  int workers = os_cpu_threads(be);
   size_t buffer_floats = job.pointwise ? 0 : (size_t)job.K * job.s.Wo * job.band_rows;
   float *buffers = os_cpu_scratch(be, sizeof(float) * buffer_floats * workers);
   if (!buffers)
     return;
   os_cpu_blas_single_thread();
-#pragma omp parallel num_threads(workers)
-  {
-    float *col = buffers + buffer_floats * omp_get_thread_num();
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  /* A unit's rows [first, end) of the N * Ho rows: bands from the start of
+   * its rows in each image it touches (all of an image inside it). */
+  int64_t first, end = 0;
+  while (os_cpu_next_unit(&progress, (int64_t)N * Ho, row_work, &first, &end)) {
+    int n0 = (int)(first / Ho), n1 = (int)((end - 1) / Ho);
+    int unit_rows = end - first < Ho ? (int)(end - first) : Ho;
+    int bands = (unit_rows + job.band_rows - 1) / job.band_rows;
+    int n_tasks = (n1 - n0 + 1) * bands;
+#pragma omp parallel num_threads(workers < n_tasks ? workers : n_tasks)
+    {
+      float *col = buffers + buffer_floats * omp_get_thread_num();
 #pragma omp for schedule(dynamic)
-    for (int task = 0; task < n_tasks; task++)
-      conv_band(&job, task / bands, task % bands * job.band_rows, col);
+      for (int task = 0; task < n_tasks; task++) {
+        int n = n0 + task / bands;
+        int lo = n == n0 ? (int)(first % Ho) : 0, hi = n == n1 ? (int)((end - 1) % Ho) + 1 : Ho;
+        int oy0 = lo + task % bands * job.band_rows;
+        if (oy0 < hi)
+          conv_band(&job, n, oy0, oy0 + job.band_rows < hi ? oy0 + job.band_rows : hi, col);
+      }
+    }
   }
   free(buffers);
 }
@@ -227,16 +248,18 @@ os_cpu_conv_temporal(os_backend *be, float *y, const float *x, const float *W,
   if (!taps)
     return;
   /* Tap k adds W_k x[f + k - 1] to every frame f that has that neighbour:
-   * one batched product over those frames. */
+   * one batched product over those frames, all in the units of one op. */
+  os_cpu_progress progress = os_cpu_progress_start(be);
   for (int b = 0; b < B; b++)
     for (int k = 0; k < 3; k++) {
       int first = k == 0 ? 1 : 0, last = k == 2 ? F - 2 : F - 1;
       if (last < first)
         continue;
       size_t frame = (size_t)b * F + first;
-      os_cpu_gemm_batched(be, false, false, Cout, HW, Cin, 1.0f, taps + (size_t)k * Cout * Cin,
-                          Cin, 0, x + (frame + k - 1) * in_frame, HW, (int64_t)in_frame, 1.0f,
-                          y + frame * out_frame, HW, (int64_t)out_frame, last - first + 1);
+      os_cpu_gemm_batched_in(&progress, false, false, Cout, HW, Cin, 1.0f,
+                             taps + (size_t)k * Cout * Cin, Cin, 0,
+                             x + (frame + k - 1) * in_frame, HW, (int64_t)in_frame, 1.0f,
+                             y + frame * out_frame, HW, (int64_t)out_frame, last - first + 1);
     }
   free(taps);
 }

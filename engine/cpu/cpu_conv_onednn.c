@@ -4,11 +4,13 @@
  * the backend's tensors are NCHW, so every call reorders input, weights and
  * residual in and the result out (the bench times all of it). A large tensor
  * goes through in steps (groups of images, or bands of output rows of one
- * image) so that the blocked copies stay small. The primitives of a step's
+ * image) so that the blocked copies stay small, and of at most a unit of
+ * work, with abort polls between them. The primitives of a step's
  * shape are built once and kept: oneDNN fixes a primitive's thread count
  * when it builds it, so the backend's thread count is part of the key. */
 #include "cpu_conv.h"
 
+#include <math.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <pthread.h>
@@ -16,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SVD's UNet and VAE at one resolution need well under a hundred step
- * shapes (a banded image three: first, middle and last band); room for a
+/* SVD's UNet and VAE at one resolution need about a hundred step shapes
+ * (a banded image three or four: first, middle and last bands); room for a
  * few resolutions and thread counts. */
-#define PLAN_CACHE_SIZE 256
+#define PLAN_CACHE_SIZE 512
 
 /* One oneDNN call: N images of H input rows (a band of the backend's images
  * of image_H rows, giving a band of their image_Ho output rows). */
@@ -311,22 +313,28 @@ os_cpu_conv2d_onednn_set_step_bytes(size_t bytes)
   pthread_mutex_unlock(&cache.lock);
 }
 
+/* Multiply-adds of one output row of one image. */
+static double
+row_work(const conv_key *k)
+{
+  return (double)out_width(k) * k->Cout * k->Cin * k->KH * k->KW;
+}
+
 /* The steps' size, from the shape only: the largest divisor of N whose
- * images fit step_bytes; for images larger than that, one image in equal
- * bands of output rows. */
+ * images fit step_bytes and a unit of work; for images larger than that,
+ * one image in equal bands of output rows. */
 static conv_step
 step_size(const conv_key *k)
 {
   int Ho = k->image_Ho, Wo = out_width(k);
   size_t row_bytes = sizeof(float) * ((size_t)k->Cin * k->stride * k->W + (size_t)k->Cout * Wo);
-  size_t image_bytes = row_bytes * Ho;
-  if (image_bytes > step_bytes) {
-    int bands = (int)((image_bytes + step_bytes - 1) / step_bytes);
-    bands = bands < Ho ? bands : Ho;
+  double image_bytes = (double)row_bytes * Ho, image_work = row_work(k) * Ho;
+  double parts = fmax(image_bytes / (double)step_bytes, image_work / os_cpu_unit_work());
+  if (parts > 1.0) {
+    int bands = parts < Ho ? (int)ceil(parts) : Ho;
     return (conv_step){ .images = 1, .rows = (Ho + bands - 1) / bands };
   }
-  size_t fit = step_bytes / image_bytes;
-  int images = fit < (size_t)k->N ? (int)fit : k->N;
+  int images = 1.0 / parts < k->N ? (int)(1.0 / parts) : k->N;
   while (k->N % images != 0)
     images--;
   return (conv_step){ .images = images, .rows = Ho };
@@ -434,10 +442,11 @@ larger(size_t a, size_t b)
   return a > b ? a : b;
 }
 
-/* Runs the convolution `whole` step by step. True when it is done or failed
- * for want of memory (latched for sync()); false when oneDNN has no usable
- * kernel for a step (then nothing is written) or failed: the caller then
- * computes it another way. */
+/* Runs the convolution `whole` step by step. True when it is done, failed
+ * for want of memory (latched for sync()) or stopped between steps by an
+ * abort (y then unfinished); false when oneDNN has no usable kernel for a
+ * step (then nothing is written) or failed: the caller then computes it
+ * another way. */
 static bool
 conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const float *W,
          const float *bias, const float *residual)
@@ -461,8 +470,11 @@ conv_run(os_backend *be, const conv_key *whole, float *y, const float *x, const 
   dnnl_memory_t weights = NULL, bias_memory = NULL;
   dnnl_memory_desc_t held;
   bool holding = false, ran = true;
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  os_cpu_starting(&progress, row_work(whole) * whole->N * whole->image_Ho);
   step = (conv_step){ 0 };
-  while (ran && step_next(whole, &size, &step)) {
+  while (ran && step_next(whole, &size, &step) &&
+         !os_cpu_stop_before(&progress, row_work(whole) * step.images * step.rows)) {
     conv_key key = step_key(whole, &step);
     /* Looked up again: building a later step's plan may have evicted it. */
     const conv_plan *p = plan_for(&key);

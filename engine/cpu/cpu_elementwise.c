@@ -1,6 +1,8 @@
 /* cpu_elementwise.c: activations and pointwise arithmetic, split over the
  * OpenMP workers by index. Arithmetic is plain loops the compiler vectorises;
- * activations use the explicit vectors of cpu_simd.h. */
+ * activations use the explicit vectors of cpu_simd.h. The forwards run at
+ * full resolution over many frames (hundreds of millions of values): they go
+ * in units of work, with abort polls between them. */
 #include "cpu_internal.h"
 
 #include <stddef.h>
@@ -12,9 +14,11 @@ void
 os_cpu_fill(os_backend *be, float *dst, float value, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    dst[i] = value;
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, n, OS_CPU_VALUE_WORK, &first, &end);)
+#pragma omp parallel for simd num_threads(n_threads) if (end - first >= OS_CPU_PARALLEL_MIN)
+    for (int64_t i = first; i < end; i++)
+      dst[i] = value;
 }
 
 /* The activations' vector loops, each over one span of a tensor. */
@@ -51,12 +55,15 @@ static void
 apply_activation(os_backend *be, activation_span kernel, float *y, const float *x, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-  size_t n_spans = (n + SPAN - 1) / SPAN;
+  int64_t n_spans = (n + SPAN - 1) / SPAN;
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, n_spans, 3.0 * SPAN * OS_CPU_VALUE_WORK, &first, &end);)
 #pragma omp parallel for num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t s = 0; s < n_spans; s++) {
-    size_t start = s * SPAN;
-    kernel(y + start, x + start, n - start < SPAN ? n - start : SPAN);
-  }
+    for (int64_t s = first; s < end; s++) {
+      size_t start = s * SPAN;
+      kernel(y + start, x + start, n - start < SPAN ? n - start : SPAN);
+    }
 }
 
 void
@@ -102,9 +109,12 @@ void
 os_cpu_add(os_backend *be, float *y, const float *a, const float *b, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = a[i] + b[i];
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, n, 3.0 * OS_CPU_VALUE_WORK, &first, &end);)
+#pragma omp parallel for simd num_threads(n_threads) if (end - first >= OS_CPU_PARALLEL_MIN)
+    for (int64_t i = first; i < end; i++)
+      y[i] = a[i] + b[i];
 }
 
 void
@@ -112,18 +122,24 @@ os_cpu_blend(os_backend *be, float *y, const float *a, const float *b, float alp
 {
   int n_threads = os_cpu_threads(be);
   float beta = 1.0f - alpha;
-#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = alpha * a[i] + beta * b[i];
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, n, 3.0 * OS_CPU_VALUE_WORK, &first, &end);)
+#pragma omp parallel for simd num_threads(n_threads) if (end - first >= OS_CPU_PARALLEL_MIN)
+    for (int64_t i = first; i < end; i++)
+      y[i] = alpha * a[i] + beta * b[i];
 }
 
 void
 os_cpu_scale(os_backend *be, float *y, const float *x, float alpha, size_t n)
 {
   int n_threads = os_cpu_threads(be);
-#pragma omp parallel for simd num_threads(n_threads) if (n >= OS_CPU_PARALLEL_MIN)
-  for (size_t i = 0; i < n; i++)
-    y[i] = alpha * x[i];
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, n, 3.0 * OS_CPU_VALUE_WORK, &first, &end);)
+#pragma omp parallel for simd num_threads(n_threads) if (end - first >= OS_CPU_PARALLEL_MIN)
+    for (int64_t i = first; i < end; i++)
+      y[i] = alpha * x[i];
 }
 
 void
@@ -144,14 +160,17 @@ void
 os_cpu_add_channel_vector(os_backend *be, float *x, const float *v, int N, int C, int P)
 {
   int n_threads = os_cpu_threads(be);
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, (int64_t)N * C, 2.0 * P * OS_CPU_VALUE_WORK, &first, &end);)
 #pragma omp parallel for num_threads(n_threads) \
     if ((size_t)N * C * P >= OS_CPU_PARALLEL_MIN)
-  for (int nc = 0; nc < N * C; nc++) {
-    float value = v[nc];
-    float *plane = x + (size_t)nc * P;
-    for (int p = 0; p < P; p++)
-      plane[p] += value;
-  }
+    for (int64_t nc = first; nc < end; nc++) {
+      float value = v[nc];
+      float *plane = x + (size_t)nc * P;
+      for (int p = 0; p < P; p++)
+        plane[p] += value;
+    }
 }
 
 /* --- backwards: dx += dy * f'(x) --- */

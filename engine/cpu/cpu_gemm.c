@@ -34,27 +34,39 @@ block_count(int extent, int min_block)
 
 /* C = alpha op(A) op(B) + beta C, split along M or N into blocks that depend
  * only on the shape and the machine's core count; each block is one
- * single-threaded sgemm. Called outside OpenMP regions only. */
+ * single-threaded sgemm. A product of more than a unit of work goes in units
+ * of whole register tiles (16 rows or columns) along that dimension, each
+ * in blocks, with abort polls between them; a smaller one is one unit.
+ * Called outside OpenMP regions only. */
 static void
-parallel_sgemm(int n_threads, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+parallel_sgemm(os_cpu_progress *progress, int n_threads, bool trans_a, bool trans_b, int M, int N,
+               int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc)
 {
   os_cpu_blas_single_thread();
   bool split_rows = M > N;
   int extent = split_rows ? M : N;
-  int n_blocks = block_count(extent, split_rows ? MIN_BLOCK_ROWS : MIN_BLOCK_COLS);
-  int block = (extent + n_blocks - 1) / n_blocks;
-  block = (block + 15) / 16 * 16; /* whole register tiles of the kernels */
-  n_blocks = (extent + block - 1) / block;
+  double tile_work = 16.0 * (split_rows ? N : M) * K;
+  for (int64_t first_tile, end_tile = 0;
+       os_cpu_next_unit(progress, (extent + 15) / 16, tile_work, &first_tile, &end_tile);) {
+    int first = (int)first_tile * 16;
+    int unit = (end_tile * 16 < extent ? (int)end_tile * 16 : extent) - first;
+    int n_blocks = block_count(unit, split_rows ? MIN_BLOCK_ROWS : MIN_BLOCK_COLS);
+    int block = (unit + n_blocks - 1) / n_blocks;
+    block = (block + 15) / 16 * 16; /* whole register tiles of the kernels */
+    n_blocks = (unit + block - 1) / block;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_blocks > 1)
-  for (int b = 0; b < n_blocks; b++) {
-    int start = b * block, len = extent - start < block ? extent - start : block;
-    if (split_rows)
-      sgemm(trans_a, trans_b, len, N, K, alpha, A + (trans_a ? (size_t)start : (size_t)start * lda),
-            lda, B, ldb, beta, C + (size_t)start * ldc, ldc);
-    else
-      sgemm(trans_a, trans_b, M, len, K, alpha, A, lda,
-            B + (trans_b ? (size_t)start * ldb : (size_t)start), ldb, beta, C + start, ldc);
+    for (int b = 0; b < n_blocks; b++) {
+      int start = first + b * block;
+      int len = first + unit - start < block ? first + unit - start : block;
+      if (split_rows)
+        sgemm(trans_a, trans_b, len, N, K, alpha,
+              A + (trans_a ? (size_t)start : (size_t)start * lda), lda, B, ldb, beta,
+              C + (size_t)start * ldc, ldc);
+      else
+        sgemm(trans_a, trans_b, M, len, K, alpha, A, lda,
+              B + (trans_b ? (size_t)start * ldb : (size_t)start), ldb, beta, C + start, ldc);
+    }
   }
 }
 
@@ -97,8 +109,9 @@ os_cpu_gemm(os_backend *be, bool trans_a, bool trans_b, int M, int N, int K, flo
   rounded_operands r;
   if (!round_operands(be, &r, trans_a, trans_b, M, N, K, A, lda, 0, B, ldb, 0, 1))
     return;
-  parallel_sgemm(os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, r.A, lda, r.B, ldb, beta,
-                 C, ldc);
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  parallel_sgemm(&progress, os_cpu_threads(be), trans_a, trans_b, M, N, K, alpha, r.A, lda, r.B,
+                 ldb, beta, C, ldc);
   free_rounded_operands(&r);
 }
 
@@ -108,7 +121,19 @@ os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, in
                     int ldb, int64_t stride_b, float beta, float *C, int ldc,
                     int64_t stride_c, int batch)
 {
-  if (M <= 0 || N <= 0 || batch <= 0)
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  os_cpu_gemm_batched_in(&progress, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb,
+                         stride_b, beta, C, ldc, stride_c, batch);
+}
+
+void
+os_cpu_gemm_batched_in(os_cpu_progress *progress, bool trans_a, bool trans_b, int M, int N,
+                       int K, float alpha, const float *A, int lda, int64_t stride_a,
+                       const float *B, int ldb, int64_t stride_b, float beta, float *C, int ldc,
+                       int64_t stride_c, int batch)
+{
+  os_backend *be = progress->be;
+  if (M <= 0 || N <= 0 || batch <= 0 || progress->stopped)
     return;
   rounded_operands r;
   if (!round_operands(be, &r, trans_a, trans_b, M, N, K, A, lda, stride_a, B, ldb, stride_b,
@@ -117,16 +142,18 @@ os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int N, in
   A = r.A;
   B = r.B;
   int n_threads = os_cpu_threads(be);
-  if ((int64_t)M * N * K < SMALL_PRODUCT_MACS) {
+  double product_work = (double)M * N * K;
+  if (product_work < SMALL_PRODUCT_MACS) {
     os_cpu_blas_single_thread();
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic) if (batch > 1)
-    for (int i = 0; i < batch; i++)
-      sgemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
-            beta, C + i * stride_c, ldc);
+    for (int64_t first, end = 0; os_cpu_next_unit(progress, batch, product_work, &first, &end);)
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic) if (end - first > 1)
+      for (int64_t i = first; i < end; i++)
+        sgemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
+              beta, C + i * stride_c, ldc);
   } else {
-    for (int i = 0; i < batch; i++)
-      parallel_sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda,
-                     B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
+    for (int i = 0; i < batch && !progress->stopped; i++)
+      parallel_sgemm(progress, n_threads, trans_a, trans_b, M, N, K, alpha, A + i * stride_a,
+                     lda, B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
   }
   free_rounded_operands(&r);
 }

@@ -25,6 +25,55 @@ os_cpu_threads(const os_backend *be)
  * and returns NULL (the op then leaves its output unfinished). */
 void *os_cpu_scratch(os_backend *be, size_t bytes);
 
+/* Long ops stop early on an abort. An op runs its work in units of about
+ * os_cpu_unit_work() multiply-adds (or their equivalent in exponentials or
+ * memory traffic), sized from the shapes: the threads share out a unit's
+ * items, and the calling thread, between two units, polls the backend's
+ * abort callback once a unit's work has run since its last poll. The number
+ * and places of the polls therefore depend on the shapes only, never on
+ * timing, the thread count or the scheduling, and an op computes the same
+ * with and without a callback. An op that stops leaves its output
+ * unfinished: the model code's next os_check_abort reports the abort (the
+ * pipeline latches it) and the output is never used. */
+#define OS_CPU_UNIT_WORK ((double)(1 << 29))
+/* A value read or written once costs about as much as this many multiply-adds
+ * (a float through memory against sgemm's rate), one with an exponential
+ * twice that. */
+#define OS_CPU_VALUE_WORK 16.0
+
+/* The unit of work; tests lower it to split small shapes (0 restores it). */
+double os_cpu_unit_work(void);
+void os_cpu_set_unit_work(double work);
+
+typedef struct {
+  os_backend *be;
+  double since_poll; /* work run since the last poll (or the op's start) */
+  bool stopped;      /* the callback asked to stop: the op skips what is left */
+} os_cpu_progress;
+
+static inline os_cpu_progress
+os_cpu_progress_start(os_backend *be)
+{
+  return (os_cpu_progress){ .be = be };
+}
+
+/* Before `work` more of the op: polls the callback when a unit's work has
+ * run since the last poll. True when the op is to stop. */
+bool os_cpu_stop_before(os_cpu_progress *p, double work);
+
+/* Before a loop of `work` in all: one of more than a quarter of a unit
+ * polls before it starts too, so that a chain of ops just under a unit
+ * between two checks of the model code polls, and after an abort the long
+ * ops run until the next check stop at once rather than each run a unit. */
+void os_cpu_starting(os_cpu_progress *p, double work);
+
+/* The next unit of a loop over n_items items of item_work each: whole items
+ * [*begin, *end), at least one, about a unit's work (the first unit after
+ * os_cpu_starting). *end starts at 0; false once the loop is done or
+ * stopped. Called outside OpenMP regions. */
+bool os_cpu_next_unit(os_cpu_progress *p, int64_t n_items, double item_work, int64_t *begin,
+                      int64_t *end);
+
 /* Elementwise loops below this size run on one thread: forking costs more. */
 #define OS_CPU_PARALLEL_MIN 32768
 
@@ -57,6 +106,12 @@ void os_cpu_gemm_batched(os_backend *be, bool trans_a, bool trans_b, int M, int 
                          float alpha, const float *A, int lda, int64_t stride_a,
                          const float *B, int ldb, int64_t stride_b, float beta, float *C,
                          int ldc, int64_t stride_c, int batch);
+/* The same as one step of a longer op: its units and polls carry on from
+ * progress (the op stops once progress has). */
+void os_cpu_gemm_batched_in(os_cpu_progress *progress, bool trans_a, bool trans_b, int M, int N,
+                            int K, float alpha, const float *A, int lda, int64_t stride_a,
+                            const float *B, int ldb, int64_t stride_b, float beta, float *C,
+                            int ldc, int64_t stride_c, int batch);
 void os_cpu_linear(os_backend *be, float *y, const float *x, const float *W, const float *bias,
                    const float *residual, int T, int in, int out);
 void os_cpu_linear_backward(os_backend *be, float *dx, float *dW, float *db, const float *dy,

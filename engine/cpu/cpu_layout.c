@@ -70,18 +70,22 @@ os_cpu_upsample_nearest(os_backend *be, float *y, const float *x, int N, int C, 
     return;
   for (int ox = 0; ox < Wo; ox++)
     src_x[ox] = nearest_source(ox, W, Wo);
+  /* Planes in units of work, with abort polls between them. */
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, (int64_t)N * C,
+                                                2.0 * Ho * Wo * OS_CPU_VALUE_WORK, &first, &end);)
 #pragma omp parallel for num_threads(n_threads) \
     if ((size_t)N * C * Ho * Wo >= OS_CPU_PARALLEL_MIN)
-  for (int nc = 0; nc < N * C; nc++) {
-    const float *in = x + (size_t)nc * H * W;
-    float *out = y + (size_t)nc * Ho * Wo;
-    for (int oy = 0; oy < Ho; oy++) {
-      const float *in_row = in + (size_t)nearest_source(oy, H, Ho) * W;
-      float *out_row = out + (size_t)oy * Wo;
-      for (int ox = 0; ox < Wo; ox++)
-        out_row[ox] = in_row[src_x[ox]];
+    for (int64_t nc = first; nc < end; nc++) {
+      const float *in = x + (size_t)nc * H * W;
+      float *out = y + (size_t)nc * Ho * Wo;
+      for (int oy = 0; oy < Ho; oy++) {
+        const float *in_row = in + (size_t)nearest_source(oy, H, Ho) * W;
+        float *out_row = out + (size_t)oy * Wo;
+        for (int ox = 0; ox < Wo; ox++)
+          out_row[ox] = in_row[src_x[ox]];
+      }
     }
-  }
   free(src_x);
 }
 

@@ -46,6 +46,100 @@ normalize_span(float *y, const float *x, size_t n, float mean, float scale, floa
   }
 }
 
+/* GroupNorm works in three passes over (image, group) spans, each in units
+ * with abort polls between them (at full resolution one pass is seconds of
+ * work): the spans' sums, then their squared deviations from the mean of
+ * their statistics unit (frames_per_stat images), then the normalisation.
+ * A unit's mean and variance add its frames' terms in frame order, as one
+ * loop over the frames would. */
+typedef struct {
+  float *y;
+  const float *x, *gamma, *beta;
+  int C, HW, G, frames_per_stat;
+  float eps;
+  bool silu;
+  double *span_terms; /* [N * G]: a pass's term of each (image, group) span */
+  double *mean;       /* [N / frames_per_stat * G] */
+  float *rstd;        /* [N / frames_per_stat * G] */
+} group_norm_job;
+
+static const float *
+span_of(const group_norm_job *j, int image, int g)
+{
+  return j->x + ((size_t)image * j->C + (size_t)g * (j->C / j->G)) * j->HW;
+}
+
+/* The terms of one pass over all spans, in units; false when stopped. */
+static bool
+group_norm_pass(const group_norm_job *j, os_cpu_progress *progress, int n_threads, int N,
+                int pass)
+{
+  int per_group = j->C / j->G;
+  size_t span = (size_t)per_group * j->HW;
+  double work = (double)span * (pass == 2 ? 2.0 : 1.0) * OS_CPU_VALUE_WORK;
+  int64_t first, end = 0;
+  while (os_cpu_next_unit(progress, (int64_t)N * j->G, work, &first, &end)) {
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+    for (int64_t i = first; i < end; i++) {
+      int image = (int)(i / j->G), g = (int)(i % j->G);
+      size_t stat = (size_t)(image / j->frames_per_stat) * j->G + g;
+      if (pass == 0) {
+        j->span_terms[i] = os_cpu_sum(span_of(j, image, g), span);
+      } else if (pass == 1) {
+        j->span_terms[i] = sum_squared_deviations(span_of(j, image, g), span, j->mean[stat]);
+      } else {
+        for (int c = g * per_group; c < (g + 1) * per_group; c++) {
+          size_t offset = ((size_t)image * j->C + c) * j->HW;
+          float scale = j->gamma ? j->rstd[stat] * j->gamma[c] : j->rstd[stat];
+          normalize_span(j->y + offset, j->x + offset, j->HW, (float)j->mean[stat], scale,
+                         j->beta ? j->beta[c] : 0.0f, j->silu);
+        }
+      }
+    }
+  }
+  return !progress->stopped;
+}
+
+/* Sum over statistics unit stat's frames, in frame order, of the pass's terms. */
+static double
+stat_total(const group_norm_job *j, size_t stat)
+{
+  size_t first_image = stat / j->G * j->frames_per_stat, g = stat % j->G;
+  double total = 0.0;
+  for (int f = 0; f < j->frames_per_stat; f++)
+    total += j->span_terms[(first_image + f) * j->G + g];
+  return total;
+}
+
+void
+os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
+                  const float *beta, int N, int C, int HW, int G, int frames_per_stat,
+                  float eps, bool silu)
+{
+  size_t n_stats = (size_t)N / frames_per_stat * G;
+  double count = (double)C / G * HW * frames_per_stat;
+  group_norm_job j = { .y = y, .x = x, .gamma = gamma, .beta = beta, .C = C, .HW = HW, .G = G,
+                       .frames_per_stat = frames_per_stat, .eps = eps, .silu = silu };
+  double *scratch = os_cpu_scratch(be, sizeof(double) * ((size_t)N * G + 2 * n_stats));
+  if (!scratch)
+    return;
+  j.span_terms = scratch;
+  j.mean = scratch + (size_t)N * G;
+  j.rstd = (float *)(j.mean + n_stats);
+  int n_threads = os_cpu_threads(be);
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  if (group_norm_pass(&j, &progress, n_threads, N, 0)) {
+    for (size_t u = 0; u < n_stats; u++)
+      j.mean[u] = stat_total(&j, u) / count;
+    if (group_norm_pass(&j, &progress, n_threads, N, 1)) {
+      for (size_t u = 0; u < n_stats; u++)
+        j.rstd[u] = (float)(1.0 / sqrt(stat_total(&j, u) / count + eps));
+      group_norm_pass(&j, &progress, n_threads, N, 2);
+    }
+  }
+  free(scratch);
+}
+
 /* The element count, mean and sum of squared deviations of one statistics
  * unit (group g of frames_per_stat images from first_image), two-pass in
  * double. */
@@ -87,21 +181,6 @@ normalize_group(float *y, const float *x, const float *gamma, const float *beta,
     }
 }
 
-void
-os_cpu_group_norm(os_backend *be, float *y, const float *x, const float *gamma,
-                  const float *beta, int N, int C, int HW, int G, int frames_per_stat,
-                  float eps, bool silu)
-{
-  int n_units = N / frames_per_stat * G;
-  int n_threads = os_cpu_threads(be);
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
-  for (int u = 0; u < n_units; u++) {
-    int g = u % G, first_image = u / G * frames_per_stat;
-    group_moments m = moments_of_group(x, first_image, g, C, HW, G, frames_per_stat);
-    normalize_group(y, x, gamma, beta, m, first_image, g, C, HW, G, frames_per_stat, eps, silu);
-  }
-}
-
 /* The running moments of a tiled GroupNorm's statistics (backend.h): three
  * doubles per (unit, group), copied in and out (the buffer is float-typed). */
 _Static_assert(sizeof(group_moments) == OS_GROUP_NORM_STATS_FLOATS * sizeof(float),
@@ -125,24 +204,29 @@ void
 os_cpu_group_norm_stats(os_backend *be, float *stats, const float *x, int N, int C, int HW,
                         int G, int frames_per_stat)
 {
-  int n_units = N / frames_per_stat * G;
   int n_threads = os_cpu_threads(be);
+  double group_values = (double)C / G * HW * frames_per_stat;
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, (int64_t)N / frames_per_stat * G,
+                                                2.0 * group_values * OS_CPU_VALUE_WORK, &first,
+                                                &end);)
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic)
-  for (int u = 0; u < n_units; u++) {
-    group_moments tile = moments_of_group(x, u / G * frames_per_stat, u % G, C, HW, G,
-                                          frames_per_stat);
-    group_moments run = load_moments(stats, u);
-    if (run.count > 0.0) {
-      /* Chan et al.'s merge of two sets' moments: no cancellation between
-       * large sums, whatever the number of tiles. A first tile is kept as it
-       * is, so that one tile over everything gives group_norm's moments. */
-      double count = run.count + tile.count, delta = tile.mean - run.mean;
-      tile.mean = run.mean + delta * (tile.count / count);
-      tile.deviations += run.deviations + delta * delta * (run.count * tile.count / count);
-      tile.count = count;
+    for (int64_t i = first; i < end; i++) {
+      int u = (int)i;
+      group_moments tile = moments_of_group(x, u / G * frames_per_stat, u % G, C, HW, G,
+                                            frames_per_stat);
+      group_moments run = load_moments(stats, u);
+      if (run.count > 0.0) {
+        /* Chan et al.'s merge of two sets' moments: no cancellation between
+         * large sums, whatever the number of tiles. A first tile is kept as it
+         * is, so that one tile over everything gives group_norm's moments. */
+        double count = run.count + tile.count, delta = tile.mean - run.mean;
+        tile.mean = run.mean + delta * (tile.count / count);
+        tile.deviations += run.deviations + delta * delta * (run.count * tile.count / count);
+        tile.count = count;
+      }
+      store_moments(stats, u, tile);
     }
-    store_moments(stats, u, tile);
-  }
 }
 
 void
@@ -150,12 +234,16 @@ os_cpu_group_norm_apply(os_backend *be, float *y, const float *x, const float *s
                         const float *gamma, const float *beta, int N, int C, int HW, int G,
                         int frames_per_stat, float eps, bool silu)
 {
-  int n_units = N / frames_per_stat * G;
   int n_threads = os_cpu_threads(be);
+  double group_values = (double)C / G * HW * frames_per_stat;
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0; os_cpu_next_unit(&progress, (int64_t)N / frames_per_stat * G,
+                                                2.0 * group_values * OS_CPU_VALUE_WORK, &first,
+                                                &end);)
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic)
-  for (int u = 0; u < n_units; u++)
-    normalize_group(y, x, gamma, beta, load_moments(stats, u), u / G * frames_per_stat, u % G, C,
-                    HW, G, frames_per_stat, eps, silu);
+    for (int64_t u = first; u < end; u++)
+      normalize_group(y, x, gamma, beta, load_moments(stats, (int)u), (int)u / G * frames_per_stat,
+                      (int)u % G, C, HW, G, frames_per_stat, eps, silu);
 }
 
 void
@@ -163,18 +251,22 @@ os_cpu_layer_norm(os_backend *be, float *y, const float *x, const float *gamma,
                   const float *beta, int T, int C, float eps)
 {
   int n_threads = os_cpu_threads(be);
+  /* Over all tokens of many frames: rows in units, with abort polls between. */
+  os_cpu_progress progress = os_cpu_progress_start(be);
+  for (int64_t first, end = 0;
+       os_cpu_next_unit(&progress, T, 3.0 * C * OS_CPU_VALUE_WORK, &first, &end);)
 #pragma omp parallel for num_threads(n_threads) if ((size_t)T * C >= OS_CPU_PARALLEL_MIN)
-  for (int t = 0; t < T; t++) {
-    const float *xr = x + (size_t)t * C;
-    float *yr = y + (size_t)t * C;
-    double mean = os_cpu_sum(xr, C) / C;
-    float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
-    float mean_f = (float)mean;
-    for (int c = 0; c < C; c++) {
-      float v = (xr[c] - mean_f) * rstd;
-      yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+    for (int64_t t = first; t < end; t++) {
+      const float *xr = x + (size_t)t * C;
+      float *yr = y + (size_t)t * C;
+      double mean = os_cpu_sum(xr, C) / C;
+      float rstd = (float)(1.0 / sqrt(sum_squared_deviations(xr, C, mean) / C + eps));
+      float mean_f = (float)mean;
+      for (int c = 0; c < C; c++) {
+        float v = (xr[c] - mean_f) * rstd;
+        yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+      }
     }
-  }
 }
 
 /* --- backwards ---

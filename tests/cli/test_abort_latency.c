@@ -1,7 +1,11 @@
 /* test_abort_latency.c: how long the engine goes on after it is asked to stop,
  * in each stage (CLIP, the VAE encoder, the preview decoder's fit, the UNet,
- * the VAE decoder), at a size where the stages take seconds.
- * Usage: test-abort-latency CASE_DIR [WIDTH HEIGHT]; fails above 100 ms. */
+ * the VAE decoder), at a size where the stages take seconds. Prints, per
+ * stage, its length in a whole generation and the time from the stop request
+ * to onestep_generate returning, beside the goal (100 ms). A benchmark: it
+ * fails only when a generation was not stopped, never on a time (timings on
+ * a shared CPU vary).
+ * Usage: test-abort-latency CASE_DIR [WIDTH HEIGHT [THREADS]] */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -11,7 +15,7 @@
 
 #include "onestep.h"
 
-#define LIMIT_US (100 * 1000)
+#define GOAL_MS 100.0
 
 typedef struct {
   const char   *name;
@@ -87,28 +91,30 @@ image_view (GdkPixbuf *pixbuf)
   return image;
 }
 
-/* A whole generation at the image's own small size, so that the preview decoder is
- * fitted (and cached) before the other stages are measured. */
-static void
-fit_preview (onestep_context *ctx,
-             GdkPixbuf       *input)
+/* A whole generation of the image at width x height, with progress reports
+ * (the preview decoder is fitted, and cached, at the first); returns the
+ * clip, with its stages' seconds. */
+static onestep_clip *
+generate_whole (onestep_context    *ctx,
+                const onestep_image *image,
+                int                  width,
+                int                  height)
 {
-  g_autoptr(GdkPixbuf) small = gdk_pixbuf_scale_simple (input, 64, 64, GDK_INTERP_BILINEAR);
-  onestep_image image = image_view (small);
   onestep_request request = onestep_request_default ();
   onestep_error error = { 0 };
-  Probe never = { "fit", ONESTEP_STAGE_LOAD, 0 };
+  Probe never = { "whole", ONESTEP_STAGE_LOAD, 0 };
   onestep_clip *clip;
 
   request.frames = 2;
   request.steps = 1;
-  request.width = 64;
-  request.height = 64;
+  request.width = width;
+  request.height = height;
   request.progress = on_progress;
   request.user_data = &never;
-  clip = onestep_generate (ctx, &image, &request, &error);
-  g_assert_nonnull (clip);
-  onestep_clip_free (clip);
+  clip = onestep_generate (ctx, image, &request, &error);
+  if (clip == NULL)
+    printf ("FAIL whole generation: %s\n", error.message);
+  return clip;
 }
 
 int
@@ -122,10 +128,12 @@ main (int    argc,
   int height = argc > 3 ? atoi (argv[3]) : 192;
   g_autoptr(GdkPixbuf) input = gdk_pixbuf_new_from_file (image_path, NULL);
   g_autoptr(GdkPixbuf) pixbuf = NULL;
+  g_autoptr(GdkPixbuf) small = NULL;
   onestep_context_params params = onestep_context_default_params ();
   onestep_error error = { 0 };
   onestep_context *ctx;
-  onestep_image image;
+  onestep_clip *clip;
+  onestep_image image, small_image;
   /* The preview decoder is fitted on first use, with an empty cache: at the
    * start of the first denoise stage. */
   Probe probes[] = {
@@ -135,13 +143,18 @@ main (int    argc,
     { "denoise", ONESTEP_STAGE_DENOISE, 1000 * 1000 },
     { "decode", ONESTEP_STAGE_DECODE, 300 * 1000 },
   };
+  double seconds[G_N_ELEMENTS (probes)];
+  gint64 latency[G_N_ELEMENTS (probes)];
   int failures = 0;
 
   g_setenv ("XDG_CACHE_HOME", cache, TRUE);
   g_assert_nonnull (input);
   pixbuf = gdk_pixbuf_scale_simple (input, width, height, GDK_INTERP_BILINEAR);
   image = image_view (pixbuf);
+  small = gdk_pixbuf_scale_simple (input, 64, 64, GDK_INTERP_BILINEAR);
+  small_image = image_view (small);
   params.device = g_getenv ("ONESTEP_TEST_DEVICE") ? ONESTEP_DEVICE_CUDA : ONESTEP_DEVICE_CPU;
+  params.n_threads = argc > 4 ? atoi (argv[4]) : 0;
   ctx = onestep_context_new (model, &params, &error);
   if (ctx == NULL)
     {
@@ -149,26 +162,37 @@ main (int    argc,
       return 1;
     }
   printf ("%dx%d, 2 frames, on %s\n", width, height, onestep_context_get_info (ctx)->device_name);
+  fflush (stdout);
 
+  /* The fit, stopped, starts again from scratch at the next generation: a
+   * 64x64 one, whose denoise stage is nearly all fit. */
+  latency[0] = measure (ctx, &image, width, height, &probes[0]);
+  clip = generate_whole (ctx, &small_image, 64, 64);
+  seconds[0] = clip ? clip->seconds_denoise : 0.0;
+  onestep_clip_free (clip);
+  for (guint i = 1; i < G_N_ELEMENTS (probes); i++)
+    latency[i] = measure (ctx, &image, width, height, &probes[i]);
+  clip = generate_whole (ctx, &image, width, height);
+  onestep_context_free (ctx);
+  if (clip == NULL)
+    return 1;
+  seconds[1] = clip->seconds_clip;
+  seconds[2] = clip->seconds_encode;
+  seconds[3] = clip->seconds_denoise;
+  seconds[4] = clip->seconds_decode;
+  onestep_clip_free (clip);
+
+  printf ("%-12s %9s %13s  (goal %.0f ms; the fit's length: a 64x64 denoise stage)\n", "stage",
+          "length", "stop latency", GOAL_MS);
   for (guint i = 0; i < G_N_ELEMENTS (probes); i++)
     {
-      gint64 latency;
-
-      if (i == 1)
-        fit_preview (ctx, input);
-      latency = measure (ctx, &image, width, height, &probes[i]);
-      if (latency < 0)
-        failures++;
-      else
+      if (latency[i] < 0)
         {
-          printf ("%s %-12s stopped %.1f ms after the request (%.2f s into the stage)\n",
-                  latency <= LIMIT_US ? "ok  " : "FAIL", probes[i].name, latency / 1000.0,
-                  probes[i].delay_us / 1e6);
-          failures += latency > LIMIT_US;
+          failures++;
+          continue;
         }
-      fflush (stdout);
+      printf ("%-12s %7.2f s %10.1f ms%s\n", probes[i].name, seconds[i], latency[i] / 1000.0,
+              latency[i] / 1000.0 > GOAL_MS ? "  above the goal" : "");
     }
-
-  onestep_context_free (ctx);
   return failures > 0;
 }
