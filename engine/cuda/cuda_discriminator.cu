@@ -359,14 +359,16 @@ os_cuda_batch_norm_local_backward(os_backend *be, float *dx, float *dgamma, floa
 // ----------------------------------------------------------------------------
 // spectral normalisation: W viewed as [rows, cols]; sums in double, as the CPU
 
+// Element i of a view or of a double vector, as double: row_dots_kernel
+// multiplies W by float32 vectors and by the power iteration's double one.
 __device__ __forceinline__ double
-element(os_cuda_view v, size_t i)
+load_double(os_cuda_view v, size_t i)
 {
   return os_load(v, i);
 }
 
 __device__ __forceinline__ double
-element(const double *v, size_t i)
+load_double(const double *v, size_t i)
 {
   return v[i];
 }
@@ -380,7 +382,7 @@ row_dots_kernel(double *out, os_cuda_view a, Vector b, unsigned cols, size_t b_r
 {
   size_t row = (size_t)blockIdx.x * cols, b_row = blockIdx.x * b_row_stride;
   double sum = 0.0;
-  OS_CUDA_ROW_LOOP(j, cols) { sum += element(a, row + j) * element(b, b_row + j); }
+  OS_CUDA_ROW_LOOP(j, cols) { sum += load_double(a, row + j) * load_double(b, b_row + j); }
   sum = os_block_sum(sum);
   if (threadIdx.x == 0)
     out[blockIdx.x] = sum;
@@ -394,21 +396,21 @@ column_dots_kernel(double *out, os_cuda_view W, os_cuda_view u, unsigned rows, s
   {
     double sum = 0.0;
     for (unsigned i = 0; i < rows; i++)
-      sum += element(W, i * cols + j) * element(u, i);
+      sum += load_double(W, i * cols + j) * load_double(u, i);
     out[j] = sum;
   }
 }
 
 // One block: scalars[0] = sigma = sum_i u[i] wv[i] and, when row_products is
 // not NULL, scalars[1] = (sum_i row_products[i]) / sigma^2.
-__global__ void
+__global__ void __launch_bounds__(VECTOR_THREADS)
 spectral_scalars_kernel(double *scalars, const double *wv, os_cuda_view u,
                         const double *row_products, unsigned rows)
 {
   double sigma = 0.0, along = 0.0;
   OS_CUDA_ROW_LOOP(i, rows)
   {
-    sigma += element(u, i) * wv[i];
+    sigma += load_double(u, i) * wv[i];
     if (row_products)
       along += row_products[i];
   }
@@ -421,7 +423,7 @@ spectral_scalars_kernel(double *scalars, const double *wv, os_cuda_view u,
 }
 
 // One block: a /= max(|a|, eps) in double, and out = a rounded to float32.
-__global__ void
+__global__ void __launch_bounds__(VECTOR_THREADS)
 normalize_vector_kernel(double *a, float *out, unsigned n, float eps)
 {
   double squares = 0.0;
@@ -437,7 +439,7 @@ normalize_vector_kernel(double *a, float *out, unsigned n, float eps)
 __global__ void
 spectral_divide_kernel(os_cuda_view y, os_cuda_view W, const double *scalars, size_t n)
 {
-  OS_CUDA_GRID_STRIDE(i, n) { os_store(y, i, (float)(element(W, i) / scalars[0])); }
+  OS_CUDA_GRID_STRIDE(i, n) { os_store(y, i, (float)(load_double(W, i) / scalars[0])); }
 }
 
 __global__ void
@@ -447,8 +449,8 @@ spectral_normalize_backward_kernel(float *dW, const float *dy, os_cuda_view u, o
   double sigma = scalars[0], along = scalars[1];
   OS_CUDA_GRID_STRIDE(k, n)
   {
-    double u_along = along * element(u, k / cols);
-    dW[k] += (float)(dy[k] / sigma - u_along * element(v, k % cols));
+    double u_along = along * load_double(u, k / cols);
+    dW[k] += (float)(dy[k] / sigma - u_along * load_double(v, k % cols));
   }
 }
 
