@@ -631,6 +631,11 @@ test_layout(harness *h)
  * at 16x16, a 2x pixel shuffle, inputs resized to 224x224 (enlarged and
  * reduced), BatchNormLocal over virtual batches of 4 and the spectral norm of
  * a 3x3 convolution's weight [384, 384 * 9]. */
+/* resize_bilinear's cases, N, C, H, W -> Ho, Wo: enlarged along both axes to
+ * 224 (a latent), reduced along both, and small odd sizes either way. */
+static const int resize_cases[][6] = { { 8, 4, 72, 128, 224, 224 }, { 2, 3, 300, 450, 224, 224 },
+                                       { 2, 3, 7, 9, 10, 13 }, { 2, 3, 9, 12, 5, 7 } };
+
 static void
 test_discriminator(harness *h)
 {
@@ -650,11 +655,8 @@ test_discriminator(harness *h)
   t_free(h, &ps);
   t_free(h, &psy);
 
-  /* enlarged along both axes, reduced along both, and small odd sizes */
-  static const int sizes[][6] = { { 8, 4, 72, 128, 224, 224 }, { 2, 3, 300, 450, 224, 224 },
-                                  { 2, 3, 7, 9, 10, 13 } };
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    const int *s = sizes[i];
+  for (size_t i = 0; i < sizeof resize_cases / sizeof resize_cases[0]; i++) {
+    const int *s = resize_cases[i];
     tensor rx = t_random(h, (size_t)s[0] * s[1] * s[2] * s[3], -1, 1);
     tensor ry = t_output(h, (size_t)s[0] * s[1] * s[4] * s[5]);
     ON_BOTH(h) be->ops->resize_bilinear(be, P(ry), P(rx), s[0], s[1], s[2], s[3], s[4], s[5]);
@@ -1215,11 +1217,8 @@ test_discriminator_backward(harness *h)
     free_grad_run(h, &r);
   }
   if (CPU_HAS(h, resize_bilinear_backward)) {
-    /* as the forward test: enlarged, reduced, small odd sizes */
-    static const int sizes[][6] = { { 8, 4, 72, 128, 224, 224 }, { 2, 3, 300, 450, 224, 224 },
-                                    { 2, 3, 7, 9, 10, 13 }, { 2, 3, 9, 12, 5, 7 } };
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-      const int *s = sizes[i];
+    for (size_t i = 0; i < sizeof resize_cases / sizeof resize_cases[0]; i++) {
+      const int *s = resize_cases[i];
       disc_grad_run r = { .N = s[0], .C = s[1], .H = s[2], .W = s[3], .Ho = s[4], .Wo = s[5] };
       r.dy = t_random(h, (size_t)r.N * r.C * r.Ho * r.Wo, -1, 1);
       r.dx = t_output(h, (size_t)r.N * r.C * r.H * r.W);
