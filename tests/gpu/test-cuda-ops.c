@@ -1121,11 +1121,12 @@ test_sums_and_layout_backward(harness *h)
  * gradient pre-filled, and run twice on the GPU for bitwise reproducibility
  * (after the comparisons: those runs accumulate into the GPU's gradients only). */
 typedef struct {
-  int N, C, H, W, Ho, Wo, r, group;
-  tensor x, dy, dx;        /* every op but the spectral norm's */
+  int N, C, H, W, Ho, Wo, r, group; /* the layers on feature maps */
+  int rows, cols;                    /* spectral normalisation's W */
+  tensor x, dy, dx;
   tensor gamma, dgamma, dbeta; /* batch_norm_local */
-  tensor e, de;            /* channel_projection */
-  tensor Wt, dW, u, v;     /* spectral normalisation */
+  tensor e, de;                /* channel_projection */
+  tensor Wt, dW, u, v;         /* spectral normalisation */
 } disc_grad_run;
 
 static void
@@ -1173,15 +1174,15 @@ run_spectral_normalize_backward_gpu(harness *h, void *ctx)
 {
   disc_grad_run *r = ctx;
   h->gpu->ops->grad->spectral_normalize_backward(h->gpu, r->dW.g, r->dy.g, r->Wt.g, r->u.g,
-                                                 r->v.g, r->H, r->W);
+                                                 r->v.g, r->rows, r->cols);
 }
 
 static void
 run_power_iteration_gpu(harness *h, void *ctx)
 {
   disc_grad_run *r = ctx;
-  h->gpu->ops->grad->spectral_norm_power_iteration(h->gpu, r->u.g, r->v.g, r->Wt.g, r->H, r->W,
-                                                   1e-12f);
+  h->gpu->ops->grad->spectral_norm_power_iteration(h->gpu, r->u.g, r->v.g, r->Wt.g, r->rows,
+                                                   r->cols, 1e-12f);
 }
 
 /* Frees the run's tensors that were allocated. */
@@ -1276,10 +1277,10 @@ test_discriminator_backward(harness *h)
     check_deterministic(h, "chan_proj_bwd de", &r.de, run_channel_projection_backward_gpu, &r);
     free_grad_run(h, &r);
   }
-  /* W [384, 3456]: rows in H, columns in W */
+  /* W [384, 3456], a 3x3 convolution's weight */
   int rows = 384, cols = 384 * 9;
   if (CPU_HAS(h, spectral_normalize_backward)) {
-    disc_grad_run r = { .H = rows, .W = cols };
+    disc_grad_run r = { .rows = rows, .cols = cols };
     r.Wt = t_random(h, (size_t)rows * cols, -0.05f, 0.05f);
     r.dy = t_random(h, r.Wt.n, -1, 1);
     r.dW = t_output(h, r.Wt.n);
@@ -1293,7 +1294,7 @@ test_discriminator_backward(harness *h)
     free_grad_run(h, &r);
   }
   if (CPU_HAS(h, spectral_norm_power_iteration)) {
-    disc_grad_run r = { .H = rows, .W = cols };
+    disc_grad_run r = { .rows = rows, .cols = cols };
     r.Wt = t_random(h, (size_t)rows * cols, -0.05f, 0.05f);
     r.u = t_random(h, rows, -1, 1);
     r.v = t_output(h, cols);
