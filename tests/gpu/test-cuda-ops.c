@@ -627,15 +627,15 @@ test_layout(harness *h)
   t_free(h, &cat);
 }
 
-/* The discriminator's layers at its shapes: a batch of 8, 64 to 384 channels
- * at 16x16, a 2x pixel shuffle, inputs resized to 224x224 (enlarged and
- * reduced), BatchNormLocal over virtual batches of 4 and the spectral norm of
- * a 3x3 convolution's weight [384, 384 * 9]. */
 /* resize_bilinear's cases, N, C, H, W -> Ho, Wo: enlarged along both axes to
  * 224 (a latent), reduced along both, and small odd sizes either way. */
 static const int resize_cases[][6] = { { 8, 4, 72, 128, 224, 224 }, { 2, 3, 300, 450, 224, 224 },
                                        { 2, 3, 7, 9, 10, 13 }, { 2, 3, 9, 12, 5, 7 } };
 
+/* The discriminator's layers at its shapes: a batch of 8, 64 to 384 channels
+ * at 16x16, a 2x pixel shuffle, inputs resized to 224x224 (enlarged and
+ * reduced), BatchNormLocal over virtual batches of 4 and the spectral norm of
+ * a 3x3 convolution's weight [384, 384 * 9]. */
 static void
 test_discriminator(harness *h)
 {
