@@ -13,6 +13,7 @@
 
 #include "cuda_common.h"
 #include "cuda_cudnn.h"
+#include "cuda_discriminator.h"
 #include "cuda_types.cuh"
 
 // ----------------------------------------------------------------------------
@@ -268,9 +269,16 @@ static const os_backend_grad_ops cuda_grad_ops = {
   FP32_ONLY(sum_channel_planes),
   FP32_ONLY(upsample_nearest_backward),
   FP32_ONLY(split_channels),
+  FP32_ONLY(leaky_relu_backward),
+  FP32_ONLY(pixel_shuffle_backward),
+  FP32_ONLY(resize_bilinear_backward),
+  FP32_ONLY(batch_norm_local_backward),
+  FP32_ONLY(spectral_normalize_backward),
+  FP32_ONLY(channel_projection_backward),
   FP32_ONLY(loss),
   FP32_ONLY(adamw_step),
   FP32_ONLY(ema_update),
+  FP32_ONLY(spectral_norm_power_iteration),
 };
 
 #undef FP32_ONLY
@@ -310,6 +318,12 @@ static const os_backend_ops cuda_ops = {
   .upsample_nearest = os_cuda_upsample_nearest,
   .concat_channels = os_cuda_concat_channels,
   .copy_columns = os_cuda_copy_columns,
+  .leaky_relu = os_cuda_leaky_relu,
+  .pixel_shuffle = os_cuda_pixel_shuffle,
+  .resize_bilinear = os_cuda_resize_bilinear,
+  .batch_norm_local = os_cuda_batch_norm_local,
+  .spectral_normalize = os_cuda_spectral_normalize,
+  .channel_projection = os_cuda_channel_projection,
   .grad = &cuda_grad_ops,
 };
 

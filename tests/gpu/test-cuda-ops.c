@@ -627,6 +627,78 @@ test_layout(harness *h)
   t_free(h, &cat);
 }
 
+/* resize_bilinear's cases, N, C, H, W -> Ho, Wo: enlarged along both axes to
+ * 224 (a latent), reduced along both, and small odd sizes either way. */
+static const int resize_cases[][6] = { { 8, 4, 72, 128, 224, 224 }, { 2, 3, 300, 450, 224, 224 },
+                                       { 2, 3, 7, 9, 10, 13 }, { 2, 3, 9, 12, 5, 7 } };
+
+/* The discriminator's layers at its shapes: a batch of 8, 64 to 384 channels
+ * at 16x16, a 2x pixel shuffle, inputs resized to 224x224 (enlarged and
+ * reduced), BatchNormLocal over virtual batches of 4 and the spectral norm of
+ * a 3x3 convolution's weight [384, 384 * 9]. */
+static void
+test_discriminator(harness *h)
+{
+  const size_t n = 3 * 100003;
+  tensor x = t_random(h, n, -3, 3), y = t_output(h, n);
+  ON_BOTH(h) be->ops->leaky_relu(be, P(y), P(x), 0.2f, n);
+  compare(h, "leaky_relu", "n=300009 slope 0.2", &y, 0);
+  ON_BOTH(h) be->ops->leaky_relu(be, P(x), P(x), 0.0f, n);
+  compare(h, "leaky_relu", "in place, slope 0 (ReLU)", &x, 0);
+  t_free(h, &x);
+  t_free(h, &y);
+
+  int N = 8, C = 64, H = 16, W = 16, r = 2;
+  tensor ps = t_random(h, (size_t)N * C * r * r * H * W, -1, 1), psy = t_output(h, ps.n);
+  ON_BOTH(h) be->ops->pixel_shuffle(be, P(psy), P(ps), N, C, H, W, r);
+  compare(h, "pixel_shuffle", "8x256x16x16 -> 8x64x32x32", &psy, 0);
+  t_free(h, &ps);
+  t_free(h, &psy);
+
+  for (size_t i = 0; i < sizeof resize_cases / sizeof resize_cases[0]; i++) {
+    const int *s = resize_cases[i];
+    tensor rx = t_random(h, (size_t)s[0] * s[1] * s[2] * s[3], -1, 1);
+    tensor ry = t_output(h, (size_t)s[0] * s[1] * s[4] * s[5]);
+    ON_BOTH(h) be->ops->resize_bilinear(be, P(ry), P(rx), s[0], s[1], s[2], s[3], s[4], s[5]);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%dx%dx%d -> %dx%d", s[0], s[1], s[2], s[3], s[4], s[5]);
+    compare(h, "resize_bilinear", shape, &ry, h->tol_float);
+    t_free(h, &rx);
+    t_free(h, &ry);
+  }
+
+  int Cb = 384, Pb = 16 * 16;
+  tensor bx = t_random(h, (size_t)N * Cb * Pb, 2.0f, 4.0f), by = t_output(h, bx.n);
+  tensor gamma = t_weight(h, Cb, 0.5f, 1.5f), beta = t_weight(h, Cb, -0.5f, 0.5f);
+  ON_BOTH(h) be->ops->batch_norm_local(be, P(by), P(bx), P(gamma), P(beta), N, Cb, Pb, 4, 1e-5f);
+  compare(h, "batch_norm_local", "N=8 C=384 P=256 group 4", &by, h->tol_float);
+  ON_BOTH(h) be->ops->batch_norm_local(be, P(bx), P(bx), P(gamma), P(beta), N, Cb, Pb, 8, 1e-5f);
+  compare(h, "batch_norm_local", "in place, group 8", &bx, h->tol_float);
+  t_free(h, &gamma);
+  t_free(h, &beta);
+
+  t_free(h, &bx);
+  t_free(h, &by);
+
+  tensor px = t_random(h, (size_t)N * Cb * Pb, -1, 1), e = t_random(h, (size_t)N * Cb, -1, 1);
+  tensor proj = t_output(h, (size_t)N * Pb);
+  ON_BOTH(h) be->ops->channel_projection(be, P(proj), P(px), P(e), N, Cb, Pb);
+  compare(h, "channel_project", "N=8 C=384 P=256", &proj, h->tol_float);
+  t_free(h, &px);
+  t_free(h, &e);
+  t_free(h, &proj);
+
+  int rows = 384, cols = 384 * 9;
+  tensor Wt = t_weight(h, (size_t)rows * cols, -0.05f, 0.05f), Wn = t_output(h, Wt.n);
+  tensor u = t_random(h, rows, -1, 1), v = t_random(h, cols, -1, 1);
+  ON_BOTH(h) be->ops->spectral_normalize(be, P(Wn), P(Wt), P(u), P(v), rows, cols);
+  compare(h, "spectral_norm", "W [384, 3456]", &Wn, h->tol_float);
+  t_free(h, &Wt);
+  t_free(h, &Wn);
+  t_free(h, &u);
+  t_free(h, &v);
+}
+
 /* ---------------------------------------------------------------------------- */
 /* backward and training ops (backend_grad.h) */
 
@@ -636,17 +708,14 @@ test_layout(harness *h)
   X(linear_backward) X(conv2d_backward) X(conv_temporal_backward) X(group_norm_backward)       \
   X(layer_norm_backward) X(attention_backward) X(silu_backward) X(gelu_backward)               \
   X(quick_gelu_backward) X(geglu_backward) X(axpy) X(dot) X(sum_rows) X(sum_channel_planes)    \
-  X(upsample_nearest_backward) X(split_channels) X(loss) X(adamw_step) X(ema_update)
-/* The discriminator's slots, CPU only so far: listed for the size check, not required. */
-#define GRAD_SLOTS_CPU_ONLY(X)                                                                 \
-  X(leaky_relu_backward) X(pixel_shuffle_backward) X(resize_bilinear_backward)                 \
-  X(batch_norm_local_backward) X(spectral_normalize_backward) X(channel_projection_backward)    \
-  X(spectral_norm_power_iteration)
+  X(upsample_nearest_backward) X(split_channels) X(leaky_relu_backward)                        \
+  X(pixel_shuffle_backward) X(resize_bilinear_backward) X(batch_norm_local_backward)           \
+  X(spectral_normalize_backward) X(channel_projection_backward) X(loss) X(adamw_step)          \
+  X(ema_update) X(spectral_norm_power_iteration)
 #define GRAD_SLOT_COUNT(slot) +1
 _Static_assert(sizeof(os_backend_grad_ops) ==
-                   (0 GRAD_SLOTS(GRAD_SLOT_COUNT) GRAD_SLOTS_CPU_ONLY(GRAD_SLOT_COUNT)) *
-                       sizeof(void (*)(void)),
-               "GRAD_SLOTS and GRAD_SLOTS_CPU_ONLY list every slot of os_backend_grad_ops");
+                   (0 GRAD_SLOTS(GRAD_SLOT_COUNT)) * sizeof(void (*)(void)),
+               "GRAD_SLOTS lists every slot of os_backend_grad_ops");
 
 static void
 test_grad_table(harness *h)
@@ -1045,6 +1114,196 @@ test_sums_and_layout_backward(harness *h)
     t_free(h, &dy);
     t_free(h, &da);
     t_free(h, &db);
+  }
+}
+
+/* The discriminator's backwards (shapes as in test_discriminator), each
+ * gradient pre-filled, and run twice on the GPU for bitwise reproducibility
+ * (after the comparisons: those runs accumulate into the GPU's gradients only). */
+typedef struct {
+  int N, C, H, W, Ho, Wo, r, group; /* the layers on feature maps */
+  int rows, cols;                    /* spectral normalisation's W */
+  tensor x, dy, dx;
+  tensor gamma, dgamma, dbeta; /* batch_norm_local */
+  tensor e, de;                /* channel_projection */
+  tensor Wt, dW, u, v;         /* spectral normalisation */
+} disc_grad_run;
+
+static void
+run_leaky_relu_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->leaky_relu_backward(h->gpu, r->dx.g, r->dy.g, r->x.g, 0.2f, r->x.n);
+}
+
+static void
+run_pixel_shuffle_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->pixel_shuffle_backward(h->gpu, r->dx.g, r->dy.g, r->N, r->C, r->H, r->W,
+                                            r->r);
+}
+
+static void
+run_resize_bilinear_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->resize_bilinear_backward(h->gpu, r->dx.g, r->dy.g, r->N, r->C, r->H, r->W,
+                                              r->Ho, r->Wo);
+}
+
+static void
+run_batch_norm_local_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->batch_norm_local_backward(h->gpu, r->dx.g, r->dgamma.g, r->dbeta.g, r->dy.g,
+                                               r->x.g, r->gamma.g, r->N, r->C, r->H * r->W,
+                                               r->group, 1e-5f);
+}
+
+static void
+run_channel_projection_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->channel_projection_backward(h->gpu, r->dx.g, r->de.g, r->dy.g, r->x.g,
+                                                 r->e.g, r->N, r->C, r->H * r->W);
+}
+
+static void
+run_spectral_normalize_backward_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->spectral_normalize_backward(h->gpu, r->dW.g, r->dy.g, r->Wt.g, r->u.g,
+                                                 r->v.g, r->rows, r->cols);
+}
+
+static void
+run_power_iteration_gpu(harness *h, void *ctx)
+{
+  disc_grad_run *r = ctx;
+  h->gpu->ops->grad->spectral_norm_power_iteration(h->gpu, r->u.g, r->v.g, r->Wt.g, r->rows,
+                                                   r->cols, 1e-12f);
+}
+
+/* Frees the run's tensors that were allocated. */
+static void
+free_grad_run(harness *h, disc_grad_run *r)
+{
+  tensor *all[] = { &r->x, &r->dy, &r->dx, &r->gamma, &r->dgamma, &r->dbeta,
+                    &r->e, &r->de, &r->Wt, &r->dW, &r->u, &r->v };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i]->c)
+      t_free(h, all[i]);
+}
+
+static void
+test_discriminator_backward(harness *h)
+{
+  if (CPU_HAS(h, leaky_relu_backward)) {
+    size_t n = 10007;
+    disc_grad_run r = { .x = t_random(h, n, -3, 3), .dy = t_random(h, n, -1, 1),
+                        .dx = t_output(h, n) };
+    ON_BOTH(h) be->ops->grad->leaky_relu_backward(be, P(r.dx), P(r.dy), P(r.x), 0.2f, n);
+    compare(h, "leaky_relu_bwd", "n=10007 slope 0.2", &r.dx, h->tol_grad);
+    check_deterministic(h, "leaky_relu_bwd", &r.dx, run_leaky_relu_backward_gpu, &r);
+    free_grad_run(h, &r);
+  }
+  if (CPU_HAS(h, pixel_shuffle_backward)) {
+    disc_grad_run r = { .N = 8, .C = 64, .H = 16, .W = 16, .r = 2 };
+    r.dy = t_random(h, (size_t)8 * 64 * 32 * 32, -1, 1);
+    r.dx = t_output(h, r.dy.n);
+    ON_BOTH(h) be->ops->grad->pixel_shuffle_backward(be, P(r.dx), P(r.dy), 8, 64, 16, 16, 2);
+    compare(h, "pixel_shuf_bwd", "8x256x16x16 <- 8x64x32x32", &r.dx, 0);
+    check_deterministic(h, "pixel_shuf_bwd", &r.dx, run_pixel_shuffle_backward_gpu, &r);
+    free_grad_run(h, &r);
+  }
+  if (CPU_HAS(h, resize_bilinear_backward)) {
+    for (size_t i = 0; i < sizeof resize_cases / sizeof resize_cases[0]; i++) {
+      const int *s = resize_cases[i];
+      disc_grad_run r = { .N = s[0], .C = s[1], .H = s[2], .W = s[3], .Ho = s[4], .Wo = s[5] };
+      r.dy = t_random(h, (size_t)r.N * r.C * r.Ho * r.Wo, -1, 1);
+      r.dx = t_output(h, (size_t)r.N * r.C * r.H * r.W);
+      ON_BOTH(h)
+      be->ops->grad->resize_bilinear_backward(be, P(r.dx), P(r.dy), r.N, r.C, r.H, r.W, r.Ho,
+                                              r.Wo);
+      char shape[64];
+      snprintf(shape, sizeof shape, "%dx%dx%dx%d <- %dx%d", s[0], s[1], s[2], s[3], s[4], s[5]);
+      compare(h, "resize_bil_bwd", shape, &r.dx, h->tol_grad);
+      check_deterministic(h, "resize_bil_bwd", &r.dx, run_resize_bilinear_backward_gpu, &r);
+      free_grad_run(h, &r);
+    }
+  }
+  if (CPU_HAS(h, batch_norm_local_backward)) {
+    disc_grad_run r = { .N = 8, .C = 384, .H = 16, .W = 16, .group = 4 };
+    r.x = t_random(h, (size_t)8 * 384 * 256, 2.0f, 4.0f);
+    r.dy = t_random(h, r.x.n, -1, 1);
+    r.dx = t_output(h, r.x.n);
+    r.gamma = t_random(h, 384, 0.5f, 1.5f);
+    r.dgamma = t_output(h, 384);
+    r.dbeta = t_output(h, 384);
+    ON_BOTH(h)
+    be->ops->grad->batch_norm_local_backward(be, P(r.dx), P(r.dgamma), P(r.dbeta), P(r.dy),
+                                             P(r.x), P(r.gamma), 8, 384, 256, 4, 1e-5f);
+    const char *shape = "N=8 C=384 P=256 group 4";
+    compare(h, "bnl_bwd dx", shape, &r.dx, h->tol_grad);
+    compare(h, "bnl_bwd dgamma", shape, &r.dgamma, h->tol_grad);
+    compare(h, "bnl_bwd dbeta", shape, &r.dbeta, h->tol_grad);
+    /* the parameter gradients alone */
+    ON_BOTH(h)
+    be->ops->grad->batch_norm_local_backward(be, NULL, P(r.dgamma), P(r.dbeta), P(r.dy), P(r.x),
+                                             P(r.gamma), 8, 384, 256, 4, 1e-5f);
+    compare(h, "bnl_bwd dgamma", "dx NULL", &r.dgamma, h->tol_grad);
+    compare(h, "bnl_bwd dbeta", "dx NULL", &r.dbeta, h->tol_grad);
+    check_deterministic(h, "bnl_bwd dx", &r.dx, run_batch_norm_local_backward_gpu, &r);
+    check_deterministic(h, "bnl_bwd dgamma", &r.dgamma, run_batch_norm_local_backward_gpu, &r);
+    free_grad_run(h, &r);
+  }
+  if (CPU_HAS(h, channel_projection_backward)) {
+    disc_grad_run r = { .N = 8, .C = 384, .H = 16, .W = 16 };
+    r.x = t_random(h, (size_t)8 * 384 * 256, -1, 1);
+    r.e = t_random(h, (size_t)8 * 384, -1, 1);
+    r.dy = t_random(h, (size_t)8 * 256, -1, 1);
+    r.dx = t_output(h, r.x.n);
+    r.de = t_output(h, r.e.n);
+    ON_BOTH(h)
+    be->ops->grad->channel_projection_backward(be, P(r.dx), P(r.de), P(r.dy), P(r.x), P(r.e), 8,
+                                               384, 256);
+    compare(h, "chan_proj_bwd dx", "N=8 C=384 P=256", &r.dx, h->tol_grad);
+    compare(h, "chan_proj_bwd de", "N=8 C=384 P=256", &r.de, h->tol_grad);
+    ON_BOTH(h)
+    be->ops->grad->channel_projection_backward(be, NULL, P(r.de), P(r.dy), P(r.x), P(r.e), 8, 384,
+                                               256);
+    compare(h, "chan_proj_bwd de", "dx NULL", &r.de, h->tol_grad);
+    check_deterministic(h, "chan_proj_bwd de", &r.de, run_channel_projection_backward_gpu, &r);
+    free_grad_run(h, &r);
+  }
+  /* W [384, 3456], a 3x3 convolution's weight */
+  int rows = 384, cols = 384 * 9;
+  if (CPU_HAS(h, spectral_normalize_backward)) {
+    disc_grad_run r = { .rows = rows, .cols = cols };
+    r.Wt = t_random(h, (size_t)rows * cols, -0.05f, 0.05f);
+    r.dy = t_random(h, r.Wt.n, -1, 1);
+    r.dW = t_output(h, r.Wt.n);
+    r.u = t_random(h, rows, -1, 1);
+    r.v = t_random(h, cols, -1, 1);
+    ON_BOTH(h)
+    be->ops->grad->spectral_normalize_backward(be, P(r.dW), P(r.dy), P(r.Wt), P(r.u), P(r.v),
+                                               rows, cols);
+    compare(h, "spectral_bwd", "W [384, 3456]", &r.dW, h->tol_grad);
+    check_deterministic(h, "spectral_bwd", &r.dW, run_spectral_normalize_backward_gpu, &r);
+    free_grad_run(h, &r);
+  }
+  if (CPU_HAS(h, spectral_norm_power_iteration)) {
+    disc_grad_run r = { .rows = rows, .cols = cols };
+    r.Wt = t_random(h, (size_t)rows * cols, -0.05f, 0.05f);
+    r.u = t_random(h, rows, -1, 1);
+    r.v = t_output(h, cols);
+    ON_BOTH(h)
+    be->ops->grad->spectral_norm_power_iteration(be, P(r.u), P(r.v), P(r.Wt), rows, cols, 1e-12f);
+    compare(h, "power_iter u", "W [384, 3456]", &r.u, h->tol_grad);
+    compare(h, "power_iter v", "W [384, 3456]", &r.v, h->tol_grad);
+    check_deterministic(h, "power_iter u", &r.u, run_power_iteration_gpu, &r);
+    free_grad_run(h, &r);
   }
 }
 
@@ -1462,6 +1721,7 @@ test_forward_ops(harness *h)
 
   test_pointwise(h);
   test_layout(h);
+  test_discriminator(h);
 }
 
 /* ---------------------------------------------------------------------------- */
@@ -1562,6 +1822,7 @@ main(void)
   test_attention_backward(&h, 2, 24, 24, 2, 160, 0, true, false);  /* packed, cuBLAS path */
   test_pointwise_backward(&h);
   test_sums_and_layout_backward(&h);
+  test_discriminator_backward(&h);
   test_training_ops(&h);
   test_weight_update_invalidates_cache(&h);
 
