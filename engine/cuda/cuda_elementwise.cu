@@ -10,25 +10,9 @@
 
 #include "cuda_activation.cuh"
 #include "cuda_common.h"
+#include "cuda_launch.cuh"
 #include "cuda_reduce.cuh"
 #include "cuda_types.cuh"
-
-#define LAUNCH_ROWS(kernel, rows, len, ...)                                                    \
-  do {                                                                                         \
-    if ((rows) == 0 || (len) == 0)                                                             \
-      break;                                                                                   \
-    kernel<<<(unsigned)(rows), os_cuda_row_threads(len), 0, cb->stream>>>(__VA_ARGS__);        \
-    os_cuda_check_launch(cb, #kernel);                                                         \
-  } while (0)
-
-#define LAUNCH(kernel, n, ...)                                                                 \
-  do {                                                                                         \
-    size_t launch_n_ = (n);                                                                    \
-    if (launch_n_ == 0)                                                                        \
-      break;                                                                                   \
-    kernel<<<os_cuda_blocks(launch_n_), OS_CUDA_THREADS, 0, cb->stream>>>(__VA_ARGS__);        \
-    os_cuda_check_launch(cb, #kernel);                                                         \
-  } while (0)
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -107,7 +91,6 @@ bias_residual_kernel(os_cuda_view y, os_cuda_view bias, os_cuda_view residual, u
 // ----------------------------------------------------------------------------
 // ops
 
-#define VIEW(p) os_cuda_view_of(cb, p)
 
 void
 os_cuda_fill(os_backend *be, float *dst, float value, size_t n)
