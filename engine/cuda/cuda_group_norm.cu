@@ -88,6 +88,22 @@ gn_partial_kernel(float *partial, os_cuda_view x, const float *stats, gn_shape s
   }
 }
 
+// Statistic s's chunk partials (sum, sum of squares) added in double in a
+// fixed order by the lanes of its warp; every lane gets the totals.
+__device__ void
+gn_partial_totals(const float *partial, gn_shape sh, int s, int lane, double *sum,
+                  double *squares)
+{
+  double total = 0.0, total_squares = 0.0;
+  for (int i = lane; i < sh.chunks; i += 32) {
+    size_t at = 2 * ((size_t)s * sh.chunks + i);
+    total += partial[at];
+    total_squares += partial[at + 1];
+  }
+  *sum = os_warp_sum(total);
+  *squares = os_warp_sum(total_squares);
+}
+
 // One warp per statistic adds its partials in double (fixed order) and
 // turns them into stats[2s] = mean, stats[2s+1] = 1 / sqrt(var + eps).
 __global__ void
@@ -97,16 +113,8 @@ gn_finalize_kernel(float *stats, const float *partial, gn_shape sh, int n_stats,
   int lane = threadIdx.x % 32;
   if (s >= n_stats)
     return;
-  double sum = 0.0, squares = 0.0;
-  for (int i = lane; i < sh.chunks; i += 32) {
-    size_t at = 2 * ((size_t)s * sh.chunks + i);
-    sum += partial[at];
-    squares += partial[at + 1];
-  }
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    squares += __shfl_xor_sync(0xffffffffu, squares, offset);
-  }
+  double sum, squares;
+  gn_partial_totals(partial, sh, s, lane, &sum, &squares);
   if (lane == 0) {
     double n = (double)sh.stat_len;
     double d = sum / n; // mean - shift
@@ -158,14 +166,8 @@ gn_merge_tile_kernel(double *moments, const float *shift, const float *partial, 
   int lane = threadIdx.x % 32;
   if (s >= n_stats)
     return;
-  double sum = 0.0, squares = 0.0;
-  for (int i = lane; i < sh.chunks; i += 32) {
-    size_t at = 2 * ((size_t)s * sh.chunks + i);
-    sum += partial[at];
-    squares += partial[at + 1];
-  }
-  sum = os_warp_sum(sum);
-  squares = os_warp_sum(squares);
+  double sum, squares;
+  gn_partial_totals(partial, sh, s, lane, &sum, &squares);
   if (lane == 0) {
     double n = (double)sh.stat_len, d = sum / n;
     double mean = shift[2 * s] + d, deviations = squares - n * d * d;

@@ -20,27 +20,6 @@
 /* Small enough that the tiny model's ops take several units. */
 #define TEST_UNIT_WORK ((double)(1 << 16))
 
-typedef struct {
-  onestep_stage stage;
-  int polls, stop_at;           /* stop at poll number stop_at (never when 0) */
-  int polls_in[ONESTEP_STAGE_DECODE + 1];
-} poll_counter;
-
-static void
-on_progress(const onestep_progress *progress, void *user_data)
-{
-  ((poll_counter *)user_data)->stage = progress->stage;
-}
-
-static bool
-on_abort(void *user_data)
-{
-  poll_counter *c = user_data;
-  if (c->stage <= ONESTEP_STAGE_DECODE)
-    c->polls_in[c->stage]++;
-  return ++c->polls == c->stop_at;
-}
-
 /* Generates, with progress reports (so with previews) and, unless counter is
  * NULL, the counting callback; *clip_out (if not NULL) takes the clip. */
 static onestep_status
@@ -53,8 +32,8 @@ generate(onestep_context *ctx, const onestep_image *image, poll_counter *counter
   request.frames = 3;
   request.steps = 1;
   request.want_float_frames = true;
-  request.progress = on_progress;
-  request.abort = counter ? on_abort : NULL;
+  request.progress = poll_counter_progress;
+  request.abort = counter ? poll_counter_abort : NULL;
   request.user_data = counter ? counter : &uncounted;
   onestep_clip *clip = onestep_generate(ctx, image, &request, &error);
   if (clip_out)

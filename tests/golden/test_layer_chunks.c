@@ -67,26 +67,8 @@ check_case(onestep_context *ctx, const onestep_image *image, const chunk_case *c
   onestep_clip_free(chunked);
 }
 
-/* Abort polls seen while the decode runs; stops at poll number stop_at. */
-typedef struct {
-  onestep_stage stage;
-  int decode_polls, stop_at, polls;
-} poll_counter;
-
-static void
-on_progress(const onestep_progress *progress, void *user_data)
-{
-  ((poll_counter *)user_data)->stage = progress->stage;
-}
-
-static bool
-on_abort(void *user_data)
-{
-  poll_counter *c = user_data;
-  c->decode_polls += c->stage == ONESTEP_STAGE_DECODE;
-  return ++c->polls == c->stop_at;
-}
-
+/* Abort polls seen while the decode runs, or all of them when stopping at
+ * poll number stop_at. */
 static int
 decode_polls(onestep_context *ctx, const onestep_image *image, int stop_at, onestep_status *code)
 {
@@ -95,13 +77,13 @@ decode_polls(onestep_context *ctx, const onestep_image *image, int stop_at, ones
   onestep_error error = {0};
   request.frames = 3;
   request.steps = 1;
-  request.progress = on_progress;
-  request.abort = on_abort;
+  request.progress = poll_counter_progress;
+  request.abort = poll_counter_abort;
   request.user_data = &counter;
   onestep_clip *clip = onestep_generate(ctx, image, &request, &error);
   *code = clip ? ONESTEP_OK : error.code;
   onestep_clip_free(clip);
-  return stop_at ? counter.polls : counter.decode_polls;
+  return stop_at ? counter.polls : counter.polls_in[ONESTEP_STAGE_DECODE];
 }
 
 static void

@@ -13,3 +13,18 @@ double relative_l2(const float *x, const float *ref, size_t n)
   }
   return sqrt(diff2 / ref2);
 }
+
+void
+poll_counter_progress(const onestep_progress *progress, void *counter)
+{
+  ((poll_counter *)counter)->stage = progress->stage;
+}
+
+bool
+poll_counter_abort(void *counter)
+{
+  poll_counter *c = counter;
+  if (c->stage <= ONESTEP_STAGE_DECODE)
+    c->polls_in[c->stage]++;
+  return ++c->polls == c->stop_at;
+}
