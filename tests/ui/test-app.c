@@ -22,136 +22,18 @@
 #include "onestep-window.h"
 #include "ui-test-util.h"
 
-/* Generous: the tiny model takes well under a second per clip on one core. */
-#define DEADLINE_SECONDS 300
-
 static OnestepApplication *app;
 static OnestepWindow *window;
 static GSettings *settings;
 static char *export_dir;
 static char *data_dir;
 
-typedef gboolean (*Condition) (gpointer data);
-
-static gboolean
-keep_waking (gpointer data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop until the condition holds; FALSE past the deadline. */
-static gboolean
-wait_until (Condition condition,
-            gpointer  data)
-{
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
-  guint wake_id = g_timeout_add (20, keep_waking, NULL);
-  gboolean met;
-
-  while (!(met = condition (data)) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-
-  g_source_remove (wake_id);
-  return met;
-}
-
-static void
-on_after_paint (GdkFrameClock *clock,
-                gboolean      *painted)
-{
-  *painted = TRUE;
-}
-
-static gboolean
-is_true (gpointer data)
-{
-  return *(gboolean *)data;
-}
-
-static gboolean
-transition_running (GtkWidget *widget)
-{
-  if (GTK_IS_STACK (widget) && gtk_stack_get_transition_running (GTK_STACK (widget)))
-    return TRUE;
-  if (ADW_IS_SQUEEZER (widget) && adw_squeezer_get_transition_running (ADW_SQUEEZER (widget)))
-    return TRUE;
-
-  for (GtkWidget *child = gtk_widget_get_first_child (widget); child;
-       child = gtk_widget_get_next_sibling (child))
-    if (transition_running (child))
-      return TRUE;
-
-  return FALSE;
-}
-
-static gboolean
-transitions_done (gpointer widget)
-{
-  return !transition_running (widget);
-}
-
-/* Waits until the widget's window has painted a frame since now, after any
- * page transition: screenshots show where a change leads, not a crossfade. */
-static void
-wait_for_paint (GtkWidget *widget)
-{
-  gboolean painted = FALSE;
-  GdkFrameClock *clock;
-  gulong handler;
-
-  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, widget));
-  g_assert_true (wait_until (transitions_done, widget));
-  clock = gtk_widget_get_frame_clock (widget);
-  handler = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), &painted);
-  gtk_widget_queue_draw (widget);
-  g_assert_true (wait_until (is_true, &painted));
-  g_signal_handler_disconnect (clock, handler);
-}
-
-static GdkTexture *
-render_widget (GtkWidget *widget)
-{
-  int width = gtk_widget_get_width (widget);
-  int height = gtk_widget_get_height (widget);
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  g_autoptr(GskRenderNode) node = NULL;
-  GskRenderer *renderer;
-
-  g_assert_cmpint (width, >, 0);
-  g_assert_cmpint (height, >, 0);
-
-  gdk_paintable_snapshot (paintable, snapshot, width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
-
-  return gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-}
-
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  const char *dir = g_getenv ("ONESTEP_SCREENSHOT_DIR");
-  g_autoptr(GdkTexture) texture = render_widget (widget);
-  g_autofree char *path = NULL;
-
-  if (dir == NULL)
-    return;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  path = g_build_filename (dir, name, NULL);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
-
 /* Distinct colours in the widget's rendering: a blank or uniform area has a
  * handful (antialiased corners), a drawn video frame has many. */
 static guint
 count_colors (GtkWidget *widget)
 {
-  g_autoptr(GdkTexture) texture = render_widget (widget);
+  g_autoptr(GdkTexture) texture = ui_test_render_widget (widget);
   int width = gdk_texture_get_width (texture);
   int height = gdk_texture_get_height (texture);
   g_autofree guint32 *pixels = g_new (guint32, (gsize)width * height);
@@ -162,33 +44,6 @@ count_colors (GtkWidget *widget)
     g_hash_table_add (colors, GUINT_TO_POINTER (pixels[i]));
 
   return g_hash_table_size (colors);
-}
-
-typedef gboolean (*WidgetPredicate) (GtkWidget     *widget,
-                                     gconstpointer  data);
-
-/* The first mapped widget from root down that the predicate accepts: what
- * the user can see. */
-static GtkWidget *
-find_mapped_widget (GtkWidget       *root,
-                    WidgetPredicate  predicate,
-                    gconstpointer    data)
-{
-  if (!gtk_widget_get_mapped (root))
-    return NULL;
-  if (predicate (root, data))
-    return root;
-
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_mapped_widget (child, predicate, data);
-
-      if (found != NULL)
-        return found;
-    }
-
-  return NULL;
 }
 
 static gboolean
@@ -207,30 +62,19 @@ is_button_for_action (GtkWidget     *widget,
          g_strcmp0 (gtk_actionable_get_action_name (GTK_ACTIONABLE (widget)), action_name) == 0;
 }
 
-static GtkWindow *
-find_window (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type))
-      return l->data;
-  return NULL;
-}
-
 /* The first run, with no model: the window says how to get one. */
 static void
 test_empty_state (void)
 {
-  wait_for_paint (GTK_WIDGET (window));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
   g_assert_null (onestep_window_get_current_result (window));
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_status_page_titled,
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (window), is_status_page_titled,
                                         "Get a Model"));
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
                                         "win.manage-models"));
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
                                         "win.choose-model"));
-  save_screenshot (GTK_WIDGET (window), "empty-state.png");
+  ui_test_save_screenshot (GTK_WIDGET (window), "empty-state.png");
 }
 
 static void
@@ -239,10 +83,10 @@ test_preferences (void)
   GtkWindow *preferences;
 
   g_action_group_activate_action (G_ACTION_GROUP (app), "preferences", NULL);
-  preferences = find_window (ONESTEP_TYPE_PREFERENCES_WINDOW);
+  preferences = ui_test_find_window (ONESTEP_TYPE_PREFERENCES_WINDOW);
   g_assert_nonnull (preferences);
-  wait_for_paint (GTK_WIDGET (preferences));
-  save_screenshot (GTK_WIDGET (preferences), "preferences.png");
+  ui_test_wait_for_paint (GTK_WIDGET (preferences));
+  ui_test_save_screenshot (GTK_WIDGET (preferences), "preferences.png");
   gtk_window_destroy (preferences);
 }
 
@@ -271,8 +115,8 @@ on_result_ready (OnestepWindow *win,
       g_assert_true (onestep_window_get_busy (win));
       /* Lay out and paint the new clip; this is not asserted on, as the
        * refinement may end meanwhile. */
-      wait_for_paint (GTK_WIDGET (win));
-      save_screenshot (GTK_WIDGET (win), "preview-refining.png");
+      ui_test_wait_for_paint (GTK_WIDGET (win));
+      ui_test_save_screenshot (GTK_WIDGET (win), "preview-refining.png");
     }
 }
 
@@ -303,18 +147,18 @@ check_image_without_model (void)
   g_value_init (&value, G_TYPE_FILE);
   g_value_set_object (&value, image);
   g_assert_true (onestep_window_drop (window, &value));
-  g_assert_true (wait_until (preview_has_frames, NULL));
+  g_assert_true (ui_test_wait_until (preview_has_frames, NULL));
 
   g_assert_cmpint (onestep_preview_get_n_frames (preview), ==, 1);
   g_assert_false (onestep_window_get_busy (window));
   g_assert_null (onestep_window_get_current_result (window));
 
-  wait_for_paint (GTK_WIDGET (window));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
   g_assert_cmpuint (count_colors (gtk_widget_get_first_child (GTK_WIDGET (preview))), >, 32);
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (window), is_button_for_action,
                                         "win.manage-models"));
-  g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
-  save_screenshot (GTK_WIDGET (window), "image-without-model.png");
+  g_assert_null (ui_test_find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
+  ui_test_save_screenshot (GTK_WIDGET (window), "image-without-model.png");
 }
 
 /* The user drops an image first, then chooses a model, which brings it to
@@ -332,8 +176,8 @@ test_generate (void)
 
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_ready), &n_results);
   onestep_window_set_model (window, g_getenv ("ONESTEP_TEST_MODEL"));
-  g_assert_true (wait_until (model_loaded, NULL));
-  g_assert_true (wait_until (refinement_done, NULL));
+  g_assert_true (ui_test_wait_until (model_loaded, NULL));
+  g_assert_true (ui_test_wait_until (refinement_done, NULL));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (n_results, ==, 2);
 
@@ -342,14 +186,14 @@ test_generate (void)
   g_assert_cmpint (onestep_result_get_params (result)->steps, ==, 2);
   g_assert_cmpint (onestep_result_get_n_frames (result), >, 0);
 
-  wait_for_paint (GTK_WIDGET (window));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
   g_test_message ("preview drawn with %s", onestep_preview_get_uses_gl (preview) ? "OpenGL"
                                                                                   : "GtkPicture");
   /* The display, under the before/after view's overlay. */
   display = gtk_overlay_get_child (GTK_OVERLAY (gtk_widget_get_first_child (GTK_WIDGET (preview))));
   g_assert_true (GTK_IS_STACK (display));
   g_assert_cmpuint (count_colors (display), >, 32);
-  save_screenshot (GTK_WIDGET (window), "preview.png");
+  ui_test_save_screenshot (GTK_WIDGET (window), "preview.png");
 }
 
 static gboolean
@@ -384,14 +228,14 @@ test_stop_and_restore (void)
   /* A full run after the stopped one brings its two clips and adds one row. */
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+  g_assert_true (ui_test_wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (n_results, ==, 2);
   g_assert_cmpuint (onestep_history_get_len (history), ==, before + 1);
   g_assert_true (onestep_window_get_current_result (window) != earlier);
 
-  wait_for_paint (GTK_WIDGET (history));
-  save_screenshot (GTK_WIDGET (history), "history.png");
+  ui_test_wait_for_paint (GTK_WIDGET (history));
+  ui_test_save_screenshot (GTK_WIDGET (history), "history.png");
 
   g_signal_emit_by_name (history, "result-activated", earlier);
   g_assert_true (onestep_window_get_current_result (window) == earlier);
@@ -469,8 +313,8 @@ on_watched_status (GtkLabel        *label,
       if (step == watch->steps / 2 + 1 && !watch->screenshot_taken)
         {
           watch->screenshot_taken = TRUE;
-          wait_for_paint (GTK_WIDGET (window));
-          save_screenshot (GTK_WIDGET (window), "refining-once.png");
+          ui_test_wait_for_paint (GTK_WIDGET (window));
+          ui_test_save_screenshot (GTK_WIDGET (window), "refining-once.png");
         }
     }
 }
@@ -500,7 +344,7 @@ generate_watched (int              steps,
   result_handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_watched_result), watch);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), steps);
   g_assert_true (onestep_window_get_busy (window));
-  g_assert_true (wait_until (idle_with_results, watch));
+  g_assert_true (ui_test_wait_until (idle_with_results, watch));
   g_signal_handler_disconnect (status, status_handler);
   g_signal_handler_disconnect (window, result_handler);
 }
@@ -534,7 +378,7 @@ test_refine_once (void)
   g_ptr_array_unref (watch.results);
 
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
+  g_assert_true (ui_test_wait_until (idle_with_history, GUINT_TO_POINTER (before + 2)));
 }
 
 /* The bar measures work done, never going back; as the chosen count begins it has
@@ -566,7 +410,7 @@ test_progress_in_work (void)
   g_ptr_array_unref (watch.results);
 
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
-  g_assert_true (wait_until ((Condition)is_idle, NULL));
+  g_assert_true (ui_test_wait_until ((UiCondition)is_idle, NULL));
 }
 
 typedef struct
@@ -630,19 +474,19 @@ test_stopping (void)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL));
   g_assert_cmpstr (gtk_label_get_label (GTK_LABEL (window_child ("status_label"))), ==, "Stopping…");
   g_assert_false (onestep_window_get_busy (window));
-  g_assert_null (find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
-  wait_for_paint (GTK_WIDGET (window));
-  save_screenshot (GTK_WIDGET (window), "stopping.png");
+  g_assert_null (ui_test_find_mapped_widget (GTK_WIDGET (window), is_button_for_action, "win.stop"));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
+  ui_test_save_screenshot (GTK_WIDGET (window), "stopping.png");
   g_assert_false (job.done);
   g_assert_true (status_is ("Stopping…"));
 
   g_cancellable_cancel (blocking);
-  g_assert_true (wait_until (status_is, "Stopped"));
+  g_assert_true (ui_test_wait_until (status_is, "Stopped"));
   g_assert_true (job.done);
   g_assert_cmpstr (job.window_status, ==, "Stopping…");
   g_free (job.window_status);
-  wait_for_paint (GTK_WIDGET (window));
-  save_screenshot (GTK_WIDGET (window), "stopped.png");
+  ui_test_wait_for_paint (GTK_WIDGET (window));
+  ui_test_save_screenshot (GTK_WIDGET (window), "stopped.png");
 }
 
 static gboolean
@@ -656,7 +500,7 @@ is_toast (GtkWidget     *widget,
 static gboolean
 toast_shown (gpointer data)
 {
-  GtkWidget *toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  GtkWidget *toast = ui_test_find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
   GtkWidget *overlay;
   graphene_rect_t bounds;
 
@@ -697,18 +541,18 @@ test_toast_leaves_status (void)
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 4);
   g_assert_true (onestep_window_get_busy (window));
   onestep_window_open_file (window, file);
-  g_assert_true (wait_until (toast_shown, NULL));
-  wait_for_paint (GTK_WIDGET (window));
-  save_screenshot (GTK_WIDGET (window), "toast-while-generating.png");
+  g_assert_true (ui_test_wait_until (toast_shown, NULL));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
+  ui_test_save_screenshot (GTK_WIDGET (window), "toast-while-generating.png");
 
-  toast = find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
+  toast = ui_test_find_mapped_widget (GTK_WIDGET (window), is_toast, NULL);
   g_assert_true (gtk_widget_get_mapped (stop_button));
   assert_apart (toast, GTK_WIDGET (window_child ("status_label")));
   assert_apart (toast, GTK_WIDGET (window_child ("progress_bar")));
   assert_apart (toast, stop_button);
 
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (controls_child ("steps_spin")), 2);
-  g_assert_true (wait_until (is_idle, NULL));
+  g_assert_true (ui_test_wait_until (is_idle, NULL));
 }
 
 static gboolean
@@ -743,8 +587,8 @@ render_divided_at (GtkWidget *before_after,
                    double     position)
 {
   onestep_before_after_set_position (ONESTEP_BEFORE_AFTER (before_after), position);
-  wait_for_paint (before_after);
-  return render_widget (gtk_widget_get_parent (before_after));
+  ui_test_wait_for_paint (before_after);
+  return ui_test_render_widget (gtk_widget_get_parent (before_after));
 }
 
 /* A pasted image shows at once, before any clip; once there is a clip, the before/after
@@ -772,20 +616,20 @@ test_source_and_before_after (void)
   g_assert_no_error (error);
   gdk_clipboard_set_texture (gtk_widget_get_clipboard (GTK_WIDGET (window)), image);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.paste", NULL));
-  g_assert_true (wait_until (showing_source, NULL));
+  g_assert_true (ui_test_wait_until (showing_source, NULL));
   g_assert_true (onestep_window_get_busy (window));
   g_assert_false (gtk_widget_get_sensitive (source_button));
-  wait_for_paint (GTK_WIDGET (window));
-  save_screenshot (GTK_WIDGET (window), "source-at-once.png");
+  ui_test_wait_for_paint (GTK_WIDGET (window));
+  ui_test_save_screenshot (GTK_WIDGET (window), "source-at-once.png");
 
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+  g_assert_true (ui_test_wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
   result = onestep_window_get_current_result (window);
   aspect = (double)onestep_result_get_width (result) / onestep_result_get_height (result);
   onestep_preview_set_playing (preview, FALSE);
   onestep_preview_set_frame (preview, 0);
   g_assert_true (gtk_widget_get_sensitive (source_button));
   gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), TRUE);
-  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, before_after));
+  g_assert_true (ui_test_wait_until ((UiCondition)gtk_widget_get_mapped, before_after));
 
   all_clip = render_divided_at (before_after, 0);
   all_image = render_divided_at (before_after, 1);
@@ -794,8 +638,8 @@ test_source_and_before_after (void)
   g_assert_cmpuint (pixel_at (all_clip, aspect, 0.25, 0.75), !=, pixel_at (all_image, aspect, 0.25, 0.75));
   g_assert_cmpuint (pixel_at (divided, aspect, 0.25, 0.75), ==, pixel_at (all_image, aspect, 0.25, 0.75));
   g_assert_cmpuint (pixel_at (divided, aspect, 0.75, 0.75), ==, pixel_at (all_clip, aspect, 0.75, 0.75));
-  wait_for_paint (GTK_WIDGET (window));
-  save_screenshot (GTK_WIDGET (window), "before-after.png");
+  ui_test_wait_for_paint (GTK_WIDGET (window));
+  ui_test_save_screenshot (GTK_WIDGET (window), "before-after.png");
 
   gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (source_button), FALSE);
   onestep_preview_set_playing (preview, TRUE);
@@ -829,12 +673,12 @@ test_compare (void)
   /* A generation's one-step clip is the comparison's, not made again. */
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_collected), generated);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
-  g_assert_true (wait_until (is_idle, NULL));
+  g_assert_true (ui_test_wait_until (is_idle, NULL));
   g_signal_handler_disconnect (window, handler);
   g_assert_cmpuint (generated->len, ==, 2);
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
-  g_assert_true (wait_until (comparison_done, compare));
+  g_assert_true (ui_test_wait_until (comparison_done, compare));
   g_assert_true (onestep_compare_view_get_result (compare, 0) == g_ptr_array_index (generated, 0));
 
   for (guint i = 0; i < G_N_ELEMENTS (expected_steps); i++)
@@ -845,9 +689,9 @@ test_compare (void)
       g_assert_cmpint (onestep_result_get_nfe (result), >=, expected_steps[i]);
     }
 
-  wait_for_paint (GTK_WIDGET (window));
+  ui_test_wait_for_paint (GTK_WIDGET (window));
   g_assert_cmpuint (count_colors (GTK_WIDGET (compare)), >, 32);
-  save_screenshot (GTK_WIDGET (window), "comparison.png");
+  ui_test_save_screenshot (GTK_WIDGET (window), "comparison.png");
 }
 
 /* Counts the labels under widget that read text. */
@@ -895,7 +739,7 @@ test_compare_stops (void)
   g_assert_cmpuint (count_labels (GTK_WIDGET (compare), "Waiting…"), ==, 0);
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.compare", NULL));
-  g_assert_true (wait_until (comparison_done, compare));
+  g_assert_true (ui_test_wait_until (comparison_done, compare));
 }
 
 static gboolean
@@ -926,15 +770,15 @@ test_export (void)
 
   /* What the comparison cell's Export button does. */
   g_signal_emit_by_name (compare, "export-requested", picked);
-  dialog = find_window (ONESTEP_TYPE_EXPORT_DIALOG);
+  dialog = ui_test_find_window (ONESTEP_TYPE_EXPORT_DIALOG);
   g_assert_nonnull (dialog);
   g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &path);
-  wait_for_paint (GTK_WIDGET (dialog));
-  save_screenshot (GTK_WIDGET (dialog), "export-dialog.png");
+  ui_test_wait_for_paint (GTK_WIDGET (dialog));
+  ui_test_save_screenshot (GTK_WIDGET (dialog), "export-dialog.png");
 
   g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
   onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
-  g_assert_true (wait_until (window_gone, &dialog));
+  g_assert_true (ui_test_wait_until (window_gone, &dialog));
 
   g_assert_nonnull (path);
   g_assert_true (g_str_has_suffix (path, ".gif"));
@@ -957,7 +801,7 @@ export_result (OnestepResult *result,
   g_signal_connect (dialog, "exported", G_CALLBACK (on_exported), &exported);
   g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
   onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
-  g_assert_true (wait_until (window_gone, &dialog));
+  g_assert_true (ui_test_wait_until (window_gone, &dialog));
   g_assert_nonnull (exported);
   return exported;
 }
@@ -1008,13 +852,13 @@ export_gif_named (OnestepResult *result,
                                                                       ONESTEP_TYPE_EXPORT_DIALOG,
                                                                       "name_row")), name);
   onestep_export_dialog_export (ONESTEP_EXPORT_DIALOG (dialog));
-  question = find_window (ADW_TYPE_MESSAGE_DIALOG);
+  question = ui_test_find_window (ADW_TYPE_MESSAGE_DIALOG);
   g_assert_nonnull (question);
   adw_message_dialog_response (ADW_MESSAGE_DIALOG (question), response);
   g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *)&dialog);
   if (g_str_equal (response, "cancel"))
     gtk_window_destroy (dialog);
-  g_assert_true (wait_until (window_gone, &dialog));
+  g_assert_true (ui_test_wait_until (window_gone, &dialog));
   return exported;
 }
 
@@ -1063,38 +907,6 @@ test_export_name_clash (void)
   g_assert_cmpint (g_unlink (third), ==, 0);
 }
 
-/* Runs onestep-cli generate on image with the settings of result, into output. */
-static void
-generate_with_cli (OnestepResult *result,
-                   const char    *image,
-                   const char    *output)
-{
-  const OnestepParams *params = onestep_result_get_params (result);
-  g_autofree char *seed = g_strdup_printf ("%u", params->seed);
-  g_autofree char *steps = g_strdup_printf ("%d", params->steps);
-  g_autofree char *frames = g_strdup_printf ("%d", params->frames);
-  g_autofree char *width = g_strdup_printf ("%d", params->width);
-  g_autofree char *height = g_strdup_printf ("%d", params->height);
-  g_autofree char *fps = g_strdup_printf ("%d", params->fps);
-  g_autofree char *motion = g_strdup_printf ("%d", params->motion_bucket_id);
-  char noise[G_ASCII_DTOSTR_BUF_SIZE];
-  const char *argv[] = {
-    g_getenv ("ONESTEP_CLI"), "generate", "--model", params->model_path, "--output", output,
-    "--seed", seed, "--steps", steps, "--frames", frames, "--width", width, "--height", height,
-    "--fps", fps, "--motion-bucket", motion, "--noise-aug",
-    g_ascii_dtostr (noise, sizeof noise, params->noise_aug_strength),
-    "--sampler", onestep_sampler_name (onestep_result_get_sampler (result)), image, NULL
-  };
-  g_autoptr(GError) error = NULL;
-  int status;
-
-  g_assert_true (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                               NULL, NULL, &status, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_spawn_check_wait_status (status, &error));
-  g_assert_no_error (error);
-}
-
 /* The app and onestep-cli write the same settings.json, member for member and type for
  * type, for a clip made with the same settings. */
 static void
@@ -1110,7 +922,7 @@ test_settings_match_cli (void)
   g_autofree char *gui_text = NULL;
   g_autofree char *cli_text = NULL;
 
-  generate_with_cli (result, g_getenv ("ONESTEP_TEST_IMAGE"), cli_folder);
+  ui_test_generate_with_cli (result, g_getenv ("ONESTEP_TEST_IMAGE"), cli_folder);
   gui_settings = load_json (gui_file);
   cli_settings = load_json (cli_file);
   gui_text = json_to_string (gui_settings, FALSE);
@@ -1190,14 +1002,14 @@ test_same_clip_as_cli (void)
 
   handler = g_signal_connect (window, "result-ready", G_CALLBACK (on_result_counted), &n_results);
   onestep_window_open_file (window, file);
-  g_assert_true (wait_until (idle_after_two_results, &n_results));
+  g_assert_true (ui_test_wait_until (idle_after_two_results, &n_results));
   g_signal_handler_disconnect (window, handler);
   result = onestep_window_get_current_result (window);
   source = onestep_result_get_source (result);
   g_assert_cmpint (gdk_texture_get_width (source), ==, 48);
   g_assert_cmpint (gdk_texture_get_height (source), ==, 32);
 
-  generate_with_cli (result, photo, cli_folder);
+  ui_test_generate_with_cli (result, photo, cli_folder);
   cli_pixels = gdk_pixbuf_new_from_file (cli_frame, &error);
   g_assert_no_error (error);
   width = onestep_result_get_width (result);
@@ -1252,7 +1064,7 @@ test_status_counts_steps (void)
   handler = g_signal_connect (status, "notify::label", G_CALLBACK (on_status_changed), statuses);
   adw_combo_row_set_selected (ADW_COMBO_ROW (sampler_row), ONESTEP_SAMPLER_TTS);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (steps_spin), 4);
-  g_assert_true (wait_until (idle_with_tts_result, GINT_TO_POINTER (4)));
+  g_assert_true (ui_test_wait_until (idle_with_tts_result, GINT_TO_POINTER (4)));
   g_signal_handler_disconnect (status, handler);
 
   for (guint i = 0; i < statuses->len; i++)
@@ -1329,13 +1141,13 @@ test_model_without_image (void)
 
   gtk_window_present (GTK_WINDOW (second));
   onestep_window_set_model (second, g_getenv ("ONESTEP_TEST_MODEL"));
-  g_assert_true (wait_until ((Condition)onestep_window_get_model_loaded, second));
+  g_assert_true (ui_test_wait_until ((UiCondition)onestep_window_get_model_loaded, second));
 
-  wait_for_paint (GTK_WIDGET (second));
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (second), is_status_page_titled,
+  ui_test_wait_for_paint (GTK_WIDGET (second));
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (second), is_status_page_titled,
                                         "Drop an Image"));
-  g_assert_nonnull (find_mapped_widget (GTK_WIDGET (second), is_button_for_action, "win.open"));
-  save_screenshot (GTK_WIDGET (second), "model-without-image.png");
+  g_assert_nonnull (ui_test_find_mapped_widget (GTK_WIDGET (second), is_button_for_action, "win.open"));
+  ui_test_save_screenshot (GTK_WIDGET (second), "model-without-image.png");
   gtk_window_destroy (GTK_WINDOW (second));
 }
 
@@ -1360,12 +1172,8 @@ static void
 assert_working_model_kept (void)
 {
   g_autofree char *saved = g_settings_get_string (settings, "model-path");
-  OnestepControls *controls = ONESTEP_CONTROLS (gtk_widget_get_template_child (GTK_WIDGET (window),
-                                                                             ONESTEP_TYPE_WINDOW,
-                                                                             "controls"));
-  AdwComboRow *model_row = ADW_COMBO_ROW (gtk_widget_get_template_child (GTK_WIDGET (controls),
-                                                                        ONESTEP_TYPE_CONTROLS,
-                                                                        "model_row"));
+  OnestepControls *controls = ONESTEP_CONTROLS (window_child ("controls"));
+  AdwComboRow *model_row = ADW_COMBO_ROW (controls_child ("model_row"));
   GtkStringObject *shown = adw_combo_row_get_selected_item (model_row);
   g_autoptr(OnestepParams) params = onestep_controls_get_params (controls);
   guint before = onestep_history_get_len (onestep_window_get_history (window));
@@ -1378,7 +1186,7 @@ assert_working_model_kept (void)
   g_assert_cmpstr (gtk_string_object_get_string (shown), ==, "model");
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL));
-  g_assert_true (wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
+  g_assert_true (ui_test_wait_until (idle_with_history, GUINT_TO_POINTER (before + 1)));
 }
 
 /* Bad input gives a message naming the problem, and the window goes on. */
@@ -1397,7 +1205,7 @@ test_errors (void)
   handler = g_signal_connect (window, "error-reported", G_CALLBACK (on_error_reported), &reported);
 
   onestep_window_open_file (window, file);
-  g_assert_true (wait_until (is_set, &reported));
+  g_assert_true (ui_test_wait_until (is_set, &reported));
   g_test_message ("%s", reported);
   g_assert_nonnull (strstr (reported, "model_index.json"));
   g_assert_true (onestep_window_get_current_result (window) == shown);
@@ -1405,14 +1213,14 @@ test_errors (void)
   /* A model that does not load leaves the working one in place, and in the settings. */
   g_clear_pointer (&reported, g_free);
   onestep_window_set_model (window, missing_model);
-  g_assert_true (wait_until (is_set, &reported));
+  g_assert_true (ui_test_wait_until (is_set, &reported));
   g_test_message ("%s", reported);
   g_assert_nonnull (strstr (reported, "no-such-model"));
   assert_working_model_kept ();
 
   g_clear_pointer (&reported, g_free);
   onestep_window_set_model (window, model_dir);
-  g_assert_true (wait_until (is_set, &reported));
+  g_assert_true (ui_test_wait_until (is_set, &reported));
   g_test_message ("%s", reported);
   assert_working_model_kept ();
 
@@ -1481,7 +1289,7 @@ main (int   argc,
   g_test_add_func ("/ui/errors", test_errors);
   status = g_test_run ();
 
-  g_assert_true (wait_until (history_saved, NULL));
+  g_assert_true (ui_test_wait_until (history_saved, NULL));
   gtk_window_destroy (GTK_WINDOW (window));
   onestep_engine_shutdown (onestep_application_get_engine (app));
   onestep_engine_wait_for_workers ();

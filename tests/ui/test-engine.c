@@ -9,6 +9,7 @@
 #include <gdk-pixbuf/gdk-pixbuf.h>
 
 #include "onestep-engine.h"
+#include "ui-test-util.h"
 
 #define DEADLINE_SECONDS 300
 
@@ -40,22 +41,15 @@ run_clear (Run *run)
 }
 
 static gboolean
-keep_waking (gpointer data)
+run_done (gpointer run)
 {
-  return G_SOURCE_CONTINUE;
+  return ((Run *)run)->done;
 }
 
 static void
 wait_for (Run *run)
 {
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
-  guint wake_id = g_timeout_add (20, keep_waking, NULL);
-
-  while (!run->done && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-
-  g_source_remove (wake_id);
-  g_assert_true (run->done);
+  g_assert_true (ui_test_wait_until (run_done, run));
 }
 
 static void

@@ -14,6 +14,7 @@
 #include "onestep-memory-token-provider.h"
 #include "onestep-model-manager.h"
 #include "scratch-dir.h"
+#include "ui-test-util.h"
 
 #define REPO "test/tiny-svd"
 #define GATED_REPO "test/gated-svd"
@@ -23,7 +24,6 @@
 #define WEIGHTS_SIZE (300 * 1024)
 #define CUT_AT (100 * 1024)
 #define TOKEN "hf_loopback_token"
-#define DEADLINE_SECONDS 60
 
 static LoopbackHub *hub;
 static char *models_dir;
@@ -33,84 +33,15 @@ static OnestepModelManager *manager;
 static guint64 free_space = G_MAXUINT64;
 static guint models_changed;
 
-typedef gboolean (*Condition) (gpointer data);
-
-static gboolean
-keep_waking (gpointer data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop (which also serves the hub) until the condition holds. */
-static gboolean
-wait_until (Condition condition,
-            gpointer  data)
-{
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
-  guint wake_id = g_timeout_add (20, keep_waking, NULL);
-  gboolean met;
-
-  while (!(met = condition (data)) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-
-  g_source_remove (wake_id);
-  return met;
-}
-
-static void
-on_after_paint (GdkFrameClock *clock,
-                gboolean      *painted)
-{
-  *painted = TRUE;
-}
-
-static gboolean
-is_true (gpointer data)
-{
-  return *(gboolean *)data;
-}
-
+/* Two painted frames before the photo: the first after mapping can still
+ * lack the list's rows. */
 static void
 save_screenshot (GtkWidget  *widget,
                  const char *name)
 {
-  const char *dir = g_getenv ("ONESTEP_SCREENSHOT_DIR");
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  g_autoptr(GskRenderNode) node = NULL;
-  g_autoptr(GdkTexture) texture = NULL;
-  g_autofree char *path = NULL;
-  gboolean painted = FALSE;
-  GdkFrameClock *clock;
-  gulong handler;
-  int width;
-  int height;
-
-  g_assert_true (wait_until ((Condition)gtk_widget_get_mapped, widget));
-  clock = gtk_widget_get_frame_clock (widget);
-  handler = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), &painted);
-  for (int i = 0; i < 2; i++)
-    {
-      painted = FALSE;
-      gtk_widget_queue_draw (widget);
-      g_assert_true (wait_until (is_true, &painted));
-    }
-  g_signal_handler_disconnect (clock, handler);
-
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  gdk_paintable_snapshot (paintable, snapshot, width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (widget)), node,
-                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
-  if (dir == NULL)
-    return;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  path = g_build_filename (dir, name, NULL);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
+  ui_test_wait_for_paint (widget);
+  ui_test_wait_for_paint (widget);
+  ui_test_save_screenshot (widget, name);
 }
 
 static gboolean
@@ -128,7 +59,7 @@ wait_for_status (const char *id,
 {
   const char *id_and_text[] = { id, text };
 
-  if (!wait_until (status_contains, id_and_text))
+  if (!ui_test_wait_until (status_contains, id_and_text))
     g_error ("%s: status “%s” never contained “%s”", id,
              onestep_model_manager_get_status (manager, id), text);
   g_test_message ("%s: %s", id, onestep_model_manager_get_status (manager, id));
@@ -191,12 +122,12 @@ test_download (void)
   save_screenshot (GTK_WIDGET (manager), "model-manager-progress.png");
 
   onestep_model_manager_cancel_download (manager, "tiny");
-  g_assert_true (wait_until (download_ended, "tiny"));
+  g_assert_true (ui_test_wait_until (download_ended, "tiny"));
   wait_for_status ("tiny", "Resume");
   g_assert_false (installed ("tiny"));
 
   onestep_model_manager_download (manager, "tiny");
-  g_assert_true (wait_until (download_ended, "tiny"));
+  g_assert_true (ui_test_wait_until (download_ended, "tiny"));
   wait_for_status ("tiny", "Installed");
   g_assert_cmpint (loopback_hub_get_last_range_start (hub), ==, CUT_AT);
   g_assert_true (installed ("tiny"));
@@ -230,7 +161,7 @@ test_gated (void)
   GtkWindow *dialog;
 
   onestep_model_manager_download (manager, "gated");
-  g_assert_true (wait_until (token_dialog_shown, NULL));
+  g_assert_true (ui_test_wait_until (token_dialog_shown, NULL));
   dialog = find_token_dialog ();
   wait_for_status ("gated", "accept the licence");
   save_screenshot (GTK_WIDGET (dialog), "model-manager-token.png");
@@ -279,14 +210,14 @@ test_import (void)
   guint changed = models_changed;
 
   onestep_model_manager_import (manager, not_a_model);
-  g_assert_true (wait_until (import_ended, NULL));
+  g_assert_true (ui_test_wait_until (import_ended, NULL));
   g_test_message ("%s", onestep_model_manager_get_import_status (manager));
   g_assert_nonnull (strstr (onestep_model_manager_get_import_status (manager),
                             "not a model Onestep can use"));
   g_assert_cmpuint (models_changed, ==, changed);
 
   onestep_model_manager_import (manager, tiny_model);
-  g_assert_true (wait_until (import_ended, NULL));
+  g_assert_true (ui_test_wait_until (import_ended, NULL));
   g_test_message ("%s", onestep_model_manager_get_import_status (manager));
   g_assert_nonnull (strstr (onestep_model_manager_get_import_status (manager), "Added"));
   g_assert_true (installed ("model"));

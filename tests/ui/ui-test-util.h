@@ -25,6 +25,8 @@ OnestepWindow *ui_test_get_window        (void);
 gboolean       ui_test_wait_until        (UiCondition        condition,
                                           gpointer           data);
 void           ui_test_wait_for_paint    (GtkWidget         *widget);
+/* The widget as drawn now, at its allocated size. */
+GdkTexture    *ui_test_render_widget     (GtkWidget         *widget);
 void           ui_test_save_screenshot   (GtkWidget         *widget,
                                           const char        *name);
 GtkWidget     *ui_test_find_mapped_widget (GtkWidget        *root,
