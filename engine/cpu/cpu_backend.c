@@ -10,27 +10,23 @@
 
 #include "error.h"
 
-/* Each block is preceded by a header holding its size and storage, padded so
- * that the pointer handed out stays 64-byte aligned (whole cache lines,
- * AVX-512). Every storage holds float32 here (cpu_storage.c rounds the
- * 16-bit ones' values when asked to). */
+/* Each block is preceded by a header holding its size, padded so that the
+ * pointer handed out stays 64-byte aligned (whole cache lines, AVX-512).
+ * Every storage holds float32 here (cpu_storage.c rounds the 16-bit ones'
+ * values when asked to, keeping its own list of them). */
 #define OS_CPU_ALIGN 64
-
-typedef struct {
-  size_t bytes;
-  os_storage storage;
-} cpu_block_header;
 
 static void *
 cpu_alloc_as(os_backend *be, size_t n, os_storage storage)
 {
+  (void)storage;
   if (n > (SIZE_MAX - OS_CPU_ALIGN) / sizeof(float))
     return NULL;
   size_t bytes = n * sizeof(float);
   void *block = NULL;
   if (posix_memalign(&block, OS_CPU_ALIGN, bytes + OS_CPU_ALIGN) != 0)
     return NULL;
-  *(cpu_block_header *)block = (cpu_block_header){ bytes, storage };
+  *(size_t *)block = bytes;
   be->bytes_in_use += bytes;
   if (be->bytes_in_use > be->peak_bytes)
     be->peak_bytes = be->bytes_in_use;
@@ -49,7 +45,7 @@ cpu_free(os_backend *be, void *ptr)
   if (!ptr)
     return;
   void *block = (char *)ptr - OS_CPU_ALIGN;
-  be->bytes_in_use -= ((cpu_block_header *)block)->bytes;
+  be->bytes_in_use -= *(size_t *)block;
   free(block);
 }
 
